@@ -1,0 +1,85 @@
+"""Prediction queries and the server's answers to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mosaicstack_telemetry.enums import Complexity, Provider, TaskType
+
+__all__ = [
+    "CorrectionFactors",
+    "PredictionData",
+    "PredictionMetadata",
+    "PredictionQuery",
+    "PredictionResponse",
+    "QualityPrediction",
+    "TokenDistribution",
+]
+
+
+class PredictionQuery(BaseModel):
+    """The four dimensions a prediction is asked for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_type: TaskType
+    model: Annotated[str, Field(strict=True, min_length=1, max_length=100)]
+    provider: Provider
+    complexity: Complexity
+
+
+class TokenDistribution(BaseModel):
+    """Percentiles of a token count."""
+
+    p10: int
+    p25: int
+    median: int
+    p75: int
+    p90: int
+
+
+class CorrectionFactors(BaseModel):
+    """Median ratio of actual to estimated tokens (>1.0 means estimates run low)."""
+
+    input: float
+    output: float
+
+
+class QualityPrediction(BaseModel):
+    """Share of tasks that passed their gates and that succeeded."""
+
+    gate_pass_rate: float
+    success_rate: float
+
+
+class PredictionData(BaseModel):
+    """What a task of the queried kind is likely to cost."""
+
+    input_tokens: TokenDistribution
+    output_tokens: TokenDistribution
+    cost_usd_micros: dict[str, int]
+    duration_ms: dict[str, int]
+    correction_factors: CorrectionFactors
+    quality: QualityPrediction
+
+
+class PredictionMetadata(BaseModel):
+    """How a prediction was made and how much data stands behind it."""
+
+    sample_size: int
+    fallback_level: int
+    confidence: str
+    last_updated: datetime | None = None
+    dimensions_matched: dict[str, str | None] | None = None
+    fallback_note: str | None = None
+    cache_hit: bool = False
+
+
+class PredictionResponse(BaseModel):
+    """One prediction, or `prediction=None` when no data matches."""
+
+    prediction: PredictionData | None = None
+    metadata: PredictionMetadata

@@ -1,0 +1,147 @@
+"""The one small interface every storage backend implements.
+
+Backends: `sqlite.py` (embedded default) and `postgres.py`. Every method is synchronous and
+thread-safe; the app calls them from its worker threads. SQL uses bound parameters only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from mosaicstack_telemetry import TaskCompletionEvent
+
+__all__ = [
+    "WILDCARD",
+    "ApiKeyRecord",
+    "PartitionSnapshot",
+    "StatsKey",
+    "StatsRow",
+    "Storage",
+    "StorageError",
+]
+
+# Stands for a dimension dropped at a fallback level, in stats keys (NULL would defeat
+# unique indexes).
+WILDCARD = "*"
+
+
+class StorageError(Exception):
+    """The storage backend could not do what was asked (unreachable, broken schema...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: never the key itself, only its hash and who it belongs to."""
+
+    key_id: str  # short public identifier, safe to print and to log
+    instance_id: UUID
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the key may still authenticate."""
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsKey:
+    """One group of the fallback chain: dropped dimensions are `WILDCARD`."""
+
+    level: int
+    task_type: str
+    model: str
+    provider: str
+    complexity: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """Precomputed statistics of one group."""
+
+    key: StatsKey
+    sample_size: int
+    stats: dict[str, Any]  # PredictionData.model_dump(mode="json")
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSnapshot:
+    """All events of one task type, read in one consistent snapshot with its data version.
+
+    `rows` are tuples of: model, provider, complexity, actual_input_tokens,
+    actual_output_tokens, actual_cost_usd_micros, task_duration_ms, estimated_input_tokens,
+    estimated_output_tokens, quality_gate_passed (bool), outcome (str).
+    """
+
+    task_type: str
+    version: int
+    rows: list[tuple[Any, ...]]
+
+
+class Storage(Protocol):
+    """What the server needs from a database."""
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the latest version (idempotent)."""
+
+    def schema_version(self) -> int:
+        """The schema version currently applied."""
+
+    def ping(self) -> bool:
+        """Whether the database answers right now (never raises)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # events
+    def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
+        """Store events in one transaction, skipping any whose (instance_id, event_id) exists.
+
+        Bumps the data version of each task type that got a new row, in the same transaction.
+        Returns how many rows were newly stored.
+        """
+
+    def count_events(self) -> int:
+        """Number of stored events."""
+
+    # api keys
+    def create_api_key(
+        self, *, key_id: str, key_hash: str, instance_id: UUID, label: str | None
+    ) -> ApiKeyRecord:
+        """Store a new key's hash (hex SHA-256) bound to an instance."""
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this hash, revoked or not, or None."""
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, oldest first."""
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke a key; False if no active key has that id."""
+
+    # prediction statistics
+    def partition_versions(self) -> dict[str, int]:
+        """Data version of each task type that has events (bumped on every insert)."""
+
+    def stats_versions(self) -> dict[str, tuple[int, datetime]]:
+        """For each task type with stored statistics: the data version and time they reflect."""
+
+    def read_partition(self, task_type: str) -> PartitionSnapshot:
+        """Every event of a task type plus its data version, from one snapshot."""
+
+    def replace_stats(
+        self, task_type: str, version: int, computed_at: datetime, rows: Sequence[StatsRow]
+    ) -> bool:
+        """Atomically replace the statistics of a task type, unless newer ones are stored.
+
+        Returns False (and changes nothing) when statistics of a version >= `version` exist.
+        """
+
+    def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
+        """The stored statistics of the groups asked for (absent groups are left out)."""
