@@ -1,0 +1,148 @@
+"""API keys: how they are made, stored and checked.
+
+A key is 64 lowercase hex characters (`secrets.token_hex(32)`, 256 random bits). Only its
+SHA-256 is stored. A slow password KDF (bcrypt, scrypt, argon2) exists to make guessing a
+*low-entropy* secret from its hash expensive; a uniformly random 256-bit key cannot be guessed
+whatever the hash costs, so a fast hash loses nothing and lets every request be checked cheaply
+and looked up by an index on the hash.
+
+Verified keys are cached in-process for `KEY_CACHE_SECONDS`: a revocation (from the CLI, or
+another process) takes effect on a running server within that bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from uuid import UUID
+
+from mosaicstack_telemetry_server.errors import ApiError
+from mosaicstack_telemetry_server.storage.base import ApiKeyRecord, Storage
+
+__all__ = [
+    "KEY_CACHE_SECONDS",
+    "KeyVerifier",
+    "hash_api_key",
+    "issue_api_key",
+    "new_key_id",
+]
+
+KEY_CACHE_SECONDS = 2.0
+# Longest label the CLI accepts: it is shown in listings, nothing more.
+MAX_LABEL_CHARS = 100
+
+# Uppercase is accepted and folded: some clients validate keys case-insensitively (hex is hex).
+_KEY = re.compile(r"[0-9a-fA-F]{64}")
+# One message for every failure, so a caller learns nothing about which keys exist.
+_UNAUTHORIZED = "missing or invalid API key"
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def hash_api_key(key: str) -> str:
+    """Hex SHA-256 of a key: the only form in which keys are stored."""
+    return hashlib.sha256(key.lower().encode("ascii")).hexdigest()
+
+
+def new_key_id() -> str:
+    """A short random public id for listing and revoking a key (not secret, not the key)."""
+    return "mk_" + secrets.token_hex(6)
+
+
+def issue_api_key(
+    storage: Storage, instance_id: UUID, label: str | None = None
+) -> tuple[str, ApiKeyRecord]:
+    """Create a key for an instance: returns the key (shown once, never stored) and its record."""
+    if label is not None and len(label) > MAX_LABEL_CHARS:
+        raise ValueError(f"label must be at most {MAX_LABEL_CHARS} characters")
+    key = secrets.token_hex(32)
+    record = storage.create_api_key(
+        key_id=new_key_id(), key_hash=hash_api_key(key), instance_id=instance_id, label=label
+    )
+    return key, record
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(401, _UNAUTHORIZED, code="unauthorized", headers=_CHALLENGE)
+
+
+class KeyVerifier:
+    """Turns an `Authorization` header into the key's record, or raises a 401 `ApiError`.
+
+    Thread-safe. Only keys found in storage are cached (active or revoked), so the cache is
+    bounded by the number of real keys, and unknown keys cannot fill it.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        cache_seconds: float = KEY_CACHE_SECONDS,
+        max_cached: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._storage = storage
+        self._cache_seconds = cache_seconds
+        self._max_cached = max_cached
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[ApiKeyRecord, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, authorization: str | None) -> ApiKeyRecord:
+        """The active key presented as `Bearer <key>`; 401 when missing, malformed, unknown or
+        revoked. Calls storage (blocking): run it off the event loop."""
+        key = _bearer_token(authorization)
+        if key is None:
+            raise _unauthorized()
+        key_hash = hash_api_key(key)
+        record = self._cached(key_hash)
+        if record is None:
+            # The comparison is the database's equality on the hash's index, not constant time:
+            # timing may reveal something about a *hash*, which does not help anyone find a key
+            # (that needs a SHA-256 preimage). The key itself is never compared.
+            record = self._storage.find_api_key(key_hash)
+            if record is None:
+                raise _unauthorized()
+            self._remember(key_hash, record)
+        if not record.is_active:
+            raise _unauthorized()
+        return record
+
+    def forget_all(self) -> None:
+        """Drop every cached verification (the next request of each key reads storage)."""
+        with self._lock:
+            self._cache.clear()
+
+    def _cached(self, key_hash: str) -> ApiKeyRecord | None:
+        now = self._clock()
+        with self._lock:
+            for cached_hash, (_record, expires) in list(self._cache.items()):
+                if expires > now:
+                    break
+                del self._cache[cached_hash]  # oldest first: stop at the first live entry
+            entry = self._cache.get(key_hash)
+        if entry is None:
+            return None
+        record, _expires = entry
+        return record
+
+    def _remember(self, key_hash: str, record: ApiKeyRecord) -> None:
+        with self._lock:
+            self._cache[key_hash] = (record, self._clock() + self._cache_seconds)
+            self._cache.move_to_end(key_hash)
+            while len(self._cache) > self._max_cached:
+                self._cache.popitem(last=False)
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not _KEY.fullmatch(token):
+        return None
+    return token.lower()

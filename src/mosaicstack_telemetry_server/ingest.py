@@ -1,0 +1,151 @@
+"""Ingestion of `POST /v1/events/batch`: per-event verdicts, then one durable insert.
+
+The envelope (an object with a list `events` of 1 to 100 entries) is all-or-nothing (422);
+inside it **each entry is judged on its own** against the SDK's `TaskCompletionEvent`, the one
+schema. On the wire the server also requires what the SDK fills in by default (`event_id`,
+`timestamp`, `schema_version`): without its own id an event could not be deduplicated, and a
+server-side timestamp would be a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from mosaicstack_telemetry import BatchEventResponse, BatchEventResult, TaskCompletionEvent
+from mosaicstack_telemetry.models import MAX_BATCH_SIZE
+from mosaicstack_telemetry_server.errors import ApiError
+from mosaicstack_telemetry_server.storage.base import Storage
+
+__all__ = ["REQUIRED_ON_WIRE", "ingest_batch", "judge_event", "parse_envelope"]
+
+REQUIRED_ON_WIRE = ("event_id", "timestamp", "schema_version")
+SUPPORTED_SCHEMA_MAJOR = "1"
+WRONG_INSTANCE = "instance_id does not match the API key's instance"
+
+# A verdict names at most this many problems, each shortened: the client needs the field and
+# the rule, not an essay (and never its own megabyte of input back).
+_MAX_ERRORS_PER_EVENT = 5
+_MAX_ERROR_CHARS = 160
+
+
+def parse_envelope(body: Any, key: str = "events") -> list[Any]:
+    """The list under `key` of a batch body, or a 422 `ApiError` for a bad envelope."""
+    if not isinstance(body, dict):
+        raise ApiError(
+            422,
+            "the body must be a JSON object",
+            code="invalid_request",
+            details=[{"field": "(body)", "rule": "object_type", "message": "expected an object"}],
+        )
+    entries = body.get(key)
+    if not isinstance(entries, list):
+        rule, message = (
+            ("missing", "field required")
+            if key not in body
+            else (
+                "list_type",
+                "expected a list",
+            )
+        )
+        raise ApiError(
+            422,
+            f"`{key}` must be a list",
+            code="invalid_request",
+            details=[{"field": key, "rule": rule, "message": message}],
+        )
+    if not 1 <= len(entries) <= MAX_BATCH_SIZE:
+        raise ApiError(
+            422,
+            f"`{key}` must hold 1 to {MAX_BATCH_SIZE} entries, not {len(entries)}",
+            code="invalid_request",
+            details=[
+                {
+                    "field": key,
+                    "rule": "too_short" if not entries else "too_long",
+                    "message": f"expected 1 to {MAX_BATCH_SIZE} entries",
+                }
+            ],
+        )
+    return entries
+
+
+def _readable_event_id(entry: Any) -> UUID | None:
+    if not isinstance(entry, dict):
+        return None
+    raw = entry.get("event_id")
+    if not isinstance(raw, str) or len(raw) > 64:
+        return None
+    try:
+        return UUID(raw)
+    except ValueError:
+        return None
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
+
+
+def _describe(exc: ValidationError) -> str:
+    # `include_input=False`: pydantic's messages name the rule; the input stays out.
+    problems = []
+    errors = exc.errors(include_input=False, include_url=False)
+    for error in errors[:_MAX_ERRORS_PER_EVENT]:
+        field = ".".join(str(part) for part in error["loc"]) or "(event)"
+        problems.append(_shorten(f"{field}: {error['msg']} ({error['type']})"))
+    if len(errors) > _MAX_ERRORS_PER_EVENT:
+        problems.append(f"and {len(errors) - _MAX_ERRORS_PER_EVENT} more")
+    return "; ".join(problems)
+
+
+def judge_event(entry: Any, instance_id: UUID) -> tuple[TaskCompletionEvent | None, str | None]:
+    """Validate one entry for a key's instance: `(event, None)` or `(None, reason)`."""
+    if not isinstance(entry, Mapping):
+        return None, "(event): must be a JSON object (object_type)"
+    missing = [name for name in REQUIRED_ON_WIRE if name not in entry]
+    if missing:
+        return None, "; ".join(f"{name}: Field required (missing)" for name in missing)
+    try:
+        event = TaskCompletionEvent.model_validate(entry)
+    except ValidationError as exc:
+        return None, _describe(exc)
+    if event.schema_version.split(".", 1)[0] != SUPPORTED_SCHEMA_MAJOR:
+        return None, (
+            f"schema_version: major version must be {SUPPORTED_SCHEMA_MAJOR} "
+            "(unsupported_schema_version)"
+        )
+    if event.instance_id != instance_id:
+        return None, WRONG_INSTANCE
+    return event, None
+
+
+def ingest_batch(
+    storage: Storage, entries: Sequence[Any], instance_id: UUID
+) -> tuple[int, BatchEventResponse]:
+    """Judge every entry, store the accepted ones in one call, return `(status, response)`.
+
+    Blocking (storage): call it from a worker thread. Duplicates, already stored or repeated
+    in this batch, are accepted and stored once. Status 200 if all accepted, else 207.
+    """
+    results: list[BatchEventResult] = []
+    to_store: dict[UUID, TaskCompletionEvent] = {}
+    for entry in entries:
+        event, reason = judge_event(entry, instance_id)
+        if event is None:
+            results.append(
+                BatchEventResult(
+                    event_id=_readable_event_id(entry), status="rejected", error=reason
+                )
+            )
+            continue
+        to_store.setdefault(event.event_id, event)  # the first copy of a repeated id wins
+        results.append(BatchEventResult(event_id=event.event_id, status="accepted"))
+    if to_store:
+        storage.insert_events(list(to_store.values()))
+    accepted = sum(1 for result in results if result.status == "accepted")
+    rejected = len(results) - accepted
+    response = BatchEventResponse(accepted=accepted, rejected=rejected, results=results)
+    return (200 if rejected == 0 else 207), response
