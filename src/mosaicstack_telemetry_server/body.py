@@ -101,15 +101,17 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     inflater = _Inflater(max_bytes) if gzipped else None
     chunks: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > wire_limit:
-            raise _too_large(max_bytes)
-        if inflater is not None:
-            inflater.feed(chunk)
-        else:
-            chunks.append(chunk)
-    request.state.bytes_in = received
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > wire_limit:
+                raise _too_large(max_bytes)
+            if inflater is not None:
+                inflater.feed(chunk)
+            else:
+                chunks.append(chunk)
+    finally:
+        request.state.bytes_in = received  # for the access log
     return inflater.finish() if inflater is not None else b"".join(chunks)
 
 

@@ -1,0 +1,210 @@
+"""The HTTP app: routes of Telemetry API v1 and nothing else.
+
+Bodies are read by `body.py`, keys checked by `auth.py`, batches judged by `ingest.py`, errors
+shaped by `errors.py`; storage calls (blocking) run in Starlette's thread pool, never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+
+from mosaicstack_telemetry import (
+    API_VERSION,
+    SCHEMA_VERSION,
+    BatchEventResponse,
+)
+from mosaicstack_telemetry.models import BatchPredictionRequest, BatchPredictionResponse
+from mosaicstack_telemetry_server import __version__
+from mosaicstack_telemetry_server.body import decode_json, read_body
+from mosaicstack_telemetry_server.errors import (
+    RETRY_AFTER_UNAVAILABLE,
+    ApiError,
+    install_error_handlers,
+    validation_details,
+)
+from mosaicstack_telemetry_server.ingest import ingest_batch, parse_envelope
+from mosaicstack_telemetry_server.logging_config import AccessLogMiddleware
+from mosaicstack_telemetry_server.openapi import (
+    BATCH_EVENTS_BODY,
+    BATCH_PREDICTIONS_BODY,
+    HealthResponse,
+    error_responses,
+    install_openapi,
+)
+from mosaicstack_telemetry_server.ratelimit import retry_after_seconds
+from mosaicstack_telemetry_server.runtime import Runtime
+from mosaicstack_telemetry_server.settings import ServerSettings
+from mosaicstack_telemetry_server.storage import Storage, open_storage
+from mosaicstack_telemetry_server.storage.base import ApiKeyRecord
+
+__all__ = ["create_app"]
+
+# Declared for the OpenAPI document (bearer scheme); the header itself is checked by auth.py,
+# so every failure gets the same 401 body.
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <64-hex API key>`")
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _authenticated(
+    request: Request,
+    _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+) -> ApiKeyRecord:
+    """The caller's active key (401 otherwise), within its rate (429 otherwise)."""
+    runtime = _runtime(request)
+    authorization = request.headers.get("authorization")
+    await run_in_threadpool(runtime.ensure_ready)
+    record = await run_in_threadpool(runtime.verifier.verify, authorization)
+    request.state.key_id = record.key_id
+    wait = runtime.limiter.acquire(record.key_id)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate limit exceeded for this API key",
+            code="rate_limited",
+            headers={"Retry-After": str(retry_after_seconds(wait))},
+        )
+    return record
+
+
+def create_app(settings: ServerSettings, storage: Storage | None = None) -> FastAPI:
+    """The Telemetry API v1 app; opens storage from `settings.database_url` unless given one.
+
+    Startup migrates the schema and starts the prediction refresher; shutdown stops it and
+    closes storage this app opened (storage passed in stays open: the caller owns it).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = storage is None
+        store = (
+            storage
+            if storage is not None
+            else await run_in_threadpool(open_storage, settings.database_url)
+        )
+        runtime = Runtime(settings=settings, storage=store, owns_storage=opened)
+        await run_in_threadpool(runtime.start)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runtime.stop)
+
+    app = FastAPI(
+        title="Mosaic Stack Telemetry API",
+        version=__version__,
+        summary="Telemetry API v1: task-completion events in, cost predictions out.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(AccessLogMiddleware)
+
+    @app.post(
+        "/v1/events/batch",
+        summary="Submit a batch of task-completion events",
+        response_model=None,
+        responses={
+            200: {"model": BatchEventResponse, "description": "Every event was accepted."},
+            207: {"model": BatchEventResponse, "description": "Some events were rejected."},
+            **error_responses(400, 401, 413, 415, 422, 429, 500, 503),
+        },
+        openapi_extra={"requestBody": BATCH_EVENTS_BODY},
+    )
+    async def post_events(
+        request: Request,
+        key: ApiKeyRecord = Depends(_authenticated),  # noqa: B008
+    ) -> JSONResponse:
+        """Store 1 to 100 events; each is judged on its own (see the response's `results`)."""
+        runtime = _runtime(request)
+        raw = await read_body(request, settings.max_body_bytes)
+
+        def judge_and_store() -> tuple[int, BatchEventResponse]:
+            entries = parse_envelope(decode_json(raw), "events")
+            return ingest_batch(runtime.storage, entries, key.instance_id)
+
+        status, response = await run_in_threadpool(judge_and_store)
+        return JSONResponse(response.model_dump(mode="json"), status_code=status)
+
+    @app.post(
+        "/v1/predictions/batch",
+        summary="Predict the cost of tasks",
+        response_model=None,
+        responses={
+            200: {"model": BatchPredictionResponse, "description": "One result per query."},
+            **error_responses(400, 401, 413, 415, 422, 429, 500, 503),
+        },
+        openapi_extra={"requestBody": BATCH_PREDICTIONS_BODY},
+    )
+    async def post_predictions(
+        request: Request,
+        _key: ApiKeyRecord = Depends(_authenticated),  # noqa: B008
+    ) -> JSONResponse:
+        """Predictions over every instance's events, one per query, in order."""
+        runtime = _runtime(request)
+        raw = await read_body(request, settings.max_body_bytes)
+
+        def predict() -> BatchPredictionResponse:
+            body: Any = decode_json(raw)
+            try:
+                batch = BatchPredictionRequest.model_validate(body)
+            except ValidationError as exc:
+                errors = exc.errors(include_input=False, include_url=False)
+                raise ApiError(
+                    422,
+                    "the request is invalid",
+                    code="invalid_request",
+                    details=validation_details(errors),
+                ) from None
+            return BatchPredictionResponse(results=runtime.predictions.predict_batch(batch.queries))
+
+        response = await run_in_threadpool(predict)
+        return JSONResponse(response.model_dump(mode="json"))
+
+    @app.get(
+        "/v1/health",
+        summary="Whether the server and its storage are up (no auth)",
+        response_model=None,
+        responses={
+            200: {"model": HealthResponse, "description": "Up."},
+            503: {"model": HealthResponse, "description": "Storage cannot be reached."},
+        },
+    )
+    def health(request: Request) -> JSONResponse:
+        """`200 {"status": "ok", ...}`, or `503` when storage cannot be reached."""
+        runtime = _runtime(request)
+        body: dict[str, Any] = {
+            "status": "ok",
+            "api_version": API_VERSION,
+            "schema_version": SCHEMA_VERSION,
+            "version": __version__,
+        }
+        up = runtime.storage.ping()
+        if up:
+            try:
+                runtime.ensure_ready()
+            except Exception:
+                up = False
+        if up:
+            return JSONResponse(body)
+        # Both shapes at once: the health fields, and the contract's error body for non-2xx.
+        body["status"] = "unavailable"
+        body["error"] = {"code": "unavailable", "message": "storage cannot be reached"}
+        return JSONResponse(
+            body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
+        )
+
+    install_openapi(app)
+    return app

@@ -1,0 +1,124 @@
+"""The OpenAPI document's pieces the routes cannot infer: request bodies (read by `body.py`,
+not by FastAPI), error responses and their `Retry-After` headers.
+
+The document states what the server does, so a tool such as schemathesis can drive it: the
+request schemas are the SDK's own models, with the fields the server requires on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from mosaicstack_telemetry.models import BatchEventRequest, BatchPredictionRequest
+from mosaicstack_telemetry_server.body import MAX_JSON_DEPTH
+from mosaicstack_telemetry_server.errors import ErrorBody, ErrorResponse
+from mosaicstack_telemetry_server.ingest import REQUIRED_ON_WIRE
+
+__all__ = [
+    "BATCH_EVENTS_BODY",
+    "BATCH_PREDICTIONS_BODY",
+    "HealthResponse",
+    "error_responses",
+    "install_openapi",
+]
+
+_REF = "#/components/schemas/{model}"
+_BODY_NOTE = (
+    "JSON, optionally gzip-compressed (`Content-Encoding: gzip`); at most 1 MiB after "
+    f"decompression (413), nested at most {MAX_JSON_DEPTH} levels (400)."
+)
+
+BATCH_EVENTS_BODY: dict[str, Any] = {
+    "required": True,
+    "description": (
+        "1 to 100 events (else 422). Each event is judged on its own: an invalid event, or one "
+        "of another instance than the API key's, is rejected in the response (207), never "
+        f"stored. {_BODY_NOTE}"
+    ),
+    "content": {"application/json": {"schema": {"$ref": _REF.format(model="BatchEventRequest")}}},
+}
+
+BATCH_PREDICTIONS_BODY: dict[str, Any] = {
+    "required": True,
+    "description": f"1 to 100 queries; any invalid query fails the request (422). {_BODY_NOTE}",
+    "content": {
+        "application/json": {"schema": {"$ref": _REF.format(model="BatchPredictionRequest")}}
+    },
+}
+
+_DESCRIPTIONS = {
+    400: "Body not UTF-8 JSON, or nested too deeply (`invalid_json`).",
+    401: "Missing, malformed, unknown or revoked API key (`unauthorized`).",
+    413: "Body over the size limit (`payload_too_large`).",
+    415: "Content-Type not JSON or Content-Encoding not gzip/identity.",
+    422: "Invalid envelope (`invalid_request`), with details.",
+    429: "Rate limit of this API key exceeded (`rate_limited`).",
+    500: "Unexpected failure (`internal`).",
+    503: "Storage unavailable (`unavailable`).",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+class HealthResponse(BaseModel):
+    """Body of `GET /v1/health`; `error` is set only with status 503."""
+
+    status: str
+    api_version: str
+    schema_version: str
+    version: str
+    error: ErrorBody | None = None
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` entries of error statuses, all with the contract's error body."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        if status in (429, 503):
+            entry["headers"] = _RETRY_AFTER
+        responses[status] = entry
+    return responses
+
+
+def _request_schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    models: tuple[type[BaseModel], ...] = (BatchEventRequest, BatchPredictionRequest)
+    for model in models:
+        schema = model.model_json_schema(ref_template=_REF, mode="validation")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    event = schemas["TaskCompletionEvent"]
+    event["required"] = sorted(set(event.get("required", [])) | set(REQUIRED_ON_WIRE))
+    return schemas
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make `app.openapi()` include the request schemas the routes read by hand."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in _request_schemas().items():
+            schemas.setdefault(name, schema)
+        app.openapi_schema = document
+        return document
+
+    setattr(app, "openapi", openapi)  # noqa: B010 - FastAPI's documented way to customise it

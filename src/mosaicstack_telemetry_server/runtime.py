@@ -1,0 +1,93 @@
+"""What one running app holds: its storage and the services built on it.
+
+Storage may be unreachable when the server starts (a database restarting, a network blip):
+the server starts anyway, answers 503 with `Retry-After`, and applies the schema migrations as
+soon as the database answers, checking at most once per `MIGRATE_RETRY_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mosaicstack_telemetry_server.auth import KeyVerifier
+from mosaicstack_telemetry_server.predictions.service import PredictionService
+from mosaicstack_telemetry_server.ratelimit import RateLimiter
+from mosaicstack_telemetry_server.settings import ServerSettings
+from mosaicstack_telemetry_server.storage import Storage
+from mosaicstack_telemetry_server.storage.base import StorageError
+
+__all__ = ["MIGRATE_RETRY_SECONDS", "Runtime"]
+
+logger = logging.getLogger("mosaicstack_telemetry_server")
+
+MIGRATE_RETRY_SECONDS = 1.0
+# How long shutdown waits for the prediction refresher to finish its current pass.
+REFRESHER_STOP_SECONDS = 5.0
+
+
+@dataclass
+class Runtime:
+    """The storage, key verifier, rate limiter and prediction service of one app."""
+
+    settings: ServerSettings
+    storage: Storage
+    owns_storage: bool
+    clock: Callable[[], float] = time.monotonic
+    verifier: KeyVerifier = field(init=False)
+    limiter: RateLimiter = field(init=False)
+    predictions: PredictionService = field(init=False)
+    _migrated: bool = field(init=False, default=False)
+    _next_attempt: float = field(init=False, default=0.0)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.verifier = KeyVerifier(self.storage)
+        self.limiter = RateLimiter(
+            self.settings.rate_limit_per_second, self.settings.rate_limit_burst
+        )
+        self.predictions = PredictionService(
+            self.storage,
+            min_sample_size=self.settings.min_sample_size,
+            stats_max_age_seconds=self.settings.stats_max_age_seconds,
+        )
+
+    def start(self) -> None:
+        """Migrate if the database answers, and start the background prediction refresher."""
+        # Logged by ensure_ready; requests get 503 until the database is back.
+        with contextlib.suppress(StorageError):
+            self.ensure_ready()
+        self.predictions.start_background()
+
+    def stop(self) -> None:
+        """Stop the refresher and release storage if this app opened it."""
+        self.predictions.stop_background(REFRESHER_STOP_SECONDS)
+        if self.owns_storage:
+            self.storage.close()
+
+    def ensure_ready(self) -> None:
+        """Raise `StorageError` unless the schema is migrated (trying again when due). Blocking."""
+        if self._migrated:
+            return
+        with self._lock:
+            if self._migrated:
+                return
+            now = self.clock()
+            if now < self._next_attempt:
+                raise StorageError("storage not ready (migration pending)")
+            self._next_attempt = now + MIGRATE_RETRY_SECONDS
+            try:
+                self.storage.migrate()
+            except StorageError as exc:
+                logger.error("cannot migrate storage (will retry): %s", exc)
+                raise
+            self._migrated = True
+
+    @property
+    def ready(self) -> bool:
+        """Whether the schema has been migrated by this process."""
+        return self._migrated
