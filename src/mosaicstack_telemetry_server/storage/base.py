@@ -87,8 +87,12 @@ class PartitionSnapshot:
 class Storage(Protocol):
     """What the server needs from a database."""
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the latest version (idempotent)."""
+    def migrate(self, target: int | None = None) -> None:
+        """Create or upgrade the schema to `target` (default: the latest version); idempotent.
+
+        Safe when several processes migrate at once; raises StorageError when the database
+        was migrated by a newer server than this one.
+        """
 
     def schema_version(self) -> int:
         """The schema version currently applied."""
@@ -106,6 +110,9 @@ class Storage(Protocol):
         Bumps the data version of each task type that got a new row, in the same transaction.
         Returns how many rows were newly stored.
         """
+
+    def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
+        """The stored event with this id from this instance, or None."""
 
     def count_events(self) -> int:
         """Number of stored events."""

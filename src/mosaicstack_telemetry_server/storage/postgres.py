@@ -1,0 +1,362 @@
+"""The PostgreSQL backend: psycopg 3 over a bounded, lazily opened connection pool.
+
+A batch of events is one `INSERT ... SELECT FROM unnest(<one array per column>)`: a single
+round trip whatever the batch size, and psycopg prepares the statement after a few uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.storage._common import (
+    api_key_record,
+    check_api_key_fields,
+    check_batch_size,
+    check_stats_rows,
+    event_from_row,
+    event_row,
+    load_migrations,
+    pending_migrations,
+    redact_url,
+    scrub,
+    stats_row,
+    stats_values,
+    utc,
+)
+from mosaicstack_telemetry_server.storage.base import (
+    ApiKeyRecord,
+    PartitionSnapshot,
+    StatsKey,
+    StatsRow,
+    StorageError,
+)
+
+__all__ = ["PostgresStorage"]
+
+# SQL is spelled out in full (no formatting at all); column lists follow _common's constants.
+# Duplicates are skipped by the unique key, never by read-then-write, so concurrent resends
+# of one batch store it once (the second waits on the first's key locks, then skips).
+_INSERT_EVENTS = (
+    "WITH new AS (INSERT INTO events (instance_id, event_id, schema_version, timestamp, "
+    "task_duration_ms, task_type, complexity, harness, model, provider, estimated_input_tokens, "
+    "estimated_output_tokens, actual_input_tokens, actual_output_tokens, "
+    "estimated_cost_usd_micros, actual_cost_usd_micros, quality_gate_passed, quality_gates_run, "
+    "quality_gates_failed, context_compactions, context_rotations, context_utilization_final, "
+    "outcome, retry_count, language, repo_size_category) SELECT * FROM unnest(%s::uuid[], "
+    "%s::uuid[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], "
+    "%s::bigint[], %s::bigint[], %s::bigint[], %s::boolean[], %s::text[], %s::text[], "
+    "%s::integer[], %s::integer[], %s::double precision[], %s::text[], %s::integer[], "
+    "%s::text[], %s::text[]) ON CONFLICT (instance_id, event_id) DO NOTHING RETURNING "
+    "task_type) SELECT task_type, count(*) FROM new GROUP BY task_type"
+)
+# Sorted, so that concurrent batches lock the version rows in one order (no deadlock).
+_BUMP_VERSIONS = (
+    "INSERT INTO partition_versions (task_type, version) "
+    "SELECT task_type, 1 FROM unnest(%s::text[]) AS t(task_type) ORDER BY task_type "
+    "ON CONFLICT (task_type) DO UPDATE SET version = partition_versions.version + 1"
+)
+_SELECT_EVENT = (
+    "SELECT instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
+    "complexity, harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
+    "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
+    "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
+    "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
+    "language, repo_size_category FROM events WHERE instance_id = %s AND event_id = %s"
+)
+_SELECT_PARTITION = (
+    "SELECT model, provider, complexity, actual_input_tokens, actual_output_tokens, "
+    "actual_cost_usd_micros, task_duration_ms, estimated_input_tokens, estimated_output_tokens, "
+    "quality_gate_passed, outcome FROM events WHERE task_type = %s"
+)
+_INSERT_STATS = (
+    "INSERT INTO prediction_stats (level, task_type, model, provider, complexity, sample_size, "
+    "stats, computed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+# One fixed statement for any number of keys: the keys arrive as five parallel arrays.
+_SELECT_STATS = (
+    "SELECT s.level, s.task_type, s.model, s.provider, s.complexity, s.sample_size, s.stats, "
+    "s.computed_at FROM prediction_stats AS s JOIN unnest(%s::integer[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[]) AS k(level, task_type, model, provider, complexity) ON "
+    "(s.level, s.task_type, s.model, s.provider, s.complexity) = (k.level, k.task_type, "
+    "k.model, k.provider, k.complexity)"
+)
+_SELECT_API_KEY = (
+    "SELECT key_id, instance_id, label, created_at, revoked_at FROM api_keys WHERE key_hash = %s"
+)
+_LIST_API_KEYS = (
+    "SELECT key_id, instance_id, label, created_at, revoked_at FROM api_keys "
+    "ORDER BY created_at, key_id"
+)
+# Serialises migrations across every process using the database (arbitrary constant).
+_MIGRATION_LOCK = 0x6D6F736169630001
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # Timestamps come back in UTC whatever the server's TimeZone setting.
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+
+
+class PostgresStorage:
+    """Storage in a PostgreSQL database (its schema is the connection's search_path)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        timeout: float = 10.0,
+        ping_timeout: float = 2.0,
+        connect_timeout: int = 5,
+    ) -> None:
+        self._url = url
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error:
+            raise ValueError(f"invalid PostgreSQL URL {redact_url(url)!r}") from None
+        password = params.get("password")
+        self._password = None if password is None else str(password)
+        kwargs: dict[str, Any] = {}
+        # Values in the URL win; these are only defaults.
+        if "connect_timeout" not in params:
+            kwargs["connect_timeout"] = connect_timeout
+        if "application_name" not in params:
+            kwargs["application_name"] = "mosaicstack-telemetry"
+        self._ping_timeout = ping_timeout
+        self._pool = ConnectionPool(
+            url,
+            kwargs=kwargs,
+            min_size=min_connections,
+            max_size=max_connections,
+            open=False,
+            configure=_configure,
+            # One cheap round trip per checkout, so connections broken by a database restart
+            # are replaced instead of failing one request each.
+            check=ConnectionPool.check_connection,
+            timeout=timeout,
+            name="mosaicstack-telemetry",
+        )
+        self._lock = threading.Lock()
+        self._opened = False
+        self._closed = False
+        self._migrations = load_migrations("postgres")
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({redact_url(self._url)!r})"
+
+    def _open(self) -> None:
+        if self._opened:
+            return
+        with self._lock:
+            if self._closed:
+                raise StorageError("the storage is closed")
+            if not self._opened:
+                # wait=False: an unreachable database must not block the server's start.
+                self._pool.open(wait=False)
+                self._opened = True
+
+    @contextlib.contextmanager
+    def _transaction(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; its transaction commits when the block ends without error."""
+        try:
+            self._open()
+            with self._pool.connection(timeout=timeout) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StorageError(scrub(f"PostgreSQL error: {exc}", self._password)) from exc
+
+    # schema
+
+    def migrate(self, target: int | None = None) -> None:
+        """Apply every pending migration up to `target` (default: the latest) at once.
+
+        A transaction-level advisory lock makes concurrent migrations from several processes
+        take turns; the later ones find nothing left to do.
+        """
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for migration in pending_migrations(self._migrations, applied, target):
+                for statement in migration.statements:
+                    # Trusted SQL shipped in the package, not built from any input.
+                    conn.execute(statement.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,)
+                )
+
+    def schema_version(self) -> int:
+        """The newest migration applied; 0 for an empty schema."""
+        with self._transaction() as conn:
+            exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+            if exists is None or exists[0] is None:
+                return 0
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            return int(cast(tuple[int], row.fetchone())[0])
+
+    def ping(self) -> bool:
+        """Whether the database answers within `ping_timeout` seconds."""
+        try:
+            with self._transaction(timeout=self._ping_timeout) as conn:
+                conn.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the pool; the storage cannot be used afterwards."""
+        with self._lock:
+            self._closed = True
+            opened, self._opened = self._opened, False
+        if opened:
+            self._pool.close()
+
+    # events
+
+    def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
+        """Store new events and bump their task types' versions, in one transaction."""
+        check_batch_size(len(events))
+        if not events:
+            return 0
+        # Sorted by key, so two overlapping batches lock their keys in the same order.
+        rows = sorted(map(event_row, events), key=lambda row: (row[0], row[1]))
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        with self._transaction() as conn:
+            new_by_type = Counter(dict(conn.execute(_INSERT_EVENTS, columns).fetchall()))
+            if new_by_type:
+                conn.execute(_BUMP_VERSIONS, (sorted(new_by_type),))
+        return sum(new_by_type.values())
+
+    def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
+        """The stored event with this id from this instance, or None."""
+        with self._transaction() as conn:
+            row = conn.execute(_SELECT_EVENT, (instance_id, event_id)).fetchone()
+        return None if row is None else event_from_row(row)
+
+    def count_events(self) -> int:
+        """Number of stored events."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT count(*) FROM events").fetchone()
+        return int(cast(tuple[int], row)[0])
+
+    # api keys
+
+    def create_api_key(
+        self, *, key_id: str, key_hash: str, instance_id: UUID, label: str | None
+    ) -> ApiKeyRecord:
+        """Store a new key's hash; ValueError if its id or hash is already taken."""
+        check_api_key_fields(key_id, key_hash, label)
+        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None)
+        with self._transaction() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (key_id, key_hash, instance_id, label, record.created_at),
+                )
+            except psycopg.errors.UniqueViolation:
+                raise ValueError("an API key with this key_id or hash already exists") from None
+        return record
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this hash, revoked or not, or None."""
+        with self._transaction() as conn:
+            row = conn.execute(_SELECT_API_KEY, (key_hash,)).fetchone()
+        return None if row is None else api_key_record(row)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, oldest first."""
+        with self._transaction() as conn:
+            rows = conn.execute(_LIST_API_KEYS).fetchall()
+        return [api_key_record(row) for row in rows]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke a key; False if no active key has that id."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL",
+                (key_id,),
+            )
+            return cursor.rowcount > 0
+
+    # prediction statistics
+
+    def partition_versions(self) -> dict[str, int]:
+        """Data version of each task type that has events."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT task_type, version FROM partition_versions").fetchall()
+        return dict(rows)
+
+    def stats_versions(self) -> dict[str, tuple[int, datetime]]:
+        """For each task type with stored statistics: their data version and computation time."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT task_type, version, computed_at FROM stats_versions"
+            ).fetchall()
+        return {task_type: (version, utc(at)) for task_type, version, at in rows}
+
+    def read_partition(self, task_type: str) -> PartitionSnapshot:
+        """Every event of a task type and its version, from one REPEATABLE READ snapshot."""
+        with self._transaction() as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            found = conn.execute(
+                "SELECT version FROM partition_versions WHERE task_type = %s", (task_type,)
+            ).fetchone()
+            # Binary results: markedly cheaper to parse for the large partitions.
+            rows = conn.execute(_SELECT_PARTITION, (task_type,), binary=True).fetchall()
+        return PartitionSnapshot(task_type, 0 if found is None else found[0], rows)
+
+    def replace_stats(
+        self, task_type: str, version: int, computed_at: datetime, rows: Sequence[StatsRow]
+    ) -> bool:
+        """Replace a task type's statistics unless ones of a version >= `version` are stored."""
+        check_stats_rows(task_type, rows)
+        with self._transaction() as conn:
+            # Compare-and-set; the upsert also row-locks the task type until commit, so two
+            # concurrent replacements take turns.
+            cursor = conn.execute(
+                "INSERT INTO stats_versions (task_type, version, computed_at) "
+                "VALUES (%s, %s, %s) ON CONFLICT (task_type) DO UPDATE "
+                "SET version = EXCLUDED.version, computed_at = EXCLUDED.computed_at "
+                "WHERE stats_versions.version < EXCLUDED.version",
+                (task_type, version, utc(computed_at)),
+            )
+            if cursor.rowcount == 0:
+                return False
+            conn.execute("DELETE FROM prediction_stats WHERE task_type = %s", (task_type,))
+            with conn.cursor() as cur:
+                cur.executemany(_INSERT_STATS, [stats_values(row) for row in rows])
+        return True
+
+    def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
+        """The stored statistics of the groups asked for, in one query."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        arrays = [
+            [key.level for key in unique],
+            [key.task_type for key in unique],
+            [key.model for key in unique],
+            [key.provider for key in unique],
+            [key.complexity for key in unique],
+        ]
+        with self._transaction() as conn:
+            rows = conn.execute(_SELECT_STATS, arrays).fetchall()
+        found = [stats_row(values) for values in rows]
+        return {row.key: row for row in found}

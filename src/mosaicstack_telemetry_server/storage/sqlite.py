@@ -1,0 +1,401 @@
+"""The embedded backend: one SQLite file in WAL mode, shared by threads and processes.
+
+Each connection serves one thread at a time (a small pool), so the app's worker threads never
+share a connection; several server processes may open the same file, SQLite's locks and the
+busy timeout sort them out. Writes run in `BEGIN IMMEDIATE` transactions: they take the write
+lock up front, so two writers queue on the busy timeout instead of failing half-way with
+"database is locked" when a read transaction tries to upgrade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.storage._common import (
+    api_key_record,
+    check_api_key_fields,
+    check_batch_size,
+    check_stats_rows,
+    event_from_row,
+    event_row,
+    iso_utc,
+    load_migrations,
+    pending_migrations,
+    stats_row,
+    stats_values,
+)
+from mosaicstack_telemetry_server.storage.base import (
+    ApiKeyRecord,
+    PartitionSnapshot,
+    StatsKey,
+    StatsRow,
+    StorageError,
+)
+
+__all__ = ["SQLiteStorage"]
+
+# SQL is spelled out in full (no formatting at all); column lists follow _common's constants.
+_INSERT_EVENT = (
+    "INSERT INTO events (instance_id, event_id, schema_version, timestamp, task_duration_ms, "
+    "task_type, complexity, harness, model, provider, estimated_input_tokens, "
+    "estimated_output_tokens, actual_input_tokens, actual_output_tokens, "
+    "estimated_cost_usd_micros, actual_cost_usd_micros, quality_gate_passed, quality_gates_run, "
+    "quality_gates_failed, context_compactions, context_rotations, context_utilization_final, "
+    "outcome, retry_count, language, repo_size_category, received_at) VALUES (?, ?, ?, ?, ?, ?, "
+    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, "
+    "event_id) DO NOTHING"
+)
+_BUMP_VERSION = (
+    "INSERT INTO partition_versions (task_type, version) VALUES (?, 1) "
+    "ON CONFLICT (task_type) DO UPDATE SET version = partition_versions.version + 1"
+)
+_SELECT_EVENT = (
+    "SELECT instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
+    "complexity, harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
+    "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
+    "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
+    "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
+    "language, repo_size_category FROM events WHERE instance_id = ? AND event_id = ?"
+)
+_SELECT_PARTITION = (
+    "SELECT model, provider, complexity, actual_input_tokens, actual_output_tokens, "
+    "actual_cost_usd_micros, task_duration_ms, estimated_input_tokens, estimated_output_tokens, "
+    "quality_gate_passed, outcome FROM events WHERE task_type = ?"
+)
+_INSERT_STATS = (
+    "INSERT INTO prediction_stats (level, task_type, model, provider, complexity, sample_size, "
+    "stats, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# One fixed statement for any number of keys: they arrive as one JSON array of 5-tuples.
+_SELECT_STATS = (
+    "SELECT s.level, s.task_type, s.model, s.provider, s.complexity, s.sample_size, s.stats, "
+    "s.computed_at FROM json_each(?) AS k JOIN prediction_stats AS s ON s.task_type = "
+    "json_extract(k.value, '$[1]') AND s.level = json_extract(k.value, '$[0]') AND s.model = "
+    "json_extract(k.value, '$[2]') AND s.provider = json_extract(k.value, '$[3]') AND "
+    "s.complexity = json_extract(k.value, '$[4]')"
+)
+_SELECT_API_KEY = (
+    "SELECT key_id, instance_id, label, created_at, revoked_at FROM api_keys WHERE key_hash = ?"
+)
+_LIST_API_KEYS = (
+    "SELECT key_id, instance_id, label, created_at, revoked_at FROM api_keys "
+    "ORDER BY created_at, key_id"
+)
+
+
+@contextlib.contextmanager
+def _driver_errors() -> Iterator[None]:
+    """Turn "cannot reach or operate the database" failures into StorageError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StorageError(f"SQLite error: {exc}") from exc
+    except OSError as exc:  # the database's folder could not be created
+        raise StorageError(f"SQLite database unavailable: {exc.strerror or exc}") from exc
+
+
+class _ConnectionPool:
+    """At most `size` connections, each lent to one thread at a time."""
+
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], size: int, timeout: float
+    ) -> None:
+        self._connect = connect
+        self._timeout = timeout
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._closed = False
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a connection (opened on demand) for the duration of the block."""
+        if self._closed:
+            raise StorageError("the storage is closed")
+        if not self._slots.acquire(timeout=self._timeout):
+            raise StorageError("every SQLite connection stayed busy past the timeout")
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self._connect()
+            try:
+                yield conn
+            finally:
+                self._give_back(conn)
+        finally:
+            self._slots.release()
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        # A connection still in a transaction had a failed rollback: its state is unknown.
+        if not conn.in_transaction:
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        """Close idle connections now and busy ones when they come back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class SQLiteStorage:
+    """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 10.0,
+        max_connections: int = 8,
+    ) -> None:
+        self._path = os.fspath(path)
+        self._memory = self._path == ":memory:"
+        self._busy_timeout = busy_timeout
+        # Every connection to ":memory:" is a database of its own: keep exactly one.
+        size = 1 if self._memory else max_connections
+        self._pool = _ConnectionPool(self._connect, size, busy_timeout)
+        self._migrations = load_migrations("sqlite")
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({self._path!r})"
+
+    @property
+    def path(self) -> str:
+        """The database file (or ":memory:")."""
+        return self._path
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self._memory:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves (the module's implicit
+        # transactions would start a deferred one). `timeout` is SQLite's busy timeout.
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,  # the pool guarantees one thread at a time
+        )
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL loses no integrity on a crash, only possibly the last
+            # transactions before a power loss (not an application crash); FULL would fsync
+            # on every commit and cost most of the ingestion speed.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction: IMMEDIATE for writes, deferred (one read snapshot) for reads."""
+        with _driver_errors(), self._pool.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # schema
+
+    def migrate(self, target: int | None = None) -> None:
+        """Apply every pending migration up to `target` (default: the latest) at once.
+
+        All of it runs in one IMMEDIATE transaction, so a second process migrating at the
+        same time waits, then finds nothing left to do.
+        """
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for migration in pending_migrations(self._migrations, applied, target):
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (migration.version, iso_utc(datetime.now(UTC))),
+                )
+
+    def schema_version(self) -> int:
+        """The newest migration applied; 0 for an empty database."""
+        with self._transaction(write=False) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+            if exists is None:
+                return 0
+            return int(
+                conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[
+                    0
+                ]
+            )
+
+    def ping(self) -> bool:
+        """Whether the file can be opened and read as a database right now."""
+        try:
+            with self._transaction(write=False) as conn:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close every connection; the storage cannot be used afterwards."""
+        self._pool.close()
+
+    # events
+
+    def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
+        """Store new events and bump their task types' versions, in one transaction."""
+        check_batch_size(len(events))
+        if not events:
+            return 0
+        received_at = iso_utc(datetime.now(UTC))
+        by_task_type: dict[str, list[tuple[Any, ...]]] = {}
+        for event in events:
+            row = event_row(event)
+            by_task_type.setdefault(row[5], []).append(
+                (str(row[0]), str(row[1]), row[2], iso_utc(row[3]), *row[4:], received_at)
+            )
+        stored = 0
+        with self._transaction(write=True) as conn:
+            # Per task type, so rowcount says which partitions actually got new rows.
+            for task_type in sorted(by_task_type):
+                new_rows = conn.executemany(_INSERT_EVENT, by_task_type[task_type]).rowcount
+                if new_rows > 0:
+                    stored += new_rows
+                    conn.execute(_BUMP_VERSION, (task_type,))
+        return stored
+
+    def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
+        """The stored event with this id from this instance, or None."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(_SELECT_EVENT, (str(instance_id), str(event_id))).fetchone()
+        return None if row is None else event_from_row(row)
+
+    def count_events(self) -> int:
+        """Number of stored events."""
+        with self._transaction(write=False) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    # api keys
+
+    def create_api_key(
+        self, *, key_id: str, key_hash: str, instance_id: UUID, label: str | None
+    ) -> ApiKeyRecord:
+        """Store a new key's hash; ValueError if its id or hash is already taken."""
+        check_api_key_fields(key_id, key_hash, label)
+        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None)
+        with self._transaction(write=True) as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (key_id, key_hash, str(instance_id), label, iso_utc(record.created_at)),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError("an API key with this key_id or hash already exists") from None
+        return record
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this hash, revoked or not, or None."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(_SELECT_API_KEY, (key_hash,)).fetchone()
+        return None if row is None else api_key_record(row)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, oldest first."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(_LIST_API_KEYS).fetchall()
+        return [api_key_record(row) for row in rows]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke a key; False if no active key has that id."""
+        with self._transaction(write=True) as conn:
+            cursor = conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (iso_utc(datetime.now(UTC)), key_id),
+            )
+            return cursor.rowcount > 0
+
+    # prediction statistics
+
+    def partition_versions(self) -> dict[str, int]:
+        """Data version of each task type that has events."""
+        with self._transaction(write=False) as conn:
+            return dict(conn.execute("SELECT task_type, version FROM partition_versions"))
+
+    def stats_versions(self) -> dict[str, tuple[int, datetime]]:
+        """For each task type with stored statistics: their data version and computation time."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute("SELECT task_type, version, computed_at FROM stats_versions")
+            return {
+                task_type: (version, datetime.fromisoformat(at)) for task_type, version, at in rows
+            }
+
+    def read_partition(self, task_type: str) -> PartitionSnapshot:
+        """Every event of a task type and its version, from one read transaction."""
+        with self._transaction(write=False) as conn:
+            found = conn.execute(
+                "SELECT version FROM partition_versions WHERE task_type = ?", (task_type,)
+            ).fetchone()
+            rows = conn.execute(_SELECT_PARTITION, (task_type,)).fetchall()
+        # quality_gate_passed comes back as 0/1; the snapshot promises a bool.
+        rows = [(*row[:9], bool(row[9]), row[10]) for row in rows]
+        return PartitionSnapshot(task_type, 0 if found is None else found[0], rows)
+
+    def replace_stats(
+        self, task_type: str, version: int, computed_at: datetime, rows: Sequence[StatsRow]
+    ) -> bool:
+        """Replace a task type's statistics unless ones of a version >= `version` are stored."""
+        check_stats_rows(task_type, rows)
+        with self._transaction(write=True) as conn:
+            # Compare-and-set: the upsert changes nothing (rowcount 0) unless we are newer.
+            cursor = conn.execute(
+                "INSERT INTO stats_versions (task_type, version, computed_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (task_type) DO UPDATE "
+                "SET version = excluded.version, computed_at = excluded.computed_at "
+                "WHERE excluded.version > stats_versions.version",
+                (task_type, version, iso_utc(computed_at)),
+            )
+            if cursor.rowcount == 0:
+                return False
+            conn.execute("DELETE FROM prediction_stats WHERE task_type = ?", (task_type,))
+            conn.executemany(
+                _INSERT_STATS,
+                [(*values[:7], iso_utc(values[7])) for values in map(stats_values, rows)],
+            )
+        return True
+
+    def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
+        """The stored statistics of the groups asked for, in one query."""
+        wanted = json.dumps(
+            [[k.level, k.task_type, k.model, k.provider, k.complexity] for k in set(keys)]
+        )
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(_SELECT_STATS, (wanted,)).fetchall()
+        found = [stats_row(values) for values in rows]
+        return {row.key: row for row in found}
