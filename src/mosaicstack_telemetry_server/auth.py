@@ -57,8 +57,8 @@ def issue_api_key(
     storage: Storage, instance_id: UUID, label: str | None = None
 ) -> tuple[str, ApiKeyRecord]:
     """Create a key for an instance: returns the key (shown once, never stored) and its record."""
-    if label is not None and len(label) > MAX_LABEL_CHARS:
-        raise ValueError(f"label must be at most {MAX_LABEL_CHARS} characters")
+    if label is not None and (len(label) > MAX_LABEL_CHARS or not label.isprintable()):
+        raise ValueError(f"label must be at most {MAX_LABEL_CHARS} printable characters")
     key = secrets.token_hex(32)
     record = storage.create_api_key(
         key_id=new_key_id(), key_hash=hash_api_key(key), instance_id=instance_id, label=label

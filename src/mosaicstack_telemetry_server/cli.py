@@ -1,0 +1,299 @@
+"""`mosaic-telemetry`: serve the API, manage API keys, migrate, run the demo.
+
+Exit codes: 0 success, 1 failure (e.g. database unreachable), 2 invalid arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from mosaicstack_telemetry_server import __version__
+from mosaicstack_telemetry_server.auth import MAX_LABEL_CHARS, issue_api_key
+from mosaicstack_telemetry_server.runner import ENV_SETTINGS, settings_from_env, settings_to_env
+from mosaicstack_telemetry_server.settings import ServerSettings
+from mosaicstack_telemetry_server.storage import Storage, StorageError, open_storage, redact_url
+
+__all__ = ["build_parser", "main"]
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# How long `serve` lets in-flight requests finish after SIGTERM/SIGINT.
+DEFAULT_GRACEFUL_SECONDS = 30
+_MAX_WORKERS = 64
+
+
+def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _uuid(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid UUID") from None
+
+
+def _label(text: str) -> str:
+    if len(text) > MAX_LABEL_CHARS or not text.isprintable():
+        # Printable only: a label is shown in terminals by `keys list`.
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LABEL_CHARS} printable characters")
+    return text
+
+
+def _add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help=f"database URL (default: ${ENV_SETTINGS['database_url']}, else a SQLite file in "
+        "the user data directory)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="mosaic-telemetry", description="Mosaic Stack Telemetry API v1 server."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the API")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_bounded(int, 0, 65535), default=8000, help="default 8000")
+    _add_database(serve)
+    serve.add_argument(
+        "--min-sample-size",
+        type=_bounded(int, 1, 1_000_000),
+        help="fewest events a fallback level needs (default 5, "
+        f"${ENV_SETTINGS['min_sample_size']})",
+    )
+    serve.add_argument(
+        "--stats-max-age",
+        metavar="SECONDS",
+        type=_bounded(float, 0, 86_400 * 7),
+        help="oldest precomputed statistics may be (default 300, "
+        f"${ENV_SETTINGS['stats_max_age_seconds']})",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_bounded(int, 1, _MAX_WORKERS),
+        default=1,
+        help="worker processes (default 1); each is stateless apart from its rate limiter",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        metavar="SECONDS",
+        type=_bounded(int, 0, 3600),
+        default=DEFAULT_GRACEFUL_SECONDS,
+        help="how long in-flight requests may finish on shutdown "
+        f"(default {DEFAULT_GRACEFUL_SECONDS})",
+    )
+    serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
+    serve.set_defaults(handler=_serve)
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser(
+        "create", help="create a key; prints the key alone on stdout (shown once)"
+    )
+    create.add_argument("--instance-id", type=_uuid, required=True, metavar="UUID")
+    create.add_argument("--label", type=_label, help=f"at most {MAX_LABEL_CHARS} characters")
+    _add_database(create)
+    create.set_defaults(handler=_keys_create)
+    listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_database(listing)
+    listing.set_defaults(handler=_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its key id")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    _add_database(revoke)
+    revoke.set_defaults(handler=_keys_revoke)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    _add_database(migrate)
+    migrate.set_defaults(handler=_migrate)
+
+    demo = commands.add_parser("demo", help="run the whole loop on this machine")
+    try:
+        from mosaicstack_telemetry_server import demo as demo_module
+    except ImportError:  # the demo is optional: every other command works without it
+        demo.set_defaults(handler=_no_demo)
+    else:
+        demo_module.add_demo_arguments(demo)
+        demo.set_defaults(handler=demo_module.run_demo)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> ServerSettings:
+    settings = settings_from_env()
+    if args.database:
+        settings.database_url = args.database
+    for name, option in (
+        ("min_sample_size", "min_sample_size"),
+        ("stats_max_age_seconds", "stats_max_age"),
+    ):
+        value = getattr(args, option, None)
+        if value is not None:
+            setattr(settings, name, value)
+    return settings
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _open(args: argparse.Namespace) -> Storage:
+    storage = open_storage(_settings(args).database_url)
+    storage.migrate()
+    return storage
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mosaicstack_telemetry_server.logging_config import configure_logging
+
+    settings = _settings(args)
+    configure_logging(args.log_level)
+    _err(f"serving {redact_url(settings.database_url)} on http://{args.host}:{args.port}")
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_config": None,
+        "log_level": args.log_level,
+        "access_log": False,  # ours is structured (logging_config.py)
+        "timeout_graceful_shutdown": args.graceful_timeout,
+        "proxy_headers": False,
+    }
+    if args.workers > 1:
+        # Each worker process builds its own app from the environment (stateless processes
+        # sharing the database).
+        os.environ.update(settings_to_env(settings))
+        uvicorn.run(
+            "mosaicstack_telemetry_server.runner:app_from_env",
+            factory=True,
+            workers=args.workers,
+            **common,
+        )
+    else:
+        from mosaicstack_telemetry_server.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    storage = _open(args)
+    try:
+        key, record = issue_api_key(storage, args.instance_id, args.label)
+    finally:
+        storage.close()
+    _err(
+        f"created {record.key_id} for instance {record.instance_id}; "
+        "the key is printed once, below, and cannot be shown again:"
+    )
+    print(key, flush=True)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    storage = _open(args)
+    try:
+        records = storage.list_api_keys()
+    finally:
+        storage.close()
+    rows = [
+        {
+            "key_id": record.key_id,
+            "instance_id": str(record.instance_id),
+            "label": record.label,
+            "created": record.created_at.isoformat(timespec="seconds"),
+            "revoked": record.revoked_at.isoformat(timespec="seconds")
+            if record.revoked_at
+            else None,
+        }
+        for record in records
+    ]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    header = ("KEY_ID", "INSTANCE_ID", "CREATED", "REVOKED", "LABEL")
+    table: list[tuple[str, ...]] = [header]
+    table += [
+        (
+            r["key_id"] or "",
+            r["instance_id"] or "",
+            r["created"] or "",
+            r["revoked"] or "-",
+            r["label"] or "",
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]).rstrip())
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    storage = _open(args)
+    try:
+        revoked = storage.revoke_api_key(args.key_id)
+    finally:
+        storage.close()
+    if not revoked:
+        _err(f"no active key with id {args.key_id!r}")
+        return 1
+    _err(f"revoked {args.key_id} (running servers stop accepting it within seconds)")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    storage = _open(args)
+    try:
+        _err(f"schema version {storage.schema_version()}")
+    finally:
+        storage.close()
+    return 0
+
+
+def _no_demo(_args: argparse.Namespace) -> int:
+    _err("the demo is not available in this installation")
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except ValueError as exc:  # settings from the environment, database URLs
+        _err(f"mosaic-telemetry: error: {exc}")
+        return 2
+    except StorageError as exc:
+        _err(f"mosaic-telemetry: database error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
