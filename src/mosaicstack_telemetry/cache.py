@@ -44,6 +44,11 @@ class PredictionCache:
         with self._lock:
             self._entries.clear()
 
+    def _reinit_after_fork(self) -> None:
+        # The parent's lock may have been held by another thread at fork time; the entries
+        # themselves are still good answers, so the child keeps them.
+        self._lock = threading.Lock()
+
     @property
     def size(self) -> int:
         """Number of entries, including possibly expired ones."""

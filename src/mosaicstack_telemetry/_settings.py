@@ -1,0 +1,95 @@
+"""Runtime settings: the user's config with every unusable value replaced by a safe one.
+
+`TelemetryConfig.validate()` reports problems, but the client must keep running even with a
+bad config (the constructor only warns), so the submitter reads these sanitized values instead.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from mosaicstack_telemetry.config import TelemetryConfig
+from mosaicstack_telemetry.models.batch import MAX_BATCH_SIZE
+
+__all__ = ["MAX_RETRIES_LIMIT", "MIN_SUBMIT_INTERVAL_SECONDS", "Settings"]
+
+# A zero or negative interval would turn the background loop into a busy loop.
+MIN_SUBMIT_INTERVAL_SECONDS = 0.01
+# More retries than this only delays the put-back; the next flush retries anyway.
+MAX_RETRIES_LIMIT = 10
+# A queue is memory: past this a misconfiguration would let a process grow without bound.
+MAX_QUEUE_SIZE_LIMIT = 1_000_000
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TelemetryConfig)}
+
+
+def _positive_float(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return float(_DEFAULTS[name])
+    return float(value)
+
+
+def _int_in(value: object, low: int, high: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return int(_DEFAULTS[name])
+    return value
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the client and its submitter actually run with."""
+
+    server_url: str
+    api_key: str = field(repr=False)
+    user_agent: str
+    enabled: bool
+    dry_run: bool
+    submit_interval_seconds: float
+    max_queue_size: int
+    batch_size: int
+    request_timeout_seconds: float
+    prediction_cache_ttl_seconds: float
+    max_retries: int
+    random: Callable[[], float] = field(default=_random.random, repr=False, compare=False)
+
+    @classmethod
+    def from_config(
+        cls, config: TelemetryConfig, *, random: Callable[[], float] = _random.random
+    ) -> Settings:
+        """Sanitize `config`: wrong types and out-of-range values fall back to the defaults."""
+        interval = _positive_float(config.submit_interval_seconds, "submit_interval_seconds")
+        retries = config.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int):
+            retries = int(_DEFAULTS["max_retries"])
+        return cls(
+            server_url=_text(config.server_url).rstrip("/"),
+            api_key=_text(config.api_key),
+            user_agent=_text(config.user_agent) or str(_DEFAULTS["user_agent"]),
+            enabled=bool(config.enabled),
+            dry_run=bool(config.dry_run),
+            submit_interval_seconds=max(interval, MIN_SUBMIT_INTERVAL_SECONDS),
+            max_queue_size=_int_in(
+                config.max_queue_size, 1, MAX_QUEUE_SIZE_LIMIT, "max_queue_size"
+            ),
+            batch_size=_int_in(config.batch_size, 1, MAX_BATCH_SIZE, "batch_size"),
+            request_timeout_seconds=_positive_float(
+                config.request_timeout_seconds, "request_timeout_seconds"
+            ),
+            prediction_cache_ttl_seconds=_positive_float(
+                config.prediction_cache_ttl_seconds, "prediction_cache_ttl_seconds"
+            ),
+            max_retries=min(max(retries, 0), MAX_RETRIES_LIMIT),
+            random=random,
+        )
+
+    @property
+    def shutdown_timeout_seconds(self) -> float:
+        """Budget of the final flush in `stop()`: one request timeout, whatever the server does."""
+        return self.request_timeout_seconds

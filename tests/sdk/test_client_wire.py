@@ -1,0 +1,256 @@
+"""The client side of the wire contract, against a real HTTP server on 127.0.0.1 (sync path)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+
+import pytest
+
+from mosaicstack_telemetry import TelemetryClient
+
+from ._wire_server import Answer, Recorded, WireServer
+from .conftest import API_KEY, make_config, make_event, no_jitter, wait_until, warnings_of
+
+
+def _rejecting_first(request: Recorded) -> Answer:
+    ids = request.event_ids
+    results = [{"event_id": ids[0], "status": "rejected", "error": "model: too long"}] + [
+        {"event_id": i, "status": "accepted", "error": None} for i in ids[1:]
+    ]
+    return Answer(207, body={"accepted": len(ids) - 1, "rejected": 1, "results": results})
+
+
+def test_batch_goes_out_with_bearer_user_agent_and_json(wire: WireServer) -> None:
+    events = [make_event()]
+    with TelemetryClient(make_config(wire.url, user_agent="agent-test/9")) as client:
+        for event in events:
+            client.track(event)
+
+    (request,) = wire.requests
+    assert request.path == "/v1/events/batch"
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["user-agent"] == "agent-test/9"
+    assert request.headers["content-type"] == "application/json"
+    assert "content-encoding" not in request.headers  # one event is under 1 KiB
+    assert request.event_ids == [str(e.event_id) for e in events]
+    assert request.body["events"][0] == json.loads(events[0].model_dump_json())
+
+
+def test_large_batches_are_gzipped(wire: WireServer) -> None:
+    events = [make_event() for _ in range(20)]
+    with TelemetryClient(make_config(wire.url)) as client:
+        for event in events:
+            client.track(event)
+
+    (request,) = wire.requests
+    assert request.headers["content-encoding"] == "gzip"
+    assert json.loads(gzip.decompress(request.raw))["events"][19]["event_id"] == str(
+        events[19].event_id
+    )
+    assert len(request.raw) < len(gzip.decompress(request.raw))
+
+
+def test_batches_respect_batch_size(wire: WireServer) -> None:
+    client = TelemetryClient(make_config(wire.url, batch_size=10))
+    client.start()
+    for _ in range(25):
+        client.track(make_event())
+    client.stop()
+
+    sizes = [len(r.event_ids) for r in wire.requests]
+    assert sum(sizes) == 25
+    assert max(sizes) <= 10
+
+
+def test_full_batch_wakes_the_submitter_before_the_interval(wire: WireServer) -> None:
+    with TelemetryClient(make_config(wire.url, batch_size=5, submit_interval_seconds=60)) as c:
+        for _ in range(5):
+            c.track(make_event())
+        wire.wait_for(lambda: len(wire.delivered()) == 5, timeout=5)
+        assert c.queue_size == 0
+
+
+def test_interval_flushes_a_partial_batch(wire: WireServer) -> None:
+    with TelemetryClient(make_config(wire.url, submit_interval_seconds=0.05)) as client:
+        client.track(make_event())
+        wire.wait_for(lambda: len(wire.delivered()) == 1, timeout=5)
+        assert client.is_running
+
+
+def test_transient_errors_are_retried_honouring_retry_after(wire: WireServer) -> None:
+    wire.script(Answer(503, {"Retry-After": "1"}), Answer(429, {"Retry-After": "0"}))
+    config = make_config(wire.url, batch_size=1)
+    with TelemetryClient(config, random=no_jitter) as client:
+        event = make_event()
+        client.track(event)
+        wire.wait_for(lambda: wire.delivered()[str(event.event_id)] == 1, timeout=10)
+
+    first, second, third = wire.requests
+    assert [r.status for r in wire.requests] == [503, 429, 200]
+    assert second.received_at - first.received_at >= 0.95
+    assert first.event_ids == second.event_ids == third.event_ids
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
+def test_exhausted_retries_put_the_batch_back_with_one_warning(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture, status: int
+) -> None:
+    wire.script(*[Answer(status)] * 3)
+    config = make_config(wire.url, batch_size=2, max_retries=2)
+    client = TelemetryClient(config, random=no_jitter)
+    client.start()
+    events = [make_event(), make_event()]
+    for event in events:
+        client.track(event)
+    wire.wait_for(lambda: len(wire.requests) == 3)
+    wait_until(lambda: client.queue_size == 2)
+
+    assert len(warnings_of(sdk_logs)) == 1
+    assert f"HTTP {status}" in warnings_of(sdk_logs)[0]
+    client.stop()  # the final flush delivers the put-back events, in their order
+    assert wire.requests[-1].event_ids == [str(e.event_id) for e in events]
+    assert client.queue_size == 0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 415, 422])
+def test_permanent_errors_drop_the_batch_without_retry(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture, status: int
+) -> None:
+    wire.script(Answer(status, body={"error": {"code": "nope", "message": "bad batch"}}))
+    with TelemetryClient(make_config(wire.url), random=no_jitter) as client:
+        client.track(make_event())
+        client.track(make_event())
+
+    assert len(wire.requests) == 1
+    assert client.queue_size == 0
+    (warning,) = warnings_of(sdk_logs)
+    assert f"HTTP {status}" in warning
+    assert "bad batch" in warning
+
+
+def test_payload_too_large_splits_the_batch_in_halves(wire: WireServer) -> None:
+    wire.script(Answer(413), Answer(413))
+    events = [make_event() for _ in range(4)]
+    with TelemetryClient(make_config(wire.url)) as client:
+        for event in events:
+            client.track(event)
+
+    ids = [str(e.event_id) for e in events]
+    assert [r.event_ids for r in wire.requests] == [ids, ids[:2], ids[:1], ids[1:2], ids[2:]]
+    assert set(wire.delivered()) == set(ids)
+
+
+def test_single_event_still_too_large_is_dropped(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture
+) -> None:
+    wire.script(Answer(413), Answer(413), Answer(413))
+    events = [make_event(), make_event()]
+    with TelemetryClient(make_config(wire.url)) as client:
+        for event in events:
+            client.track(event)
+
+    assert [len(r.event_ids) for r in wire.requests] == [2, 1, 1]
+    assert client.queue_size == 0
+    assert len(warnings_of(sdk_logs)) == 2  # one per dropped (one-event) batch
+
+
+def test_rejected_events_are_logged_and_never_resent(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture
+) -> None:
+    wire.script(_rejecting_first)
+    events = [make_event() for _ in range(3)]
+    later = make_event()
+    with TelemetryClient(make_config(wire.url, batch_size=3)) as client:
+        for event in events:
+            client.track(event)
+        wire.wait_for(lambda: len(wire.requests) == 1)
+        client.track(later)  # the next flush must not carry the rejected event again
+
+    assert [r.event_ids for r in wire.requests][1] == [str(later.event_id)]
+    (warning,) = warnings_of(sdk_logs)
+    assert str(events[0].event_id) in warning
+    assert "model: too long" in warning
+
+
+def test_outage_then_recovery_delivers_every_event_exactly_once(wire: WireServer) -> None:
+    wire.down = True
+    config = make_config(wire.url, batch_size=10, max_retries=1, submit_interval_seconds=0.05)
+    client = TelemetryClient(config, random=no_jitter)
+    client.start()
+    events = [make_event() for _ in range(50)]
+    for event in events:
+        client.track(event)
+    wire.wait_for(lambda: len(wire.requests) >= 6)
+    assert not wire.delivered()
+    wire.down = False
+    wire.wait_for(lambda: len(wire.delivered()) == 50, timeout=10)
+    client.stop()
+
+    assert wire.delivered() == {str(e.event_id): 1 for e in events}
+    assert client.queue_size == 0
+
+
+def test_track_stays_fast_while_the_server_hangs(wire: WireServer) -> None:
+    wire.hang = True
+    config = make_config(
+        wire.url, batch_size=10, request_timeout_seconds=0.5, submit_interval_seconds=0.01
+    )
+    client = TelemetryClient(config)
+    client.start()
+    events = [make_event() for _ in range(5000)]
+
+    started = time.perf_counter()
+    for event in events:
+        client.track(event)
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 1.0
+    assert client.queue_size <= 1000
+    stopped = time.perf_counter()
+    client.stop()
+    assert time.perf_counter() - stopped < 0.5 + 1.0 + 1.0
+
+
+def test_stop_is_bounded_when_the_server_hangs(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture
+) -> None:
+    wire.hang = True
+    client = TelemetryClient(make_config(wire.url, request_timeout_seconds=0.5))
+    client.start()
+    client.track(make_event())
+
+    started = time.perf_counter()
+    client.stop()
+    assert time.perf_counter() - started < 0.5 + 1.0 + 0.5
+    assert not client.is_running
+    assert client.queue_size == 1  # kept, not lost: a later start() would send it
+    assert any("still queued" in w for w in warnings_of(sdk_logs))
+
+
+def test_stop_is_bounded_when_the_server_is_down(unused_url: str) -> None:
+    client = TelemetryClient(make_config(unused_url, request_timeout_seconds=0.5))
+    client.start()
+    client.track(make_event())
+
+    started = time.perf_counter()
+    client.stop()
+    assert time.perf_counter() - started < 0.5 + 1.0 + 0.5
+    assert client.queue_size == 1
+
+
+def test_events_survive_stop_and_go_out_after_restart(wire: WireServer) -> None:
+    wire.down = True
+    config = make_config(wire.url, request_timeout_seconds=0.3, max_retries=0)
+    client = TelemetryClient(config)
+    client.start()
+    event = make_event()
+    client.track(event)
+    client.stop()
+    assert client.queue_size == 1
+
+    wire.down = False
+    client.start()
+    client.stop()
+    assert wire.delivered() == {str(event.event_id): 1}
