@@ -8,8 +8,6 @@ postgresql://user:pw@host/db   PostgreSQL (also postgres://)
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from mosaicstack_telemetry_server.storage._common import MAX_EVENTS_PER_INSERT, redact_url
 from mosaicstack_telemetry_server.storage.base import (
     WILDCARD,
@@ -57,7 +55,7 @@ def sqlite_path(url: str) -> str:
 
 def open_storage(url: str) -> Storage:
     """The storage backend for a database URL (not yet migrated, connections opened lazily)."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "sqlite":
         from mosaicstack_telemetry_server.storage.sqlite import SQLiteStorage
 

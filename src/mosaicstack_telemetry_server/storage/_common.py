@@ -253,6 +253,8 @@ def redact_url(url: str) -> str:
             user = userinfo.split(":", 1)[0]
             netloc = f"{user}:***@{host}"
         query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
+        if (netloc, query) == (parts.netloc, parts.query):
+            return url  # nothing to hide; urlunsplit would also mangle sqlite:////abs paths
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         # Unparseable (e.g. a bad port): show only the scheme rather than risk a secret.
