@@ -1,0 +1,244 @@
+"""Serving predictions from statistics kept in the database, and keeping them fresh.
+
+A request never scans the events table: it reads two tiny version tables, recomputes only
+the task types whose statistics are stale (one partition read each), then fetches every
+group it needs in one `get_stats` call. Statistics live in the database and are replaced by
+compare-and-set on the data version, so every server process sharing it serves the same
+numbers, and a process that loses the race simply keeps the newer statistics.
+
+Freshness: a task type's statistics are fresh when they reflect its current data version,
+or when they are younger than `stats_max_age_seconds`. With a maximum age of 0 a prediction
+therefore reflects every event accepted before the request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from mosaicstack_telemetry import PredictionQuery, PredictionResponse
+from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
+from mosaicstack_telemetry_server.predictions.statistics import compute_partition_stats
+from mosaicstack_telemetry_server.storage.base import StatsKey, Storage
+
+__all__ = ["MAX_QUERIES_PER_BATCH", "Clock", "PredictionService"]
+
+logger = logging.getLogger(__name__)
+
+# The contract's limit on queries per `POST /v1/predictions/batch`.
+MAX_QUERIES_PER_BATCH: Final = 100
+# Bounds of the background refresher's default period.
+_MIN_INTERVAL_SECONDS: Final = 0.5
+_MAX_INTERVAL_SECONDS: Final = 30.0
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PredictionService:
+    """Answers prediction queries from precomputed statistics, recomputing stale ones.
+
+    Thread-safe. `min_sample_size` is the fewest events a fallback level needs;
+    `stats_max_age_seconds` is how old served statistics may be when newer data exists;
+    `clock` returns the current time (aware, UTC) and is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        min_sample_size: int,
+        stats_max_age_seconds: float,
+        clock: Clock = _utc_now,
+    ) -> None:
+        if min_sample_size < 1:
+            raise ValueError("min_sample_size must be at least 1")
+        if not stats_max_age_seconds >= 0:  # also rejects NaN
+            raise ValueError("stats_max_age_seconds must be >= 0")
+        self._storage = storage
+        self._min_sample_size = min_sample_size
+        self._max_age = float(stats_max_age_seconds)
+        self._clock = clock
+        self._locks: dict[str, threading.Lock] = {}
+        # task type -> (generation, data version) of the last computation in this process
+        self._computed: dict[str, tuple[int, int]] = {}
+        self._generation = itertools.count(1)
+        self._locks_guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._thread_guard = threading.Lock()
+
+    @property
+    def min_sample_size(self) -> int:
+        """Fewest events a fallback level needs before its statistics are served."""
+        return self._min_sample_size
+
+    @property
+    def stats_max_age_seconds(self) -> float:
+        """Oldest statistics may be, when newer data exists, before they are recomputed."""
+        return self._max_age
+
+    @property
+    def background_running(self) -> bool:
+        """Whether the background refresher thread is alive."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    # --- serving
+
+    def predict_batch(self, queries: Sequence[PredictionQuery]) -> list[PredictionResponse]:
+        """One answer per query, in order; recomputes stale statistics of the queried types.
+
+        `cache_hit` is False for the queries whose task type this call recomputed, True for
+        the others (answered from statistics already stored).
+        """
+        if len(queries) > MAX_QUERIES_PER_BATCH:
+            raise ValueError(f"at most {MAX_QUERIES_PER_BATCH} queries per batch")
+        if not queries:
+            return []
+        recomputed = self._refresh({q.task_type.value for q in queries}, ahead_seconds=0.0)
+        keys: dict[StatsKey, None] = {}
+        for query in queries:
+            keys.update(dict.fromkeys(chain_keys(query)))
+        found = self._storage.get_stats(list(keys))
+        return [
+            build_response(
+                query,
+                found,
+                min_sample_size=self._min_sample_size,
+                cache_hit=query.task_type.value not in recomputed,
+            )
+            for query in queries
+        ]
+
+    # --- freshness
+
+    def refresh_stale(self, *, ahead_seconds: float = 0.0) -> int:
+        """Recompute every stale task type now; returns how many were recomputed.
+
+        `ahead_seconds` also counts as stale the statistics that will be stale that much
+        later, so a periodic caller can refresh them before a request has to.
+        """
+        return len(self._refresh(None, ahead_seconds=ahead_seconds))
+
+    def _refresh(self, only: Collection[str] | None, *, ahead_seconds: float) -> set[str]:
+        with self._locks_guard:
+            seen = dict(self._computed)  # taken before the versions are read: see _recompute
+        recomputed: set[str] = set()
+        for task_type, version in self._stale(only, ahead_seconds):
+            if self._recompute(task_type, version, seen.get(task_type)):
+                recomputed.add(task_type)
+        return recomputed
+
+    def _stale(self, only: Collection[str] | None, ahead_seconds: float) -> list[tuple[str, int]]:
+        """(task type, data version) of each stale task type with events (among `only`)."""
+        partitions = self._storage.partition_versions()
+        if only is not None:
+            partitions = {t: v for t, v in partitions.items() if t in only}
+            if not partitions:  # nothing to compare: spare the second read
+                return []
+        stored = self._storage.stats_versions()
+        now = self._clock()
+        max_age = self._max_age - ahead_seconds
+        stale = []
+        for task_type, version in sorted(partitions.items()):
+            if task_type in stored:
+                stats_version, computed_at = stored[task_type]
+                if stats_version >= version or _age_seconds(now, computed_at) < max_age:
+                    continue
+            stale.append((task_type, version))
+        return stale
+
+    def _recompute(self, task_type: str, version: int, seen: tuple[int, int] | None) -> bool:
+        """Recompute a task type found stale at `version`, unless a concurrent call just did.
+
+        `seen` is this process's last computation of it when staleness was judged. If another
+        one finished since and read at least `version`, its statistics (stored, or superseded
+        by newer ones) already reflect everything this call saw, so it is not repeated.
+        """
+        with self._lock_for(task_type):
+            latest = self._computed.get(task_type)
+            if latest is not None and latest != seen and latest[1] >= version:
+                return False
+            snapshot = self._storage.read_partition(task_type)
+            computed_at = self._clock()
+            rows = compute_partition_stats(snapshot, computed_at)
+            # False means another process stored statistics of this version or newer: fine.
+            self._storage.replace_stats(task_type, snapshot.version, computed_at, rows)
+            with self._locks_guard:
+                self._computed[task_type] = (next(self._generation), snapshot.version)
+            return True
+
+    def _lock_for(self, task_type: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(task_type, threading.Lock())
+
+    # --- background refresher
+
+    def default_interval_seconds(self) -> float:
+        """Background period: half the maximum age, at most 30 s, at least 0.5 s."""
+        return max(_MIN_INTERVAL_SECONDS, min(self._max_age / 2, _MAX_INTERVAL_SECONDS))
+
+    def start_background(self, interval_seconds: float | None = None) -> None:
+        """Start a daemon thread that calls `refresh_stale` every `interval_seconds`.
+
+        It refreshes statistics one period before they would go stale, so requests rarely
+        recompute. No-op if already running.
+        """
+        interval = self.default_interval_seconds() if interval_seconds is None else interval_seconds
+        if not interval > 0:
+            raise ValueError("interval_seconds must be > 0")
+        with self._thread_guard:
+            if self.background_running:
+                return
+            # A fresh event per thread: a stop() timing out must not leave the next one stopped.
+            self._stop = stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(interval, stop),
+                name="mosaic-telemetry-stats-refresher",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop_background(self, timeout: float | None = 5.0) -> bool:
+        """Stop the refresher (at once, even mid-wait); True when the thread has ended."""
+        with self._thread_guard:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _run(self, interval: float, stop: threading.Event) -> None:
+        failing = False
+        while not stop.is_set():
+            try:
+                self.refresh_stale(ahead_seconds=interval)
+            except Exception:  # never die: the next period may find the database back
+                # One traceback per outage, not one per period.
+                if not failing:
+                    logger.exception("refreshing prediction statistics failed")
+                else:
+                    logger.debug("refreshing prediction statistics still fails", exc_info=True)
+                failing = True
+            else:
+                if failing:
+                    logger.info("refreshing prediction statistics works again")
+                failing = False
+            stop.wait(interval)
+
+
+def _age_seconds(now: datetime, computed_at: datetime) -> float:
+    # Backends may hand back naive datetimes; stored times are UTC.
+    if computed_at.tzinfo is None:
+        computed_at = computed_at.replace(tzinfo=UTC)
+    return (now - computed_at).total_seconds()

@@ -1,0 +1,469 @@
+"""PredictionService on real SQLite and PostgreSQL: numbers, freshness, cache_hit, refresher."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import numpy as np
+import pytest
+
+from mosaicstack_telemetry import (
+    Complexity,
+    Harness,
+    Outcome,
+    PredictionQuery,
+    Provider,
+    TaskCompletionEvent,
+    TaskType,
+)
+from mosaicstack_telemetry_server.predictions.service import PredictionService
+from mosaicstack_telemetry_server.storage import (
+    Storage,
+    open_storage,
+)
+
+T0 = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+INSTANCE = uuid4()
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def make_event(
+    rng: random.Random,
+    task_type: TaskType = TaskType.IMPLEMENTATION,
+    model: str = "claude-x",
+    provider: Provider = Provider.ANTHROPIC,
+    complexity: Complexity = Complexity.MEDIUM,
+) -> TaskCompletionEvent:
+    """A valid event with random numbers (some without estimates)."""
+    return TaskCompletionEvent(
+        instance_id=INSTANCE,
+        task_duration_ms=rng.randrange(86_400_000),
+        task_type=task_type,
+        complexity=complexity,
+        harness=Harness.CLAUDE_CODE,
+        model=model,
+        provider=provider,
+        estimated_input_tokens=rng.choice([0, rng.randrange(1, 200_000)]),
+        estimated_output_tokens=rng.choice([0, rng.randrange(1, 50_000)]),
+        actual_input_tokens=rng.randrange(200_000),
+        actual_output_tokens=rng.randrange(50_000),
+        estimated_cost_usd_micros=rng.randrange(1_000_000),
+        actual_cost_usd_micros=rng.randrange(1_000_000),
+        quality_gate_passed=rng.random() < 0.7,
+        context_compactions=0,
+        context_rotations=0,
+        context_utilization_final=0.5,
+        outcome=rng.choice(list(Outcome)),
+        retry_count=0,
+    )
+
+
+def expected(events: Sequence[TaskCompletionEvent]) -> dict[str, Any]:
+    """The contract's statistics of these events, computed directly with numpy."""
+
+    def col(name: str) -> np.ndarray:
+        return np.array([getattr(e, name) for e in events])
+
+    def dist(values: np.ndarray) -> dict[str, int]:
+        p = np.rint(np.percentile(values, [10, 25, 50, 75, 90]))
+        return dict(zip(["p10", "p25", "median", "p75", "p90"], map(int, p), strict=True))
+
+    def factor(actual: np.ndarray, estimated: np.ndarray) -> float:
+        has = estimated > 0
+        return float(np.percentile(actual[has] / estimated[has], 50)) if has.any() else 1.0
+
+    return {
+        "input_tokens": dist(col("actual_input_tokens")),
+        "output_tokens": dist(col("actual_output_tokens")),
+        "cost_usd_micros": {"median": int(np.rint(np.median(col("actual_cost_usd_micros"))))},
+        "duration_ms": {"median": int(np.rint(np.median(col("task_duration_ms"))))},
+        "correction_factors": {
+            "input": factor(col("actual_input_tokens"), col("estimated_input_tokens")),
+            "output": factor(col("actual_output_tokens"), col("estimated_output_tokens")),
+        },
+        "quality": {
+            "gate_pass_rate": float(np.mean(col("quality_gate_passed"))),
+            "success_rate": float(np.mean([e.outcome is Outcome.SUCCESS for e in events])),
+        },
+    }
+
+
+def query(
+    task_type: TaskType = TaskType.IMPLEMENTATION,
+    model: str = "claude-x",
+    provider: Provider = Provider.ANTHROPIC,
+    complexity: Complexity = Complexity.MEDIUM,
+) -> PredictionQuery:
+    return PredictionQuery(
+        task_type=task_type, model=model, provider=provider, complexity=complexity
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def storage(database_url: str) -> Iterator[Storage]:
+    store = open_storage(database_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return random.Random(20260506)
+
+
+def test_predict_on_an_empty_database_has_no_prediction(storage: Storage) -> None:
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    [response] = service.predict_batch([query()])
+    assert response.prediction is None
+    assert response.metadata.fallback_level == -1
+    assert response.metadata.confidence == "none"
+    assert response.metadata.sample_size == 0
+    assert response.metadata.last_updated is None
+    assert service.refresh_stale() == 0
+    assert service.predict_batch([]) == []
+
+
+def test_predictions_match_numpy_at_every_fallback_level(
+    storage: Storage, rng: random.Random
+) -> None:
+    impl, review = TaskType.IMPLEMENTATION, TaskType.CODE_REVIEW
+    groups: dict[tuple[Any, ...], list[TaskCompletionEvent]] = {
+        # 6 exact events: level 0.
+        (impl, "a", Provider.ANTHROPIC, Complexity.LOW): [],
+        # 2 exact + 4 through another route at the same complexity: level 1 (6 events).
+        (impl, "b", Provider.ANTHROPIC, Complexity.LOW): [],
+        (impl, "b", Provider.OPENROUTER, Complexity.LOW): [],
+        # 2 + 1 at another complexity and route: level 2 (model "c", 5 events).
+        (impl, "c", Provider.ANTHROPIC, Complexity.LOW): [],
+        (impl, "c", Provider.OPENROUTER, Complexity.LOW): [],
+        (impl, "c", Provider.OPENAI, Complexity.HIGH): [],
+        # Only 4 code_review events in all: no level has 5.
+        (review, "d", Provider.ANTHROPIC, Complexity.LOW): [],
+    }
+    counts = [6, 2, 4, 2, 1, 2, 4]
+    for (key, bucket), n in zip(groups.items(), counts, strict=True):
+        bucket.extend(make_event(rng, *key) for _ in range(n))
+    storage.insert_events([e for bucket in groups.values() for e in bucket])
+    impl_events = [e for (t, *_), b in groups.items() if t is impl for e in b]
+
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    queries = [
+        query(impl, "a", Provider.ANTHROPIC, Complexity.LOW),
+        query(impl, "b", Provider.ANTHROPIC, Complexity.LOW),
+        query(impl, "c", Provider.ANTHROPIC, Complexity.LOW),
+        query(impl, "zzz", Provider.ANTHROPIC, Complexity.LOW),
+        query(review, "d", Provider.ANTHROPIC, Complexity.LOW),
+    ]
+    responses = service.predict_batch(queries)
+
+    matched = [
+        groups[(impl, "a", Provider.ANTHROPIC, Complexity.LOW)],
+        [e for e in impl_events if e.model == "b" and e.complexity is Complexity.LOW],
+        [e for e in impl_events if e.model == "c"],
+        impl_events,
+    ]
+    for level, (response, events) in enumerate(zip(responses, matched, strict=False)):
+        assert response.metadata.fallback_level == level
+        assert response.metadata.sample_size == len(events)
+        assert response.prediction is not None
+        assert response.prediction.model_dump(mode="json") == expected(events)
+    assert responses[3].metadata.dimensions_matched == {
+        "task_type": "implementation",
+        "model": None,
+        "provider": None,
+        "complexity": None,
+    }
+    none = responses[4]
+    assert none.prediction is None
+    assert none.metadata.fallback_level == -1
+    assert "task type only: 4" in (none.metadata.fallback_note or "")
+
+
+def test_first_request_recomputes_then_later_ones_hit_the_cache(
+    storage: Storage, rng: random.Random
+) -> None:
+    storage.insert_events([make_event(rng) for _ in range(8)])
+    clock = FakeClock()
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0, clock=clock)
+    first = service.predict_batch([query()])[0].metadata
+    assert first.cache_hit is False
+    assert first.last_updated == T0
+    clock.advance(60)
+    second = service.predict_batch([query(), query(complexity=Complexity.HIGH)])
+    assert [r.metadata.cache_hit for r in second] == [True, True]
+    assert second[0].metadata.last_updated == T0  # nothing new: the stored statistics stand
+    assert second[1].metadata.fallback_level == 2
+
+
+def test_max_age_zero_reflects_every_event_accepted_before_the_request(
+    storage: Storage, rng: random.Random
+) -> None:
+    service = PredictionService(storage, min_sample_size=1, stats_max_age_seconds=0)
+    accepted: list[TaskCompletionEvent] = []
+    for _ in range(4):
+        batch = [make_event(rng) for _ in range(rng.randrange(1, 4))]
+        storage.insert_events(batch)
+        accepted += batch
+        [response] = service.predict_batch([query()])
+        assert response.metadata.cache_hit is False
+        assert response.metadata.sample_size == len(accepted)
+        assert response.prediction is not None
+        assert response.prediction.model_dump(mode="json") == expected(accepted)
+
+
+def test_young_stale_statistics_are_served_until_max_age_passes(
+    storage: Storage, rng: random.Random
+) -> None:
+    clock = FakeClock()
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=300, clock=clock)
+    storage.insert_events([make_event(rng) for _ in range(5)])
+    assert service.predict_batch([query()])[0].metadata.sample_size == 5
+
+    storage.insert_events([make_event(rng) for _ in range(3)])
+    clock.advance(299.5)
+    young = service.predict_batch([query()])[0].metadata
+    assert (young.sample_size, young.cache_hit, young.last_updated) == (5, True, T0)
+
+    clock.advance(0.5)  # exactly max age: stale now
+    fresh = service.predict_batch([query()])[0].metadata
+    assert fresh.sample_size == 8
+    assert fresh.cache_hit is False
+    assert fresh.last_updated == T0 + timedelta(seconds=300)
+
+
+def test_refresh_stale_recomputes_each_stale_task_type_once(
+    storage: Storage, rng: random.Random
+) -> None:
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    storage.insert_events([make_event(rng, TaskType.TESTING), make_event(rng, TaskType.PLANNING)])
+    assert service.refresh_stale() == 2
+    assert service.refresh_stale() == 0
+    storage.insert_events([make_event(rng, TaskType.TESTING)])
+    assert service.refresh_stale() == 1
+    assert [r.metadata.cache_hit for r in service.predict_batch([query(TaskType.TESTING)])] == [
+        True
+    ]
+
+
+def test_refresh_ahead_recomputes_statistics_about_to_go_stale(
+    storage: Storage, rng: random.Random
+) -> None:
+    clock = FakeClock()
+    service = PredictionService(storage, min_sample_size=1, stats_max_age_seconds=60, clock=clock)
+    storage.insert_events([make_event(rng)])
+    assert service.refresh_stale() == 1
+    storage.insert_events([make_event(rng)])
+    clock.advance(50)
+    assert service.refresh_stale() == 0  # changed, but young for 10 more seconds
+    assert service.refresh_stale(ahead_seconds=15) == 1
+    assert service.predict_batch([query()])[0].metadata.sample_size == 2
+
+
+def test_another_process_serves_the_same_statistics(
+    database_url: str, storage: Storage, rng: random.Random
+) -> None:
+    storage.insert_events([make_event(rng) for _ in range(7)])
+    first = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=600)
+    [computed] = first.predict_batch([query()])
+    other_storage = open_storage(database_url)
+    try:
+        other = PredictionService(other_storage, min_sample_size=5, stats_max_age_seconds=600)
+        [served] = other.predict_batch([query()])
+    finally:
+        other_storage.close()
+    assert computed.metadata.cache_hit is False
+    assert served.metadata.cache_hit is True
+    assert served.prediction == computed.prediction
+    assert served.metadata.last_updated == computed.metadata.last_updated
+
+
+def test_concurrent_requests_recompute_a_partition_once(
+    storage: Storage, rng: random.Random
+) -> None:
+    storage.insert_events([make_event(rng) for _ in range(50)])
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    start = threading.Barrier(6)
+    hits: list[bool] = []
+
+    def ask() -> None:
+        start.wait()
+        hits.extend(r.metadata.cache_hit for r in service.predict_batch([query()]))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(hits) == [False, True, True, True, True, True]
+
+
+def test_background_refresher_recomputes_without_a_request(
+    storage: Storage, rng: random.Random
+) -> None:
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    service.start_background(interval_seconds=0.02)
+    try:
+        assert service.background_running
+        storage.insert_events([make_event(rng) for _ in range(6)])
+        task = TaskType.IMPLEMENTATION.value
+
+        def refreshed() -> bool:
+            stats = storage.stats_versions().get(task)
+            return stats is not None and stats[0] == storage.partition_versions()[task]
+
+        wait_until(refreshed)
+        [response] = service.predict_batch([query()])
+        assert response.metadata.cache_hit is True
+        assert response.metadata.sample_size == 6
+    finally:
+        assert service.stop_background(timeout=5)
+    assert not service.background_running
+
+
+class WrappedStorage:
+    """A real storage seen through a wrapper, to produce what a healthy one cannot."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class FlakyStorage(WrappedStorage):
+    """Version reads fail while `failing` is set (an outage)."""
+
+    failing = True
+    failures = 0
+
+    def partition_versions(self) -> dict[str, int]:
+        if self.failing:
+            self.failures += 1
+            raise ConnectionError("database unreachable")
+        return self.inner.partition_versions()
+
+
+class NaiveTimesStorage(WrappedStorage):
+    """Hands back computation times without a time zone, as some drivers do."""
+
+    def stats_versions(self) -> dict[str, tuple[int, datetime]]:
+        return {
+            task: (version, at.astimezone(UTC).replace(tzinfo=None))
+            for task, (version, at) in self.inner.stats_versions().items()
+        }
+
+
+def test_naive_computation_times_are_taken_as_utc(storage: Storage, rng: random.Random) -> None:
+    clock = FakeClock()
+    service = PredictionService(
+        NaiveTimesStorage(storage),  # type: ignore[arg-type]
+        min_sample_size=1,
+        stats_max_age_seconds=60,
+        clock=clock,
+    )
+    storage.insert_events([make_event(rng)])
+    assert service.refresh_stale() == 1
+    storage.insert_events([make_event(rng)])
+    clock.advance(59)
+    assert service.refresh_stale() == 0
+    clock.advance(1)
+    assert service.refresh_stale() == 1
+
+
+def test_background_refresher_logs_failures_and_keeps_going(
+    storage: Storage, rng: random.Random, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage.insert_events([make_event(rng) for _ in range(5)])
+    flaky = FlakyStorage(storage)
+    service = PredictionService(
+        flaky,  # type: ignore[arg-type]
+        min_sample_size=5,
+        stats_max_age_seconds=0,
+    )
+    with caplog.at_level(logging.INFO, logger="mosaicstack_telemetry_server.predictions"):
+        service.start_background(interval_seconds=0.01)
+        try:
+            wait_until(lambda: flaky.failures >= 3)
+            flaky.failing = False
+            wait_until(lambda: "implementation" in storage.stats_versions())
+            wait_until(lambda: "works again" in caplog.text)
+        finally:
+            assert service.stop_background(timeout=5)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1  # one traceback per outage
+    assert "refreshing prediction statistics failed" in errors[0].getMessage()
+    assert "ConnectionError" in caplog.text
+
+
+def test_background_refresher_stops_at_once_and_starts_only_once(storage: Storage) -> None:
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=3600)
+    assert service.stop_background() is True  # never started
+    service.start_background()  # default period: 30 s
+    service.start_background()
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("mosaic-telemetry-stats-refresher") == 1
+    started = time.monotonic()
+    assert service.stop_background(timeout=5) is True
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("max_age", "interval"), [(0, 0.5), (0.4, 0.5), (10, 5.0), (300, 30.0), (86_400, 30.0)]
+)
+def test_default_refresh_interval_is_half_max_age_within_bounds(
+    storage: Storage, max_age: float, interval: float
+) -> None:
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=max_age)
+    assert service.default_interval_seconds() == interval
+    assert service.stats_max_age_seconds == max_age
+    assert service.min_sample_size == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_sample_size": 0, "stats_max_age_seconds": 1},
+        {"min_sample_size": 5, "stats_max_age_seconds": -1},
+        {"min_sample_size": 5, "stats_max_age_seconds": float("nan")},
+    ],
+)
+def test_invalid_settings_are_refused(storage: Storage, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        PredictionService(storage, **kwargs)
+
+
+def test_batches_and_intervals_have_limits(storage: Storage) -> None:
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    with pytest.raises(ValueError, match="at most 100"):
+        service.predict_batch([query()] * 101)
+    assert len(service.predict_batch([query()] * 100)) == 100
+    with pytest.raises(ValueError, match="interval_seconds"):
+        service.start_background(interval_seconds=0)
