@@ -467,3 +467,33 @@ def test_batches_and_intervals_have_limits(storage: Storage) -> None:
     assert len(service.predict_batch([query()] * 100)) == 100
     with pytest.raises(ValueError, match="interval_seconds"):
         service.start_background(interval_seconds=0)
+
+
+@pytest.mark.parametrize(
+    ("exact", "other_route", "level", "confidence"),
+    [
+        (99, 0, 0, "medium"),
+        (100, 0, 0, "high"),
+        (4, 25, 1, "low"),
+        (4, 26, 1, "medium"),
+        (4, 95, 1, "medium"),
+        (4, 96, 1, "high"),
+    ],
+)
+def test_confidence_follows_level_and_sample_size_end_to_end(
+    storage: Storage,
+    rng: random.Random,
+    exact: int,
+    other_route: int,
+    level: int,
+    confidence: str,
+) -> None:
+    storage.insert_events(
+        [make_event(rng) for _ in range(exact)]
+        + [make_event(rng, provider=Provider.OPENROUTER) for _ in range(other_route)]
+    )
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    [response] = service.predict_batch([query()])
+    assert response.metadata.fallback_level == level
+    assert response.metadata.sample_size == (exact if level == 0 else exact + other_route)
+    assert response.metadata.confidence == confidence
