@@ -1,0 +1,110 @@
+"""Process life: the flush at interpreter exit, and a working client in a child of os.fork()."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mosaicstack_telemetry import TelemetryClient
+
+from ._wire_server import WireServer
+from .conftest import API_KEY, INSTANCE_ID, make_config, make_event
+
+_EXIT_SCRIPT = """
+import asyncio, sys
+from mosaicstack_telemetry import EventBuilder, TelemetryClient, TelemetryConfig
+config = TelemetryConfig(server_url=sys.argv[1], api_key={key!r}, instance_id={iid!r},
+                         submit_interval_seconds=3600)
+client = TelemetryClient(config)
+event = lambda: EventBuilder({iid!r}).model("m").quality(passed=True).build()
+if sys.argv[2] == "thread":
+    client.start()
+    for _ in range(3):
+        client.track(event())
+elif sys.argv[2] == "async":
+    async def main():
+        await client.start_async()
+        for _ in range(3):
+            client.track(event())
+    asyncio.run(main())  # returns without stop_async(): the loop and its task are gone
+else:
+    for _ in range(3):
+        client.track(event())  # never started: nothing is sent at exit
+print("exiting")
+"""
+
+
+def _run_script(url: str, mode: str) -> subprocess.CompletedProcess[str]:
+    script = textwrap.dedent(_EXIT_SCRIPT.format(key=API_KEY, iid=INSTANCE_ID))
+    return subprocess.run(
+        [sys.executable, "-c", script, url, mode],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_TELEMETRY_")},
+    )
+
+
+@pytest.mark.parametrize("mode", ["thread", "async"])
+def test_started_client_flushes_at_interpreter_exit(wire: WireServer, mode: str) -> None:
+    result = _run_script(wire.url, mode)
+    assert result.returncode == 0, result.stderr
+    assert "exiting" in result.stdout
+    assert sum(wire.delivered().values()) == 3
+
+
+def test_never_started_client_sends_nothing_at_exit(wire: WireServer) -> None:
+    result = _run_script(wire.url, "never")
+    assert result.returncode == 0, result.stderr
+    assert wire.requests == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_forked_child_gets_an_empty_queue_and_its_own_working_submitter(
+    wire: WireServer,
+) -> None:
+    # batch_size=2 and a long interval: one tracked event stays queued, no flush wakes up.
+    client = TelemetryClient(make_config(wire.url, batch_size=2, submit_interval_seconds=3600))
+    client.start()
+    leftover = make_event()
+    child_event = make_event()
+    client.track(leftover)
+    assert client.queue_size == 1
+
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 1
+        try:
+            ok = client.queue_size == 0 and client.is_running
+            client.track(child_event)
+            client.stop()
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert wire.delivered()[str(child_event.event_id)] == 1
+    assert str(leftover.event_id) not in wire.delivered()  # the child did not resend it
+    assert client.is_running  # the parent is unaffected
+    assert client.queue_size == 1
+    client.stop()
+    assert wire.delivered()[str(leftover.event_id)] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_forked_child_of_a_stopped_client_starts_nothing(wire: WireServer) -> None:
+    client = TelemetryClient(make_config(wire.url))
+    client.track(make_event())
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if client.queue_size == 0 and not client.is_running else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.queue_size == 1
+    assert wire.requests == []
