@@ -57,7 +57,8 @@ def _table(results: list[Result]) -> Table:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen suites and print one table."""
     args = _parse(argv)
-    console = Console()
+    # Piped into a file (as for docs/benchmarks.md), keep rows on one line each.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(
         f"Python {platform.python_version()} on {platform.machine()}, "
         f"{'quick' if args.quick else 'full'} run of: {', '.join(args.suites)}"

@@ -1,94 +1,97 @@
-"""The server in-process under a sampling profiler: `python -m bench._profiled_server URL`.
+"""The server in-process under cProfile: `python -m bench._profiled_server URL`.
 
-cProfile sees one thread, but the server's work is spread over the event loop and its worker
-threads, so this samples every thread's stack (`sys._current_frames()`) every millisecond or
-so instead. Prints the base URL, serves until stdin closes, then prints one JSON summary:
-the busiest functions by own time ("self") and by time including callees ("inclusive").
+The server's work is spread over the event loop's thread and anyio's worker threads, and a
+`cProfile.Profile` sees only the thread that enabled it; so `threading.setprofile` makes every
+new thread start a profile of its own, and the profiles are merged at the end. Prints the base
+URL, serves until stdin closes, then prints one JSON summary: the functions with the most own
+CPU time ("self") and our functions by CPU time including callees ("inclusive").
 """
 
 from __future__ import annotations
 
+import cProfile
 import json
+import pstats
 import sys
 import threading
 import time
-from collections import Counter
 from types import FrameType
+from typing import Any
 
 from mosaicstack_telemetry_server.runner import serve_in_thread
 from mosaicstack_telemetry_server.settings import ServerSettings
 
-_INTERVAL = 0.001
-# A thread whose innermost Python frame is one of these is waiting, not working.
-_IDLE = {
-    ("threading.py", "wait"),
-    ("selectors.py", "select"),
-    ("queue.py", "get"),
-    ("threading.py", "_wait_for_tstate_lock"),
-    ("thread.py", "_worker"),
-}
+_profiles: list[cProfile.Profile] = []
+_guard = threading.Lock()
+# Time spent in these is a thread waiting for work, not doing it.
+_IDLE = ("select.epoll", "_thread.lock", "_thread.RLock", "time.sleep", "'poll'")
+_LOOPS = {"_run", "run", "serve"}
 
 
-def _where(frame: FrameType) -> str:
-    path = frame.f_code.co_filename
-    for marker in ("site-packages/", "/src/", "/lib/python3"):
+def _profile_this_thread(frame: FrameType, event: str, arg: Any) -> None:
+    # CPU time of this thread, not wall time: a thread blocked on SQLite's write lock or a
+    # socket is not working, and must not look as if it were.
+    profile = cProfile.Profile(time.thread_time)
+    with _guard:
+        _profiles.append(profile)
+    profile.enable()  # replaces this bootstrap hook for the rest of the thread
+
+
+class _Snapshot:
+    """What `pstats.Stats` reads, taken from a profile without disabling it."""
+
+    def __init__(self, profile: cProfile.Profile) -> None:
+        profile.snapshot_stats()
+        self.stats = profile.stats  # type: ignore[attr-defined]
+
+    def create_stats(self) -> None:
+        """Already created."""
+
+
+def _name(key: tuple[str, int, str]) -> str:
+    path, line, function = key
+    for marker in ("site-packages/", "/src/", "/lib/python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
-    return f"{frame.f_code.co_name} ({path}:{frame.f_code.co_firstlineno})"
+    return function if path == "~" else f"{function} ({path}:{line})"
 
 
-def _idle(frame: FrameType) -> bool:
-    name = frame.f_code.co_filename.rsplit("/", 1)[-1]
-    return (name, frame.f_code.co_name) in _IDLE
-
-
-class _Sampler(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(daemon=True, name="sampler")
-        self.own: Counter[str] = Counter()
-        self.inclusive: Counter[str] = Counter()
-        self.busy = 0
-        self.samples = 0
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        skip = {threading.get_ident(), threading.main_thread().ident}
-        while not self.stopping.is_set():
-            for ident, frame in sys._current_frames().items():
-                if ident in skip:
-                    continue
-                self.samples += 1
-                if _idle(frame):
-                    continue
-                self.busy += 1
-                self.own[_where(frame)] += 1
-                seen = set()
-                walker: FrameType | None = frame
-                while walker is not None:
-                    seen.add(_where(walker))
-                    walker = walker.f_back
-                self.inclusive.update(seen)
-            time.sleep(_INTERVAL)
+def _summary() -> dict[str, Any]:
+    merged = pstats.Stats(_Snapshot(_profiles[0]))
+    for profile in _profiles[1:]:
+        merged.add(_Snapshot(profile))
+    rows = {
+        key: (value[2], value[3], value[1])
+        for key, value in merged.stats.items()  # type: ignore[attr-defined]
+        if not any(idle in key[2] for idle in _IDLE)
+    }
+    busy = sum(own for own, _, _ in rows.values())
+    by_own = sorted(rows.items(), key=lambda item: item[1][0], reverse=True)[:15]
+    # Background loops are left out: the time under them is mostly waiting.
+    ours = [
+        item
+        for item in rows.items()
+        if "mosaicstack_telemetry" in item[0][0] and item[0][2] not in _LOOPS
+    ]
+    by_total = sorted(ours, key=lambda item: item[1][1], reverse=True)[:15]
+    return {
+        "busy_seconds": busy,
+        "threads": len(_profiles),
+        "self": [(_name(key), own, calls) for key, (own, _, calls) in by_own],
+        "inclusive": [(_name(key), total, calls) for key, (_, total, calls) in by_total],
+    }
 
 
 def main() -> None:
     """Serve the database named on the command line, profiled, until stdin closes."""
+    threading.setprofile(_profile_this_thread)
     settings = ServerSettings(database_url=sys.argv[1])
     with serve_in_thread(settings, "127.0.0.1") as base_url:
         print(base_url, flush=True)
-        sampler = _Sampler()
-        sampler.start()
         sys.stdin.read()
-        sampler.stopping.set()
-        sampler.join()
-    summary = {
-        "busy": sampler.busy,
-        "samples": sampler.samples,
-        "self": sampler.own.most_common(15),
-        "inclusive": sampler.inclusive.most_common(40),
-    }
-    print(json.dumps(summary), flush=True)
+    threading.setprofile(None)  # type: ignore[arg-type]
+    print(json.dumps(_summary()), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from mosaicstack_telemetry import (
     TaskType,
 )
 from mosaicstack_telemetry_server.auth import issue_api_key
+from mosaicstack_telemetry_server.predictions.service import PredictionService
 from mosaicstack_telemetry_server.predictions.statistics import compute_partition_stats
 from mosaicstack_telemetry_server.storage import Storage, open_storage
 
@@ -178,9 +179,14 @@ def _backend(backend: str, count: int, requests: int) -> list[Result]:
             key, _ = issue_api_key(storage, UUID(int=1, version=4), label="bench")
             with serve_process(url, workers=1) as base_url:
                 cold, warm = _latency(base_url, key, requests)
-            # New data since the server's statistics: the recompute below really replaces.
+            # New data since the server's statistics, so that each recompute really replaces.
             storage.insert_events(_chunk(np.random.default_rng(8), [UUID(int=1)], 200))
             reading, computing, writing, groups = _recompute(storage)
+            storage.insert_events(_chunk(np.random.default_rng(9), [UUID(int=1)], 200))
+            service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+            started = time.perf_counter()
+            refreshed = service.refresh_stale()
+            service_seconds = time.perf_counter() - started
         finally:
             storage.close()
     return [
@@ -215,6 +221,13 @@ def _backend(backend: str, count: int, requests: int) -> list[Result]:
             "s",
             f"read {reading:.1f} s, compute {computing:.1f} s, write {writing:.2f} s, "
             f"{groups} groups",
+        ),
+        Result(
+            SUITE,
+            f"PredictionService.refresh_stale(), {name}",
+            service_seconds,
+            "s",
+            f"{refreshed} task types recomputed",
         ),
     ]
 
