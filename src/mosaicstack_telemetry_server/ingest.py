@@ -29,7 +29,7 @@ WRONG_INSTANCE = "instance_id does not match the API key's instance"
 # A verdict names at most this many problems, each shortened: the client needs the field and
 # the rule, not an essay (and never its own megabyte of input back).
 _MAX_ERRORS_PER_EVENT = 5
-_MAX_ERROR_CHARS = 160
+_MAX_ERROR_CHARS = 120
 
 
 def parse_envelope(body: Any, key: str = "events") -> list[Any]:
@@ -95,7 +95,8 @@ def _describe(exc: ValidationError) -> str:
     errors = exc.errors(include_input=False, include_url=False)
     for error in errors[:_MAX_ERRORS_PER_EVENT]:
         field = ".".join(str(part) for part in error["loc"]) or "(event)"
-        problems.append(_shorten(f"{field}: {error['msg']} ({error['type']})"))
+        # The message is shortened, never the field or the rule: those are what a client needs.
+        problems.append(f"{_shorten(field)}: {_shorten(error['msg'])} ({error['type']})")
     if len(errors) > _MAX_ERRORS_PER_EVENT:
         problems.append(f"and {len(errors) - _MAX_ERRORS_PER_EVENT} more")
     return "; ".join(problems)

@@ -81,6 +81,9 @@ class Runtime:
                 raise StorageError("storage not ready (migration pending)")
             self._next_attempt = now + MIGRATE_RETRY_SECONDS
             try:
+                # A ping fails fast where a migration would wait out the pool's timeout.
+                if not self.storage.ping():
+                    raise StorageError("storage cannot be reached")
                 self.storage.migrate()
             except StorageError as exc:
                 logger.error("cannot migrate storage (will retry): %s", exc)

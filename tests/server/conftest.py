@@ -1,0 +1,49 @@
+"""Fixtures of the API tests: a real server (uvicorn on loopback) over a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from _api_helpers import Served, serve
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[Served]:
+    """A server on each backend in turn (SQLite file, PostgreSQL schema)."""
+    with serve(database_url) as served:
+        yield served
+
+
+@pytest.fixture
+def sqlite_server(sqlite_url: str) -> Iterator[Served]:
+    """A server on a SQLite file (for behaviour that does not depend on the backend)."""
+    with serve(sqlite_url) as served:
+        yield served
+
+
+@pytest.fixture
+def api(server: Served) -> httpx.Client:
+    """A client of `server` with a valid key."""
+    return server.client()
+
+
+@pytest.fixture
+def sqlite_api(sqlite_server: Served) -> httpx.Client:
+    """A client of `sqlite_server` with a valid key."""
+    return sqlite_server.client()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One SQLite-backed server for a whole module, for tests that leave no state they read."""
+    path = tmp_path_factory.mktemp("shared") / "telemetry.db"
+    with serve(f"sqlite:///{path}") as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def shared_api(shared_server: Served) -> httpx.Client:
+    """A client of `shared_server` with a valid key."""
+    return shared_server.client()
