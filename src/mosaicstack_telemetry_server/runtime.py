@@ -65,7 +65,11 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop the refresher and release storage if this app opened it."""
-        self.predictions.stop_background(REFRESHER_STOP_SECONDS)
+        # With the database unreachable the refresher can only be waiting for a connection:
+        # closing storage ends that wait, so do not sit out the pool's timeout first.
+        timeout = REFRESHER_STOP_SECONDS if self._migrated else 0.2
+        if not self.predictions.stop_background(timeout):
+            logger.warning("prediction refresher still busy at shutdown; closing storage anyway")
         if self.owns_storage:
             self.storage.close()
 
