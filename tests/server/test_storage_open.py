@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -239,4 +240,34 @@ def test_all_sqlite_connections_busy_raises_storage_error(sqlite_url: str) -> No
         with storage._pool.connection(), pytest.raises(StorageError, match="busy"):
             storage.count_events()
     finally:
+        storage.close()
+
+
+def test_new_file_locked_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # e.g. another server process creating the schema
+    release = threading.Timer(0.2, holder.execute, args=("ROLLBACK",))
+    storage = SQLiteStorage(path, busy_timeout=10)
+    try:
+        release.start()
+        storage.migrate()
+        assert storage.schema_version() >= 1
+    finally:
+        release.join(10)
+        holder.close()
+        storage.close()
+
+
+def test_new_file_locked_past_the_busy_timeout_raises_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    storage = SQLiteStorage(path, busy_timeout=0.1)
+    try:
+        assert storage.ping() is False
+        with pytest.raises(StorageError, match="locked"):
+            storage.migrate()
+    finally:
+        holder.close()
         storage.close()

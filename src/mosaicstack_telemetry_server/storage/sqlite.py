@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,7 +193,7 @@ class SQLiteStorage:
             check_same_thread=False,  # the pool guarantees one thread at a time
         )
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(conn)
             # In WAL mode NORMAL loses no integrity on a crash, only possibly the last
             # transactions before a power loss (not an application crash); FULL would fsync
             # on every commit and cost most of the ingestion speed.
@@ -205,6 +206,22 @@ class SQLiteStorage:
             conn.close()
             raise
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
+        # locked" at once (no busy handler) while another connection holds one: so several
+        # processes starting on a new file retry here until the busy timeout.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
