@@ -15,7 +15,12 @@ from uuid import UUID
 
 from mosaicstack_telemetry_server import __version__
 from mosaicstack_telemetry_server.auth import MAX_LABEL_CHARS, issue_api_key
-from mosaicstack_telemetry_server.runner import ENV_SETTINGS, settings_from_env, settings_to_env
+from mosaicstack_telemetry_server.runner import (
+    ENV_LOG_LEVEL,
+    ENV_SETTINGS,
+    settings_from_env,
+    settings_to_env,
+)
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, StorageError, open_storage, redact_url
 
@@ -158,7 +163,14 @@ def _err(message: str) -> None:
 
 def _open(args: argparse.Namespace) -> Storage:
     storage = open_storage(_settings(args).database_url)
-    storage.migrate()
+    try:
+        # A ping fails within seconds where a migration would wait out the pool's timeout.
+        if not storage.ping():
+            raise StorageError("the database cannot be reached")
+        storage.migrate()
+    except BaseException:
+        storage.close()
+        raise
     return storage
 
 
@@ -183,6 +195,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Each worker process builds its own app from the environment (stateless processes
         # sharing the database).
         os.environ.update(settings_to_env(settings))
+        os.environ[ENV_LOG_LEVEL] = args.log_level
         uvicorn.run(
             "mosaicstack_telemetry_server.runner:app_from_env",
             factory=True,

@@ -15,10 +15,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from mosaicstack_telemetry_server.app import create_app
+from mosaicstack_telemetry_server.logging_config import configure_logging
 from mosaicstack_telemetry_server.settings import ENV_DATABASE_URL, ServerSettings
 from mosaicstack_telemetry_server.storage import Storage
 
 __all__ = [
+    "ENV_LOG_LEVEL",
     "ENV_SETTINGS",
     "app_from_env",
     "serve_in_thread",
@@ -35,6 +37,8 @@ ENV_SETTINGS: Mapping[str, str] = {
     "rate_limit_burst": "MOSAIC_TELEMETRY_RATE_LIMIT_BURST",
     "max_body_bytes": "MOSAIC_TELEMETRY_MAX_BODY_BYTES",
 }
+# Log level of worker processes (set by `mosaic-telemetry serve --workers N`).
+ENV_LOG_LEVEL = "MOSAIC_TELEMETRY_LOG_LEVEL"
 _STARTUP_TIMEOUT_SECONDS = 30.0
 _SHUTDOWN_TIMEOUT_SECONDS = 10
 
@@ -65,6 +69,10 @@ def settings_to_env(settings: ServerSettings) -> dict[str, str]:
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` (one app per worker process), configured by env vars."""
+    level = os.environ.get(ENV_LOG_LEVEL)
+    if level:
+        # Worker processes start with no logging set up: give them the parent's JSON lines.
+        configure_logging(level)
     return create_app(settings_from_env())
 
 

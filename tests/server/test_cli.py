@@ -1,0 +1,195 @@
+"""The `mosaic-telemetry` command: keys, migrate, serve (as a real subprocess) and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from _api_helpers import free_port, make_event, wait_until
+
+from mosaicstack_telemetry_server.cli import main
+
+EXE = str(Path(sys.executable).with_name("mosaic-telemetry"))
+INSTANCE = "6f1c0b1e-8f7d-4a57-9a53-0c7d1f6d3a11"
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed command, capturing both streams."""
+    return subprocess.run(
+        [EXE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_keys_create_prints_the_key_alone_on_stdout(database_url: str) -> None:
+    created = run(
+        "keys", "create", "--instance-id", INSTANCE, "--label", "ci", "--database", database_url
+    )
+    assert created.returncode == 0, created.stderr
+    assert HEX64.fullmatch(created.stdout.rstrip("\n"))
+    assert created.stdout.count("\n") == 1
+    key = created.stdout.strip()
+    assert key not in created.stderr
+    key_id = re.search(r"mk_[0-9a-f]{12}", created.stderr)
+    assert key_id
+
+    listed = run("keys", "list", "--database", database_url)
+    assert listed.returncode == 0
+    assert key_id.group() in listed.stdout
+    assert INSTANCE in listed.stdout
+    assert "ci" in listed.stdout
+    assert key not in listed.stdout + listed.stderr
+    assert not HEX64.search(listed.stdout)
+
+    revoked = run("keys", "revoke", key_id.group(), "--database", database_url)
+    assert revoked.returncode == 0
+    again = run("keys", "revoke", key_id.group(), "--database", database_url)
+    assert again.returncode == 1
+    assert "no active key" in again.stderr
+    rows = [
+        json.loads(line)
+        for line in run("keys", "list", "--json", "--database", database_url).stdout.splitlines()
+    ]
+    assert [(row["key_id"], row["revoked"] is not None) for row in rows] == [(key_id.group(), True)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("keys", "create", "--instance-id", "not-a-uuid"), "is not a valid UUID"),
+        (("keys", "create"), "--instance-id"),
+        (("keys", "create", "--instance-id", INSTANCE, "--label", "x" * 101), "at most 100"),
+        (("keys", "create", "--instance-id", INSTANCE, "--label", "a\x1b[2Jb"), "printable"),
+        (("serve", "--port", "70000"), "between 0 and 65535"),
+        (("serve", "--workers", "0"), "between 1 and 64"),
+        (("serve", "--min-sample-size", "many"), "not a valid int"),
+        (("nonsense",), "invalid choice"),
+    ],
+)
+def test_invalid_arguments_exit_2_with_a_clear_message(args: tuple[str, ...], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_unsupported_database_url_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--database", "mysql://user:hunter2@db/telemetry"]) == 2
+    err = capsys.readouterr().err
+    assert "unsupported database URL" in err
+    assert "hunter2" not in err
+
+
+def test_bad_setting_in_environment_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sqlite_url: str
+) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE", "lots")
+    assert main(["migrate", "--database", sqlite_url]) == 2
+    assert "MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE must be a valid int" in capsys.readouterr().err
+
+
+def test_unreachable_database_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    assert main(["keys", "list", "--database", url]) == 1
+    assert "database error" in capsys.readouterr().err
+
+
+def test_key_commands_in_process(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_DATABASE_URL", sqlite_url)  # the default database
+    assert main(["migrate"]) == 0
+    assert "schema version" in capsys.readouterr().err
+    assert main(["keys", "create", "--instance-id", INSTANCE]) == 0
+    out, err = capsys.readouterr()
+    assert HEX64.fullmatch(out.strip())
+    key_id = re.search(r"mk_[0-9a-f]{12}", err)
+    assert key_id
+    assert main(["keys", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split() == ["KEY_ID", "INSTANCE_ID", "CREATED", "REVOKED", "LABEL"]
+    assert listing[1].split()[:2] == [key_id.group(), INSTANCE]
+    assert main(["keys", "revoke", key_id.group()]) == 0
+    assert main(["keys", "list", "--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["revoked"] is not None
+    assert row["label"] is None
+
+
+def test_demo_subcommand_is_registered() -> None:
+    result = run("demo", "--help")
+    assert result.returncode == 0
+    assert "demo" in result.stdout
+
+
+def _serve(database_url: str, port: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            EXE,
+            "serve",
+            "--port",
+            str(port),
+            "--database",
+            database_url,
+            "--log-level",
+            "info",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/v1/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_runs_until_sigterm_then_exits_cleanly(sqlite_url: str, workers: int) -> None:
+    created = run("keys", "create", "--instance-id", INSTANCE, "--database", sqlite_url)
+    key = created.stdout.strip()
+    port = free_port()
+    process = _serve(sqlite_url, port, "--workers", str(workers), "--graceful-timeout", "5")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: process.poll() is not None or _healthy(url), timeout=30, what="serve")
+        assert process.poll() is None
+        response = httpx.post(
+            url + "/v1/events/batch",
+            json={"events": [make_event(uuid.UUID(INSTANCE))]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    # Uvicorn finishes in-flight requests and the lifespan, then re-raises the signal so a
+    # supervisor sees how the process ended.
+    assert process.returncode in (0, -signal.SIGTERM), err
+    assert "Application shutdown complete." in err
+    logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    access = [line for line in logs if line["logger"] == "mosaicstack_telemetry_server.access"]
+    assert any(line["path"] == "/v1/events/batch" and line["status"] == 200 for line in access)
+    assert key not in err
+    assert any("Shutting down" in line["message"] for line in logs)
