@@ -179,6 +179,9 @@ class ThreadSubmitter:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._deadline = 0.0
+        # Built here, in the caller's thread: httpx imports parts of itself lazily on first use,
+        # and a fork during an import in the worker would leave the child a half-imported module.
+        self._http = httpx.Client()
         self._thread = threading.Thread(target=self._run, name="mosaicstack-telemetry", daemon=True)
 
     @property
@@ -215,7 +218,7 @@ class ThreadSubmitter:
 
     def _work(self) -> None:
         settings = self._settings
-        with httpx.Client() as http:
+        with self._http as http:
             exchange = SyncExchange(http, settings, interrupt=self._stop)
             while not self._stop.is_set():
                 self._wake.wait(settings.submit_interval_seconds)

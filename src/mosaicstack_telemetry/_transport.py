@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+import httpcore  # noqa: F401 - httpx imports it lazily; see ThreadSubmitter
 import httpx
 
 from mosaicstack_telemetry._logs import logger, redact

@@ -1,0 +1,123 @@
+"""TelemetryConfig: defaults, environment-variable rules, validate() messages, secret repr."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mosaicstack_telemetry import TelemetryConfig
+
+from .conftest import API_KEY, INSTANCE_ID
+
+
+def _valid(**overrides: object) -> TelemetryConfig:
+    values: dict[str, object] = {
+        "server_url": "https://telemetry.example.com",
+        "api_key": API_KEY,
+        "instance_id": INSTANCE_ID,
+    }
+    values.update(overrides)
+    return TelemetryConfig(**values)  # type: ignore[arg-type]
+
+
+def test_defaults_are_the_reference_values() -> None:
+    config = TelemetryConfig()
+    assert dataclasses.is_dataclass(config)
+    assert (config.server_url, config.api_key, config.instance_id) == ("", "", "")
+    assert config.enabled is True
+    assert config.submit_interval_seconds == 300.0
+    assert config.max_queue_size == 1000
+    assert config.batch_size == 100
+    assert config.request_timeout_seconds == 10.0
+    assert config.prediction_cache_ttl_seconds == 21600.0
+    assert config.dry_run is False
+    assert config.max_retries == 3
+    assert config.user_agent == "mosaicstack-telemetry-python/0.1.0"
+
+
+def test_trailing_slashes_are_stripped() -> None:
+    assert TelemetryConfig(server_url="https://t.example.com///").server_url == (
+        "https://t.example.com"
+    )
+
+
+def test_env_vars_fill_only_empty_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_SERVER_URL", "https://env.example.com/")
+    monkeypatch.setenv("MOSAIC_TELEMETRY_API_KEY", "e" * 64)
+    monkeypatch.setenv("MOSAIC_TELEMETRY_INSTANCE_ID", INSTANCE_ID)
+    from_env = TelemetryConfig()
+    assert from_env.server_url == "https://env.example.com"
+    assert from_env.api_key == "e" * 64
+    assert from_env.instance_id == INSTANCE_ID
+
+    explicit = TelemetryConfig(
+        server_url="https://mine.example.com",
+        api_key=API_KEY,
+        instance_id="00000000-0000-4000-8000-000000000000",
+    )
+    assert explicit.server_url == "https://mine.example.com"
+    assert explicit.api_key == API_KEY
+    assert explicit.instance_id == "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        ("Yes", True),
+        (" yes ", True),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+        ("", False),
+        ("on", False),
+    ],
+)
+def test_enabled_env_var_always_overrides_the_constructor(
+    monkeypatch: pytest.MonkeyPatch, value: str, enabled: bool
+) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_ENABLED", value)
+    assert TelemetryConfig(enabled=True).enabled is enabled
+    assert TelemetryConfig(enabled=False).enabled is enabled
+
+
+def test_valid_config_has_no_errors() -> None:
+    assert _valid().validate() == []
+    assert _valid(server_url="http://127.0.0.1:8000", batch_size=1).validate() == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"server_url": ""}, "server_url is required"),
+        ({"server_url": "ftp://x"}, "server_url must start with http:// or https://"),
+        ({"api_key": ""}, "api_key must be a 64-character hex string"),
+        ({"api_key": "g" * 64}, "api_key must be a 64-character hex string"),
+        ({"api_key": "a" * 63}, "api_key must be a 64-character hex string"),
+        ({"instance_id": "not-a-uuid"}, "instance_id must be a valid UUID string"),
+        ({"submit_interval_seconds": 0}, "submit_interval_seconds must be positive"),
+        ({"max_queue_size": 0}, "max_queue_size must be positive"),
+        ({"batch_size": 0}, "batch_size must be between 1 and 100"),
+        ({"batch_size": 101}, "batch_size must be between 1 and 100"),
+        ({"request_timeout_seconds": -1.0}, "request_timeout_seconds must be positive"),
+    ],
+)
+def test_validate_names_each_problem(overrides: dict[str, object], message: str) -> None:
+    assert _valid(**overrides).validate() == [message]
+
+
+def test_validate_never_echoes_the_key() -> None:
+    secret = "not-hex-but-secret-" + "z" * 45
+    errors = _valid(api_key=secret).validate()
+    assert errors
+    assert all(secret not in error for error in errors)
+
+
+def test_repr_masks_the_key() -> None:
+    text = repr(_valid())
+    assert API_KEY not in text
+    assert "api_key='***'" in text
+    assert "api_key=''" in repr(TelemetryConfig())

@@ -1,0 +1,112 @@
+"""EventQueue invariants, checked against a plain-list model by a hypothesis state machine."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from mosaicstack_telemetry import EventQueue, TaskCompletionEvent
+
+from .conftest import make_event
+
+_POOL = [make_event() for _ in range(64)]
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Every operation is mirrored on a list; the queue must always agree with it."""
+
+    @initialize(max_size=st.integers(min_value=1, max_value=8))
+    def create(self, max_size: int) -> None:
+        self.queue = EventQueue(max_size)
+        self.model: list[TaskCompletionEvent] = []
+        self.max_size = max_size
+        self.dropped = 0
+        self.next = 0
+
+    def _fresh(self) -> TaskCompletionEvent:
+        event = _POOL[self.next % len(_POOL)].model_copy()
+        self.next += 1
+        return event
+
+    @rule()
+    def put(self) -> None:
+        event = self._fresh()
+        self.queue.put(event)
+        self.model.append(event)
+        if len(self.model) > self.max_size:
+            self.model.pop(0)  # the oldest is evicted
+            self.dropped += 1
+
+    @rule(n=st.integers(min_value=-2, max_value=10))
+    def drain(self, n: int) -> None:
+        taken = self.queue.drain(n)
+        assert len(taken) <= max(n, 0)
+        expected, self.model = self.model[: max(n, 0)], self.model[max(n, 0) :]
+        assert taken == expected  # FIFO: oldest first
+
+    @rule(count=st.integers(min_value=0, max_value=10))
+    def put_back(self, count: int) -> None:
+        events = [self._fresh() for _ in range(count)]
+        self.queue.put_back(events)
+        room = self.max_size - len(self.model)
+        kept = events[len(events) - room :] if room < len(events) else events
+        self.dropped += len(events) - len(kept)
+        self.model = kept + self.model  # at the front, in their order
+
+    @precondition(lambda self: hasattr(self, "queue"))
+    @rule()
+    def take_dropped(self) -> None:
+        assert self.queue.take_dropped() == self.dropped
+        self.dropped = 0
+
+    @invariant()
+    def agrees_with_the_model(self) -> None:
+        if hasattr(self, "queue"):
+            assert self.queue.size == len(self.model) <= self.max_size
+            assert self.queue.is_empty == (not self.model)
+
+
+TestQueueMachine = QueueMachine.TestCase
+TestQueueMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def test_max_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_size"):
+        EventQueue(0)
+
+
+def test_default_capacity_and_clear() -> None:
+    queue = EventQueue()
+    assert queue.max_size == 1000
+    queue.put(make_event())
+    queue.clear()
+    assert queue.is_empty
+    assert queue.take_dropped() == 0
+
+
+def test_concurrent_puts_and_drains_lose_nothing() -> None:
+    queue = EventQueue(100_000)
+    events = [[make_event() for _ in range(500)] for _ in range(4)]
+    drained: list[TaskCompletionEvent] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        while not done.is_set() or not queue.is_empty:
+            drained.extend(queue.drain(7))
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    producers = [threading.Thread(target=lambda es=es: [queue.put(e) for e in es]) for es in events]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    done.set()
+    consumer.join()
+    assert sorted(str(e.event_id) for e in drained) == sorted(
+        str(e.event_id) for es in events for e in es
+    )

@@ -1,0 +1,168 @@
+"""The I/O-free rules both submitters share: verdicts, Retry-After, backoff, encoding.
+
+These pin the private helpers directly because they are the single source of the contract's
+client rules; the wire tests show the same rules end to end.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mosaicstack_telemetry import TelemetryClient
+from mosaicstack_telemetry._settings import Settings
+from mosaicstack_telemetry._transport import (
+    BACKOFF_MAX_SECONDS,
+    MAX_RESPONSE_BYTES,
+    MAX_RETRY_AFTER_SECONDS,
+    Reply,
+    SyncExchange,
+    Verdict,
+    classify,
+    encode_request,
+    parse_retry_after,
+    retry_delay,
+    send,
+)
+
+from .conftest import API_KEY, make_config, make_event
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (200, Verdict.DONE),
+        (207, Verdict.DONE),
+        (413, Verdict.SPLIT),
+        (408, Verdict.RETRY),
+        (429, Verdict.RETRY),
+        (500, Verdict.RETRY),
+        (503, Verdict.RETRY),
+        (599, Verdict.RETRY),
+        (400, Verdict.DROP),
+        (401, Verdict.DROP),
+        (403, Verdict.DROP),
+        (404, Verdict.DROP),
+        (415, Verdict.DROP),
+        (422, Verdict.DROP),
+        (301, Verdict.DROP),
+    ],
+)
+def test_status_verdicts_follow_the_contract(status: int, verdict: Verdict) -> None:
+    assert classify(Reply(status)) is verdict
+
+
+def test_network_errors_retry_but_unusable_requests_drop() -> None:
+    assert classify(Reply(None, error="ConnectError")) is Verdict.RETRY
+    assert classify(Reply(None, error="bad url", permanent=True)) is Verdict.DROP
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("nan", None),
+        ("0", 0.0),
+        ("7", 7.0),
+        ("2.5", 2.5),
+        ("-3", 0.0),
+        ("86400", MAX_RETRY_AFTER_SECONDS),
+        ("inf", MAX_RETRY_AFTER_SECONDS),
+        (format_datetime(NOW + timedelta(seconds=30), usegmt=True), 30.0),
+        (format_datetime(NOW - timedelta(seconds=30), usegmt=True), 0.0),
+        ("Sun, 01 Mar 2026 12:00:10", 10.0),  # no zone: taken as UTC
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates_with_a_cap(
+    header: str | None, seconds: float | None
+) -> None:
+    assert parse_retry_after(header, NOW) == seconds
+
+
+@given(
+    attempt=st.integers(min_value=0, max_value=1000),
+    jitter=st.floats(min_value=0.0, max_value=1.0),
+    retry_after=st.none() | st.floats(min_value=0.0, max_value=MAX_RETRY_AFTER_SECONDS),
+)
+def test_backoff_is_full_jitter_under_an_exponential_cap(
+    attempt: int, jitter: float, retry_after: float | None
+) -> None:
+    delay = retry_delay(attempt, retry_after, lambda: jitter)
+    ceiling = min(BACKOFF_MAX_SECONDS, 2.0**attempt)
+    assert delay >= (retry_after or 0.0)
+    assert delay <= max(ceiling, retry_after or 0.0)
+    if retry_after is None:
+        assert delay == pytest.approx(jitter * ceiling)
+
+
+def test_backoff_grows_exponentially_at_full_jitter() -> None:
+    assert [retry_delay(a, None, lambda: 1.0) for a in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_requests_carry_auth_agent_and_json_type_and_gzip_above_1_kib() -> None:
+    settings = Settings.from_config(make_config("http://x", user_agent="ua/1"))
+    small, headers = encode_request(b"{}", settings)
+    assert small == b"{}"
+    assert headers == {
+        "Authorization": f"Bearer {API_KEY}",
+        "User-Agent": "ua/1",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+    body = b'{"events": [' + b"1," * 1000 + b"1]}"
+    packed, headers = encode_request(body, settings)
+    assert headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed) == body
+
+
+def test_oversized_responses_are_cut_at_the_limit() -> None:
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"x" * (MAX_RESPONSE_BYTES + 10))
+
+    settings = Settings.from_config(make_config("http://telemetry.test"))
+    with httpx.Client(transport=httpx.MockTransport(huge)) as http:
+        reply = SyncExchange(http, settings).run(send("/v1/events/batch", b"{}"))
+    assert reply.status == 200
+    assert len(reply.body) == MAX_RESPONSE_BYTES
+
+
+def test_a_200_with_an_unreadable_body_counts_as_delivered() -> None:
+    # A proxy answering 200 with HTML: the batch is done, never resent in a loop.
+    def html(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"<html>ok</html>")
+
+    from mosaicstack_telemetry._submitter import deliver
+
+    settings = Settings.from_config(make_config("http://telemetry.test"))
+    with httpx.Client(transport=httpx.MockTransport(html)) as http:
+        delivery = SyncExchange(http, settings).run(deliver([make_event()], settings))
+    assert delivery.unsent == []
+
+
+def test_unreadable_207_is_logged_as_partly_rejected(caplog: pytest.LogCaptureFixture) -> None:
+    def garbled(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(207, content=b"garbled")
+
+    from mosaicstack_telemetry._submitter import deliver
+
+    settings = Settings.from_config(make_config("http://telemetry.test"))
+    with httpx.Client(transport=httpx.MockTransport(garbled)) as http:
+        delivery = SyncExchange(http, settings).run(deliver([make_event()], settings))
+    assert delivery.unsent == []
+    assert "partly rejected" in caplog.text
+
+
+def test_settings_repr_hides_the_key() -> None:
+    settings = Settings.from_config(make_config("http://x"))
+    assert API_KEY not in repr(settings)
+    assert API_KEY not in repr(TelemetryClient(make_config("http://x")))
