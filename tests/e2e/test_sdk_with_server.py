@@ -1,0 +1,145 @@
+"""The real SDK against the real server: outages and restarts lose nothing, store nothing twice.
+
+The client keeps the events it could not deliver and sends them again once the server is back,
+possibly twice (a batch whose response was lost); the server's idempotency stores each once.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from mosaicstack_telemetry import (
+    PredictionQuery,
+    TaskCompletionEvent,
+    TelemetryClient,
+    TelemetryConfig,
+)
+from mosaicstack_telemetry_server.auth import issue_api_key
+from mosaicstack_telemetry_server.runner import serve_in_thread
+from mosaicstack_telemetry_server.settings import ServerSettings
+from mosaicstack_telemetry_server.storage import Storage, open_storage
+
+DELIVERY_TIMEOUT = 30.0
+QUERY = PredictionQuery(
+    task_type="testing", model="gpt-5-codex", provider="openai", complexity="high"
+)
+
+
+def _wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = DELIVERY_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _event(instance_id: uuid.UUID, number: int) -> TaskCompletionEvent:
+    fields: dict[str, Any] = {
+        "instance_id": instance_id,
+        "task_duration_ms": 60_000 + number,
+        "task_type": "testing",
+        "complexity": "high",
+        "harness": "opencode",
+        "model": "gpt-5-codex",
+        "provider": "openai",
+        "estimated_input_tokens": 10_000,
+        "estimated_output_tokens": 2_000,
+        "actual_input_tokens": 10_000 + 100 * number,
+        "actual_output_tokens": 2_000 + 10 * number,
+        "estimated_cost_usd_micros": 50_000,
+        "actual_cost_usd_micros": 50_000 + number,
+        "quality_gate_passed": number % 4 != 0,
+        "context_compactions": 0,
+        "context_rotations": 0,
+        "context_utilization_final": 0.4,
+        "outcome": "success" if number % 5 else "failure",
+        "retry_count": 0,
+    }
+    return TaskCompletionEvent(**fields)
+
+
+@pytest.fixture
+def storage(database_url: str) -> Iterator[Storage]:
+    """The database the server will use, migrated, opened separately to check what is stored."""
+    opened = open_storage(database_url)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+def test_outage_and_restart_lose_no_event_and_store_each_once(
+    database_url: str, storage: Storage
+) -> None:
+    instance_id = uuid.uuid4()
+    key, _ = issue_api_key(storage, instance_id, "e2e")
+    port = _free_port()
+    # Statistics always fresh, so the prediction reflects every stored event.
+    settings = ServerSettings(
+        database_url=database_url, rate_limit_per_second=1000.0, stats_max_age_seconds=0
+    )
+    config = TelemetryConfig(
+        server_url=f"http://127.0.0.1:{port}",
+        api_key=key,
+        instance_id=str(instance_id),
+        submit_interval_seconds=0.05,
+        max_retries=0,  # every failed flush puts the batch back for the next one
+        request_timeout_seconds=5.0,
+        batch_size=25,
+    )
+    events = [_event(instance_id, number) for number in range(300)]
+    before_outage, during_outage, after_restart = events[:100], events[100:200], events[200:]
+
+    client = TelemetryClient(config)
+    client.start()
+    try:
+        # The server is not up yet: events wait in the client's queue.
+        for event in before_outage:
+            client.track(event)
+        with serve_in_thread(settings, port=port):
+            _wait_until(lambda: storage.count_events() == 100, "delivery once the server is up")
+        # Outage: the server is gone, tracking goes on.
+        for event in during_outage:
+            client.track(event)
+        assert storage.count_events() == 100
+        # A restart on the same database: the backlog and what follows arrive.
+        with serve_in_thread(settings, port=port):
+            _wait_until(lambda: storage.count_events() == 200, "the backlog after the restart")
+            for event in after_restart:
+                client.track(event)
+            # Resending what was already stored (as after a lost response) stores nothing new.
+            for event in before_outage[:50]:
+                client.track(event)
+            _wait_until(
+                lambda: storage.count_events() == 300 and client.queue_size == 0,
+                "every event",
+            )
+            client.stop()  # final flush while the server is still up
+            assert storage.count_events() == 300
+
+            predictor = TelemetryClient(config)
+            predictor.refresh_predictions_sync([QUERY])
+            prediction = predictor.get_prediction(QUERY)
+    finally:
+        client.stop()
+    assert storage.count_events() == 300
+    assert prediction is not None
+    assert prediction.prediction is not None
+    assert prediction.metadata.fallback_level == 0
+    assert prediction.metadata.sample_size == 300
+    assert prediction.metadata.confidence == "high"
+    assert prediction.prediction.quality.success_rate == pytest.approx(240 / 300)
