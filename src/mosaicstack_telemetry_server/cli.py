@@ -24,7 +24,7 @@ from mosaicstack_telemetry_server.runner import (
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, StorageError, open_storage, redact_url
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "uvicorn_options"]
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # How long `serve` lets in-flight requests finish after SIGTERM/SIGINT.
@@ -174,15 +174,12 @@ def _open(args: argparse.Namespace) -> Storage:
     return storage
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from mosaicstack_telemetry_server.logging_config import configure_logging
-
-    settings = _settings(args)
-    configure_logging(args.log_level)
-    _err(f"serving {redact_url(settings.database_url)} on http://{args.host}:{args.port}")
-    common: dict[str, Any] = {
+def uvicorn_options(
+    args: argparse.Namespace, settings: ServerSettings
+) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """What `serve` hands to `uvicorn.run`: (app or import string, keyword arguments, and the
+    environment variables worker processes need). I/O-free."""
+    options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
         "log_config": None,
@@ -191,21 +188,28 @@ def _serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": args.graceful_timeout,
         "proxy_headers": False,
     }
-    if args.workers > 1:
-        # Each worker process builds its own app from the environment (stateless processes
-        # sharing the database).
-        os.environ.update(settings_to_env(settings))
-        os.environ[ENV_LOG_LEVEL] = args.log_level
-        uvicorn.run(
-            "mosaicstack_telemetry_server.runner:app_from_env",
-            factory=True,
-            workers=args.workers,
-            **common,
-        )
-    else:
+    if args.workers == 1:
         from mosaicstack_telemetry_server.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        return create_app(settings), options, {}
+    # Each worker process builds its own app from the environment: stateless processes
+    # sharing the database.
+    environment = {**settings_to_env(settings), ENV_LOG_LEVEL: args.log_level}
+    options.update(factory=True, workers=args.workers)
+    return "mosaicstack_telemetry_server.runner:app_from_env", options, environment
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mosaicstack_telemetry_server.logging_config import configure_logging
+
+    settings = _settings(args)
+    configure_logging(args.log_level)
+    _err(f"serving {redact_url(settings.database_url)} on http://{args.host}:{args.port}")
+    app, options, environment = uvicorn_options(args, settings)
+    os.environ.update(environment)
+    uvicorn.run(app, **options)
     return 0
 
 

@@ -4,6 +4,7 @@ variables (several uvicorn worker processes, each building its app with `app_fro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -109,9 +110,13 @@ def serve_in_thread(
         timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT_SECONDS,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="mosaic-telemetry-server", daemon=True
-    )
+
+    def run() -> None:
+        # Uvicorn calls sys.exit() when the app fails to start: the wait below reports it.
+        with contextlib.suppress(SystemExit):
+            server.run(sockets=[sock])
+
+    thread = threading.Thread(target=run, name="mosaic-telemetry-server", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + _STARTUP_TIMEOUT_SECONDS

@@ -193,3 +193,49 @@ def test_serve_runs_until_sigterm_then_exits_cleanly(sqlite_url: str, workers: i
     assert any(line["path"] == "/v1/events/batch" and line["status"] == 200 for line in access)
     assert key not in err
     assert any("Shutting down" in line["message"] for line in logs)
+
+
+def test_serve_options_for_one_worker_and_for_several(sqlite_url: str) -> None:
+    from fastapi import FastAPI
+
+    from mosaicstack_telemetry_server.cli import build_parser, uvicorn_options
+    from mosaicstack_telemetry_server.runner import settings_from_env
+    from mosaicstack_telemetry_server.settings import ServerSettings
+
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--port", "9000", "--stats-max-age", "0"])
+    settings = ServerSettings(database_url=sqlite_url, min_sample_size=7)
+    app, options, environment = uvicorn_options(args, settings)
+    assert isinstance(app, FastAPI)
+    assert environment == {}
+    assert options["port"] == 9000
+    assert options["timeout_graceful_shutdown"] == 30
+
+    args = parser.parse_args(["serve", "--workers", "3", "--log-level", "debug"])
+    target, options, environment = uvicorn_options(args, settings)
+    assert target == "mosaicstack_telemetry_server.runner:app_from_env"
+    assert options["factory"] is True
+    assert options["workers"] == 3
+    assert environment["MOSAIC_TELEMETRY_LOG_LEVEL"] == "debug"
+    rebuilt = settings_from_env(environment)
+    assert rebuilt == settings
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["keys", "create", "--instance-id", "xyz"],
+        ["keys", "create", "--instance-id", INSTANCE, "--label", "\x07"],
+        ["serve", "--port", "-1"],
+        ["serve", "--stats-max-age", "soon"],
+    ],
+)
+def test_parser_rejects_bad_values_with_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mosaicstack_telemetry_server.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
