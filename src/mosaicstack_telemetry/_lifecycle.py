@@ -16,7 +16,7 @@ from typing import Protocol
 
 from mosaicstack_telemetry._logs import logger
 
-__all__ = ["register"]
+__all__ = ["hold", "register", "release"]
 
 
 class _Managed(Protocol):
@@ -26,6 +26,9 @@ class _Managed(Protocol):
 
 
 _clients: weakref.WeakSet[_Managed] = weakref.WeakSet()
+# Started clients are held strongly: one started and then dropped by its owner still has a
+# worker and a queue, and must still get its exit flush.
+_running: set[_Managed] = set()
 _lock = threading.Lock()
 
 
@@ -33,6 +36,18 @@ def register(client: _Managed) -> None:
     """Include `client` in the exit flush and the fork reset."""
     with _lock:
         _clients.add(client)
+
+
+def hold(client: _Managed) -> None:
+    """Keep a started `client` alive until `release`."""
+    with _lock:
+        _running.add(client)
+
+
+def release(client: _Managed) -> None:
+    """Let a stopped `client` be collected again."""
+    with _lock:
+        _running.discard(client)
 
 
 def _snapshot() -> list[_Managed]:

@@ -113,6 +113,7 @@ class TelemetryClient:
             submitter.start()
             self._submitter = submitter
             self._started = True
+        _lifecycle.hold(self)
 
     def stop(self) -> None:
         """Stop the submitter after a final, time-bounded flush; safe to call if not started."""
@@ -146,6 +147,7 @@ class TelemetryClient:
                 return
             self._submitter = AsyncSubmitter(self._queue, self._settings)
             self._started = True
+        _lifecycle.hold(self)
 
     async def stop_async(self) -> None:
         """Stop the submitter after a final, time-bounded flush; safe to call if not started."""
@@ -171,7 +173,8 @@ class TelemetryClient:
         with self._lock:
             submitter, self._submitter = self._submitter, None
             self._started = False
-            return submitter
+        _lifecycle.release(self)
+        return submitter
 
     # --- predictions ---------------------------------------------------------------------------
 

@@ -151,3 +151,19 @@ async def test_stop_async_of_a_thread_client_flushes(wire: WireServer) -> None:
     client.track(make_event())
     await client.stop_async()
     assert len(wire.delivered()) == 1
+
+
+async def test_async_stop_interrupts_a_long_retry_wait_and_still_delivers(
+    wire: WireServer,
+) -> None:
+    wire.script(Answer(503, {"Retry-After": "300"}))
+    client = TelemetryClient(make_config(wire.url, batch_size=1), random=no_jitter)
+    await client.start_async()
+    event = make_event()
+    client.track(event)
+    await _until(lambda: len(wire.requests) == 1)
+
+    started = time.perf_counter()
+    await client.stop_async()
+    assert time.perf_counter() - started < 1.5
+    assert wire.delivered() == {str(event.event_id): 1}

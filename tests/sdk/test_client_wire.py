@@ -254,3 +254,17 @@ def test_events_survive_stop_and_go_out_after_restart(wire: WireServer) -> None:
     client.start()
     client.stop()
     assert wire.delivered() == {str(event.event_id): 1}
+
+
+def test_stop_interrupts_a_long_retry_wait_and_still_delivers(wire: WireServer) -> None:
+    wire.script(Answer(503, {"Retry-After": "300"}))
+    client = TelemetryClient(make_config(wire.url, batch_size=1), random=no_jitter)
+    client.start()
+    event = make_event()
+    client.track(event)
+    wire.wait_for(lambda: len(wire.requests) == 1)
+
+    started = time.perf_counter()
+    client.stop()  # wakes the 300 s wait; the final flush sends the event
+    assert time.perf_counter() - started < 1.5
+    assert wire.delivered() == {str(event.event_id): 1}

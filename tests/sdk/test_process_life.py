@@ -31,6 +31,14 @@ elif sys.argv[2] == "async":
         for _ in range(3):
             client.track(event())
     asyncio.run(main())  # returns without stop_async(): the loop and its task are gone
+elif sys.argv[2] == "dropped":
+    def work():
+        started = TelemetryClient(config)  # started, then dropped by its owner
+        started.start()
+        for _ in range(3):
+            started.track(event())
+    work()
+    del client
 else:
     for _ in range(3):
         client.track(event())  # never started: nothing is sent at exit
@@ -50,7 +58,7 @@ def _run_script(url: str, mode: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("mode", ["thread", "async"])
+@pytest.mark.parametrize("mode", ["thread", "async", "dropped"])
 def test_started_client_flushes_at_interpreter_exit(wire: WireServer, mode: str) -> None:
     result = _run_script(wire.url, mode)
     assert result.returncode == 0, result.stderr
