@@ -28,7 +28,8 @@ class RateLimiter:
     """A token bucket per key: `rate` tokens per second, holding at most `burst`.
 
     Thread-safe. Memory is bounded by `max_keys`: the least recently used bucket is evicted
-    first, and an idle bucket has refilled to `burst` anyway, so evicting it changes nothing.
+    first (one idle for `burst / rate` seconds is full anyway, so forgetting it changes nothing;
+    only more than `max_keys` keys active at once could regain tokens that way).
     """
 
     def __init__(
