@@ -13,9 +13,8 @@ import contextlib
 import json
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_row,
     stats_values,
 )
+from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
     PartitionSnapshot,
@@ -105,56 +105,6 @@ def _driver_errors() -> Iterator[None]:
         raise StorageError(f"SQLite database unavailable: {exc.strerror or exc}") from exc
 
 
-class _ConnectionPool:
-    """At most `size` connections, each lent to one thread at a time."""
-
-    def __init__(
-        self, connect: Callable[[], sqlite3.Connection], size: int, timeout: float
-    ) -> None:
-        self._connect = connect
-        self._timeout = timeout
-        self._slots = threading.BoundedSemaphore(size)
-        self._lock = threading.Lock()
-        self._idle: list[sqlite3.Connection] = []
-        self._closed = False
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        """Borrow a connection (opened on demand) for the duration of the block."""
-        if self._closed:
-            raise StorageError("the storage is closed")
-        if not self._slots.acquire(timeout=self._timeout):
-            raise StorageError("every SQLite connection stayed busy past the timeout")
-        try:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                conn = self._connect()
-            try:
-                yield conn
-            finally:
-                self._give_back(conn)
-        finally:
-            self._slots.release()
-
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        # A connection still in a transaction had a failed rollback: its state is unknown.
-        if not conn.in_transaction:
-            with self._lock:
-                if not self._closed:
-                    self._idle.append(conn)
-                    return
-        conn.close()
-
-    def close(self) -> None:
-        """Close idle connections now and busy ones when they come back."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-
 class SQLiteStorage:
     """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
 
@@ -170,7 +120,7 @@ class SQLiteStorage:
         self._busy_timeout = busy_timeout
         # Every connection to ":memory:" is a database of its own: keep exactly one.
         size = 1 if self._memory else max_connections
-        self._pool = _ConnectionPool(self._connect, size, busy_timeout)
+        self._pool = ConnectionPool(self._connect, size, busy_timeout)
         self._migrations = load_migrations("sqlite")
 
     def __repr__(self) -> str:

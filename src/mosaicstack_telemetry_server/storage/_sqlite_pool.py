@@ -1,0 +1,62 @@
+"""A small pool of SQLite connections, each lent to one thread at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+
+from mosaicstack_telemetry_server.storage.base import StorageError
+
+__all__ = ["ConnectionPool"]
+
+
+class ConnectionPool:
+    """At most `size` connections, each lent to one thread at a time."""
+
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], size: int, timeout: float
+    ) -> None:
+        self._connect = connect
+        self._timeout = timeout
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._closed = False
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a connection (opened on demand) for the duration of the block."""
+        if self._closed:
+            raise StorageError("the storage is closed")
+        if not self._slots.acquire(timeout=self._timeout):
+            raise StorageError("every SQLite connection stayed busy past the timeout")
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self._connect()
+            try:
+                yield conn
+            finally:
+                self._give_back(conn)
+        finally:
+            self._slots.release()
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        # A connection still in a transaction had a failed rollback: its state is unknown.
+        if not conn.in_transaction:
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        """Close idle connections now and busy ones when they come back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
