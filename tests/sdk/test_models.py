@@ -160,6 +160,31 @@ def test_timestamps_are_sent_in_utc() -> None:
     assert naive.timestamp.tzinfo == UTC
 
 
+@pytest.mark.parametrize("field", ["model", "language", "schema_version"])
+@pytest.mark.parametrize("bad", ["a\x00b", "tab\there", "\x7f", "line\n"])
+def test_text_fields_reject_control_characters(field: str, bad: str) -> None:
+    # A NUL cannot be stored in PostgreSQL text: it must be a per-event rejection, not a 5xx.
+    with pytest.raises(ValidationError, match=field):
+        TaskCompletionEvent.model_validate(_fields(**{field: bad}))
+
+
+def test_prediction_query_rejects_control_characters_in_model() -> None:
+    with pytest.raises(ValidationError, match="model"):
+        PredictionQuery(
+            task_type=TaskType.TESTING,
+            model="x\x00",
+            provider=Provider.OPENAI,
+            complexity=Complexity.LOW,
+        )
+
+
+def test_timestamp_without_a_utc_form_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="out of range"):
+        TaskCompletionEvent.model_validate(_fields(timestamp="0001-01-01T00:00:00+05:00"))
+
+
+_printable = st.characters(blacklist_categories=["Cc", "Cs"])
+
 _events = st.builds(
     lambda **kw: (
         EventBuilder(kw.pop("instance"))
@@ -184,14 +209,14 @@ _events = st.builds(
     harness=st.sampled_from(Harness),
     provider=st.sampled_from(Provider),
     outcome=st.sampled_from(Outcome),
-    model=st.text(min_size=1, max_size=100),
+    model=st.text(_printable, min_size=1, max_size=100),
     duration=st.integers(0, 86_400_000),
     tokens=st.integers(0, 10_000_000),
     cost=st.integers(0, 100_000_000),
     passed=st.booleans(),
     gates=st.lists(st.sampled_from(QualityGate), max_size=6),
     utilization=st.floats(0.0, 1.0),
-    language=st.none() | st.text(max_size=30),
+    language=st.none() | st.text(_printable, max_size=30),
     repo=st.none() | st.sampled_from(RepoSizeCategory),
 )
 

@@ -25,6 +25,9 @@ __all__ = ["TaskCompletionEvent"]
 _Tokens = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
 _Micros = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
 _MAX_GATES = len(QualityGate)
+# Printable text only: a NUL cannot be stored in PostgreSQL text, and control characters in a
+# model name or language only ever mean a bug or an attack.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 def _utc_now() -> datetime:
@@ -38,13 +41,15 @@ class TaskCompletionEvent(BaseModel):
 
     instance_id: UUID
     event_id: UUID = Field(default_factory=uuid4)
-    schema_version: Annotated[str, Field(strict=True, min_length=1, max_length=16)] = SCHEMA_VERSION
+    schema_version: Annotated[
+        str, Field(strict=True, min_length=1, max_length=16, pattern=_PRINTABLE)
+    ] = SCHEMA_VERSION
     timestamp: datetime = Field(default_factory=_utc_now)
     task_duration_ms: Annotated[int, Field(strict=True, ge=0, le=86_400_000)]
     task_type: TaskType
     complexity: Complexity
     harness: Harness
-    model: Annotated[str, Field(strict=True, min_length=1, max_length=100)]
+    model: Annotated[str, Field(strict=True, min_length=1, max_length=100, pattern=_PRINTABLE)]
     provider: Provider
     estimated_input_tokens: _Tokens
     estimated_output_tokens: _Tokens
@@ -64,7 +69,7 @@ class TaskCompletionEvent(BaseModel):
     context_utilization_final: Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
     outcome: Outcome
     retry_count: Annotated[int, Field(strict=True, ge=0, le=20)]
-    language: Annotated[str | None, Field(strict=True, max_length=30)] = None
+    language: Annotated[str | None, Field(strict=True, max_length=30, pattern=_PRINTABLE)] = None
     repo_size_category: RepoSizeCategory | None = None
 
     @field_validator("timestamp")
@@ -73,4 +78,8 @@ class TaskCompletionEvent(BaseModel):
         # A naive timestamp is taken as UTC; an aware one is converted, so the wire is always UTC.
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            # e.g. 0001-01-01T00:00+05:00 has no UTC form: a validation error, not a crash.
+            raise ValueError("timestamp is out of range once converted to UTC") from None

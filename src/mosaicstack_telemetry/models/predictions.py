@@ -26,7 +26,9 @@ class PredictionQuery(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     task_type: TaskType
-    model: Annotated[str, Field(strict=True, min_length=1, max_length=100)]
+    model: Annotated[
+        str, Field(strict=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ]
     provider: Provider
     complexity: Complexity
 
