@@ -24,7 +24,7 @@ from mosaicstack_telemetry_server.runner import (
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, StorageError, open_storage, redact_url
 
-__all__ = ["build_parser", "main", "uvicorn_options"]
+__all__ = ["build_parser", "main", "settings_from_args", "uvicorn_options"]
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # How long `serve` lets in-flight requests finish after SIGTERM/SIGINT.
@@ -133,17 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=_migrate)
 
     demo = commands.add_parser("demo", help="run the whole loop on this machine")
-    try:
-        from mosaicstack_telemetry_server import demo as demo_module
-    except ImportError:  # the demo is optional: every other command works without it
-        demo.set_defaults(handler=_no_demo)
-    else:
-        demo_module.add_demo_arguments(demo)
-        demo.set_defaults(handler=demo_module.run_demo)
+    # Imported here, not at the top: only the parser needs it before the demo runs.
+    from mosaicstack_telemetry_server import demo as demo_module
+
+    demo_module.add_demo_arguments(demo)
+    demo.set_defaults(handler=demo_module.run_demo)
     return parser
 
 
-def _settings(args: argparse.Namespace) -> ServerSettings:
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """Settings from the environment (`settings_from_env`), overridden by the flags given."""
     settings = settings_from_env()
     if args.database:
         settings.database_url = args.database
@@ -162,7 +161,7 @@ def _err(message: str) -> None:
 
 
 def _open(args: argparse.Namespace) -> Storage:
-    storage = open_storage(_settings(args).database_url)
+    storage = open_storage(settings_from_args(args).database_url)
     try:
         # A ping fails within seconds where a migration would wait out the pool's timeout.
         if not storage.ping():
@@ -204,7 +203,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from mosaicstack_telemetry_server.logging_config import configure_logging
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     configure_logging(args.log_level)
     _err(f"serving {redact_url(settings.database_url)} on http://{args.host}:{args.port}")
     app, options, environment = uvicorn_options(args, settings)
@@ -288,11 +287,6 @@ def _migrate(args: argparse.Namespace) -> int:
     finally:
         storage.close()
     return 0
-
-
-def _no_demo(_args: argparse.Namespace) -> int:
-    _err("the demo is not available in this installation")
-    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -113,7 +113,7 @@ def test_key_commands_in_process(
     monkeypatch.setenv("MOSAIC_TELEMETRY_DATABASE_URL", sqlite_url)  # the default database
     assert main(["migrate"]) == 0
     assert "schema version" in capsys.readouterr().err
-    assert main(["keys", "create", "--instance-id", INSTANCE]) == 0
+    assert main(["keys", "create", "--instance-id", INSTANCE, "--label", "in process"]) == 0
     out, err = capsys.readouterr()
     assert HEX64.fullmatch(out.strip())
     key_id = re.search(r"mk_[0-9a-f]{12}", err)
@@ -123,10 +123,11 @@ def test_key_commands_in_process(
     assert listing[0].split() == ["KEY_ID", "INSTANCE_ID", "CREATED", "REVOKED", "LABEL"]
     assert listing[1].split()[:2] == [key_id.group(), INSTANCE]
     assert main(["keys", "revoke", key_id.group()]) == 0
+    assert main(["keys", "revoke", key_id.group()]) == 1
     assert main(["keys", "list", "--json"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["revoked"] is not None
-    assert row["label"] is None
+    assert row["label"] == "in process"
 
 
 def test_demo_subcommand_is_registered() -> None:
@@ -198,13 +199,28 @@ def test_serve_runs_until_sigterm_then_exits_cleanly(sqlite_url: str, workers: i
 def test_serve_options_for_one_worker_and_for_several(sqlite_url: str) -> None:
     from fastapi import FastAPI
 
-    from mosaicstack_telemetry_server.cli import build_parser, uvicorn_options
+    from mosaicstack_telemetry_server.cli import build_parser, settings_from_args, uvicorn_options
     from mosaicstack_telemetry_server.runner import settings_from_env
     from mosaicstack_telemetry_server.settings import ServerSettings
 
     parser = build_parser()
-    args = parser.parse_args(["serve", "--port", "9000", "--stats-max-age", "0"])
-    settings = ServerSettings(database_url=sqlite_url, min_sample_size=7)
+    args = parser.parse_args(
+        [
+            "serve",
+            "--port",
+            "9000",
+            "--stats-max-age",
+            "0",
+            "--min-sample-size",
+            "7",
+            "--database",
+            sqlite_url,
+        ]
+    )
+    settings = settings_from_args(args)
+    assert settings == ServerSettings(
+        database_url=sqlite_url, min_sample_size=7, stats_max_age_seconds=0
+    )
     app, options, environment = uvicorn_options(args, settings)
     assert isinstance(app, FastAPI)
     assert environment == {}
