@@ -65,8 +65,12 @@ async def _authenticated(
     """The caller's active key (401 otherwise), within its rate (429 otherwise)."""
     runtime = _runtime(request)
     authorization = request.headers.get("authorization")
-    await run_in_threadpool(runtime.ensure_ready)
-    record = await run_in_threadpool(runtime.verifier.verify, authorization)
+    if not runtime.ready:  # only until the first successful migration: skip the thread hop
+        await run_in_threadpool(runtime.ensure_ready)
+    # Most requests come with a recently verified key: answer those without a thread hop.
+    record = runtime.verifier.verify_cached(authorization)
+    if record is None:
+        record = await run_in_threadpool(runtime.verifier.verify, authorization)
     request.state.key_id = record.key_id
     wait = runtime.limiter.acquire(record.key_id)
     if wait > 0:

@@ -112,6 +112,17 @@ class KeyVerifier:
             raise _unauthorized()
         return record
 
+    def verify_cached(self, authorization: str | None) -> ApiKeyRecord | None:
+        """Like `verify` from the cache alone (never blocks): the record, a 401 `ApiError`, or
+        None when only storage can tell."""
+        key = _bearer_token(authorization)
+        if key is None:
+            raise _unauthorized()
+        record = self._cached(hash_api_key(key))
+        if record is not None and not record.is_active:
+            raise _unauthorized()
+        return record
+
     def forget_all(self) -> None:
         """Drop every cached verification (the next request of each key reads storage)."""
         with self._lock:

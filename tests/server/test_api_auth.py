@@ -184,14 +184,21 @@ def test_verifier_caches_a_key_for_its_bound_then_sees_revocation(sqlite_url: st
         key, record = issue_api_key(storage, uuid.uuid4(), "cache")
         now = [0.0]
         verifier = KeyVerifier(storage, cache_seconds=2.0, max_cached=1, clock=lambda: now[0])
+        assert verifier.verify_cached(f"Bearer {key}") is None  # not verified yet
         assert verifier.verify(f"Bearer {key}") == record
+        assert verifier.verify_cached(f"Bearer {key}") == record
         storage.revoke_api_key(record.key_id)
         assert verifier.verify(f"Bearer {key}").key_id == record.key_id  # cached
         now[0] += 2.5
+        assert verifier.verify_cached(f"Bearer {key}") is None  # expired from the cache
         with pytest.raises(ApiError) as raised:
             verifier.verify(f"Bearer {key}")
         assert raised.value.status == 401
         assert key not in str(raised.value)
+        with pytest.raises(ApiError):
+            verifier.verify_cached(f"Bearer {key}")  # revoked, and now cached as such
+        with pytest.raises(ApiError):
+            verifier.verify_cached("Bearer nope")
         # A second key pushes the first out of a one-entry cache.
         other, other_record = issue_api_key(storage, uuid.uuid4())
         assert verifier.verify(f"Bearer {other}") == other_record
