@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from _api_helpers import free_port, make_event, wait_until
 
 from mosaicstack_telemetry_server.cli import main
+from mosaicstack_telemetry_server.storage import open_storage
 
 EXE = str(Path(sys.executable).with_name("mosaic-telemetry"))
 INSTANCE = "6f1c0b1e-8f7d-4a57-9a53-0c7d1f6d3a11"
@@ -255,3 +257,60 @@ def test_parser_rejects_bad_values_with_exit_2(
         build_parser().parse_args(argv)
     assert exited.value.code == 2
     assert "error: argument" in capsys.readouterr().err
+
+
+def _server_has_read_everything(server_port: int, client_port: int) -> bool:
+    """Whether the server's end of a loopback connection has nothing left unread (Linux)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
+            client_port
+        ):
+            return int(queues.split(":")[1], 16) == 0
+    return False
+
+
+def _refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc/net/tcp")
+def test_sigterm_lets_the_request_in_flight_finish(sqlite_url: str) -> None:
+    key = run("keys", "create", "--instance-id", INSTANCE, "--database", sqlite_url).stdout.strip()
+    port = free_port()
+    process = _serve(sqlite_url, port, "--graceful-timeout", "20")
+    try:
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), timeout=30, what="serve")
+        body = json.dumps({"events": [make_event(uuid.UUID(INSTANCE))]}).encode()
+        head = (
+            "POST /v1/events/batch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(head + body[:10])  # the request is under way, its body incomplete
+            client_port = client.getsockname()[1]
+            wait_until(lambda: _server_has_read_everything(port, client_port), what="the read")
+            process.send_signal(signal.SIGTERM)
+            wait_until(lambda: _refuses_connections(port), what="the shutdown to begin")
+            client.sendall(body[10:])
+            response = b""
+            while chunk := client.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200 ")
+        assert b'"accepted":1' in response.replace(b" ", b"")
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    storage = open_storage(sqlite_url)
+    try:
+        assert storage.count_events() == 1
+    finally:
+        storage.close()
