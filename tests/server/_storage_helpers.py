@@ -58,8 +58,9 @@ def make_event(**overrides: Any) -> TaskCompletionEvent:
     return TaskCompletionEvent(**fields)
 
 
-# PostgreSQL text cannot hold NUL, and lone surrogates are not valid UTF-8.
-_text_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+# The schema refuses control characters (PostgreSQL text cannot hold NUL), and lone
+# surrogates are not valid UTF-8.
+_text_chars = st.characters(blacklist_categories=("Cs", "Cc"))
 _offsets = st.builds(
     timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))
 )
