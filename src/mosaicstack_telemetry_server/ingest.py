@@ -2,9 +2,9 @@
 
 The envelope (an object with a list `events` of 1 to 100 entries) is all-or-nothing (422);
 inside it **each entry is judged on its own** against the SDK's `TaskCompletionEvent`, the one
-schema. On the wire the server also requires what the SDK fills in by default (`event_id`,
-`timestamp`, `schema_version`): without its own id an event could not be deduplicated, and a
-server-side timestamp would be a guess.
+schema, with the reference's defaults: an entry without `event_id` gets a fresh one (returned
+in its result; such an entry cannot be deduplicated if resent), without `timestamp` the time it
+was received, without `schema_version` "1.0" (as Segment and PostHog servers do for their ids).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.errors import ApiError
 from mosaicstack_telemetry_server.storage.base import Storage
 
-__all__ = ["REQUIRED_ON_WIRE", "ingest_batch", "judge_event", "parse_envelope"]
+__all__ = ["ingest_batch", "judge_event", "parse_envelope"]
 
-REQUIRED_ON_WIRE = ("event_id", "timestamp", "schema_version")
 SUPPORTED_SCHEMA_MAJOR = "1"
 WRONG_INSTANCE = "instance_id does not match the API key's instance"
 
@@ -106,9 +105,6 @@ def judge_event(entry: Any, instance_id: UUID) -> tuple[TaskCompletionEvent | No
     """Validate one entry for a key's instance: `(event, None)` or `(None, reason)`."""
     if not isinstance(entry, Mapping):
         return None, "(event): must be a JSON object (object_type)"
-    missing = [name for name in REQUIRED_ON_WIRE if name not in entry]
-    if missing:
-        return None, "; ".join(f"{name}: Field required (missing)" for name in missing)
     try:
         event = TaskCompletionEvent.model_validate(entry)
     except ValidationError as exc:

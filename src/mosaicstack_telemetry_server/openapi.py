@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from mosaicstack_telemetry.models import BatchEventRequest, BatchPredictionRequest
 from mosaicstack_telemetry_server.body import MAX_JSON_DEPTH
 from mosaicstack_telemetry_server.errors import ErrorBody, ErrorResponse
-from mosaicstack_telemetry_server.ingest import REQUIRED_ON_WIRE
 
 __all__ = [
     "BATCH_EVENTS_BODY",
@@ -97,8 +96,6 @@ def _request_schemas() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template=_REF, mode="validation")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
-    event = schemas["TaskCompletionEvent"]
-    event["required"] = sorted(set(event.get("required", [])) | set(REQUIRED_ON_WIRE))
     return schemas
 
 
