@@ -13,6 +13,8 @@ from uuid import uuid4
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mosaicstack_telemetry import (
     Complexity,
@@ -25,6 +27,7 @@ from mosaicstack_telemetry import (
 )
 from mosaicstack_telemetry_server.predictions.service import PredictionService
 from mosaicstack_telemetry_server.storage import (
+    PartitionSnapshot,
     Storage,
     open_storage,
 )
@@ -212,7 +215,7 @@ def test_first_request_recomputes_then_later_ones_hit_the_cache(
 ) -> None:
     storage.insert_events([make_event(rng) for _ in range(8)])
     clock = FakeClock()
-    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0, clock=clock)
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=300, clock=clock)
     first = service.predict_batch([query()])[0].metadata
     assert first.cache_hit is False
     assert first.last_updated == T0
@@ -262,7 +265,10 @@ def test_young_stale_statistics_are_served_until_max_age_passes(
 def test_refresh_stale_recomputes_each_stale_task_type_once(
     storage: Storage, rng: random.Random
 ) -> None:
-    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    # A stopped clock: statistics never age, so only new events make them stale.
+    service = PredictionService(
+        storage, min_sample_size=5, stats_max_age_seconds=0, clock=FakeClock()
+    )
     storage.insert_events([make_event(rng, TaskType.TESTING), make_event(rng, TaskType.PLANNING)])
     assert service.refresh_stale() == 2
     assert service.refresh_stale() == 0
@@ -309,7 +315,10 @@ def test_concurrent_requests_recompute_a_partition_once(
     storage: Storage, rng: random.Random
 ) -> None:
     storage.insert_events([make_event(rng) for _ in range(50)])
-    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    # A stopped clock: the statistics cannot age while the threads run, so none re-stamps.
+    service = PredictionService(
+        storage, min_sample_size=5, stats_max_age_seconds=0, clock=FakeClock()
+    )
     start = threading.Barrier(6)
     hits: list[bool] = []
 
@@ -328,7 +337,10 @@ def test_concurrent_requests_recompute_a_partition_once(
 def test_background_refresher_recomputes_without_a_request(
     storage: Storage, rng: random.Random
 ) -> None:
-    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    # A stopped clock: with a maximum age of 0 a request re-stamps aged statistics itself.
+    service = PredictionService(
+        storage, min_sample_size=5, stats_max_age_seconds=0, clock=FakeClock()
+    )
     service.start_background(interval_seconds=0.02)
     try:
         assert service.background_running
@@ -348,6 +360,127 @@ def test_background_refresher_recomputes_without_a_request(
     assert not service.background_running
 
 
+def test_statistics_at_max_age_with_no_new_event_are_restamped_not_recomputed(
+    storage: Storage, rng: random.Random
+) -> None:
+    counting = CountingStorage(storage)
+    clock = FakeClock()
+    service = PredictionService(
+        counting,  # type: ignore[arg-type]
+        min_sample_size=5,
+        stats_max_age_seconds=300,
+        clock=clock,
+    )
+    storage.insert_events([make_event(rng) for _ in range(6)])
+    [computed] = service.predict_batch([query()])
+    assert counting.partition_reads == 1
+
+    clock.advance(300)  # exactly max age, no event since
+    [restamped] = service.predict_batch([query()])
+    assert counting.partition_reads == 1  # the same numbers, not read again
+    assert restamped.prediction == computed.prediction
+    assert restamped.metadata.cache_hit is False  # this request did the freshness work
+    assert restamped.metadata.last_updated == T0 + timedelta(seconds=300)
+    assert storage.stats_versions()["implementation"][1] == T0 + timedelta(seconds=300)
+
+    clock.advance(299)
+    [young] = service.predict_batch([query()])
+    assert (young.metadata.cache_hit, young.metadata.last_updated) == (
+        True,
+        T0 + timedelta(seconds=300),
+    )
+
+
+def test_a_restamp_by_another_process_is_served_as_is(
+    database_url: str, storage: Storage, rng: random.Random
+) -> None:
+    clock = FakeClock()
+    storage.insert_events([make_event(rng) for _ in range(6)])
+    first = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=60, clock=clock)
+    first.predict_batch([query()])
+    clock.advance(61)
+    other_storage = open_storage(database_url)
+    try:
+        other = PredictionService(
+            other_storage, min_sample_size=5, stats_max_age_seconds=60, clock=clock
+        )
+        assert other.predict_batch([query()])[0].metadata.cache_hit is False
+    finally:
+        other_storage.close()
+    [served] = first.predict_batch([query()])
+    assert served.metadata.cache_hit is True
+    assert served.metadata.last_updated == T0 + timedelta(seconds=61)
+
+
+def test_refresher_restamps_unchanged_statistics_before_they_reach_max_age(
+    storage: Storage, rng: random.Random
+) -> None:
+    clock = FakeClock()
+    service = PredictionService(storage, min_sample_size=1, stats_max_age_seconds=60, clock=clock)
+    storage.insert_events([make_event(rng)])
+    assert service.refresh_stale() == 1
+    clock.advance(50)
+    assert service.refresh_stale(ahead_seconds=5) == 0  # 5 s to go: not yet
+    assert service.refresh_stale(ahead_seconds=15) == 1
+    assert storage.stats_versions()["implementation"] == (1, T0 + timedelta(seconds=50))
+    clock.advance(15)  # 65 s after the computation, 15 s after the re-stamp
+    [response] = service.predict_batch([query()])
+    assert response.metadata.cache_hit is True
+    assert response.metadata.last_updated == T0 + timedelta(seconds=50)
+
+
+def test_with_max_age_zero_requests_restamp_and_the_refresher_leaves_it_to_them(
+    storage: Storage, rng: random.Random
+) -> None:
+    clock = FakeClock()
+    service = PredictionService(storage, min_sample_size=1, stats_max_age_seconds=0, clock=clock)
+    storage.insert_events([make_event(rng)])
+    assert service.refresh_stale(ahead_seconds=0.5) == 1  # new data: computed ahead
+    clock.advance(10)
+    assert service.refresh_stale(ahead_seconds=0.5) == 0  # no write every period
+    [response] = service.predict_batch([query()])
+    assert response.metadata.cache_hit is False
+    assert response.metadata.last_updated == T0 + timedelta(seconds=10)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    max_age=st.sampled_from([0, 1, 30, 300]),
+    steps=st.lists(
+        st.tuples(st.floats(0, 400), st.integers(0, 2), st.booleans()), min_size=1, max_size=12
+    ),
+)
+def test_served_statistics_are_never_older_than_max_age(
+    max_age: int, steps: list[tuple[float, int, bool]]
+) -> None:
+    rng = random.Random(7)
+    clock = FakeClock()
+    store = open_storage("sqlite://:memory:")
+    try:
+        store.migrate()
+        service = PredictionService(
+            store, min_sample_size=1, stats_max_age_seconds=max_age, clock=clock
+        )
+        inserted = 0
+        for seconds, new_events, run_refresher in steps:
+            clock.advance(seconds)
+            store.insert_events([make_event(rng) for _ in range(new_events)])
+            inserted += new_events
+            if run_refresher:
+                service.refresh_stale(ahead_seconds=max_age / 2)
+            [response] = service.predict_batch([query()])
+            meta = response.metadata
+            if inserted == 0:
+                assert meta.last_updated is None
+                continue
+            assert meta.last_updated is not None
+            assert timedelta(0) <= clock.now - meta.last_updated <= timedelta(seconds=max_age)
+            if max_age == 0:
+                assert meta.sample_size == inserted
+    finally:
+        store.close()
+
+
 class WrappedStorage:
     """A real storage seen through a wrapper, to produce what a healthy one cannot."""
 
@@ -356,6 +489,16 @@ class WrappedStorage:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class CountingStorage(WrappedStorage):
+    """Counts partition reads, the expensive part of a recomputation."""
+
+    partition_reads = 0
+
+    def read_partition(self, task_type: str) -> PartitionSnapshot:
+        self.partition_reads += 1
+        return self.inner.read_partition(task_type)
 
 
 class FlakyStorage(WrappedStorage):

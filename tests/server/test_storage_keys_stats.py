@@ -188,3 +188,62 @@ def test_stats_times_come_back_in_utc(storage: Storage) -> None:
     assert computed_at == offset
     assert computed_at.utcoffset() == timedelta(0)
     assert storage.get_stats([key])[key].computed_at.utcoffset() == timedelta(0)
+
+
+def test_touch_stats_restamps_every_row_of_that_task_type_only(storage: Storage) -> None:
+    exact = StatsKey(0, "testing", "m", "openai", "low")
+    task_only = StatsKey(3, "testing", WILDCARD, WILDCARD, WILDCARD)
+    other = StatsKey(3, "planning", WILDCARD, WILDCARD, WILDCARD)
+    storage.replace_stats("testing", 4, T0, [_row(exact, 5), _row(task_only, 50)])
+    storage.replace_stats("planning", 2, T0, [_row(other)])
+
+    later = T0 + timedelta(minutes=10)
+    assert storage.touch_stats("testing", 4, later) is True
+    assert storage.stats_versions() == {"testing": (4, later), "planning": (2, T0)}
+    assert storage.get_stats([exact, task_only, other]) == {
+        exact: _row(exact, 5, later),
+        task_only: _row(task_only, 50, later),
+        other: _row(other),
+    }
+
+
+@pytest.mark.parametrize(
+    ("version", "offset"),
+    [(3, 60), (5, 60), (4, 0), (4, -60)],
+    ids=["older-version", "newer-version", "same-time", "earlier-time"],
+)
+def test_touch_stats_changes_nothing_unless_same_version_and_later_time(
+    storage: Storage, version: int, offset: int
+) -> None:
+    key = StatsKey(0, "testing", "m", "openai", "low")
+    storage.replace_stats("testing", 4, T0, [_row(key)])
+    assert storage.touch_stats("testing", version, T0 + timedelta(seconds=offset)) is False
+    assert storage.stats_versions() == {"testing": (4, T0)}
+    assert storage.get_stats([key]) == {key: _row(key)}
+
+
+def test_touch_stats_of_a_task_type_without_statistics_is_false(storage: Storage) -> None:
+    assert storage.touch_stats("testing", 1, T0) is False
+    assert storage.stats_versions() == {}
+
+
+def test_touch_stats_racing_a_replacement_never_resurrects_an_old_version(
+    storage: Storage,
+) -> None:
+    key = StatsKey(0, "testing", "m", "openai", "low")
+    storage.replace_stats("testing", 1, T0, [_row(key)])
+    later = T0 + timedelta(seconds=30)
+
+    def act(index: int) -> bool:
+        if index % 2:
+            return storage.touch_stats("testing", 1, later + timedelta(seconds=index))
+        newer = StatsKey(0, "testing", "new", "openai", "low")
+        return storage.replace_stats("testing", 2, later, [_row(newer, 2, later)])
+
+    run_together(6, act)
+    # Whatever the order, the newest version stands with its own rows and time: a re-stamp
+    # of version 1 either came first (then was replaced) or was refused.
+    assert storage.stats_versions()["testing"] == (2, later)
+    assert list(storage.get_stats([key, StatsKey(0, "testing", "new", "openai", "low")])) == [
+        StatsKey(0, "testing", "new", "openai", "low")
+    ]

@@ -1,14 +1,18 @@
 """Serving predictions from statistics kept in the database, and keeping them fresh.
 
-A request never scans the events table: it reads two tiny version tables, recomputes only
+A request never scans the events table: it reads two tiny version tables, refreshes only
 the task types whose statistics are stale (one partition read each), then fetches every
 group it needs in one `get_stats` call. Statistics live in the database and are replaced by
 compare-and-set on the data version, so every server process sharing it serves the same
 numbers, and a process that loses the race simply keeps the newer statistics.
 
-Freshness: a task type's statistics are fresh when they reflect its current data version,
-or when they are younger than `stats_max_age_seconds`. With a maximum age of 0 a prediction
-therefore reflects every event accepted before the request.
+Freshness: statistics are never served older than `stats_max_age_seconds`. Their time
+(`computed_at`, served as `last_updated`) is when they were last known to reflect every stored
+event of their task type. Younger ones are served as they are, even if events arrived since.
+Once they reach the maximum age they are recomputed if events arrived since (the data version
+moved), else only re-stamped: recomputing would give the same numbers, since no event was
+added, so the time is moved forward without reading the partition. With a maximum age of 0 a
+prediction therefore reflects every event accepted before the request.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ class PredictionService:
     """Answers prediction queries from precomputed statistics, recomputing stale ones.
 
     Thread-safe. `min_sample_size` is the fewest events a fallback level needs;
-    `stats_max_age_seconds` is how old served statistics may be when newer data exists;
-    `clock` returns the current time (aware, UTC) and is injectable for tests.
+    `stats_max_age_seconds` is the oldest served statistics may be (see the module's
+    docstring: recomputed or re-stamped once they reach it); `clock` returns the current
+    time (aware, UTC) and is injectable for tests.
     """
 
     def __init__(
@@ -82,7 +87,7 @@ class PredictionService:
 
     @property
     def stats_max_age_seconds(self) -> float:
-        """Oldest statistics may be, when newer data exists, before they are recomputed."""
+        """Oldest served statistics may be: at that age they are recomputed or re-stamped."""
         return self._max_age
 
     @property
@@ -94,16 +99,18 @@ class PredictionService:
     # --- serving
 
     def predict_batch(self, queries: Sequence[PredictionQuery]) -> list[PredictionResponse]:
-        """One answer per query, in order; recomputes stale statistics of the queried types.
+        """One answer per query, in order; refreshes stale statistics of the queried types.
 
-        `cache_hit` is False for the queries whose task type this call recomputed, True for
-        the others (answered from statistics already stored).
+        `cache_hit` is False for the queries whose task type this call refreshed (recomputed,
+        or re-stamped because they reached the maximum age with no new event): the request
+        did the freshness work itself. True for the others, answered from statistics already
+        stored and young enough.
         """
         if len(queries) > MAX_QUERIES_PER_BATCH:
             raise ValueError(f"at most {MAX_QUERIES_PER_BATCH} queries per batch")
         if not queries:
             return []
-        recomputed = self._refresh({q.task_type.value for q in queries}, ahead_seconds=0.0)
+        refreshed = self._refresh({q.task_type.value for q in queries}, ahead_seconds=0.0)
         keys: dict[StatsKey, None] = {}
         for query in queries:
             keys.update(dict.fromkeys(chain_keys(query)))
@@ -113,7 +120,7 @@ class PredictionService:
                 query,
                 found,
                 min_sample_size=self._min_sample_size,
-                cache_hit=query.task_type.value not in recomputed,
+                cache_hit=query.task_type.value not in refreshed,
             )
             for query in queries
         ]
@@ -121,7 +128,7 @@ class PredictionService:
     # --- freshness
 
     def refresh_stale(self, *, ahead_seconds: float = 0.0) -> int:
-        """Recompute every stale task type now; returns how many were recomputed.
+        """Refresh every stale task type now; returns how many were recomputed or re-stamped.
 
         `ahead_seconds` also counts as stale the statistics that will be stale that much
         later, so a periodic caller can refresh them before a request has to.
@@ -131,30 +138,69 @@ class PredictionService:
     def _refresh(self, only: Collection[str] | None, *, ahead_seconds: float) -> set[str]:
         with self._locks_guard:
             seen = dict(self._computed)  # taken before the versions are read: see _recompute
-        recomputed: set[str] = set()
-        for task_type, version in self._stale(only, ahead_seconds):
-            if self._recompute(task_type, version, seen.get(task_type)):
-                recomputed.add(task_type)
-        return recomputed
+        # Also taken before the versions are read: statistics found to be of the current data
+        # version did reflect every stored event at this instant, whatever arrives next.
+        checked_at = self._clock()
+        refreshed: set[str] = set()
+        for task_type, version, restamp in self._stale(only, ahead_seconds, checked_at):
+            if restamp:
+                done = self._restamp(task_type, version, checked_at, seen.get(task_type))
+            else:
+                done = self._recompute(task_type, version, seen.get(task_type))
+            if done:
+                refreshed.add(task_type)
+        return refreshed
 
-    def _stale(self, only: Collection[str] | None, ahead_seconds: float) -> list[tuple[str, int]]:
-        """(task type, data version) of each stale task type with events (among `only`)."""
+    def _stale(
+        self, only: Collection[str] | None, ahead_seconds: float, now: datetime
+    ) -> list[tuple[str, int, bool]]:
+        """(task type, version, re-stamp only?) of each stale task type with events.
+
+        The version is the data version to recompute at, or, for a re-stamp, the version of
+        the stored statistics (already the current one).
+        """
         partitions = self._storage.partition_versions()
         if only is not None:
             partitions = {t: v for t, v in partitions.items() if t in only}
             if not partitions:  # nothing to compare: spare the second read
                 return []
         stored = self._storage.stats_versions()
-        now = self._clock()
-        max_age = self._max_age - ahead_seconds
+        limit = self._max_age - ahead_seconds
         stale = []
         for task_type, version in sorted(partitions.items()):
-            if task_type in stored:
-                stats_version, computed_at = stored[task_type]
-                if stats_version >= version or _age_seconds(now, computed_at) < max_age:
-                    continue
-            stale.append((task_type, version))
+            if task_type not in stored:
+                stale.append((task_type, version, False))
+                continue
+            stats_version, computed_at = stored[task_type]
+            if _age_seconds(now, computed_at) < limit:
+                continue  # young enough: served as they are, even if events arrived since
+            if stats_version < version:
+                stale.append((task_type, version, False))
+            elif self._max_age > 0 or ahead_seconds <= 0:
+                # With a maximum age of 0 every request re-stamps for itself: re-stamping
+                # ahead of it as well would only add writes.
+                stale.append((task_type, stats_version, True))
         return stale
+
+    def _restamp(
+        self, task_type: str, version: int, checked_at: datetime, seen: tuple[int, int] | None
+    ) -> bool:
+        """Move the time of statistics still of the current data version to `checked_at`.
+
+        No partition read: no event was added since they were computed, so recomputing them
+        would give the same numbers. Skipped when a concurrent call of this process refreshed
+        them since `seen`; the storage's compare-and-set also refuses it if another process
+        stored newer statistics or a later time meanwhile.
+        """
+        with self._lock_for(task_type):
+            latest = self._computed.get(task_type)
+            if latest is not None and latest != seen and latest[1] >= version:
+                return False
+            if not self._storage.touch_stats(task_type, version, checked_at):
+                return False
+            with self._locks_guard:
+                self._computed[task_type] = (next(self._generation), version)
+            return True
 
     def _recompute(self, task_type: str, version: int, seen: tuple[int, int] | None) -> bool:
         """Recompute a task type found stale at `version`, unless a concurrent call just did.

@@ -150,5 +150,14 @@ class Storage(Protocol):
         Returns False (and changes nothing) when statistics of a version >= `version` exist.
         """
 
+    def touch_stats(self, task_type: str, version: int, computed_at: datetime) -> bool:
+        """Re-stamp a task type's statistics as reflecting every event at `computed_at`.
+
+        Sets `computed_at` on its `stats_versions` entry and on all its statistics rows, in
+        one transaction, only if the stored statistics are of exactly `version` and stamped
+        earlier than `computed_at` (compare-and-set: newer statistics, or a later stamp by
+        another process, are never overwritten). Returns whether it re-stamped them.
+        """
+
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for (absent groups are left out)."""

@@ -346,6 +346,25 @@ class PostgresStorage:
                 cur.executemany(_INSERT_STATS, [stats_values(row) for row in rows])
         return True
 
+    def touch_stats(self, task_type: str, version: int, computed_at: datetime) -> bool:
+        """Re-stamp a task type's statistics of exactly `version` (never backwards in time)."""
+        stamp = utc(computed_at)
+        with self._transaction() as conn:
+            # The UPDATE row-locks the task type's version row: a concurrent replace_stats
+            # waits, or has committed first and then the version no longer matches.
+            cursor = conn.execute(
+                "UPDATE stats_versions SET computed_at = %s "
+                "WHERE task_type = %s AND version = %s AND computed_at < %s",
+                (stamp, task_type, version, stamp),
+            )
+            if cursor.rowcount == 0:
+                return False
+            conn.execute(
+                "UPDATE prediction_stats SET computed_at = %s WHERE task_type = %s",
+                (stamp, task_type),
+            )
+        return True
+
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for, in one query."""
         unique = list(dict.fromkeys(keys))

@@ -360,6 +360,24 @@ class SQLiteStorage:
             )
         return True
 
+    def touch_stats(self, task_type: str, version: int, computed_at: datetime) -> bool:
+        """Re-stamp a task type's statistics of exactly `version` (never backwards in time)."""
+        stamp = iso_utc(computed_at)
+        with self._transaction(write=True) as conn:
+            # Stored times are fixed-width UTC text, so `<` compares them as instants.
+            cursor = conn.execute(
+                "UPDATE stats_versions SET computed_at = ? "
+                "WHERE task_type = ? AND version = ? AND computed_at < ?",
+                (stamp, task_type, version, stamp),
+            )
+            if cursor.rowcount == 0:
+                return False
+            conn.execute(
+                "UPDATE prediction_stats SET computed_at = ? WHERE task_type = ?",
+                (stamp, task_type),
+            )
+        return True
+
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for, in one query."""
         wanted = json.dumps(
