@@ -481,6 +481,24 @@ def test_served_statistics_are_never_older_than_max_age(
         store.close()
 
 
+def test_last_updated_is_taken_before_the_partition_is_read(
+    storage: Storage, rng: random.Random
+) -> None:
+    clock = FakeClock()
+    service = PredictionService(
+        SlowReadStorage(storage, clock, rng),  # type: ignore[arg-type]
+        min_sample_size=1,
+        stats_max_age_seconds=300,
+        clock=clock,
+    )
+    storage.insert_events([make_event(rng) for _ in range(3)])
+    [response] = service.predict_batch([query()])
+    # The event stored during the read (at T0 + 10 s) is not in these statistics, so they
+    # only reflected every stored event at T0.
+    assert response.metadata.sample_size == 3
+    assert response.metadata.last_updated == T0
+
+
 class WrappedStorage:
     """A real storage seen through a wrapper, to produce what a healthy one cannot."""
 
@@ -499,6 +517,21 @@ class CountingStorage(WrappedStorage):
     def read_partition(self, task_type: str) -> PartitionSnapshot:
         self.partition_reads += 1
         return self.inner.read_partition(task_type)
+
+
+class SlowReadStorage(WrappedStorage):
+    """A partition read during which time passes (and, optionally, an event arrives)."""
+
+    def __init__(self, inner: Storage, clock: FakeClock, rng: random.Random) -> None:
+        super().__init__(inner)
+        self.clock = clock
+        self.rng = rng
+
+    def read_partition(self, task_type: str) -> PartitionSnapshot:
+        snapshot = self.inner.read_partition(task_type)
+        self.clock.advance(10)
+        self.inner.insert_events([make_event(self.rng)])  # stored after the snapshot
+        return snapshot
 
 
 class FlakyStorage(WrappedStorage):

@@ -213,8 +213,10 @@ class PredictionService:
             latest = self._computed.get(task_type)
             if latest is not None and latest != seen and latest[1] >= version:
                 return False
-            snapshot = self._storage.read_partition(task_type)
+            # Before the read: the statistics reflect every event stored at this instant (an
+            # event stored during the read may be missed, so a later time would overstate it).
             computed_at = self._clock()
+            snapshot = self._storage.read_partition(task_type)
             rows = compute_partition_stats(snapshot, computed_at)
             # False means another process stored statistics of this version or newer: fine.
             self._storage.replace_stats(task_type, snapshot.version, computed_at, rows)
