@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
+from _api_helpers import free_port
 from fastapi import FastAPI
 
-from mosaicstack_telemetry_server.logging_config import JsonFormatter, configure_logging
+from mosaicstack_telemetry_server.logging_config import (
+    JsonFormatter,
+    configure_logging,
+    redact_secrets,
+)
 from mosaicstack_telemetry_server.runner import (
     app_from_env,
     serve_in_thread,
@@ -17,6 +27,8 @@ from mosaicstack_telemetry_server.runner import (
     settings_to_env,
 )
 from mosaicstack_telemetry_server.settings import ServerSettings
+
+SECRET = "S3cret-pw-42"  # a made-up password that must never reach a log line
 
 
 def test_settings_round_trip_through_the_environment(sqlite_url: str) -> None:
@@ -92,18 +104,132 @@ def test_json_log_lines_carry_fields_and_exceptions() -> None:
     assert "ValueError: boom" in line["exception"]
 
 
-def test_configure_logging_sends_json_lines_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = logging.getLogger("mosaicstack_telemetry_server")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
+_CONFIGURED = (
+    "",
+    "mosaicstack_telemetry_server",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "psycopg",
+    "psycopg.pool",
+    "asyncio",
+)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put back every logger configure_logging touches, so other tests keep theirs."""
+    loggers = [logging.getLogger(name) for name in _CONFIGURED]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     try:
-        configure_logging("info")
-        logging.getLogger("mosaicstack_telemetry_server.access").info(
-            "GET /", extra={"fields": {"path": "/"}}
-        )
-        line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-        assert line["path"] == "/"
+        yield
     finally:
-        logger.handlers[:], logger.level, logger.propagate = saved
-        uvicorn_logger = logging.getLogger("uvicorn.error")
-        uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
+        for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    # Every line must parse: a plain-text line fails here.
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configure_logging_sends_json_lines_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info")
+    logging.getLogger("mosaicstack_telemetry_server.access").info(
+        "GET /", extra={"fields": {"path": "/"}}
+    )
+    line = _json_lines(capsys.readouterr().err)[-1]
+    assert line["path"] == "/"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_library_logs_are_json_lines_without_passwords(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info")
+    pool = logging.getLogger("psycopg.pool")
+    pool.info("connection requested from 'x'")  # below WARNING: libraries' chatter stays out
+    pool.warning("error connecting to postgresql://mosaic:%s@db:5432/telemetry", SECRET)
+    logging.getLogger("psycopg").warning("bad conninfo: host=db password=%s user=mosaic", SECRET)
+    logging.getLogger("uvicorn.error").info("Started server process")
+    try:
+        raise RuntimeError(f"cannot reach postgres://mosaic:{SECRET}@db/telemetry")
+    except RuntimeError:
+        logging.getLogger("asyncio").exception("Task exception was never retrieved")
+
+    err = capsys.readouterr().err
+    lines = _json_lines(err)
+    assert SECRET not in err
+    assert [line["logger"] for line in lines] == [
+        "psycopg.pool",
+        "psycopg",
+        "uvicorn.error",
+        "asyncio",
+    ]
+    assert "postgresql://mosaic:***@db:5432/telemetry" in lines[0]["message"]
+    assert "password=*** user=mosaic" in lines[1]["message"]
+    assert "postgres://mosaic:***@db/telemetry" in lines[3]["exception"]
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("no secret here", "no secret here"),
+        ("at postgresql://u:pw@h/db.", "at postgresql://u:***@h/db."),
+        ("dsn 'password=p w' x", "dsn 'password=*** w' x"),
+        ("password='p w' x", "password=*** x"),
+        ("sqlite:////var/lib/t.db", "sqlite:////var/lib/t.db"),
+    ],
+)
+def test_redact_secrets_blanks_url_passwords_and_password_settings(
+    text: str, redacted: str
+) -> None:
+    assert redact_secrets(text) == redacted
+
+
+def test_unknown_log_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="log level"):
+        configure_logging("chatty")
+
+
+def test_other_libraries_reach_stderr_as_json_through_the_root_logger() -> None:
+    code = (
+        "import logging\n"
+        "from mosaicstack_telemetry_server.logging_config import configure_logging\n"
+        "configure_logging('info')\n"
+        "logging.getLogger('some.library').warning('careful: %s', 'x')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    [line] = _json_lines(done.stderr)
+    assert (line["logger"], line["level"], line["message"]) == (
+        "some.library",
+        "warning",
+        "careful: x",
+    )
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_unreachable_postgres_logs_only_json_lines_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("debug")
+    url = f"postgresql://mosaic:{SECRET}@127.0.0.1:{free_port()}/telemetry"
+    err = ""
+    with serve_in_thread(ServerSettings(database_url=url)) as base:
+        assert httpx.get(f"{base}/v1/health", timeout=30).status_code == 503
+        deadline = time.monotonic() + 15
+        while '"logger": "psycopg.pool"' not in err:  # the pool's reconnection attempts
+            assert time.monotonic() < deadline, "the pool never logged its failures"
+            time.sleep(0.05)
+            err += capsys.readouterr().err
+    err += capsys.readouterr().err
+    lines = _json_lines(err)
+    assert SECRET not in err
+    assert {"psycopg.pool", "uvicorn.error", "mosaicstack_telemetry_server.access"} <= {
+        line["logger"] for line in lines
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,19 @@ def test_unreachable_postgres_raises_storage_error_without_the_password() -> Non
         with pytest.raises(StorageError) as failed:
             storage.insert_events([make_event()])
         assert SECRET not in str(failed.value)
+    finally:
+        storage.close()
+
+
+def test_requests_to_an_unreachable_postgres_fail_within_seconds_by_default() -> None:
+    storage = PostgresStorage(UNREACHABLE)  # the server's own pool settings
+    try:
+        started = time.monotonic()
+        with pytest.raises(StorageError):
+            storage.count_events()
+        # The pool gives up waiting for a connection after 3 s, so an outage cannot hold a
+        # worker thread per request for long.
+        assert time.monotonic() - started < 5
     finally:
         storage.close()
 

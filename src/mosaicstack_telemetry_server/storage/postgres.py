@@ -112,7 +112,12 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 class PostgresStorage:
-    """Storage in a PostgreSQL database (its schema is the connection's search_path)."""
+    """Storage in a PostgreSQL database (its schema is the connection's search_path).
+
+    `timeout` is how long a call waits for a pooled connection before failing with
+    StorageError: short, so that while the database is down requests fail fast with 503
+    instead of holding the server's worker threads.
+    """
 
     def __init__(
         self,
@@ -120,7 +125,7 @@ class PostgresStorage:
         *,
         min_connections: int = 1,
         max_connections: int = 10,
-        timeout: float = 10.0,
+        timeout: float = 3.0,
         ping_timeout: float = 2.0,
         connect_timeout: int = 5,
     ) -> None:
