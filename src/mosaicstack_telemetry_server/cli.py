@@ -21,7 +21,7 @@ from mosaicstack_telemetry_server.runner import (
     settings_from_env,
     settings_to_env,
 )
-from mosaicstack_telemetry_server.settings import ServerSettings
+from mosaicstack_telemetry_server.settings import LIMITS, ServerSettings, format_number
 from mosaicstack_telemetry_server.storage import Storage, StorageError, open_storage, redact_url
 
 __all__ = ["build_parser", "main", "settings_from_args", "uvicorn_options"]
@@ -39,7 +39,9 @@ def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[s
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}")
+            raise argparse.ArgumentTypeError(
+                f"must be between {format_number(low)} and {format_number(high)}"
+            )
         return value
 
     return parse
@@ -82,14 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_database(serve)
     serve.add_argument(
         "--min-sample-size",
-        type=_bounded(int, 1, 1_000_000),
+        type=_bounded(int, *LIMITS["min_sample_size"]),
         help="fewest events a fallback level needs (default 5, "
         f"${ENV_SETTINGS['min_sample_size']})",
     )
     serve.add_argument(
         "--stats-max-age",
         metavar="SECONDS",
-        type=_bounded(float, 0, 86_400 * 7),
+        type=_bounded(float, *LIMITS["stats_max_age_seconds"]),
         help="oldest precomputed statistics may be (default 300, "
         f"${ENV_SETTINGS['stats_max_age_seconds']})",
     )
@@ -153,6 +155,10 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         value = getattr(args, option, None)
         if value is not None:
             setattr(settings, name, value)
+    # The parser bounds the flags with the same LIMITS; this catches a Namespace built by hand.
+    settings.validate(
+        {"min_sample_size": "--min-sample-size", "stats_max_age_seconds": "--stats-max-age"}
+    )
     return settings
 
 

@@ -17,7 +17,12 @@ from fastapi import FastAPI
 
 from mosaicstack_telemetry_server.app import create_app
 from mosaicstack_telemetry_server.logging_config import configure_logging
-from mosaicstack_telemetry_server.settings import ENV_DATABASE_URL, ServerSettings
+from mosaicstack_telemetry_server.settings import (
+    ENV_DATABASE_URL,
+    LIMITS,
+    ServerSettings,
+    check_setting,
+)
 from mosaicstack_telemetry_server.storage import Storage
 
 __all__ = [
@@ -47,7 +52,7 @@ _SHUTDOWN_TIMEOUT_SECONDS = 10
 def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSettings:
     """`ServerSettings` with every variable of `ENV_SETTINGS` that is set applied.
 
-    Raises ValueError naming the variable when a value does not parse.
+    Raises ValueError naming the variable when a value does not parse or is out of range.
     """
     environ = os.environ if environ is None else environ
     settings = ServerSettings()
@@ -57,9 +62,12 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSetting
             continue
         kind = type(getattr(settings, name))
         try:
-            setattr(settings, name, kind(raw))
+            value = kind(raw)
         except ValueError:
             raise ValueError(f"{variable} must be a valid {kind.__name__}") from None
+        if name in LIMITS:
+            check_setting(name, value, variable)
+        setattr(settings, name, value)
     return settings
 
 

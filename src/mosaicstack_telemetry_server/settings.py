@@ -1,14 +1,53 @@
-"""Server settings: one dataclass, defaults and environment variables side by side."""
+"""Server settings: one dataclass, defaults and environment variables side by side.
+
+Every numeric setting has a range (`LIMITS`), checked in one place (`check_setting`) whether
+the value comes from a constructor, a command-line flag or an environment variable.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Final
 
-__all__ = ["ENV_DATABASE_URL", "ServerSettings", "default_database_url"]
+__all__ = [
+    "ENV_DATABASE_URL",
+    "LIMITS",
+    "ServerSettings",
+    "check_setting",
+    "default_database_url",
+    "format_number",
+]
 
 ENV_DATABASE_URL = "MOSAIC_TELEMETRY_DATABASE_URL"
+
+# Inclusive (low, high) of each numeric setting. Rates must be above their low (0) too: a
+# rate of 0 would refuse every request.
+LIMITS: Final[Mapping[str, tuple[float, float]]] = {
+    "min_sample_size": (1, 1_000_000),
+    "stats_max_age_seconds": (0, 86_400),
+    "rate_limit_per_second": (0, 1_000_000),
+    "rate_limit_burst": (1, 1_000_000),
+    "max_body_bytes": (1024, 64 * 1024 * 1024),
+}
+_EXCLUSIVE_LOW: Final = frozenset({"rate_limit_per_second"})
+
+
+def format_number(value: float) -> str:
+    """A bound as people write it: `1000000`, not `1e+06`; `0.5` stays `0.5`."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def check_setting(name: str, value: float, label: str | None = None) -> None:
+    """Raise ValueError, naming `label` (default: `name`), unless `value` is within range."""
+    low, high = LIMITS[name]
+    above_low = value > low if name in _EXCLUSIVE_LOW else value >= low
+    if not (above_low and value <= high):  # also refuses NaN
+        span = "above {} and at most {}" if name in _EXCLUSIVE_LOW else "between {} and {}"
+        bounds = span.format(format_number(low), format_number(high))
+        raise ValueError(f"{label or name} must be {bounds}, not {value!r}")
 
 
 def default_database_url() -> str:
@@ -36,3 +75,17 @@ class ServerSettings:
     rate_limit_burst: int = 100
     # Request body limit after decompression (the contract's 1 MiB).
     max_body_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, labels: Mapping[str, str] | None = None) -> None:
+        """Raise ValueError for the first setting out of its range (see `LIMITS`).
+
+        `labels` names settings as the user gave them (an environment variable, a flag).
+        Call it again after changing a field: only construction checks by itself.
+        """
+        labels = labels or {}
+        for item in fields(self):
+            if item.name in LIMITS:
+                check_setting(item.name, getattr(self, item.name), labels.get(item.name))

@@ -15,18 +15,20 @@ import pytest
 from _api_helpers import free_port
 from fastapi import FastAPI
 
+from mosaicstack_telemetry_server.app import create_app
 from mosaicstack_telemetry_server.logging_config import (
     JsonFormatter,
     configure_logging,
     redact_secrets,
 )
 from mosaicstack_telemetry_server.runner import (
+    ENV_SETTINGS,
     app_from_env,
     serve_in_thread,
     settings_from_env,
     settings_to_env,
 )
-from mosaicstack_telemetry_server.settings import ServerSettings
+from mosaicstack_telemetry_server.settings import LIMITS, ServerSettings
 
 SECRET = "S3cret-pw-42"  # a made-up password that must never reach a log line
 
@@ -61,6 +63,49 @@ def test_unset_or_empty_variables_keep_the_defaults(sqlite_url: str) -> None:
 def test_unparsable_variable_is_named_in_the_error(variable: str, value: str) -> None:
     with pytest.raises(ValueError, match=variable):
         settings_from_env({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE", "0"),
+        ("MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE", "1000001"),
+        ("MOSAIC_TELEMETRY_STATS_MAX_AGE", "-5"),
+        ("MOSAIC_TELEMETRY_STATS_MAX_AGE", "86400.5"),
+        ("MOSAIC_TELEMETRY_STATS_MAX_AGE", "nan"),
+        ("MOSAIC_TELEMETRY_STATS_MAX_AGE", "inf"),
+        ("MOSAIC_TELEMETRY_RATE_LIMIT_PER_SECOND", "0"),
+        ("MOSAIC_TELEMETRY_RATE_LIMIT_PER_SECOND", "-1"),
+        ("MOSAIC_TELEMETRY_RATE_LIMIT_BURST", "0"),
+        ("MOSAIC_TELEMETRY_MAX_BODY_BYTES", "0"),
+        ("MOSAIC_TELEMETRY_MAX_BODY_BYTES", "1023"),
+        ("MOSAIC_TELEMETRY_MAX_BODY_BYTES", str(64 * 1024 * 1024 + 1)),
+    ],
+)
+def test_out_of_range_variable_is_named_in_the_error(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"^{variable} must be (between|above) "):
+        settings_from_env({variable: value})
+
+
+def test_settings_at_their_bounds_are_accepted(sqlite_url: str) -> None:
+    for low in (True, False):
+        values = {name: LIMITS[name][0 if low else 1] for name in LIMITS}
+        values["rate_limit_per_second"] = 0.001 if low else 1_000_000
+        env = {
+            ENV_SETTINGS[name]: str(int(v) if name != "rate_limit_per_second" else v)
+            for name, v in values.items()
+        }
+        settings = settings_from_env({**env, "MOSAIC_TELEMETRY_DATABASE_URL": sqlite_url})
+        assert settings.max_body_bytes == (1024 if low else 64 * 1024 * 1024)
+
+
+def test_settings_out_of_range_are_refused_at_construction_and_by_create_app() -> None:
+    with pytest.raises(ValueError, match=r"^min_sample_size must be between 1 and 1000000"):
+        ServerSettings(database_url="sqlite://:memory:", min_sample_size=0)
+    settings = ServerSettings(database_url="sqlite://:memory:")
+    settings.rate_limit_burst = 0  # changed after construction
+    with pytest.raises(ValueError, match=r"^rate_limit_burst must be between 1 and"):
+        create_app(settings)
 
 
 def test_worker_factory_builds_an_app_from_the_environment(

@@ -103,6 +103,38 @@ def test_bad_setting_in_environment_exits_2(
     assert "MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE must be a valid int" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE", "0", "between 1 and 1000000"),
+        ("MOSAIC_TELEMETRY_STATS_MAX_AGE", "-5", "between 0 and 86400"),
+        ("MOSAIC_TELEMETRY_MAX_BODY_BYTES", "0", "between 1024 and 67108864"),
+    ],
+)
+def test_out_of_range_setting_in_environment_stops_serve_with_exit_2(
+    sqlite_url: str, variable: str, value: str, message: str
+) -> None:
+    result = run("serve", "--database", sqlite_url, "--port", "0", env={variable: value})
+    assert result.returncode == 2
+    assert f"{variable} must be {message}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_out_of_range_flag_exits_2_naming_the_flag() -> None:
+    result = run("serve", "--stats-max-age", "86401")
+    assert result.returncode == 2
+    assert "--stats-max-age: must be between 0 and 86400" in result.stderr
+
+
+def test_settings_from_a_namespace_built_by_hand_are_checked_too(sqlite_url: str) -> None:
+    from mosaicstack_telemetry_server.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args(["serve", "--database", sqlite_url])
+    args.min_sample_size = 0
+    with pytest.raises(ValueError, match="--min-sample-size must be between 1 and 1000000"):
+        settings_from_args(args)
+
+
 def test_unreachable_database_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
     assert main(["keys", "list", "--database", url]) == 1
