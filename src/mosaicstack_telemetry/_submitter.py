@@ -8,6 +8,7 @@ deadline-bounded flush when stopped.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import threading
@@ -37,7 +38,15 @@ from mosaicstack_telemetry.models.batch import BatchEventRequest, BatchEventResp
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
 from mosaicstack_telemetry.queue import EventQueue
 
-__all__ = ["AsyncSubmitter", "Delivery", "ThreadSubmitter", "deliver", "flush"]
+__all__ = [
+    "AsyncSubmitter",
+    "Delivery",
+    "ThreadSubmitter",
+    "deliver",
+    "flush",
+    "halt",
+    "halt_async",
+]
 
 # Rejections listed in full in the one log line of a batch; the rest are counted.
 _MAX_REJECTIONS_LOGGED = 10
@@ -160,6 +169,8 @@ def run_guarded_sync(exchange: SyncExchange, plan: Plan[None]) -> None:
 
 def flush_now_sync(queue: EventQueue, settings: Settings) -> None:
     """A bounded final flush on the calling thread (used at exit when no worker is left)."""
+    if queue.is_empty:
+        return
     deadline = time.monotonic() + settings.shutdown_timeout_seconds
     try:
         with httpx.Client() as http:
@@ -279,6 +290,62 @@ class AsyncSubmitter:
         logger.warning("telemetry task did not finish its final flush in time")
         return False
 
+    def _loop_state(self) -> str:
+        """ "here" (the caller runs the loop), "elsewhere" (another thread runs it), or "gone"."""
+        loop = self._loop
+        if loop.is_closed() or self._task.done():
+            return "gone"
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is loop:
+            return "here"
+        # A loop that is stopped but not closed may never run again: its task cannot be relied on.
+        return "elsewhere" if loop.is_running() else "gone"
+
+    def stop_from_thread(self) -> bool:
+        """Stop from synchronous code; return True once the final flush is over.
+
+        False means the flush could not be waited for (called on the loop's own thread, or the
+        loop did not answer in time): the caller keeps the client in the exit flush.
+        """
+        state = self._loop_state()
+        if state == "here":
+            # Blocking here would block the very loop that has to run the flush.
+            self.request_stop()
+            return False
+        if state == "elsewhere":
+            budget = self._settings.shutdown_timeout_seconds + _JOIN_GRACE_SECONDS
+            try:
+                future = asyncio.run_coroutine_threadsafe(self.stop(), self._loop)
+            except RuntimeError:  # the loop closed meanwhile: flush from here instead
+                pass
+            else:
+                try:
+                    return future.result(budget + _JOIN_GRACE_SECONDS)
+                except concurrent.futures.TimeoutError:
+                    future.cancel()
+                    logger.warning(
+                        "telemetry task did not finish its final flush in time; "
+                        "%d events still queued",
+                        self._queue.size,
+                    )
+                    return False
+                except concurrent.futures.CancelledError:
+                    pass  # the loop went away while stopping
+        # The loop is gone (asyncio.run() returned) or will not run: nobody else can flush.
+        self.request_stop()
+        flush_now_sync(self._queue, self._settings)
+        return True
+
+    async def stop_anywhere(self) -> bool:
+        """`stop()` for any caller's loop: awaited here, or run in a worker thread."""
+        if self._loop_state() == "here":
+            return await self.stop()
+        # Another (or no) loop owns the task: do the blocking part off the caller's loop.
+        return await asyncio.to_thread(self.stop_from_thread)
+
     async def _run(self) -> None:
         settings = self._settings
         async with httpx.AsyncClient() as http:
@@ -302,3 +369,17 @@ class AsyncSubmitter:
             await exchange.run(plan)
         except Exception:
             logger.exception("telemetry flush failed unexpectedly")
+
+
+def halt(submitter: ThreadSubmitter | AsyncSubmitter) -> bool:
+    """Stop `submitter` from synchronous code; True once its final flush is over."""
+    if isinstance(submitter, ThreadSubmitter):
+        return submitter.stop()
+    return submitter.stop_from_thread()
+
+
+async def halt_async(submitter: ThreadSubmitter | AsyncSubmitter) -> bool:
+    """Stop `submitter` without blocking the running loop; True once its final flush is over."""
+    if isinstance(submitter, ThreadSubmitter):
+        return await asyncio.to_thread(submitter.stop)
+    return await submitter.stop_anywhere()

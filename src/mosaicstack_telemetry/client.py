@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random as _random
 import threading
 import time
@@ -16,7 +15,13 @@ from mosaicstack_telemetry import _lifecycle
 from mosaicstack_telemetry._logs import RateLimitedLog, logger
 from mosaicstack_telemetry._predictions import refresh
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._submitter import AsyncSubmitter, ThreadSubmitter, flush_now_sync
+from mosaicstack_telemetry._submitter import (
+    AsyncSubmitter,
+    ThreadSubmitter,
+    flush_now_sync,
+    halt,
+    halt_async,
+)
 from mosaicstack_telemetry._transport import AsyncExchange, SyncExchange
 from mosaicstack_telemetry.cache import PredictionCache
 from mosaicstack_telemetry.config import TelemetryConfig
@@ -116,13 +121,22 @@ class TelemetryClient:
         _lifecycle.hold(self)
 
     def stop(self) -> None:
-        """Stop the submitter after a final, time-bounded flush; safe to call if not started."""
+        """Stop the submitter after a final, time-bounded flush; safe to call if not started.
+
+        Never raises. When the flush cannot be waited for (called from inside the loop that runs
+        a `start_async()` task, or the worker overran its budget), the client stays in the
+        interpreter-exit flush so what is left is not silently lost.
+        """
         submitter = self._take_submitter()
-        if isinstance(submitter, ThreadSubmitter):
-            submitter.stop()
-        elif submitter is not None:
-            # Started with start_async(): this thread cannot await it, so ask and let it finish.
-            submitter.request_stop()
+        if submitter is None:
+            return
+        try:
+            finished = halt(submitter)
+        except Exception:  # stop() must not break the caller's shutdown
+            logger.exception("telemetry submitter could not be stopped cleanly")
+            finished = False
+        if finished:
+            self._mark_stopped()
 
     def __enter__(self) -> Self:
         self.start()
@@ -150,12 +164,21 @@ class TelemetryClient:
         _lifecycle.hold(self)
 
     async def stop_async(self) -> None:
-        """Stop the submitter after a final, time-bounded flush; safe to call if not started."""
+        """Stop the submitter after a final, time-bounded flush; safe to call if not started.
+
+        Never raises, whichever loop or thread started the client; the current loop is never
+        blocked (a flush that cannot run on it runs in a worker thread).
+        """
         submitter = self._take_submitter()
-        if isinstance(submitter, ThreadSubmitter):
-            await asyncio.to_thread(submitter.stop)
-        elif submitter is not None:
-            await submitter.stop()
+        if submitter is None:
+            return
+        try:
+            finished = await halt_async(submitter)
+        except Exception:  # stop_async() must not break the caller's shutdown
+            logger.exception("telemetry submitter could not be stopped cleanly")
+            finished = False
+        if finished:
+            self._mark_stopped()
 
     async def __aenter__(self) -> Self:
         await self.start_async()
@@ -172,9 +195,15 @@ class TelemetryClient:
     def _take_submitter(self) -> ThreadSubmitter | AsyncSubmitter | None:
         with self._lock:
             submitter, self._submitter = self._submitter, None
+        return submitter
+
+    def _mark_stopped(self) -> None:
+        # Only once the final flush is over: until then the exit hook must still flush.
+        with self._lock:
+            if self._submitter is not None:  # started again meanwhile
+                return
             self._started = False
         _lifecycle.release(self)
-        return submitter
 
     # --- predictions ---------------------------------------------------------------------------
 
@@ -228,16 +257,15 @@ class TelemetryClient:
             self.start()
 
     def _close_at_exit(self) -> None:
-        started = self._started
-        submitter = self._take_submitter()
-        if isinstance(submitter, ThreadSubmitter):
-            submitter.stop()
+        if not self._started:
             return
+        submitter = self._take_submitter()
         if submitter is not None:
-            submitter.request_stop()
-        # The task's loop is most likely gone by now (asyncio.run returned): flush from here.
-        if started and not self._queue.is_empty:
+            halt(submitter)
+        elif not self._queue.is_empty:
+            # A stop() that could not wait left these (e.g. it ran on the task's own loop).
             flush_now_sync(self._queue, self._settings)
+        self._mark_stopped()
 
     def __repr__(self) -> str:
         # Never the config's api_key: only what helps to debug.

@@ -31,6 +31,13 @@ elif sys.argv[2] == "async":
         for _ in range(3):
             client.track(event())
     asyncio.run(main())  # returns without stop_async(): the loop and its task are gone
+elif sys.argv[2] == "stop_in_loop":
+    async def main():
+        await client.start_async()
+        for _ in range(3):
+            client.track(event())
+        client.stop()  # cannot wait on its own loop: the exit hook must still flush
+    asyncio.run(main())  # cancels the task before it could flush
 elif sys.argv[2] == "dropped":
     def work():
         started = TelemetryClient(config)  # started, then dropped by its owner
@@ -58,7 +65,7 @@ def _run_script(url: str, mode: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("mode", ["thread", "async", "dropped"])
+@pytest.mark.parametrize("mode", ["thread", "async", "dropped", "stop_in_loop"])
 def test_started_client_flushes_at_interpreter_exit(wire: WireServer, mode: str) -> None:
     result = _run_script(wire.url, mode)
     assert result.returncode == 0, result.stderr
