@@ -36,6 +36,7 @@ from mosaicstack_telemetry_server.logging_config import AccessLogMiddleware
 from mosaicstack_telemetry_server.openapi import (
     BATCH_EVENTS_BODY,
     BATCH_PREDICTIONS_BODY,
+    RETRY_AFTER_HEADER,
     HealthResponse,
     error_responses,
     install_openapi,
@@ -184,7 +185,11 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
         response_model=None,
         responses={
             200: {"model": HealthResponse, "description": "Up."},
-            503: {"model": HealthResponse, "description": "Storage cannot be reached."},
+            503: {
+                "model": HealthResponse,
+                "description": "Storage cannot be reached.",
+                "headers": RETRY_AFTER_HEADER,
+            },
         },
     )
     def health(request: Request) -> JSONResponse:

@@ -2,7 +2,9 @@
 not by FastAPI), error responses and their `Retry-After` headers.
 
 The document states what the server does, so a tool such as schemathesis can drive it: the
-request schemas are the SDK's own models, with the fields the server requires on the wire.
+request schemas are the SDK's own models, except that an entry of `events` may be anything
+(the server judges each entry on its own and rejects an invalid one in a 207 verdict, so the
+request as a whole is not refused for it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mosaicstack_telemetry_server.errors import ErrorBody, ErrorResponse
 __all__ = [
     "BATCH_EVENTS_BODY",
     "BATCH_PREDICTIONS_BODY",
+    "RETRY_AFTER_HEADER",
     "HealthResponse",
     "error_responses",
     "install_openapi",
@@ -55,16 +58,10 @@ _DESCRIPTIONS = {
     413: "Body over the size limit (`payload_too_large`).",
     415: "Content-Type not JSON or Content-Encoding not gzip/identity.",
     422: "Invalid envelope (`invalid_request`), with details.",
-    429: "Rate limit of this API key exceeded (`rate_limited`).",
+    429: "Rate limit of this API key, or of failed authentications from this client address, "
+    "exceeded (`rate_limited`).",
     500: "Unexpected failure (`internal`).",
     503: "Storage unavailable (`unavailable`).",
-}
-_RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before retrying.",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 1},
-    }
 }
 
 
@@ -78,13 +75,30 @@ class HealthResponse(BaseModel):
     error: ErrorBody | None = None
 
 
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+_WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {
+        "description": "The authentication scheme to use: `Bearer`.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+_HEADERS = {401: _WWW_AUTHENTICATE, 429: RETRY_AFTER_HEADER, 503: RETRY_AFTER_HEADER}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses` entries of error statuses, all with the contract's error body."""
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         entry: dict[str, Any] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
-        if status in (429, 503):
-            entry["headers"] = _RETRY_AFTER
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
         responses[status] = entry
     return responses
 
@@ -96,6 +110,16 @@ def _request_schemas() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template=_REF, mode="validation")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    events = schemas["BatchEventRequest"]["properties"]["events"]
+    events["items"] = {
+        # Honest about what is accepted: any entry, judged on its own.
+        "anyOf": [events["items"], {}],
+        "description": (
+            "A TaskCompletionEvent. An entry that is not a valid one (or is of another "
+            "instance than the API key's) does not fail the request: it is rejected in its "
+            "own result of the response (207)."
+        ),
+    }
     return schemas
 
 

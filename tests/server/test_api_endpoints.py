@@ -190,12 +190,24 @@ def test_openapi_describes_auth_bodies_and_error_responses(shared_server: Served
     assert {"200", "207", "400", "401", "413", "415", "422", "429", "503"} <= set(
         events["responses"]
     )
-    assert "Retry-After" in events["responses"]["429"]["headers"]
-    event_schema = document["components"]["schemas"]["TaskCompletionEvent"]
-    assert {"event_id", "timestamp", "schema_version", "instance_id"} <= set(
-        event_schema["required"]
+    for path in (BATCH, "/v1/predictions/batch"):
+        responses = document["paths"][path]["post"]["responses"]
+        assert "Retry-After" in responses["429"]["headers"]
+        assert "Retry-After" in responses["503"]["headers"]
+        assert "WWW-Authenticate" in responses["401"]["headers"]
+    health = document["paths"]["/v1/health"]["get"]
+    assert "Retry-After" in health["responses"]["503"]["headers"]
+    assert "security" not in health
+    schemas = document["components"]["schemas"]
+    # The reference's defaults: a client may leave these out, the server fills them in.
+    assert {"instance_id", "task_type"} <= set(schemas["TaskCompletionEvent"]["required"])
+    assert not {"event_id", "timestamp", "schema_version"} & set(
+        schemas["TaskCompletionEvent"]["required"]
     )
-    assert "security" not in document["paths"]["/v1/health"]["get"]
+    # Entries are judged one by one (207), so the document must not promise a 4xx for one.
+    items = schemas["BatchEventRequest"]["properties"]["events"]["items"]
+    assert items["anyOf"] == [{"$ref": "#/components/schemas/TaskCompletionEvent"}, {}]
+    assert "207" in items["description"]
 
 
 def test_storage_passed_in_stays_open_after_the_server_stops(sqlite_url: str) -> None:
