@@ -1,8 +1,7 @@
-"""Background submission: one flush plan, run by a daemon thread or by an asyncio task.
+"""Background submission: the flush plan of `_delivery`, run by a daemon thread or an asyncio task.
 
-`flush()` and `deliver()` hold every decision (batching, retries, splitting, put-back); the two
-submitters only schedule flushes (every interval, or early when woken) and run the final,
-deadline-bounded flush when stopped.
+The two submitters only schedule flushes (every interval, or early when woken) and run the
+final, deadline-bounded flush when stopped; `halt`/`halt_async` stop either from any caller.
 """
 
 from __future__ import annotations
@@ -13,150 +12,19 @@ import contextlib
 import os
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 
-from mosaicstack_telemetry._logs import logger, redact
+from mosaicstack_telemetry._delivery import flush, report_leftovers
+from mosaicstack_telemetry._logs import logger
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._transport import (
-    EVENTS_PATH,
-    AsyncExchange,
-    Plan,
-    Reply,
-    SyncExchange,
-    Verdict,
-    classify,
-    log_reply_failure,
-    parse_retry_after,
-    retry_delay,
-    send,
-    wait,
-)
-from mosaicstack_telemetry.models.batch import BatchEventRequest, BatchEventResponse
-from mosaicstack_telemetry.models.events import TaskCompletionEvent
+from mosaicstack_telemetry._transport import AsyncExchange, Plan, SyncExchange
 from mosaicstack_telemetry.queue import EventQueue
 
-__all__ = [
-    "AsyncSubmitter",
-    "Delivery",
-    "ThreadSubmitter",
-    "deliver",
-    "flush",
-    "halt",
-    "halt_async",
-]
+__all__ = ["AsyncSubmitter", "ThreadSubmitter", "flush_now_sync", "halt", "halt_async"]
 
-# Rejections listed in full in the one log line of a batch; the rest are counted.
-_MAX_REJECTIONS_LOGGED = 10
 # stop() waits this much beyond the flush budget for the worker to notice and finish.
 _JOIN_GRACE_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The outcome of delivering one batch: what must go back to the queue, and why."""
-
-    unsent: list[TaskCompletionEvent]
-    interrupted: bool = False
-
-
-def _encode(events: list[TaskCompletionEvent]) -> bytes:
-    return BatchEventRequest(events=events).model_dump_json().encode()
-
-
-def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Settings) -> None:
-    try:
-        answer = BatchEventResponse.model_validate_json(reply.body)
-    except ValueError:
-        if reply.status == 207:
-            logger.warning("batch of %d events partly rejected (response unreadable)", len(events))
-        else:
-            logger.debug("batch of %d events sent (HTTP %s)", len(events), reply.status)
-        return
-    rejected = [r for r in answer.results if r.status == "rejected"]
-    if not rejected:
-        logger.debug("batch of %d events accepted", len(events))
-        return
-    listed = "; ".join(f"{r.event_id}: {r.error}" for r in rejected[:_MAX_REJECTIONS_LOGGED])
-    more = len(rejected) - _MAX_REJECTIONS_LOGGED
-    logger.warning(
-        "server rejected %d of %d events (not resent): %s%s",
-        len(rejected),
-        len(events),
-        redact(listed, settings.api_key),
-        f"; and {more} more" if more > 0 else "",
-    )
-
-
-def deliver(events: list[TaskCompletionEvent], settings: Settings) -> Plan[Delivery]:
-    """Plan: send one batch, following the contract's rules for every kind of reply."""
-    attempt = 0
-    while True:
-        reply = yield from send(EVENTS_PATH, _encode(events))
-        verdict = classify(reply)
-        if verdict is Verdict.DONE:
-            _report_done(events, reply, settings)
-            return Delivery([])
-        if verdict is Verdict.DROP:
-            log_reply_failure(f"dropped a batch of {len(events)} events", reply, settings.api_key)
-            return Delivery([])
-        if verdict is Verdict.SPLIT:
-            if len(events) == 1:
-                log_reply_failure("dropped an event too large to send", reply, settings.api_key)
-                return Delivery([])
-            half = len(events) // 2
-            first = yield from deliver(events[:half], settings)
-            if first.interrupted or first.unsent:
-                return Delivery(first.unsent + events[half:], first.interrupted)
-            return (yield from deliver(events[half:], settings))
-        if attempt >= settings.max_retries:
-            log_reply_failure(
-                f"could not send a batch of {len(events)} events after {attempt + 1} attempts;"
-                " re-queued for the next flush",
-                reply,
-                settings.api_key,
-            )
-            return Delivery(events)
-        retry_after = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
-        delay = retry_delay(attempt, retry_after, settings.random)
-        attempt += 1
-        logger.debug("retry %d of a batch in %.2f s (%s)", attempt, delay, reply.describe())
-        if not (yield from wait(delay)):
-            return Delivery(events, interrupted=True)
-
-
-def flush(queue: EventQueue, settings: Settings) -> Plan[None]:
-    """Plan: send what is queued now, batch by batch; put back what could not be sent.
-
-    Only the events present at the start are taken, so a process tracking faster than the server
-    answers cannot keep one flush going forever; after a batch fails for good the flush ends
-    rather than hammering a server that is down.
-    """
-    budget = queue.size
-    while budget > 0:
-        batch = queue.drain(min(settings.batch_size, budget))
-        if not batch:
-            break
-        budget -= len(batch)
-        if settings.dry_run:
-            logger.info(
-                "dry run: batch of %d events not sent: %s", len(batch), _encode(batch).decode()
-            )
-            continue
-        delivery = yield from deliver(batch, settings)
-        if delivery.unsent:
-            queue.put_back(delivery.unsent)
-            break
-    evicted = queue.take_dropped()
-    if evicted:
-        logger.warning("%d events were evicted because the queue was full", evicted)
-
-
-def _report_leftovers(queue: EventQueue) -> None:
-    if not queue.is_empty:
-        logger.warning("%d events still queued after the final flush (not sent)", queue.size)
 
 
 def run_guarded_sync(exchange: SyncExchange, plan: Plan[None]) -> None:
@@ -178,7 +46,7 @@ def flush_now_sync(queue: EventQueue, settings: Settings) -> None:
             run_guarded_sync(exchange, flush(queue, settings))
     except Exception:
         logger.exception("telemetry flush failed unexpectedly")
-    _report_leftovers(queue)
+    report_leftovers(queue)
 
 
 class ThreadSubmitter:
@@ -190,6 +58,10 @@ class ThreadSubmitter:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._deadline = 0.0
+        # The exchange of the interval flushes: stop() hands it the final deadline.
+        self._exchange: SyncExchange | None = None
+        # stop() gave up waiting: it reports what is left, the worker then stays quiet.
+        self._abandoned = False
         # Built here, in the caller's thread: httpx imports parts of itself lazily on first use,
         # and a fork during an import in the worker would leave the child a half-imported module.
         self._http = httpx.Client()
@@ -211,13 +83,20 @@ class ThreadSubmitter:
     def stop(self) -> bool:
         """Stop the worker after its final flush; return False if it overran its budget."""
         self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
+        exchange = self._exchange
+        if exchange is not None:  # a flush in progress must end by the same deadline
+            exchange.deadline = self._deadline
         self._stop.set()
         self._wake.set()
         if self._thread.ident is None or self._thread is threading.current_thread():
             return True
         self._thread.join(self._settings.shutdown_timeout_seconds + _JOIN_GRACE_SECONDS)
         if self._thread.is_alive():
-            logger.warning("telemetry worker did not finish its final flush in time")
+            self._abandoned = True
+            logger.warning(
+                "telemetry worker did not finish its final flush in time; %d events still queued",
+                self._queue.size,
+            )
             return False
         return True
 
@@ -231,6 +110,7 @@ class ThreadSubmitter:
         settings = self._settings
         with self._http as http:
             exchange = SyncExchange(http, settings, interrupt=self._stop)
+            self._exchange = exchange
             while not self._stop.is_set():
                 self._wake.wait(settings.submit_interval_seconds)
                 # Cleared before the flush: a wake during the flush then triggers another one.
@@ -240,7 +120,8 @@ class ThreadSubmitter:
                 run_guarded_sync(exchange, flush(self._queue, settings))
             final = SyncExchange(http, settings, deadline=self._deadline)
             run_guarded_sync(final, flush(self._queue, settings))
-        _report_leftovers(self._queue)
+        if not self._abandoned:
+            report_leftovers(self._queue)
 
 
 class AsyncSubmitter:
@@ -253,6 +134,8 @@ class AsyncSubmitter:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._deadline = 0.0
+        self._exchange: AsyncExchange | None = None
+        self._abandoned = False
         # After os.fork() the child holds a copy of this task; it must not run there.
         self._pid = os.getpid()
         self._task = self._loop.create_task(self._run(), name="mosaicstack-telemetry")
@@ -268,16 +151,22 @@ class AsyncSubmitter:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._wake.set)
 
+    def _set_deadline(self) -> None:
+        self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
+        exchange = self._exchange
+        if exchange is not None:  # a flush in progress must end by the same deadline
+            exchange.deadline = self._deadline
+
     def request_stop(self) -> None:
         """Ask the task to stop and flush, without waiting (for `stop()` called from sync code)."""
-        self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
+        self._set_deadline()
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._stop.set)
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self) -> bool:
         """Stop the task after its final flush; return False if it overran its budget."""
-        self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
+        self._set_deadline()
         self._stop.set()
         self._wake.set()
         done, _ = await asyncio.wait(
@@ -285,9 +174,13 @@ class AsyncSubmitter:
         )
         if done:
             return True
+        self._abandoned = True
         self._task.cancel()
         await asyncio.wait({self._task})
-        logger.warning("telemetry task did not finish its final flush in time")
+        logger.warning(
+            "telemetry task did not finish its final flush in time; %d events still queued",
+            self._queue.size,
+        )
         return False
 
     def _loop_state(self) -> str:
@@ -350,6 +243,7 @@ class AsyncSubmitter:
         settings = self._settings
         async with httpx.AsyncClient() as http:
             exchange = AsyncExchange(http, settings, interrupt=self._stop)
+            self._exchange = exchange
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), settings.submit_interval_seconds)
@@ -361,7 +255,8 @@ class AsyncSubmitter:
                 await self._guarded(exchange, flush(self._queue, settings))
             final = AsyncExchange(http, settings, deadline=self._deadline)
             await self._guarded(final, flush(self._queue, settings))
-        _report_leftovers(self._queue)
+        if not self._abandoned:
+            report_leftovers(self._queue)
 
     @staticmethod
     async def _guarded(exchange: AsyncExchange, plan: Plan[None]) -> None:

@@ -28,6 +28,7 @@ from mosaicstack_telemetry._settings import Settings
 
 __all__ = [
     "AsyncExchange",
+    "Check",
     "Plan",
     "Reply",
     "Send",
@@ -37,6 +38,7 @@ __all__ = [
     "classify",
     "encode_request",
     "log_reply_failure",
+    "may_proceed",
     "parse_retry_after",
     "retry_delay",
     "send",
@@ -157,7 +159,12 @@ class Wait:
     seconds: float
 
 
-Plan = Generator[Send | Wait, object, T]
+@dataclass(frozen=True)
+class Check:
+    """Action: may the plan start more work? False once stop was asked or the deadline passed."""
+
+
+Plan = Generator[Send | Wait | Check, object, T]
 
 
 def send(path: str, body: bytes) -> Plan[Reply]:
@@ -166,6 +173,12 @@ def send(path: str, body: bytes) -> Plan[Reply]:
     if not isinstance(reply, Reply):  # pragma: no cover - an executor bug, not a runtime case
         raise TypeError(f"expected a Reply, got {type(reply).__name__}")
     return reply
+
+
+def may_proceed() -> Plan[bool]:
+    """Sub-plan: whether there is still time (and no stop request) for another request."""
+    ok = yield Check()
+    return bool(ok)
 
 
 def wait(seconds: float) -> Plan[bool]:
@@ -216,7 +229,15 @@ class _Exchange:
 
     def __init__(self, settings: Settings, deadline: float | None) -> None:
         self.settings = settings
+        # Set from another thread by stop(): the work in progress then gets the stop's deadline.
         self.deadline = deadline
+
+    def _interrupted(self) -> bool:
+        raise NotImplementedError  # pragma: no cover - both executors define it
+
+    def _may_proceed(self) -> bool:
+        deadline = self.deadline
+        return not self._interrupted() and (deadline is None or time.monotonic() < deadline)
 
     def _timeout(self) -> float:
         timeout = self.settings.request_timeout_seconds
@@ -258,8 +279,13 @@ class SyncExchange(_Exchange):
                 return finished.value  # type: ignore[no-any-return]
             if isinstance(action, Send):
                 result = self._send(action)
+            elif isinstance(action, Check):
+                result = self._may_proceed()
             else:
                 result = self._fits(action.seconds) and not self._interrupt.wait(action.seconds)
+
+    def _interrupted(self) -> bool:
+        return self._interrupt.is_set()
 
     def _send(self, action: Send) -> Reply:
         timeout = self._timeout()
@@ -301,8 +327,13 @@ class AsyncExchange(_Exchange):
                 return finished.value  # type: ignore[no-any-return]
             if isinstance(action, Send):
                 result = await self._send(action)
+            elif isinstance(action, Check):
+                result = self._may_proceed()
             else:
                 result = self._fits(action.seconds) and await self._wait(action.seconds)
+
+    def _interrupted(self) -> bool:
+        return self._interrupt is not None and self._interrupt.is_set()
 
     async def _wait(self, seconds: float) -> bool:
         if self._interrupt is None:

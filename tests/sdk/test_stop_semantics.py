@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from mosaicstack_telemetry import TelemetryClient
 
-from ._wire_server import WireServer
-from .conftest import make_config, make_event
+from ._wire_server import Answer, Recorded, WireServer, accepted_answer
+from .conftest import make_config, make_event, wait_until, warnings_of
 
 
 async def _start_and_track(client: TelemetryClient, count: int) -> None:
@@ -104,3 +105,64 @@ def test_stop_when_the_owning_loop_is_stopped_but_not_closed_flushes_from_the_ca
         assert sum(wire.delivered().values()) == 2
     finally:
         loop.close()
+
+
+def _slow_answers(wire: WireServer, seconds: float, count: int) -> None:
+    def slow(request: Recorded) -> Answer:
+        time.sleep(seconds)  # the server's own slowness, not a wait of the test
+        return accepted_answer(request)
+
+    wire.script(*[slow] * count)
+
+
+def _accounted(wire: WireServer, client: TelemetryClient) -> int:
+    return len(wire.delivered()) + client.queue_size
+
+
+def test_stop_during_a_slow_flush_ends_on_time_and_leaves_the_rest_queued(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture
+) -> None:
+    _slow_answers(wire, 0.3, 20)
+    config = make_config(
+        wire.url, request_timeout_seconds=1.0, batch_size=10, submit_interval_seconds=0.05
+    )
+    client = TelemetryClient(config)
+    for _ in range(100):
+        client.track(make_event())
+    client.start()
+    wait_until(lambda: len(wire.requests) >= 1)  # the interval flush is under way
+
+    started = time.monotonic()
+    client.stop()
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 1.0 + 0.4  # the flush budget, not the join's extra grace second
+    # Nothing is in flight once stop() returns: every event is delivered or still queued.
+    assert _accounted(wire, client) >= 100
+    assert 0 < client.queue_size < 100
+    assert any(f"{client.queue_size} events still queued" in m for m in warnings_of(sdk_logs))
+
+
+async def test_stop_async_during_a_slow_flush_ends_on_time_and_leaves_the_rest_queued(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture
+) -> None:
+    _slow_answers(wire, 0.3, 20)
+    config = make_config(
+        wire.url, request_timeout_seconds=1.0, batch_size=10, submit_interval_seconds=0.05
+    )
+    client = TelemetryClient(config)
+    for _ in range(100):
+        client.track(make_event())
+    await client.start_async()
+    deadline = time.monotonic() + 10
+    while not wire.requests and time.monotonic() < deadline:  # the interval flush is under way
+        await asyncio.sleep(0.01)
+
+    started = time.monotonic()
+    await client.stop_async()
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 1.0 + 0.4
+    assert _accounted(wire, client) >= 100
+    assert 0 < client.queue_size < 100
+    assert any(f"{client.queue_size} events still queued" in m for m in warnings_of(sdk_logs))

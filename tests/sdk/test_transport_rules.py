@@ -141,7 +141,7 @@ def test_a_200_with_an_unreadable_body_counts_as_delivered() -> None:
     def html(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b"<html>ok</html>")
 
-    from mosaicstack_telemetry._submitter import deliver
+    from mosaicstack_telemetry._delivery import deliver
 
     settings = Settings.from_config(make_config("http://telemetry.test"))
     with httpx.Client(transport=httpx.MockTransport(html)) as http:
@@ -153,7 +153,7 @@ def test_unreadable_207_is_logged_as_partly_rejected(caplog: pytest.LogCaptureFi
     def garbled(request: httpx.Request) -> httpx.Response:
         return httpx.Response(207, content=b"garbled")
 
-    from mosaicstack_telemetry._submitter import deliver
+    from mosaicstack_telemetry._delivery import deliver
 
     settings = Settings.from_config(make_config("http://telemetry.test"))
     with httpx.Client(transport=httpx.MockTransport(garbled)) as http:
