@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
-__all__ = ["RateLimitedLog", "logger", "redact"]
+__all__ = ["RateLimitedLog", "log_unexpected", "logger", "redact"]
 
 logger = logging.getLogger("mosaicstack_telemetry")
 
@@ -22,6 +23,15 @@ def redact(text: str, secret: str) -> str:
     for form in {secret, repr(secret)[1:-1]}:
         text = text.replace(form, "***")
     return text
+
+
+def log_unexpected(what: str, secret: str) -> None:
+    """Log the exception being handled at ERROR, traceback included, with `secret` redacted.
+
+    For bugs caught in the background: `logger.exception` would print the exception's message
+    and traceback as they are, and a message may quote a request (a header with the key in it).
+    """
+    logger.error("%s\n%s", what, redact(traceback.format_exc(), secret).rstrip())
 
 
 class RateLimitedLog:

@@ -16,7 +16,7 @@ import time
 import httpx
 
 from mosaicstack_telemetry._delivery import flush, report_leftovers
-from mosaicstack_telemetry._logs import logger
+from mosaicstack_telemetry._logs import log_unexpected, logger
 from mosaicstack_telemetry._settings import Settings
 from mosaicstack_telemetry._transport import AsyncExchange, Plan, SyncExchange
 from mosaicstack_telemetry.queue import EventQueue
@@ -32,7 +32,7 @@ def run_guarded_sync(exchange: SyncExchange, plan: Plan[None]) -> None:
     try:
         exchange.run(plan)
     except Exception:
-        logger.exception("telemetry flush failed unexpectedly")
+        log_unexpected("telemetry flush failed unexpectedly", exchange.settings.api_key)
 
 
 def flush_now_sync(queue: EventQueue, settings: Settings) -> None:
@@ -45,7 +45,7 @@ def flush_now_sync(queue: EventQueue, settings: Settings) -> None:
             exchange = SyncExchange(http, settings, deadline=deadline)
             run_guarded_sync(exchange, flush(queue, settings))
     except Exception:
-        logger.exception("telemetry flush failed unexpectedly")
+        log_unexpected("telemetry flush failed unexpectedly", settings.api_key)
     report_leftovers(queue)
 
 
@@ -104,7 +104,7 @@ class ThreadSubmitter:
         try:
             self._work()
         except Exception:  # the thread's last resort: say so, never raise
-            logger.exception("telemetry worker failed unexpectedly")
+            log_unexpected("telemetry worker failed unexpectedly", self._settings.api_key)
 
     def _work(self) -> None:
         settings = self._settings
@@ -263,7 +263,7 @@ class AsyncSubmitter:
         try:
             await exchange.run(plan)
         except Exception:
-            logger.exception("telemetry flush failed unexpectedly")
+            log_unexpected("telemetry flush failed unexpectedly", exchange.settings.api_key)
 
 
 def halt(submitter: ThreadSubmitter | AsyncSubmitter) -> bool:

@@ -36,6 +36,7 @@ __all__ = [
     "Verdict",
     "Wait",
     "classify",
+    "describe_failure",
     "encode_request",
     "log_reply_failure",
     "may_proceed",
@@ -55,6 +56,8 @@ BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
 # Our answers are small (one line per event or query); anything bigger is not our server.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+# Enough of a server's error body for a person to act on; logs are not the place for more.
+_MAX_DETAIL_CHARS = 300
 
 T = TypeVar("T")
 
@@ -366,9 +369,15 @@ class AsyncExchange(_Exchange):
             return Reply(response.status_code, response.headers, body)
 
 
+def describe_failure(reply: Reply, secret: str) -> str:
+    """A failed request's reason for logs: the status and the server's words, never the key."""
+    text = reply.describe()
+    if reply.status is not None and reply.body:
+        text += ": " + reply.body.decode("utf-8", "replace")
+    # Redact first, then cut: a cut first could split the key and let one part through.
+    return redact(text, secret)[:_MAX_DETAIL_CHARS]
+
+
 def log_reply_failure(what: str, reply: Reply, secret: str) -> None:
     """The one WARNING for a failed request, with the reason the server gave when readable."""
-    detail = ""
-    if reply.status is not None and reply.body:
-        detail = ": " + reply.body[:300].decode("utf-8", "replace")
-    logger.warning("%s (%s)", what, redact(reply.describe() + detail, secret))
+    logger.warning("%s (%s)", what, describe_failure(reply, secret))

@@ -12,7 +12,7 @@ from typing import Self
 import httpx
 
 from mosaicstack_telemetry import _lifecycle
-from mosaicstack_telemetry._logs import RateLimitedLog, logger
+from mosaicstack_telemetry._logs import RateLimitedLog, log_unexpected, logger, redact
 from mosaicstack_telemetry._predictions import refresh
 from mosaicstack_telemetry._settings import Settings
 from mosaicstack_telemetry._submitter import (
@@ -102,8 +102,11 @@ class TelemetryClient:
                 submitter = self._submitter
                 if submitter is not None:
                     submitter.wake()
-        except Exception:  # the promise of track() is that it never raises
-            self._rejections.warning("track() dropped an event after an error", exc_info=True)
+        except Exception as exc:  # the promise of track() is that it never raises
+            self._rejections.warning(
+                "track() dropped an event after an error (%s)",
+                redact(f"{type(exc).__name__}: {exc}", self._settings.api_key)[:200],
+            )
 
     # --- sync lifecycle ------------------------------------------------------------------------
 
@@ -133,7 +136,9 @@ class TelemetryClient:
         try:
             finished = halt(submitter)
         except Exception:  # stop() must not break the caller's shutdown
-            logger.exception("telemetry submitter could not be stopped cleanly")
+            log_unexpected(
+                "telemetry submitter could not be stopped cleanly", self._settings.api_key
+            )
             finished = False
         if finished:
             self._mark_stopped()
@@ -175,7 +180,9 @@ class TelemetryClient:
         try:
             finished = await halt_async(submitter)
         except Exception:  # stop_async() must not break the caller's shutdown
-            logger.exception("telemetry submitter could not be stopped cleanly")
+            log_unexpected(
+                "telemetry submitter could not be stopped cleanly", self._settings.api_key
+            )
             finished = False
         if finished:
             self._mark_stopped()
@@ -260,11 +267,14 @@ class TelemetryClient:
         if not self._started:
             return
         submitter = self._take_submitter()
-        if submitter is not None:
-            halt(submitter)
-        elif not self._queue.is_empty:
-            # A stop() that could not wait left these (e.g. it ran on the task's own loop).
-            flush_now_sync(self._queue, self._settings)
+        try:
+            if submitter is not None:
+                halt(submitter)
+            elif not self._queue.is_empty:
+                # A stop() that could not wait left these (e.g. it ran on the task's own loop).
+                flush_now_sync(self._queue, self._settings)
+        except Exception:  # the interpreter's exit must go on
+            log_unexpected("telemetry client could not flush at exit", self._settings.api_key)
         self._mark_stopped()
 
     def __repr__(self) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from mosaicstack_telemetry import TelemetryClient, TelemetryConfig
 
-from ._wire_server import Answer, WireServer
+from ._wire_server import Answer, Recorded, WireServer
 from .conftest import API_KEY, INSTANCE_ID, make_config, make_event, warnings_of
 
 
@@ -228,3 +228,41 @@ def test_instance_id_from_config_flows_into_events(wire: WireServer) -> None:
     with TelemetryClient(make_config(wire.url)) as client:
         client.track(make_event())
     assert wire.requests[0].body["events"][0]["instance_id"] == INSTANCE_ID
+
+
+def _key_fragments(length: int = 12) -> list[str]:
+    return [API_KEY[i : i + length] for i in range(len(API_KEY) - length + 1)]
+
+
+@pytest.mark.parametrize("padding", [250, 270, 290])
+def test_no_part_of_the_key_leaks_when_a_long_error_body_is_cut_for_the_log(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture, padding: int
+) -> None:
+    # The key sits across the 300-character cut of the logged body: cut first, and the part
+    # before the cut would no longer match the key and escape redaction.
+    wire.script(Answer(401, body="x" * padding + f"Bearer {API_KEY}"))
+    with TelemetryClient(make_config(wire.url, max_retries=0)) as client:
+        client.track(make_event())
+
+    logged = "\n".join(r.getMessage() for r in sdk_logs.records)
+    assert "HTTP 401" in logged
+    assert not [part for part in _key_fragments() if part in logged]
+
+
+def test_no_part_of_the_key_leaks_from_long_rejection_errors(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture
+) -> None:
+    def rejected(request: Recorded) -> Answer:
+        results = [
+            {"event_id": i, "status": "rejected", "error": "y" * 180 + API_KEY}
+            for i in request.event_ids
+        ]
+        return Answer(207, body={"accepted": 0, "rejected": len(results), "results": results})
+
+    wire.script(rejected)
+    with TelemetryClient(make_config(wire.url)) as client:
+        client.track(make_event())
+
+    logged = "\n".join(r.getMessage() for r in sdk_logs.records)
+    assert "server rejected 1 of 1 events" in logged
+    assert not [part for part in _key_fragments() if part in logged]
