@@ -13,6 +13,7 @@ another process) takes effect on a running server within that bound.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import threading
@@ -101,15 +102,14 @@ class KeyVerifier:
         key_hash = hash_api_key(key)
         record = self._cached(key_hash)
         if record is None:
-            # The comparison is the database's equality on the hash's index, not constant time:
+            # The lookup is the database's equality on the hash's index, not constant time:
             # timing may reveal something about a *hash*, which does not help anyone find a key
             # (that needs a SHA-256 preimage). The key itself is never compared.
             record = self._storage.find_api_key(key_hash)
-            if record is None:
-                raise _unauthorized()
+            if record is None or not _same_hash(record, key_hash):
+                raise _unauthorized()  # and not cached: only real keys take cache room
             self._remember(key_hash, record)
-        if not record.is_active:
-            raise _unauthorized()
+        _check(record, key_hash)
         return record
 
     def verify_cached(self, authorization: str | None) -> ApiKeyRecord | None:
@@ -118,9 +118,10 @@ class KeyVerifier:
         key = _bearer_token(authorization)
         if key is None:
             raise _unauthorized()
-        record = self._cached(hash_api_key(key))
-        if record is not None and not record.is_active:
-            raise _unauthorized()
+        key_hash = hash_api_key(key)
+        record = self._cached(key_hash)
+        if record is not None:
+            _check(record, key_hash)
         return record
 
     def forget_all(self) -> None:
@@ -147,6 +148,20 @@ class KeyVerifier:
             self._cache.move_to_end(key_hash)
             while len(self._cache) > self._max_cached:
                 self._cache.popitem(last=False)
+
+
+def _check(record: ApiKeyRecord, key_hash: str) -> None:
+    """401 unless the record is active and its stored hash is the presented key's.
+
+    Whatever found the record (an index, a cache), the final say is a constant-time comparison
+    of the full hashes: no lookup quirk (a collation, a truncated index) can let another key in.
+    """
+    if not _same_hash(record, key_hash) or not record.is_active:
+        raise _unauthorized()
+
+
+def _same_hash(record: ApiKeyRecord, key_hash: str) -> bool:
+    return hmac.compare_digest(record.key_hash, key_hash)
 
 
 def _bearer_token(authorization: str | None) -> str | None:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import threading
 import uuid
+from typing import Any
 
 import httpx
 import pytest
 from _api_helpers import Served, make_event, serve, wait_until
 
-from mosaicstack_telemetry_server.auth import KEY_CACHE_SECONDS, KeyVerifier, hash_api_key
+from mosaicstack_telemetry_server.auth import (
+    KEY_CACHE_SECONDS,
+    KeyVerifier,
+    hash_api_key,
+    issue_api_key,
+)
 from mosaicstack_telemetry_server.errors import ApiError
 from mosaicstack_telemetry_server.logging_config import ACCESS_LOGGER, JsonFormatter
 from mosaicstack_telemetry_server.ratelimit import RateLimiter, retry_after_seconds
-from mosaicstack_telemetry_server.storage import open_storage
+from mosaicstack_telemetry_server.storage import ApiKeyRecord, Storage, open_storage
 
 BATCH = "/v1/events/batch"
 PREDICT = "/v1/predictions/batch"
@@ -227,3 +234,54 @@ def test_only_the_hash_of_a_key_is_stored(sqlite_url: str) -> None:
         storage.close()
     with open(sqlite_url.removeprefix("sqlite:///"), "rb") as database:
         assert key.encode() not in database.read()
+
+
+class LooseLookupStorage:
+    """A real storage whose key lookup matches too much (say, a case-folding collation or a
+    truncated index): it returns its one key's record for any hash."""
+
+    def __init__(self, inner: Storage, key_hash: str) -> None:
+        self.inner = inner
+        self.key_hash = key_hash
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        return self.inner.find_api_key(self.key_hash)
+
+
+def test_a_key_is_accepted_only_if_its_full_hash_matches_the_stored_one(sqlite_url: str) -> None:
+    storage = open_storage(sqlite_url)
+    storage.migrate()
+    try:
+        key, record = issue_api_key(storage, uuid.uuid4(), "real")
+        loose = LooseLookupStorage(storage, hash_api_key(key))
+        verifier = KeyVerifier(loose)  # type: ignore[arg-type]
+        assert verifier.verify(f"Bearer {key}") == record
+        impostor = secrets.token_hex(32)
+        with pytest.raises(ApiError) as raised:
+            verifier.verify(f"Bearer {impostor}")
+        assert raised.value.status == 401
+        assert verifier.verify_cached(f"Bearer {impostor}") is None  # never cached as valid
+    finally:
+        storage.close()
+
+
+def test_a_record_without_its_hash_never_authenticates(sqlite_url: str) -> None:
+    storage = open_storage(sqlite_url)
+    storage.migrate()
+    try:
+        key, record = issue_api_key(storage, uuid.uuid4(), "bare")
+        bare = dataclasses.replace(record, key_hash="")  # as a record built without it
+
+        class BareRecordStorage(LooseLookupStorage):
+            def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+                return bare
+
+        verifier = KeyVerifier(BareRecordStorage(storage, ""))  # type: ignore[arg-type]
+        with pytest.raises(ApiError):
+            verifier.verify(f"Bearer {key}")
+        assert verifier.verify_cached(f"Bearer {key}") is None  # refused, not cached
+    finally:
+        storage.close()

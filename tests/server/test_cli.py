@@ -159,7 +159,9 @@ def test_key_commands_in_process(
     assert main(["keys", "revoke", key_id.group()]) == 0
     assert main(["keys", "revoke", key_id.group()]) == 1
     assert main(["keys", "list", "--json"]) == 0
-    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out = capsys.readouterr().out
+    assert not HEX64.search(out)  # neither the key nor its hash
+    (row,) = [json.loads(line) for line in out.splitlines()]
     assert row["revoked"] is not None
     assert row["label"] == "in process"
 

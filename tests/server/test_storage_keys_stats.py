@@ -48,6 +48,11 @@ def test_created_key_is_found_by_its_hash_only(storage: Storage) -> None:
     found = storage.find_api_key(_hash("secret-a"))
     assert found == created
     assert storage.find_api_key(_hash("secret-b")) is None
+    # The hash comes back (for the verifier's constant-time check), but is never shown.
+    assert found is not None
+    assert created.key_hash == found.key_hash == _hash("secret-a")
+    assert [key.key_hash for key in storage.list_api_keys()] == [_hash("secret-a")]
+    assert _hash("secret-a") not in repr(found)
 
 
 def test_keys_are_listed_oldest_first(storage: Storage) -> None:

@@ -279,14 +279,15 @@ def scrub(message: str, secret: str | None) -> str:
 
 
 def api_key_record(values: Sequence[Any]) -> ApiKeyRecord:
-    """An ApiKeyRecord from key_id, instance_id, label, created_at, revoked_at."""
-    key_id, instance_id, label, created_at, revoked_at = values
+    """An ApiKeyRecord from key_id, instance_id, label, created_at, revoked_at, key_hash."""
+    key_id, instance_id, label, created_at, revoked_at, key_hash = values
     return ApiKeyRecord(
         key_id=key_id,
         instance_id=instance_id if isinstance(instance_id, UUID) else UUID(instance_id),
         label=label,
         created_at=_as_datetime(created_at),
         revoked_at=None if revoked_at is None else _as_datetime(revoked_at),
+        key_hash=key_hash,
     )
 
 

@@ -7,7 +7,7 @@ thread-safe; the app calls them from its worker threads. SQL uses bound paramete
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -42,6 +42,9 @@ class ApiKeyRecord:
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
+    # Hex SHA-256 of the key, for the verifier's constant-time check; never shown (not in
+    # repr, not listed by the CLI). Defaulted so records built without it still construct.
+    key_hash: str = field(default="", repr=False)
 
     @property
     def is_active(self) -> bool:

@@ -95,10 +95,11 @@ _SELECT_STATS = (
     "k.model, k.provider, k.complexity)"
 )
 _SELECT_API_KEY = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at FROM api_keys WHERE key_hash = %s"
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "WHERE key_hash = %s"
 )
 _LIST_API_KEYS = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
     "ORDER BY created_at, key_id"
 )
 # Serialises migrations across every process using the database (arbitrary constant).
@@ -269,7 +270,7 @@ class PostgresStorage:
     ) -> ApiKeyRecord:
         """Store a new key's hash; ValueError if its id or hash is already taken."""
         check_api_key_fields(key_id, key_hash, label)
-        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None)
+        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash)
         with self._transaction() as conn:
             try:
                 conn.execute(

@@ -86,10 +86,11 @@ _SELECT_STATS = (
     "s.complexity = json_extract(k.value, '$[4]')"
 )
 _SELECT_API_KEY = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at FROM api_keys WHERE key_hash = ?"
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "WHERE key_hash = ?"
 )
 _LIST_API_KEYS = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
     "ORDER BY created_at, key_id"
 )
 
@@ -278,7 +279,7 @@ class SQLiteStorage:
     ) -> ApiKeyRecord:
         """Store a new key's hash; ValueError if its id or hash is already taken."""
         check_api_key_fields(key_id, key_hash, label)
-        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None)
+        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash)
         with self._transaction(write=True) as conn:
             try:
                 conn.execute(
