@@ -7,7 +7,8 @@ asyncio task run the very same logic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mosaicstack_telemetry._logs import logger, redact
@@ -18,6 +19,7 @@ from mosaicstack_telemetry._transport import (
     Reply,
     Verdict,
     classify,
+    describe_failure,
     log_reply_failure,
     may_proceed,
     parse_retry_after,
@@ -33,18 +35,77 @@ __all__ = ["Delivery", "deliver", "flush", "report_leftovers"]
 
 # Rejections listed in full in the one log line of a batch; the rest are counted.
 _MAX_REJECTIONS_LOGGED = 10
+# Server-provided or exception text is cut to this, after redaction, in log lines.
+_MAX_REASON_CHARS = 200
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """The outcome of delivering one batch: what must go back to the queue, and why."""
+    """The outcome of delivering one batch: what must go back to the queue, and what was lost."""
 
     unsent: list[TaskCompletionEvent]
     interrupted: bool = False
+    # Events dropped for good (refused by the server, too large, not serialisable).
+    dropped: int = 0
+
+
+@dataclass
+class _Losses:
+    """What one top-level batch lost for good, counted by reason: reported in one WARNING."""
+
+    reasons: dict[str, int] = field(default_factory=dict)
+    # Once a single event was refused as too large, halving more only multiplies requests.
+    may_split: bool = True
+
+    def add(self, count: int, reason: str) -> None:
+        self.reasons[reason] = self.reasons.get(reason, 0) + count
+
+    @property
+    def total(self) -> int:
+        return sum(self.reasons.values())
+
+    def report(self, size: int) -> None:
+        total = self.total
+        if not total:
+            return
+        why = "; ".join(
+            reason if len(self.reasons) == 1 else f"{count}: {reason}"
+            for reason, count in self.reasons.items()
+        )
+        if total == size and len(self.reasons) == 1:
+            logger.warning("dropped a batch of %d events (%s)", size, why)
+        else:
+            logger.warning("dropped %d of a batch of %d events (%s)", total, size, why)
 
 
 def _encode(events: list[TaskCompletionEvent]) -> bytes:
-    return BatchEventRequest(events=events).model_dump_json().encode()
+    # warnings=False: a value of the wrong type set after validation is the server's to judge
+    # (per event); pydantic would otherwise print a UserWarning for every batch.
+    return BatchEventRequest(events=events).model_dump_json(warnings=False).encode()
+
+
+def _encode_sendable(
+    events: list[TaskCompletionEvent], losses: _Losses, secret: str
+) -> tuple[list[TaskCompletionEvent], bytes]:
+    """The batch's body, without the events that cannot be serialised at all.
+
+    Models are mutable: an event changed after `track()` (or built with `model_construct`) can
+    break serialisation of the whole batch. The whole batch at once is the fast path; only when
+    that fails is each event tried on its own, and only the failing ones are dropped.
+    """
+    with contextlib.suppress(Exception):  # the slow path below finds and reports the culprits
+        return events, _encode(events)
+    kept: list[TaskCompletionEvent] = []
+    parts: list[bytes] = []
+    for event in events:
+        try:
+            parts.append(event.model_dump_json(warnings=False).encode())
+        except Exception as exc:
+            text = redact(f"{type(exc).__name__}: {exc}", secret)
+            losses.add(1, f"could not be serialised ({text[:_MAX_REASON_CHARS]})")
+        else:
+            kept.append(event)
+    return kept, b'{"events":[' + b",".join(parts) + b"]}"
 
 
 def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Settings) -> None:
@@ -60,38 +121,51 @@ def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Sett
     if not rejected:
         logger.debug("batch of %d events accepted", len(events))
         return
-    listed = "; ".join(f"{r.event_id}: {r.error}" for r in rejected[:_MAX_REJECTIONS_LOGGED])
+    # Redacted before cutting: a cut first could split the key and let a part of it through.
+    listed = "; ".join(
+        redact(f"{r.event_id}: {r.error}", settings.api_key)[:_MAX_REASON_CHARS]
+        for r in rejected[:_MAX_REJECTIONS_LOGGED]
+    )
     more = len(rejected) - _MAX_REJECTIONS_LOGGED
     logger.warning(
         "server rejected %d of %d events (not resent): %s%s",
         len(rejected),
         len(events),
-        redact(listed, settings.api_key),
+        listed,
         f"; and {more} more" if more > 0 else "",
     )
 
 
 def deliver(events: list[TaskCompletionEvent], settings: Settings) -> Plan[Delivery]:
-    """Plan: send one batch, following the contract's rules for every kind of reply."""
+    """Plan: send one batch, following the contract's rules for every kind of reply.
+
+    Whatever the batch loses for good (refused, too large, not serialisable) is counted in the
+    result and reported in one WARNING, however many requests the batch took.
+    """
+    losses = _Losses()
+    sendable, body = _encode_sendable(events, losses, settings.api_key)
+    delivery = Delivery([])
+    if sendable:
+        delivery = yield from _deliver(sendable, body, settings, losses)
+    losses.report(len(events))
+    return Delivery(delivery.unsent, delivery.interrupted, losses.total)
+
+
+def _deliver(
+    events: list[TaskCompletionEvent], body: bytes, settings: Settings, losses: _Losses
+) -> Plan[Delivery]:
     attempt = 0
     while True:
-        reply = yield from send(EVENTS_PATH, _encode(events))
+        reply = yield from send(EVENTS_PATH, body)
         verdict = classify(reply)
         if verdict is Verdict.DONE:
             _report_done(events, reply, settings)
             return Delivery([])
         if verdict is Verdict.DROP:
-            log_reply_failure(f"dropped a batch of {len(events)} events", reply, settings.api_key)
+            losses.add(len(events), describe_failure(reply, settings.api_key))
             return Delivery([])
         if verdict is Verdict.SPLIT:
-            if len(events) == 1:
-                log_reply_failure("dropped an event too large to send", reply, settings.api_key)
-                return Delivery([])
-            half = len(events) // 2
-            first = yield from deliver(events[:half], settings)
-            if first.interrupted or first.unsent:
-                return Delivery(first.unsent + events[half:], first.interrupted)
-            return (yield from deliver(events[half:], settings))
+            return (yield from _split(events, settings, losses))
         if attempt >= settings.max_retries:
             log_reply_failure(
                 f"could not send a batch of {len(events)} events after {attempt + 1} attempts;"
@@ -106,6 +180,29 @@ def deliver(events: list[TaskCompletionEvent], settings: Settings) -> Plan[Deliv
         logger.debug("retry %d of a batch in %.2f s (%s)", attempt, delay, reply.describe())
         if not (yield from wait(delay)):
             return Delivery(events, interrupted=True)
+
+
+def _split(
+    events: list[TaskCompletionEvent], settings: Settings, losses: _Losses
+) -> Plan[Delivery]:
+    """413: send each half on its own, unless halving already proved useless."""
+    if len(events) == 1:
+        losses.add(1, "HTTP 413 even for a single event")
+        losses.may_split = False
+        return Delivery([])
+    if not losses.may_split:
+        losses.add(len(events), "HTTP 413, not split further")
+        return Delivery([])
+    half = len(events) // 2
+    for start, part in ((0, events[:half]), (half, events[half:])):
+        sendable, body = _encode_sendable(part, losses, settings.api_key)
+        if not sendable:
+            continue
+        done = yield from _deliver(sendable, body, settings, losses)
+        if done.interrupted or done.unsent:
+            rest = events[start + len(part) :]
+            return Delivery(done.unsent + rest, done.interrupted)
+    return Delivery([])
 
 
 def flush(queue: EventQueue, settings: Settings) -> Plan[None]:
@@ -125,9 +222,10 @@ def flush(queue: EventQueue, settings: Settings) -> Plan[None]:
             break
         budget -= len(batch)
         if settings.dry_run:
-            logger.info(
-                "dry run: batch of %d events not sent: %s", len(batch), _encode(batch).decode()
-            )
+            losses = _Losses()
+            sendable, body = _encode_sendable(batch, losses, settings.api_key)
+            losses.report(len(batch))
+            logger.info("dry run: batch of %d events not sent: %s", len(sendable), body.decode())
             continue
         delivery = yield from deliver(batch, settings)
         if delivery.unsent:
