@@ -6,7 +6,9 @@ bad config (the constructor only warns), so the submitter reads these sanitized 
 
 from __future__ import annotations
 
+import math
 import random as _random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -14,10 +16,20 @@ from typing import Any
 from mosaicstack_telemetry.config import TelemetryConfig
 from mosaicstack_telemetry.models.batch import MAX_BATCH_SIZE
 
-__all__ = ["MAX_RETRIES_LIMIT", "MIN_SUBMIT_INTERVAL_SECONDS", "Settings"]
+__all__ = [
+    "MAX_REQUEST_TIMEOUT_SECONDS",
+    "MAX_RETRIES_LIMIT",
+    "MAX_SUBMIT_INTERVAL_SECONDS",
+    "MIN_SUBMIT_INTERVAL_SECONDS",
+    "Settings",
+]
 
 # A zero or negative interval would turn the background loop into a busy loop.
 MIN_SUBMIT_INTERVAL_SECONDS = 0.01
+# Waits and timeouts beyond these are mistakes (and past threading.TIMEOUT_MAX they crash the
+# worker with OverflowError): a day between flushes, five minutes for one request.
+MAX_SUBMIT_INTERVAL_SECONDS = min(86_400.0, threading.TIMEOUT_MAX)
+MAX_REQUEST_TIMEOUT_SECONDS = min(300.0, threading.TIMEOUT_MAX)
 # More retries than this only delays the put-back; the next flush retries anyway.
 MAX_RETRIES_LIMIT = 10
 # A queue is memory: past this a misconfiguration would let a process grow without bound.
@@ -27,9 +39,23 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TelemetryConfig)}
 
 
 def _positive_float(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    """`value` if a finite positive number, else the default (validate() says why)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return float(_DEFAULTS[name])
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return float(_DEFAULTS[name])
+    if not (number > 0 and math.isfinite(number)):
+        return float(_DEFAULTS[name])
+    return number
+
+
+def _capped(value: float, cap: float, name: str, notes: list[str]) -> float:
+    if value <= cap:
+        return value
+    notes.append(f"{name} of {value:g} s is more than the SDK can use; capped at {cap:g} s")
+    return cap
 
 
 def _int_in(value: object, low: int, high: int, name: str) -> int:
@@ -58,13 +84,27 @@ class Settings:
     prediction_cache_ttl_seconds: float
     max_retries: int
     random: Callable[[], float] = field(default=_random.random, repr=False, compare=False)
+    # What was capped at run time beyond what validate() reports; the client warns about each.
+    notes: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def from_config(
         cls, config: TelemetryConfig, *, random: Callable[[], float] = _random.random
     ) -> Settings:
         """Sanitize `config`: wrong types and out-of-range values fall back to the defaults."""
-        interval = _positive_float(config.submit_interval_seconds, "submit_interval_seconds")
+        notes: list[str] = []
+        interval = _capped(
+            _positive_float(config.submit_interval_seconds, "submit_interval_seconds"),
+            MAX_SUBMIT_INTERVAL_SECONDS,
+            "submit_interval_seconds",
+            notes,
+        )
+        timeout = _capped(
+            _positive_float(config.request_timeout_seconds, "request_timeout_seconds"),
+            MAX_REQUEST_TIMEOUT_SECONDS,
+            "request_timeout_seconds",
+            notes,
+        )
         retries = config.max_retries
         if isinstance(retries, bool) or not isinstance(retries, int):
             retries = int(_DEFAULTS["max_retries"])
@@ -79,14 +119,13 @@ class Settings:
                 config.max_queue_size, 1, MAX_QUEUE_SIZE_LIMIT, "max_queue_size"
             ),
             batch_size=_int_in(config.batch_size, 1, MAX_BATCH_SIZE, "batch_size"),
-            request_timeout_seconds=_positive_float(
-                config.request_timeout_seconds, "request_timeout_seconds"
-            ),
+            request_timeout_seconds=timeout,
             prediction_cache_ttl_seconds=_positive_float(
                 config.prediction_cache_ttl_seconds, "prediction_cache_ttl_seconds"
             ),
             max_retries=min(max(retries, 0), MAX_RETRIES_LIMIT),
             random=random,
+            notes=tuple(notes),
         )
 
     @property

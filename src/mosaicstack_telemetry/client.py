@@ -60,6 +60,8 @@ class TelemetryClient:
         if self._settings.enabled:
             for problem in _config_problems(config):
                 logger.warning("invalid telemetry config: %s", problem)
+            for note in self._settings.notes:
+                logger.warning("telemetry config: %s", note)
         self._queue = EventQueue(self._settings.max_queue_size)
         self._cache = PredictionCache(self._settings.prediction_cache_ttl_seconds, clock=clock)
         self._lock = threading.Lock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +20,14 @@ ENV_INSTANCE_ID = "MOSAIC_TELEMETRY_INSTANCE_ID"
 
 _TRUTHY = frozenset({"1", "true", "yes"})
 _API_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _finite_positive(value: float) -> bool:
+    # inf (or 1e400 parsed from text) passes "> 0" but no timer or timeout can use it.
+    try:
+        return value > 0 and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 @dataclass
@@ -69,14 +78,14 @@ class TelemetryConfig:
             UUID(self.instance_id)
         except (ValueError, TypeError, AttributeError):
             errors.append("instance_id must be a valid UUID string")
-        if not self.submit_interval_seconds > 0:
-            errors.append("submit_interval_seconds must be positive")
+        if not _finite_positive(self.submit_interval_seconds):
+            errors.append("submit_interval_seconds must be a finite positive number")
         if not self.max_queue_size > 0:
             errors.append("max_queue_size must be positive")
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             errors.append(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
-        if not self.request_timeout_seconds > 0:
-            errors.append("request_timeout_seconds must be positive")
+        if not _finite_positive(self.request_timeout_seconds):
+            errors.append("request_timeout_seconds must be a finite positive number")
         return errors
 
     def __repr__(self) -> str:

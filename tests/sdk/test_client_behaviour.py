@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
 from mosaicstack_telemetry import TelemetryClient, TelemetryConfig
 
 from ._wire_server import Answer, Recorded, WireServer
-from .conftest import API_KEY, INSTANCE_ID, make_config, make_event, warnings_of
+from .conftest import API_KEY, INSTANCE_ID, make_config, make_event, wait_until, warnings_of
 
 
 @pytest.mark.parametrize("junk", [None, {"event_id": "x"}, "event", 42, object(), [make_event()]])
@@ -266,3 +267,31 @@ def test_no_part_of_the_key_leaks_from_long_rejection_errors(
     logged = "\n".join(r.getMessage() for r in sdk_logs.records)
     assert "server rejected 1 of 1 events" in logged
     assert not [part for part in _key_fragments() if part in logged]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"submit_interval_seconds": float("inf")},
+        {"request_timeout_seconds": float("inf")},
+        {"submit_interval_seconds": 1e300},
+        {"request_timeout_seconds": 1e300},
+        {"submit_interval_seconds": 10**400},
+    ],
+)
+def test_unusable_durations_still_give_a_working_client_that_stops_at_once(
+    wire: WireServer, sdk_logs: pytest.LogCaptureFixture, overrides: dict[str, float]
+) -> None:
+    client = TelemetryClient(make_config(wire.url, **overrides))
+    (warning,) = warnings_of(sdk_logs)
+    assert "finite positive number" in warning or "capped at" in warning
+
+    client.start()
+    wait_until(lambda: client.is_running)
+    client.track(make_event())
+    started = time.monotonic()
+    client.stop()
+
+    assert time.monotonic() - started < 2.0
+    assert len(wire.delivered()) == 1
+    assert not [r for r in sdk_logs.records if r.levelno >= logging.ERROR]

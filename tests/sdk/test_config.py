@@ -98,11 +98,33 @@ def test_valid_config_has_no_errors() -> None:
         ({"api_key": "g" * 64}, "api_key must be a 64-character hex string"),
         ({"api_key": "a" * 63}, "api_key must be a 64-character hex string"),
         ({"instance_id": "not-a-uuid"}, "instance_id must be a valid UUID string"),
-        ({"submit_interval_seconds": 0}, "submit_interval_seconds must be positive"),
+        (
+            {"submit_interval_seconds": 0},
+            "submit_interval_seconds must be a finite positive number",
+        ),
         ({"max_queue_size": 0}, "max_queue_size must be positive"),
         ({"batch_size": 0}, "batch_size must be between 1 and 100"),
         ({"batch_size": 101}, "batch_size must be between 1 and 100"),
-        ({"request_timeout_seconds": -1.0}, "request_timeout_seconds must be positive"),
+        (
+            {"request_timeout_seconds": -1.0},
+            "request_timeout_seconds must be a finite positive number",
+        ),
+        (
+            {"submit_interval_seconds": float("inf")},
+            "submit_interval_seconds must be a finite positive number",
+        ),
+        (
+            {"submit_interval_seconds": float("nan")},
+            "submit_interval_seconds must be a finite positive number",
+        ),
+        (
+            {"request_timeout_seconds": float("inf")},
+            "request_timeout_seconds must be a finite positive number",
+        ),
+        (
+            {"request_timeout_seconds": float("nan")},
+            "request_timeout_seconds must be a finite positive number",
+        ),
     ],
 )
 def test_validate_names_each_problem(overrides: dict[str, object], message: str) -> None:
