@@ -63,25 +63,41 @@ async def _authenticated(
     request: Request,
     _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
 ) -> ApiKeyRecord:
-    """The caller's active key (401 otherwise), within its rate (429 otherwise)."""
+    """The caller's active key (401 otherwise), within its rate (429 otherwise).
+
+    Failed authentications are limited per client address: once its bucket is empty, a key
+    that would need a database lookup is refused with 429 before the lookup.
+    """
     runtime = _runtime(request)
     authorization = request.headers.get("authorization")
+    # The peer's address (proxy headers are not trusted): behind a proxy, all its clients
+    # share one bucket, which only keys already verified in the last seconds skip.
+    address = request.client.host if request.client else "unknown"
     if not runtime.ready:  # only until the first successful migration: skip the thread hop
         await run_in_threadpool(runtime.ensure_ready)
-    # Most requests come with a recently verified key: answer those without a thread hop.
-    record = runtime.verifier.verify_cached(authorization)
-    if record is None:
-        record = await run_in_threadpool(runtime.verifier.verify, authorization)
+    try:
+        # Most requests come with a recently verified key: answer those without a thread hop.
+        record = runtime.verifier.verify_cached(authorization)
+        if record is None:
+            _within_rate(runtime.auth_failures.peek(address), "failed authentications")
+            record = await run_in_threadpool(runtime.verifier.verify, authorization)
+    except ApiError as exc:
+        if exc.status == 401:
+            runtime.auth_failures.acquire(address)
+        raise
     request.state.key_id = record.key_id
-    wait = runtime.limiter.acquire(record.key_id)
+    _within_rate(runtime.limiter.acquire(record.key_id), "this API key")
+    return record
+
+
+def _within_rate(wait: float, what: str) -> None:
     if wait > 0:
         raise ApiError(
             429,
-            "rate limit exceeded for this API key",
+            f"rate limit exceeded for {what}",
             code="rate_limited",
             headers={"Retry-After": str(retry_after_seconds(wait))},
         )
-    return record
 
 
 def create_app(settings: ServerSettings, storage: Storage | None = None) -> FastAPI:

@@ -1,4 +1,4 @@
-"""Per-API-key token buckets.
+"""Token buckets: per API key for requests, and per client address for failed authentications.
 
 The limit is **per server process**: each process keeps its own buckets in memory, so N worker
 processes behind a load balancer let a key through at up to N times the configured rate. That
@@ -68,6 +68,17 @@ class RateLimiter:
                 bucket.tokens -= 1.0
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate
+
+    def peek(self, key: str) -> float:
+        """Like `acquire` without taking the token: 0.0 if one is available, else the wait."""
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0.0
+            elapsed = max(0.0, now - bucket.updated)
+            tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def __len__(self) -> int:
         """Number of keys currently tracked."""

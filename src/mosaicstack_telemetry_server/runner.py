@@ -42,6 +42,8 @@ ENV_SETTINGS: Mapping[str, str] = {
     "rate_limit_per_second": "MOSAIC_TELEMETRY_RATE_LIMIT_PER_SECOND",
     "rate_limit_burst": "MOSAIC_TELEMETRY_RATE_LIMIT_BURST",
     "max_body_bytes": "MOSAIC_TELEMETRY_MAX_BODY_BYTES",
+    "auth_failure_rate_per_second": "MOSAIC_TELEMETRY_AUTH_FAILURE_RATE_PER_SECOND",
+    "auth_failure_burst": "MOSAIC_TELEMETRY_AUTH_FAILURE_BURST",
 }
 # Log level of worker processes (set by `mosaic-telemetry serve --workers N`).
 ENV_LOG_LEVEL = "MOSAIC_TELEMETRY_LOG_LEVEL"

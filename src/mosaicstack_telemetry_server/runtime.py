@@ -32,7 +32,11 @@ REFRESHER_STOP_SECONDS = 5.0
 
 @dataclass
 class Runtime:
-    """The storage, key verifier, rate limiter and prediction service of one app."""
+    """The storage, key verifier, rate limiters and prediction service of one app.
+
+    `limiter` holds a bucket per API key; `auth_failures` one per client address, taken by
+    each failed authentication (bounded memory: the least recently seen addresses go first).
+    """
 
     settings: ServerSettings
     storage: Storage
@@ -40,6 +44,7 @@ class Runtime:
     clock: Callable[[], float] = time.monotonic
     verifier: KeyVerifier = field(init=False)
     limiter: RateLimiter = field(init=False)
+    auth_failures: RateLimiter = field(init=False)
     predictions: PredictionService = field(init=False)
     _migrated: bool = field(init=False, default=False)
     _next_attempt: float = field(init=False, default=0.0)
@@ -49,6 +54,9 @@ class Runtime:
         self.verifier = KeyVerifier(self.storage)
         self.limiter = RateLimiter(
             self.settings.rate_limit_per_second, self.settings.rate_limit_burst
+        )
+        self.auth_failures = RateLimiter(
+            self.settings.auth_failure_rate_per_second, self.settings.auth_failure_burst
         )
         self.predictions = PredictionService(
             self.storage,

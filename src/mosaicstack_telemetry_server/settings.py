@@ -31,8 +31,10 @@ LIMITS: Final[Mapping[str, tuple[float, float]]] = {
     "rate_limit_per_second": (0, 1_000_000),
     "rate_limit_burst": (1, 1_000_000),
     "max_body_bytes": (1024, 64 * 1024 * 1024),
+    "auth_failure_rate_per_second": (0, 1_000_000),
+    "auth_failure_burst": (1, 1_000_000),
 }
-_EXCLUSIVE_LOW: Final = frozenset({"rate_limit_per_second"})
+_EXCLUSIVE_LOW: Final = frozenset({"rate_limit_per_second", "auth_failure_rate_per_second"})
 
 
 def format_number(value: float) -> str:
@@ -75,6 +77,10 @@ class ServerSettings:
     rate_limit_burst: int = 100
     # Request body limit after decompression (the contract's 1 MiB).
     max_body_bytes: int = 1024 * 1024
+    # Per-client-address token bucket for failed authentications: each unknown key costs a
+    # database lookup, so a flood of them is refused (429) before reaching the database.
+    auth_failure_rate_per_second: float = 1.0
+    auth_failure_burst: int = 20
 
     def __post_init__(self) -> None:
         self.validate()

@@ -19,7 +19,12 @@ from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, open_storage
 
 # Generous limits, so only the tests about rate limiting ever meet the limiter.
-RELAXED = {"rate_limit_per_second": 10_000.0, "rate_limit_burst": 10_000}
+RELAXED = {
+    "rate_limit_per_second": 10_000.0,
+    "rate_limit_burst": 10_000,
+    "auth_failure_rate_per_second": 10_000.0,
+    "auth_failure_burst": 10_000,
+}
 
 
 def make_event(instance_id: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from mosaicstack_telemetry_server.auth import (
 from mosaicstack_telemetry_server.errors import ApiError
 from mosaicstack_telemetry_server.logging_config import ACCESS_LOGGER, JsonFormatter
 from mosaicstack_telemetry_server.ratelimit import RateLimiter, retry_after_seconds
+from mosaicstack_telemetry_server.runner import serve_in_thread
+from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import ApiKeyRecord, Storage, open_storage
 
 BATCH = "/v1/events/batch"
@@ -285,3 +287,64 @@ def test_a_record_without_its_hash_never_authenticates(sqlite_url: str) -> None:
         assert verifier.verify_cached(f"Bearer {key}") is None  # refused, not cached
     finally:
         storage.close()
+
+
+class CountingKeyLookups(LooseLookupStorage):
+    """A real storage that counts key lookups (each is a database round trip)."""
+
+    lookups = 0
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        self.lookups += 1
+        return self.inner.find_api_key(key_hash)
+
+
+def test_failed_authentications_are_limited_per_address_before_any_lookup(
+    sqlite_url: str,
+) -> None:
+    storage = open_storage(sqlite_url)
+    storage.migrate()
+    counting = CountingKeyLookups(storage, "")
+    settings = ServerSettings(
+        database_url=sqlite_url,
+        auth_failure_rate_per_second=0.001,  # no refill within the test
+        auth_failure_burst=3,
+    )
+    body = {"events": []}
+    try:
+        with serve_in_thread(settings, storage=counting) as url:  # type: ignore[arg-type]
+
+            def post(authorization: str, source: str = "127.0.0.1") -> httpx.Response:
+                transport = httpx.HTTPTransport(local_address=source)
+                with httpx.Client(transport=transport, timeout=30) as client:
+                    headers = {"Authorization": authorization}
+                    return client.post(url + BATCH, json=body, headers=headers)
+
+            unknown = [f"Bearer {secrets.token_hex(32)}" for _ in range(5)]
+            assert [post(key).status_code for key in unknown[:3]] == [401, 401, 401]
+            assert counting.lookups == 3
+            limited = post(unknown[3])
+            assert limited.status_code == 429
+            assert limited.json()["error"]["code"] == "rate_limited"
+            assert int(limited.headers["retry-after"]) >= 1
+            assert counting.lookups == 3  # refused before the database
+            # A malformed key costs no lookup: still the plain 401.
+            assert post("Bearer nope").status_code == 401
+            # Another client address has its own bucket.
+            assert post(unknown[4], source="127.0.0.2").status_code == 401
+            assert counting.lookups == 4
+    finally:
+        storage.close()
+
+
+def test_peek_tells_the_wait_without_taking_a_token() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=2.0, burst=2, clock=lambda: now[0])
+    assert limiter.peek("a") == 0.0
+    assert len(limiter) == 0  # peeking tracks nothing
+    assert [limiter.acquire("a") for _ in range(2)] == [0.0, 0.0]
+    assert limiter.peek("a") == pytest.approx(0.5)
+    assert limiter.peek("a") == pytest.approx(0.5)  # unchanged: nothing taken
+    now[0] += 0.5
+    assert limiter.peek("a") == 0.0
+    assert limiter.acquire("a") == 0.0

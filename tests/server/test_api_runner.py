@@ -77,6 +77,8 @@ def test_unparsable_variable_is_named_in_the_error(variable: str, value: str) ->
         ("MOSAIC_TELEMETRY_RATE_LIMIT_PER_SECOND", "0"),
         ("MOSAIC_TELEMETRY_RATE_LIMIT_PER_SECOND", "-1"),
         ("MOSAIC_TELEMETRY_RATE_LIMIT_BURST", "0"),
+        ("MOSAIC_TELEMETRY_AUTH_FAILURE_RATE_PER_SECOND", "0"),
+        ("MOSAIC_TELEMETRY_AUTH_FAILURE_BURST", "0"),
         ("MOSAIC_TELEMETRY_MAX_BODY_BYTES", "0"),
         ("MOSAIC_TELEMETRY_MAX_BODY_BYTES", "1023"),
         ("MOSAIC_TELEMETRY_MAX_BODY_BYTES", str(64 * 1024 * 1024 + 1)),
@@ -90,10 +92,11 @@ def test_out_of_range_variable_is_named_in_the_error(variable: str, value: str) 
 def test_settings_at_their_bounds_are_accepted(sqlite_url: str) -> None:
     for low in (True, False):
         values = {name: LIMITS[name][0 if low else 1] for name in LIMITS}
-        values["rate_limit_per_second"] = 0.001 if low else 1_000_000
+        rates = ("rate_limit_per_second", "auth_failure_rate_per_second")  # above 0
+        for rate in rates:
+            values[rate] = 0.001 if low else 1_000_000
         env = {
-            ENV_SETTINGS[name]: str(int(v) if name != "rate_limit_per_second" else v)
-            for name, v in values.items()
+            ENV_SETTINGS[name]: str(v if name in rates else int(v)) for name, v in values.items()
         }
         settings = settings_from_env({**env, "MOSAIC_TELEMETRY_DATABASE_URL": sqlite_url})
         assert settings.max_body_bytes == (1024 if low else 64 * 1024 * 1024)
