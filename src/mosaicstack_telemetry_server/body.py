@@ -1,7 +1,8 @@
 """Reading a request body safely: media type, encoding, size cap, gzip, UTF-8, JSON, depth.
 
 Every POST endpoint goes through `read_json_body`, so the limits hold everywhere:
-- `Content-Type` must be `application/json` (or `+json`), else 415 `unsupported_media_type`;
+- `Content-Type` must be `application/json` (or `+json`), with no `charset` other than
+  `utf-8`, else 415 `unsupported_media_type`;
 - `Content-Encoding` must be `gzip` or `identity`, else 415;
 - the body is capped at `max_bytes` *after* decompression (413 `payload_too_large`): checked
   against `Content-Length` before reading, while streaming, and while inflating gzip, which is
@@ -34,11 +35,17 @@ def _too_large(limit: int) -> ApiError:
 
 
 def _check_content_type(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media_type, *parameters = request.headers.get("content-type", "").split(";")
+    media_type = media_type.strip().lower()
     if media_type != "application/json" and not (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
         raise ApiError(415, "Content-Type must be application/json", code="unsupported_media_type")
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        # The contract's bodies are UTF-8: a body declared otherwise would be misread.
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            raise ApiError(415, "the only charset accepted is utf-8", code="unsupported_media_type")
 
 
 def _content_encoding(request: Request) -> str:

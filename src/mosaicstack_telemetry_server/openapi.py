@@ -56,7 +56,8 @@ _DESCRIPTIONS = {
     400: "Body not UTF-8 JSON, or nested too deeply (`invalid_json`).",
     401: "Missing, malformed, unknown or revoked API key (`unauthorized`).",
     413: "Body over the size limit (`payload_too_large`).",
-    415: "Content-Type not JSON or Content-Encoding not gzip/identity.",
+    415: "Content-Type not JSON (or with a charset other than utf-8), or Content-Encoding not "
+    "gzip/identity (`unsupported_media_type`).",
     422: "Invalid envelope (`invalid_request`), with details.",
     429: "Rate limit of this API key, or of failed authentications from this client address, "
     "exceeded (`rate_limited`).",

@@ -109,12 +109,41 @@ def test_body_that_is_not_json_by_content_type_is_415(
     _error(response, 415, "unsupported_media_type")
 
 
-def test_json_content_type_with_charset_is_accepted(
-    shared_server: Served, shared_api: httpx.Client
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        'application/json; charset="utf-8"',
+        "application/json; Charset = Utf-8; foo=bar",
+    ],
+)
+def test_json_content_type_with_charset_utf8_is_accepted(
+    shared_server: Served, shared_api: httpx.Client, content_type: str
 ) -> None:
     body = json.dumps({"events": [make_event(shared_server.instance_id)]})
-    headers = {"Content-Type": "application/json; charset=utf-8"}
+    headers = {"Content-Type": content_type}
     assert shared_api.post(BATCH, content=body, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "charset"),
+    [
+        (BATCH, "latin-1"),
+        (BATCH, "UTF-16"),
+        (BATCH, "us-ascii"),
+        (BATCH, ""),
+        ("/v1/predictions/batch", "iso-8859-1"),
+    ],
+)
+def test_json_content_type_with_another_charset_is_415_and_stores_nothing(
+    shared_server: Served, shared_api: httpx.Client, path: str, charset: str
+) -> None:
+    event = make_event(shared_server.instance_id)
+    body = json.dumps({"events": [event]}).encode("latin-1")
+    headers = {"Content-Type": f"application/json; charset={charset}"}
+    _error(shared_api.post(path, content=body, headers=headers), 415, "unsupported_media_type")
+    assert shared_server.storage.get_event(shared_server.instance_id, event["event_id"]) is None
 
 
 @pytest.mark.parametrize("encoding", ["br", "deflate", "gzip, br"])
