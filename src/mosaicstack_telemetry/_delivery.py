@@ -205,15 +205,17 @@ def _split(
     return Delivery([])
 
 
-def flush(queue: EventQueue, settings: Settings) -> Plan[None]:
+def flush(queue: EventQueue, settings: Settings) -> Plan[bool]:
     """Plan: send what is queued now, batch by batch; put back what could not be sent.
 
     Only the events present at the start are taken, so a process tracking faster than the server
     answers cannot keep one flush going forever; after a batch fails for good the flush ends
     rather than hammering a server that is down. It also ends, leaving the rest queued, when the
-    executor says to stop (stop requested, or the final flush's deadline passed).
+    executor says to stop (stop requested, or the final flush's deadline passed). Returns False
+    when events had to be put back (the server failed), True otherwise.
     """
     budget = queue.size
+    sent_all = True
     # Checked before each batch: once stop is asked (or the final deadline passed) the rest is
     # left queued for the final flush, instead of being sent by a worker nobody waits for.
     while budget > 0 and (yield from may_proceed()):
@@ -230,10 +232,12 @@ def flush(queue: EventQueue, settings: Settings) -> Plan[None]:
         delivery = yield from deliver(batch, settings)
         if delivery.unsent:
             queue.put_back(delivery.unsent)
+            sent_all = False
             break
     evicted = queue.take_dropped()
     if evicted:
         logger.warning("%d events were evicted because the queue was full", evicted)
+    return sent_all
 
 
 def report_leftovers(queue: EventQueue) -> None:

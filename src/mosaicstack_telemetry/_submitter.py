@@ -27,12 +27,13 @@ __all__ = ["AsyncSubmitter", "ThreadSubmitter", "flush_now_sync", "halt", "halt_
 _JOIN_GRACE_SECONDS = 1.0
 
 
-def run_guarded_sync(exchange: SyncExchange, plan: Plan[None]) -> None:
-    """Run a plan in the worker; a bug must not kill the thread that keeps telemetry flowing."""
+def run_guarded_sync(exchange: SyncExchange, plan: Plan[bool]) -> bool:
+    """Run a flush in the worker; a bug must not kill the thread that keeps telemetry flowing."""
     try:
-        exchange.run(plan)
+        return exchange.run(plan)
     except Exception:
         log_unexpected("telemetry flush failed unexpectedly", exchange.settings.api_key)
+        return False
 
 
 def flush_now_sync(queue: EventQueue, settings: Settings) -> None:
@@ -57,6 +58,8 @@ class ThreadSubmitter:
         self._settings = settings
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # Set by wake(), cleared when a flush starts: track() signals only when it is False.
+        self.wake_pending = False
         self._deadline = 0.0
         # The exchange of the interval flushes: stop() hands it the final deadline.
         self._exchange: SyncExchange | None = None
@@ -78,6 +81,7 @@ class ThreadSubmitter:
 
     def wake(self) -> None:
         """Ask for a flush now rather than at the end of the interval."""
+        self.wake_pending = True
         self._wake.set()
 
     def stop(self) -> bool:
@@ -100,6 +104,12 @@ class ThreadSubmitter:
             return False
         return True
 
+    def _back_off(self) -> None:
+        # The server failed and the events are back in the queue: a busy process tracking on must
+        # not turn that into an immediate retry; the next attempt waits for the interval.
+        self.wake_pending = True
+        self._wake.clear()
+
     def _run(self) -> None:
         try:
             self._work()
@@ -115,9 +125,11 @@ class ThreadSubmitter:
                 self._wake.wait(settings.submit_interval_seconds)
                 # Cleared before the flush: a wake during the flush then triggers another one.
                 self._wake.clear()
+                self.wake_pending = False
                 if self._stop.is_set():
                     break
-                run_guarded_sync(exchange, flush(self._queue, settings))
+                if not run_guarded_sync(exchange, flush(self._queue, settings)):
+                    self._back_off()
             final = SyncExchange(http, settings, deadline=self._deadline)
             run_guarded_sync(final, flush(self._queue, settings))
         if not self._abandoned:
@@ -133,6 +145,8 @@ class AsyncSubmitter:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        # Set by wake(), cleared when a flush starts: track() signals only when it is False.
+        self.wake_pending = False
         self._deadline = 0.0
         self._exchange: AsyncExchange | None = None
         self._abandoned = False
@@ -147,6 +161,7 @@ class AsyncSubmitter:
 
     def wake(self) -> None:
         """Ask for a flush now; callable from any thread."""
+        self.wake_pending = True
         # A closed loop raises RuntimeError: then there is nothing left to wake.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._wake.set)
@@ -239,6 +254,11 @@ class AsyncSubmitter:
         # Another (or no) loop owns the task: do the blocking part off the caller's loop.
         return await asyncio.to_thread(self.stop_from_thread)
 
+    def _back_off(self) -> None:
+        # As ThreadSubmitter._back_off: after a failed flush, wait for the interval.
+        self.wake_pending = True
+        self._wake.clear()
+
     async def _run(self) -> None:
         settings = self._settings
         async with httpx.AsyncClient() as http:
@@ -248,22 +268,25 @@ class AsyncSubmitter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), settings.submit_interval_seconds)
                 self._wake.clear()
+                self.wake_pending = False
                 if os.getpid() != self._pid:
                     return
                 if self._stop.is_set():
                     break
-                await self._guarded(exchange, flush(self._queue, settings))
+                if not await self._guarded(exchange, flush(self._queue, settings)):
+                    self._back_off()
             final = AsyncExchange(http, settings, deadline=self._deadline)
             await self._guarded(final, flush(self._queue, settings))
         if not self._abandoned:
             report_leftovers(self._queue)
 
     @staticmethod
-    async def _guarded(exchange: AsyncExchange, plan: Plan[None]) -> None:
+    async def _guarded(exchange: AsyncExchange, plan: Plan[bool]) -> bool:
         try:
-            await exchange.run(plan)
+            return await exchange.run(plan)
         except Exception:
             log_unexpected("telemetry flush failed unexpectedly", exchange.settings.api_key)
+            return False
 
 
 def halt(submitter: ThreadSubmitter | AsyncSubmitter) -> bool:

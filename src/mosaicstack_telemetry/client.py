@@ -97,12 +97,12 @@ class TelemetryClient:
                     "track() dropped a %s: expected a TaskCompletionEvent", type(event).__name__
                 )
                 return
-            queue = self._queue
-            queue.put(event)
-            # Signal only on crossing the threshold: one wake per full batch, not one per event.
-            if queue.size == self._settings.batch_size:
+            size = self._queue._put_and_size(event)
+            # A full batch is waiting: wake the submitter, unless a wake is already pending (the
+            # submitter clears the flag when it starts flushing), so not every call signals.
+            if size >= self._settings.batch_size:
                 submitter = self._submitter
-                if submitter is not None:
+                if submitter is not None and not submitter.wake_pending:
                     submitter.wake()
         except Exception as exc:  # the promise of track() is that it never raises
             self._rejections.warning(

@@ -28,11 +28,17 @@ class EventQueue:
 
     def put(self, event: TaskCompletionEvent) -> None:
         """Add an event at the back, evicting the oldest one if the queue is full."""
+        self._put_and_size(event)
+
+    def _put_and_size(self, event: TaskCompletionEvent) -> int:
+        # The size right after this put, read under the lock: concurrent puts each see their own.
         with self._lock:
-            if len(self._items) >= self._max_size:
-                self._items.popleft()
+            items = self._items
+            if len(items) >= self._max_size:
+                items.popleft()
                 self._dropped += 1
-            self._items.append(event)
+            items.append(event)
+            return len(items)
 
     def drain(self, max_items: int) -> list[TaskCompletionEvent]:
         """Remove and return up to `max_items` events from the front, oldest first."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
 
 import pytest
@@ -269,3 +270,42 @@ def test_stop_interrupts_a_long_retry_wait_and_still_delivers(wire: WireServer) 
     client.stop()  # wakes the 300 s wait; the final flush sends the event
     assert time.perf_counter() - started < 1.5
     assert wire.delivered() == {str(event.event_id): 1}
+
+
+def test_after_a_failed_flush_a_busy_process_waits_for_the_interval(wire: WireServer) -> None:
+    # The queue holds full batches again at once (put back + new tracks): waking on every one
+    # of them would retry a failing server as fast as the process tracks.
+    wire.script(Answer(503))
+    config = make_config(wire.url, batch_size=2, max_retries=0, submit_interval_seconds=1.0)
+    events = [make_event() for _ in range(6)]
+    with TelemetryClient(config) as client:
+        client.track(events[0])
+        client.track(events[1])  # a full batch: woken, sent, 503, put back
+        wait_until(lambda: len(wire.requests) == 1 and client.queue_size == 2)
+        for event in events[2:]:
+            client.track(event)
+        wait_until(lambda: len(wire.delivered()) == 6, timeout=5)
+    first, second = wire.requests[:2]
+    assert second.received_at - first.received_at >= 0.9
+    assert set(wire.delivered()) == {str(e.event_id) for e in events}
+
+
+def test_tracks_racing_across_a_full_batch_never_leave_it_waiting(wire: WireServer) -> None:
+    # Only a partial batch may wait for the (here 60 s) interval: never a full one, however the
+    # tracking threads interleave between a put and its size check.
+    config = make_config(wire.url, batch_size=10, submit_interval_seconds=60.0)
+    with TelemetryClient(config) as client:
+        for _ in range(20):
+            barrier = threading.Barrier(8)
+
+            def work(barrier: threading.Barrier) -> None:
+                barrier.wait()
+                for _ in range(5):
+                    client.track(make_event())
+
+            threads = [threading.Thread(target=work, args=(barrier,)) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            wait_until(lambda: client.queue_size < 10, timeout=5)

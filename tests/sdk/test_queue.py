@@ -110,3 +110,24 @@ def test_concurrent_puts_and_drains_lose_nothing() -> None:
     assert sorted(str(e.event_id) for e in drained) == sorted(
         str(e.event_id) for es in events for e in es
     )
+
+
+def test_concurrent_puts_each_learn_their_own_resulting_size() -> None:
+    # The client wakes the submitter from this size: read outside the lock, two racing puts
+    # could both see the later size and the threshold would be skipped.
+    queue = EventQueue(max_size=100_000)
+    event = make_event()
+    sizes: list[list[int]] = [[] for _ in range(8)]
+    barrier = threading.Barrier(8)
+
+    def work(seen: list[int]) -> None:
+        barrier.wait()
+        for _ in range(1000):
+            seen.append(queue._put_and_size(event))
+
+    threads = [threading.Thread(target=work, args=(seen,)) for seen in sizes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(size for seen in sizes for size in seen) == list(range(1, 8001))
