@@ -24,6 +24,12 @@ import httpcore  # noqa: F401 - httpx imports it lazily; see ThreadSubmitter
 import httpx
 
 from mosaicstack_telemetry._logs import logger, redact
+from mosaicstack_telemetry._redirects import (
+    FOLLOWED_STATUSES,
+    MAX_REDIRECTS,
+    headers_for,
+    redirect_target,
+)
 from mosaicstack_telemetry._settings import Settings
 
 __all__ = [
@@ -295,12 +301,21 @@ class SyncExchange(_Exchange):
         if timeout <= 0:
             return Reply(None, error="shutdown deadline reached")
         try:
-            url, content, headers = self._request(action)
-            with self._http.stream(
-                "POST", url, content=content, headers=headers, timeout=timeout
-            ) as response:
-                body = _read_capped(response.iter_bytes())
-                return Reply(response.status_code, response.headers, body)
+            origin, content, headers = self._request(action)
+            url = origin
+            for hop in range(MAX_REDIRECTS + 1):
+                with self._http.stream(
+                    "POST", url, content=content, headers=headers, timeout=timeout
+                ) as response:
+                    target = redirect_target(url, response.status_code, response.headers)
+                    if target is None or hop == MAX_REDIRECTS:
+                        body = _read_capped(response.iter_bytes())
+                        return Reply(response.status_code, response.headers, body)
+                url, headers = target, headers_for(origin, target, headers)
+                timeout = self._timeout()
+                if timeout <= 0:
+                    break
+            return Reply(None, error="shutdown deadline reached")
         except Exception as exc:  # every failure becomes a Reply the plan judges
             return _failure(exc, self.settings)
 
@@ -361,18 +376,33 @@ class AsyncExchange(_Exchange):
             return _failure(exc, self.settings)
 
     async def _post(self, action: Send, timeout: float) -> Reply:
-        url, content, headers = self._request(action)
-        async with self._http.stream(
-            "POST", url, content=content, headers=headers, timeout=timeout
-        ) as response:
-            body = await _aread_capped(response.aiter_bytes())
-            return Reply(response.status_code, response.headers, body)
+        origin, content, headers = self._request(action)
+        url = origin
+        hop = 0
+        while True:  # ends: at most MAX_REDIRECTS hops, and wait_for bounds the whole exchange
+            async with self._http.stream(
+                "POST", url, content=content, headers=headers, timeout=timeout
+            ) as response:
+                target = redirect_target(url, response.status_code, response.headers)
+                if target is None or hop == MAX_REDIRECTS:
+                    body = await _aread_capped(response.aiter_bytes())
+                    return Reply(response.status_code, response.headers, body)
+            url, headers = target, headers_for(origin, target, headers)
+            hop += 1
 
 
 def describe_failure(reply: Reply, secret: str) -> str:
     """A failed request's reason for logs: the status and the server's words, never the key."""
     text = reply.describe()
-    if reply.status is not None and reply.body:
+    location = reply.headers.get("location") if reply.status is not None else None
+    if location and 300 <= (reply.status or 0) < 400:
+        # A redirect is a setup problem a person must fix: say where the server points.
+        text += f" redirect to {location[:_MAX_DETAIL_CHARS]}"
+        if reply.status in FOLLOWED_STATUSES:
+            text += f" (not followed: more than {MAX_REDIRECTS} redirects, or not to http(s))"
+        else:
+            text += " (not followed: it would turn the POST into a GET); set server_url to it"
+    elif reply.status is not None and reply.body:
         text += ": " + reply.body.decode("utf-8", "replace")
     # Redact first, then cut: a cut first could split the key and let one part through.
     return redact(text, secret)[:_MAX_DETAIL_CHARS]

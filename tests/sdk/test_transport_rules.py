@@ -166,3 +166,34 @@ def test_settings_repr_hides_the_key() -> None:
     settings = Settings.from_config(make_config("http://x"))
     assert API_KEY not in repr(settings)
     assert API_KEY not in repr(TelemetryClient(make_config("http://x")))
+
+
+@pytest.mark.parametrize(
+    ("origin", "target", "keeps_key"),
+    [
+        ("http://t.example/v1", "http://t.example/v2", True),
+        ("http://t.example/v1", "https://t.example/v1", True),  # the upgrade httpx allows too
+        ("http://t.example:8080/v1", "https://t.example/v1", False),
+        ("https://t.example/v1", "https://t.example:8443/v1", False),
+        ("https://t.example/v1", "https://evil.example/v1", False),
+    ],
+)
+def test_redirected_requests_carry_the_key_only_to_the_same_origin(
+    origin: str, target: str, keeps_key: bool
+) -> None:
+    from mosaicstack_telemetry._redirects import headers_for
+
+    headers = headers_for(origin, target, {"Authorization": "Bearer k", "User-Agent": "u"})
+    assert ("Authorization" in headers) is keeps_key
+    assert headers["User-Agent"] == "u"
+
+
+def test_an_https_server_is_never_followed_down_to_http() -> None:
+    from mosaicstack_telemetry._redirects import redirect_target
+
+    assert redirect_target("https://t.example/v1", 308, {"location": "http://t.example/v1"}) is None
+    assert redirect_target("http://t.example/v1", 308, {"location": "https://t.example/v1"}) == (
+        "https://t.example/v1"
+    )
+    assert redirect_target("http://t.example/v1", 308, {}) is None
+    assert redirect_target("http://t.example/v1", 301, {"location": "/x"}) is None
