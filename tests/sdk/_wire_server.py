@@ -42,6 +42,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     hang: bool = False
+    # Send the body one byte per this many seconds: no single read ever times out.
+    trickle: float = 0.0
 
 
 def accepted_answer(request: Recorded) -> Answer:
@@ -178,6 +180,13 @@ def _handler_for(server: WireServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if not answer.trickle:
+                self.wfile.write(payload)
+                return
+            for i in range(len(payload)):
+                if server.release.wait(answer.trickle):
+                    return
+                self.wfile.write(payload[i : i + 1])
+                self.wfile.flush()
 
     return Handler

@@ -11,7 +11,7 @@ import pytest
 
 from mosaicstack_telemetry import TelemetryClient
 
-from ._wire_server import WireServer
+from ._wire_server import Answer, WireServer
 from .conftest import API_KEY, INSTANCE_ID, make_config, make_event
 
 _EXIT_SCRIPT = """
@@ -46,6 +46,21 @@ elif sys.argv[2] == "dropped":
             started.track(event())
     work()
     del client
+elif sys.argv[2] == "overrun":
+    import time
+    slow = TelemetryClient(TelemetryConfig(server_url=sys.argv[1], api_key={key!r},
+                                           instance_id={iid!r}, batch_size=3,
+                                           request_timeout_seconds=0.5))
+    slow.start()
+    for _ in range(3):
+        slow.track(event())  # a full batch: sent at once, and the server trickles its answer
+    deadline = time.monotonic() + 10
+    while slow.queue_size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for _ in range(2):
+        slow.track(event())  # queued behind the stuck request
+    slow.stop()  # gives up waiting for the worker: the 2 must still go out at exit
+    print("stopped", slow.queue_size)
 else:
     for _ in range(3):
         client.track(event())  # never started: nothing is sent at exit
@@ -71,6 +86,21 @@ def test_started_client_flushes_at_interpreter_exit(wire: WireServer, mode: str)
     assert result.returncode == 0, result.stderr
     assert "exiting" in result.stdout
     assert sum(wire.delivered().values()) == 3
+
+
+def test_a_worker_overrunning_its_stop_budget_leaves_the_rest_to_the_exit_flush(
+    wire: WireServer,
+) -> None:
+    # Each byte of the first answer comes within the read timeout, so that request outlasts
+    # stop()'s budget; what was queued behind it must not be lost with the worker.
+    wire.script(Answer(200, body={"accepted": 3, "rejected": 0, "results": []}, trickle=0.1))
+    result = _run_script(wire.url, "overrun")
+    assert result.returncode == 0, result.stderr
+    assert "stopped 2" in result.stdout
+    assert "did not finish its final flush in time; 2 events still queued" in result.stderr
+    second = wire.event_requests()[1]
+    assert len(second.event_ids) == 2
+    assert second.status == 200
 
 
 def test_never_started_client_sends_nothing_at_exit(wire: WireServer) -> None:
