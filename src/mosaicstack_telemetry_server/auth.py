@@ -132,11 +132,12 @@ class KeyVerifier:
     def _cached(self, key_hash: str) -> ApiKeyRecord | None:
         now = self._clock()
         with self._lock:
-            for cached_hash, (_record, expires) in list(self._cache.items()):
-                if expires > now:
-                    break
-                del self._cache[cached_hash]  # oldest first: stop at the first live entry
-            entry = self._cache.get(key_hash)
+            cache = self._cache
+            # Oldest first: drop expired entries from the front, stop at the first live one
+            # (without copying the whole cache on every request).
+            while cache and next(iter(cache.values()))[1] <= now:
+                cache.popitem(last=False)
+            entry = cache.get(key_hash)
         if entry is None:
             return None
         record, _expires = entry
