@@ -1,6 +1,7 @@
 """Reading a request body safely: media type, encoding, size cap, gzip, UTF-8, JSON, depth.
 
-Every POST endpoint goes through `read_json_body`, so the limits hold everywhere:
+Every POST endpoint reads its body with `read_body`, then parses it with `decode_json` (in a
+worker thread), so the limits hold everywhere:
 - `Content-Type` must be `application/json` (or `+json`), with no `charset` other than
   `utf-8`, else 415 `unsupported_media_type`;
 - `Content-Encoding` must be `gzip` or `identity`, else 415;
@@ -21,7 +22,7 @@ from starlette.requests import Request
 
 from mosaicstack_telemetry_server.errors import ApiError
 
-__all__ = ["MAX_JSON_DEPTH", "decode_json", "read_body", "read_json_body"]
+__all__ = ["MAX_JSON_DEPTH", "decode_json", "read_body"]
 
 # A valid batch nests 4 deep ({"events": [{"quality_gates_run": [...]}]}); this leaves room
 # for unknown extra fields while keeping parsers and validators far from recursion limits.
@@ -164,8 +165,3 @@ def decode_json(body: bytes) -> Any:
     if _depth_exceeds(value, MAX_JSON_DEPTH):
         raise too_deep
     return value
-
-
-async def read_json_body(request: Request, max_bytes: int) -> Any:
-    """`read_body` then `decode_json`: the one way a POST body is read."""
-    return decode_json(await read_body(request, max_bytes))
