@@ -29,7 +29,7 @@ from mosaicstack_telemetry_server.errors import (
     RETRY_AFTER_UNAVAILABLE,
     ApiError,
     install_error_handlers,
-    validation_details,
+    invalid_request,
 )
 from mosaicstack_telemetry_server.ingest import ingest_batch, parse_envelope
 from mosaicstack_telemetry_server.logging_config import AccessLogMiddleware
@@ -184,12 +184,7 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
                 batch = BatchPredictionRequest.model_validate(body)
             except ValidationError as exc:
                 errors = exc.errors(include_input=False, include_url=False)
-                raise ApiError(
-                    422,
-                    "the request is invalid",
-                    code="invalid_request",
-                    details=validation_details(errors),
-                ) from None
+                raise invalid_request(errors) from None
             return BatchPredictionResponse(results=runtime.predictions.predict_batch(batch.queries))
 
         response = await run_in_threadpool(predict)

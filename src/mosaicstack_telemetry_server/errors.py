@@ -27,6 +27,7 @@ __all__ = [
     "ErrorResponse",
     "error_response",
     "install_error_handlers",
+    "invalid_request",
     "validation_details",
 ]
 
@@ -54,6 +55,10 @@ _CODES: Mapping[int, str] = {
 # Cap on what a validation detail may quote back: bodies are attacker-controlled.
 _MAX_DETAILS = 20
 _MAX_DETAIL_CHARS = 200
+
+
+def _code_for(status: int) -> str:
+    return _CODES.get(status, "internal" if status >= 500 else "invalid_request")
 
 
 class ErrorBody(BaseModel):
@@ -84,7 +89,7 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code or _CODES.get(status, "internal" if status >= 500 else "invalid_request")
+        self.code = code or _code_for(status)
         self.message = message
         self.details = list(details) if details is not None else None
         self.headers = dict(headers or {})
@@ -128,6 +133,13 @@ def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, st
     return details
 
 
+def invalid_request(errors: Sequence[Mapping[str, Any]]) -> ApiError:
+    """The 422 for a body that fails validation against its model, one detail per problem."""
+    return ApiError(
+        422, "the request is invalid", code="invalid_request", details=validation_details(errors)
+    )
+
+
 async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
     exc = cast(ApiError, exc)
     return error_response(
@@ -138,17 +150,14 @@ async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
     status = exc.status_code
-    code = _CODES.get(status, "internal" if status >= 500 else "invalid_request")
+    code = _code_for(status)
     messages = {404: "no such endpoint", 405: "method not allowed on this endpoint"}
     message = messages.get(status) or str(exc.detail)
     return error_response(status, code, message, headers=exc.headers)
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    exc = cast(RequestValidationError, exc)
-    return error_response(
-        422, "invalid_request", "the request is invalid", details=validation_details(exc.errors())
-    )
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    return await _on_api_error(request, invalid_request(cast(RequestValidationError, exc).errors()))
 
 
 async def _on_storage_error(_request: Request, exc: Exception) -> JSONResponse:
