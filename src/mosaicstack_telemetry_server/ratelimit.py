@@ -61,8 +61,7 @@ class RateLimiter:
                     self._buckets.popitem(last=False)
             else:
                 self._buckets.move_to_end(key)
-                elapsed = max(0.0, now - bucket.updated)
-                bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
+                bucket.tokens = self._refilled(bucket, now)
                 bucket.updated = now
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
@@ -76,9 +75,13 @@ class RateLimiter:
             bucket = self._buckets.get(key)
             if bucket is None:
                 return 0.0
-            elapsed = max(0.0, now - bucket.updated)
-            tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate)
+            tokens = self._refilled(bucket, now)
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def _refilled(self, bucket: _Bucket, now: float) -> float:
+        # The tokens the bucket holds at `now`: refilled at `rate` since its update, up to `burst`.
+        elapsed = max(0.0, now - bucket.updated)
+        return min(float(self.burst), bucket.tokens + elapsed * self.rate)
 
     def __len__(self) -> int:
         """Number of keys currently tracked."""
