@@ -48,6 +48,8 @@ class Runtime:
     predictions: PredictionService = field(init=False)
     _migrated: bool = field(init=False, default=False)
     _next_attempt: float = field(init=False, default=0.0)
+    # One ERROR per outage, not one per retry: later failures go to DEBUG until it is back.
+    _failing: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -98,8 +100,12 @@ class Runtime:
                     raise StorageError("storage cannot be reached")
                 self.storage.migrate()
             except StorageError as exc:
-                logger.error("cannot migrate storage (will retry): %s", exc)
+                log = logger.debug if self._failing else logger.error
+                log("cannot migrate storage (will retry): %s", exc)
+                self._failing = True
                 raise
+            if self._failing:
+                logger.info("storage reachable again; schema migrated")
             self._migrated = True
 
     @property

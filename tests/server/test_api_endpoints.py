@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server import __version__
 from mosaicstack_telemetry_server.auth import issue_api_key
 from mosaicstack_telemetry_server.runner import serve_in_thread
+from mosaicstack_telemetry_server.runtime import MIGRATE_RETRY_SECONDS, Runtime
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import StorageError, open_storage
 from mosaicstack_telemetry_server.storage.sqlite import SQLiteStorage
@@ -236,3 +239,29 @@ def test_a_server_restarted_on_the_same_file_keeps_its_data(sqlite_url: str) -> 
             assert storage.count_events() == 1
         finally:
             storage.close()
+
+
+def test_startup_outage_logs_one_error_then_one_info_when_storage_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The database's directory is blocked by a file: SQLite cannot open it until it is removed.
+    blocker = tmp_path / "data"
+    blocker.write_text("not a directory")
+    storage = SQLiteStorage(str(blocker / "telemetry.db"))
+    now = [0.0]
+    runtime = Runtime(ServerSettings(database_url="sqlite://"), storage, False, lambda: now[0])
+    caplog.set_level(logging.DEBUG, logger="mosaicstack_telemetry_server")
+    for _ in range(3):
+        with pytest.raises(StorageError, match="cannot be reached"):
+            runtime.ensure_ready()
+        with pytest.raises(StorageError, match="migration pending"):
+            runtime.ensure_ready()  # not due yet: no attempt, no log
+        now[0] += MIGRATE_RETRY_SECONDS
+    blocker.unlink()
+    blocker.mkdir()
+    now[0] += MIGRATE_RETRY_SECONDS
+    runtime.ensure_ready()
+    assert runtime.ready
+    levels = [r.levelno for r in caplog.records if r.name == "mosaicstack_telemetry_server"]
+    assert levels == [logging.ERROR, logging.DEBUG, logging.DEBUG, logging.INFO]
+    storage.close()
