@@ -4,12 +4,18 @@ Every client registers itself in a WeakSet (it stays collectable). At exit each 
 gets a final flush bounded like `stop()`. In a child of `os.fork()` the parent's worker thread does
 not exist and its locks may have been copied while held, so each client resets its queue and locks
 and, if it was running, starts a new worker (as OpenTelemetry's BatchSpanProcessor does).
+
+A `multiprocessing` child started by fork ends with `os._exit()`, which skips `atexit`; what it
+runs instead are multiprocessing's own exit finalizers. So when a fork happens with
+multiprocessing loaded, the exit flush is also registered as such a finalizer in the child
+(through `register_after_fork`, because multiprocessing clears its finalizers after the fork).
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 import weakref
 from typing import Protocol
@@ -66,6 +72,35 @@ def _after_fork_in_child() -> None:
             logger.exception("telemetry client could not reset after fork")
 
 
+class _MultiprocessingHook:
+    """The object multiprocessing's after-fork registry holds (it keys weakly by object)."""
+
+    registered = False
+
+    @staticmethod
+    def in_child(_hook: object) -> None:
+        import multiprocessing.util
+
+        # Priority >= 0: run by multiprocessing's exit before it calls os._exit().
+        multiprocessing.util.Finalize(None, _at_exit, exitpriority=10)
+
+
+_mp_hook = _MultiprocessingHook()
+
+
+def _before_fork() -> None:
+    # Only where multiprocessing is already loaded: importing it here would cost every fork.
+    if _MultiprocessingHook.registered or "multiprocessing" not in sys.modules:
+        return
+    try:
+        import multiprocessing.util
+
+        multiprocessing.util.register_after_fork(_mp_hook, _MultiprocessingHook.in_child)
+        _MultiprocessingHook.registered = True
+    except Exception:  # a hook must not break the user's fork
+        logger.exception("telemetry could not hook multiprocessing's exit")
+
+
 def _at_exit() -> None:
     for client in _snapshot():
         try:
@@ -76,4 +111,4 @@ def _at_exit() -> None:
 
 atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import textwrap
 
 import pytest
 
-from mosaicstack_telemetry import TelemetryClient
+from mosaicstack_telemetry import TaskCompletionEvent, TelemetryClient
 
 from ._wire_server import Answer, WireServer
 from .conftest import API_KEY, INSTANCE_ID, make_config, make_event
@@ -153,3 +154,28 @@ def test_forked_child_of_a_stopped_client_starts_nothing(wire: WireServer) -> No
     assert os.waitstatus_to_exitcode(status) == 0
     assert client.queue_size == 1
     assert wire.requests == []
+
+
+def _track_in_child(client: TelemetryClient, event_json: str) -> None:
+    # No stop(): the child ends like every multiprocessing child, with os._exit().
+    client.track(TaskCompletionEvent.model_validate_json(event_json))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_multiprocessing_fork_child_flushes_at_its_exit(wire: WireServer) -> None:
+    client = TelemetryClient(make_config(wire.url, batch_size=10, submit_interval_seconds=3600))
+    client.start()
+    child_events = [make_event() for _ in range(2)]
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_track_in_child, args=(client, event.model_dump_json()))
+        for event in child_events
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    delivered = wire.delivered()
+    assert all(delivered[str(event.event_id)] == 1 for event in child_events)
+    client.stop()
