@@ -193,13 +193,11 @@ class PredictionService:
         stored newer statistics or a later time meanwhile.
         """
         with self._lock_for(task_type):
-            latest = self._computed.get(task_type)
-            if latest is not None and latest != seen and latest[1] >= version:
+            if self._refreshed_since(task_type, version, seen):
                 return False
             if not self._storage.touch_stats(task_type, version, checked_at):
                 return False
-            with self._locks_guard:
-                self._computed[task_type] = (next(self._generation), version)
+            self._record(task_type, version)
             return True
 
     def _recompute(self, task_type: str, version: int, seen: tuple[int, int] | None) -> bool:
@@ -210,8 +208,7 @@ class PredictionService:
         by newer ones) already reflect everything this call saw, so it is not repeated.
         """
         with self._lock_for(task_type):
-            latest = self._computed.get(task_type)
-            if latest is not None and latest != seen and latest[1] >= version:
+            if self._refreshed_since(task_type, version, seen):
                 return False
             # Before the read: the statistics reflect every event stored at this instant (an
             # event stored during the read may be missed, so a later time would overstate it).
@@ -220,9 +217,17 @@ class PredictionService:
             rows = compute_partition_stats(snapshot, computed_at)
             # False means another process stored statistics of this version or newer: fine.
             self._storage.replace_stats(task_type, snapshot.version, computed_at, rows)
-            with self._locks_guard:
-                self._computed[task_type] = (next(self._generation), snapshot.version)
+            self._record(task_type, snapshot.version)
             return True
+
+    def _refreshed_since(self, task_type: str, version: int, seen: tuple[int, int] | None) -> bool:
+        # Another call of this process refreshed it after `seen`, at `version` or newer.
+        latest = self._computed.get(task_type)
+        return latest is not None and latest != seen and latest[1] >= version
+
+    def _record(self, task_type: str, version: int) -> None:
+        with self._locks_guard:
+            self._computed[task_type] = (next(self._generation), version)
 
     def _lock_for(self, task_type: str) -> threading.Lock:
         with self._locks_guard:
