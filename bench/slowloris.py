@@ -162,7 +162,7 @@ def run_scenario(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=lambda: _limit_fds(fd_limit),  # noqa: PLW1509 - no threads yet
+                preexec_fn=lambda: _limit_fds(fd_limit),  # the child has no threads yet
             )
             try:
                 _wait_up(port, time.monotonic() + 30)
