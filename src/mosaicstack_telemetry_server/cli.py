@@ -16,6 +16,7 @@ from uuid import UUID
 
 from mosaicstack_telemetry_server import __version__
 from mosaicstack_telemetry_server.auth import MAX_LABEL_CHARS, issue_api_key
+from mosaicstack_telemetry_server.proxies import parse_trusted_proxies
 from mosaicstack_telemetry_server.runner import (
     ENV_LOG_LEVEL,
     ENV_SETTINGS,
@@ -60,6 +61,13 @@ def _label(text: str) -> str:
         # Printable only: a label is shown in terminals by `keys list`.
         raise argparse.ArgumentTypeError(f"must be at most {MAX_LABEL_CHARS} printable characters")
     return text
+
+
+def _trusted_proxy(text: str) -> str:
+    try:
+        return ",".join(parse_trusted_proxies(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_database(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_GRACEFUL_SECONDS})",
     )
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
+    serve.add_argument(
+        "--trusted-proxy",
+        metavar="CIDR",
+        action="append",
+        type=_trusted_proxy,
+        help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default "
+        f"${ENV_SETTINGS['trusted_proxies']}, comma-separated; none)",
+    )
     serve.set_defaults(handler=_serve)
 
     keys = commands.add_parser("keys", help="manage API keys")
@@ -149,6 +165,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     settings = settings_from_env()
     if args.database:
         settings.database_url = args.database
+    if getattr(args, "trusted_proxy", None):
+        settings.trusted_proxies = ",".join(args.trusted_proxy)
     for name, option in (
         ("min_sample_size", "min_sample_size"),
         ("stats_max_age_seconds", "stats_max_age"),
@@ -214,13 +232,15 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mosaicstack_telemetry_server.logging_config import configure_logging
+    from mosaicstack_telemetry_server.metrics import multiprocess_folder
 
     settings = settings_from_args(args)
     configure_logging(args.log_level)
     _err(f"serving {redact_url(settings.database_url)} on http://{args.host}:{args.port}")
     app, options, environment = uvicorn_options(args, settings)
     os.environ.update(environment)
-    uvicorn.run(app, **options)
+    with multiprocess_folder(args.workers):
+        uvicorn.run(app, **options)
     return 0
 
 

@@ -12,10 +12,14 @@ the age of the prediction statistics is read from the database when scraped.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +37,7 @@ __all__ = [
     "REJECTION_REASONS",
     "Metrics",
     "MetricsMiddleware",
+    "multiprocess_folder",
     "rejection_reason",
 ]
 
@@ -49,6 +54,8 @@ REJECTION_REASONS = (
 _UNMATCHED = "(unmatched)"
 _POOL_SAMPLE_SECONDS = 1.0
 _POOL_FIELDS = ("max", "open", "in_use", "waiting")
+# prometheus-client's file names in the multiprocess folder: `<type>[_<mode>]_<pid>.db`.
+_SAMPLE_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 # Methods are chosen by clients too: anything else is counted as OTHER.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -219,3 +226,29 @@ class MetricsMiddleware:
                 method = scope.get("method", "")
                 method = method if method in _METHODS else "OTHER"
                 metrics.observe_request(route, method, status, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def multiprocess_folder(workers: int) -> Iterator[None]:
+    """Around a multi-worker server: give its workers a shared `PROMETHEUS_MULTIPROC_DIR`.
+
+    An operator's folder is kept but emptied of old samples first (a previous run's counters
+    would otherwise be added to this one's); a folder made here is removed afterwards.
+    """
+    chosen = os.environ.get(ENV_MULTIPROC_DIR)
+    if chosen:
+        for stale in Path(chosen).glob("*.db"):
+            # Only prometheus-client's own files: the folder may hold anything else too.
+            if _SAMPLE_FILE.fullmatch(stale.name):
+                stale.unlink(missing_ok=True)
+        yield
+        return
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="mosaic-telemetry-metrics-") as folder:
+        os.environ[ENV_MULTIPROC_DIR] = folder
+        try:
+            yield
+        finally:
+            os.environ.pop(ENV_MULTIPROC_DIR, None)

@@ -14,10 +14,10 @@ treat as host names when malformed.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["MAX_TRUSTED_PROXIES", "TrustedProxies", "parse_trusted_proxies"]
 
@@ -49,6 +49,9 @@ class TrustedProxies:
     """ASGI middleware: the client address from `X-Forwarded-For` of trusted peers only."""
 
     def __init__(self, app: ASGIApp, networks: list[str]) -> None:
+        # Imported here: the command line parses CIDRs with this module, server extra or not.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
         self.app = app
         # No network trusted: no rewriting at all, not even of X-Forwarded-Proto.
         self._rewrite: Any = (
