@@ -1,7 +1,7 @@
-"""`GET /metrics`: Prometheus text that prometheus_client's own parser reads, counting what was sent.
+"""`GET /metrics`: text prometheus_client's own parser reads, counting exactly what was sent.
 
-The multi-worker test runs `mosaic-telemetry serve --workers 2` and scrapes until both
-workers have answered scrapes: the counters must add up across processes whichever answers.
+The multi-worker test runs `mosaic-telemetry serve --workers 2` and scrapes ten times on fresh
+connections: the counters must add up across processes whichever worker answers.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mosaicstack_telemetry_server.cli import main
 from mosaicstack_telemetry_server.metrics import REJECTION_REASONS, rejection_reason
 
-EXE = str(Path(os.sys.executable).with_name("mosaic-telemetry"))  # type: ignore[attr-defined]
+EXE = str(Path(sys.executable).with_name("mosaic-telemetry"))
 INSTANCE = uuid.UUID("6f1c0b1e-8f7d-4a57-9a53-0c7d1f6d3a11")
 BATCH = "/v1/events/batch"
 
@@ -104,7 +105,9 @@ def test_statistics_age_is_reported_per_task_type(sqlite_server: Served) -> None
     wait_until(reported, timeout=20, what="statistics age")
 
 
-@pytest.mark.parametrize("given", [None, "Bearer wrong", "Bearer s3cret-tokens", "bearer s3cret-token"])
+@pytest.mark.parametrize(
+    "given", [None, "Bearer wrong", "Bearer s3cret-tokens", "bearer s3cret-token"]
+)
 def test_a_metrics_token_is_required_once_set(sqlite_url: str, given: str | None) -> None:
     with serve(sqlite_url, metrics_token="s3cret-token") as served:
         headers = {"Authorization": given} if given else {}
