@@ -119,6 +119,7 @@ def serve_in_thread(
         log_config=None,
         access_log=False,  # ours is structured (logging_config.py)
         lifespan="on",
+        proxy_headers=False,  # the app decides whom to believe (proxies.py)
         timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT_SECONDS,
     )
     server = uvicorn.Server(config)
