@@ -169,6 +169,10 @@ def run_scenario(
                 before = log_path.stat().st_size
                 outcome = asyncio.run(_scenario(port, attackers, trickle, seconds))
                 outcome.log_bytes = log_path.stat().st_size - before
+                if os.environ.get("SLOWLORIS_KEEP_LOG"):
+                    import shutil
+
+                    shutil.copy(log_path, os.environ["SLOWLORIS_KEEP_LOG"])
             finally:
                 process.terminate()
                 try:

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure (e.g. database unreachable), 2 invalid argument
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -120,6 +121,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
     serve.add_argument(
+        "--header-timeout",
+        metavar="SECONDS",
+        type=_bounded(float, 0.1, 3600),
+        help="time a connection has to send a request's head (default 10, "
+        "$MOSAIC_TELEMETRY_HEADER_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        metavar="SECONDS",
+        type=_bounded(float, 0.1, 3600),
+        help="time a request has to send its body (default 30, $MOSAIC_TELEMETRY_BODY_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=_bounded(int, 0, 1_000_000),
+        help="open connections per worker process; 0: the descriptor limit less a reserve "
+        "(default 0, $MOSAIC_TELEMETRY_MAX_CONNECTIONS)",
+    )
+    serve.add_argument(
         "--trusted-proxy",
         metavar="CIDR",
         action="append",
@@ -215,7 +236,9 @@ def uvicorn_options(
         "log_level": args.log_level,
         "access_log": False,  # ours is structured (logging_config.py)
         "timeout_graceful_shutdown": args.graceful_timeout,
-        "proxy_headers": False,
+        "proxy_headers": False,  # the app decides whom to believe (proxies.py)
+        # uvicorn's h11 protocol plus request deadlines and a connection cap (guard.py).
+        "http": "mosaicstack_telemetry_server.guard:GuardedH11Protocol",
     }
     if args.workers == 1:
         from mosaicstack_telemetry_server.app import create_app
@@ -235,6 +258,8 @@ def _serve(args: argparse.Namespace) -> int:
     from mosaicstack_telemetry_server.metrics import multiprocess_folder
 
     settings = settings_from_args(args)
+    # Through the environment, so that every worker process applies the same limits.
+    os.environ.update(_guard_settings(args))
     configure_logging(args.log_level)
     _err(f"serving {redact_url(settings.database_url)} on http://{args.host}:{args.port}")
     app, options, environment = uvicorn_options(args, settings)
@@ -242,6 +267,15 @@ def _serve(args: argparse.Namespace) -> int:
     with multiprocess_folder(args.workers):
         uvicorn.run(app, **options)
     return 0
+
+
+def _guard_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The guard's settings (environment, overridden by the flags given), as variables."""
+    from mosaicstack_telemetry_server.guard import ENV_GUARD, GuardSettings
+
+    settings = GuardSettings.from_env()
+    flags = {name: getattr(args, name) for name in ENV_GUARD if getattr(args, name) is not None}
+    return dataclasses.replace(settings, **flags).to_env()
 
 
 def _keys_create(args: argparse.Namespace) -> int:
