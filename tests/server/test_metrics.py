@@ -183,3 +183,12 @@ def test_metrics_add_up_across_two_worker_processes(two_workers: tuple[str, str]
         assert value(found, "mosaic_telemetry_events_rejected_total", reason="invalid") == 20
         assert value(found, "mosaic_telemetry_http_requests_total", route=BATCH, method="POST",
                      status="207") == 20  # fmt: skip
+
+
+def test_pool_use_is_reported_on_each_backend(server: Served) -> None:
+    assert server.client().post(BATCH, json={"events": [make_event(server.instance_id)]}).is_success
+    found = samples(httpx.get(server.url + "/metrics").text)
+    assert value(found, "mosaic_telemetry_db_pool_connections", state="max") >= 8
+    assert value(found, "mosaic_telemetry_db_pool_connections", state="open") >= 1
+    assert value(found, "mosaic_telemetry_db_pool_connections", state="in_use") == 0
+    assert value(found, "mosaic_telemetry_events_accepted_total") == 1
