@@ -1,7 +1,7 @@
 """The slowloris scenario of issue 11, against any server command, over loopback only.
 
-`python -m bench.slowloris --server uvicorn-defaults|ours|hypercorn|granian [--attackers 1100]
-[--seconds 45] [--fd-limit 1024]`: the server runs under `ulimit -n FD_LIMIT`; `attackers`
+`python -m bench.slowloris --server NAME [--attackers 1100] [--seconds 45] [--fd-limit 1024]`
+(NAME: ours, uvicorn-defaults, uvicorn-limits, hypercorn, granian, granian-2s): the server runs under `ulimit -n FD_LIMIT`; `attackers`
 connections each send a request line, then one header byte every `--trickle` seconds,
 reconnecting when the server closes them (as a real attacker would). Meanwhile a normal
 client asks `GET /v1/health` on a fresh connection every 0.25 s with a 1 s budget. Printed:
@@ -67,6 +67,10 @@ def _command(server: str, port: int, database: str) -> list[str]:
             "--read-timeout", "2", "--keep-alive", "5", "--backlog", "2048",
             "mosaicstack_telemetry_server.runner:app_from_env()",
         ]  # fmt: skip
+    if server == "granian-2s":
+        command = _command("granian", port, database)
+        command[command.index("5000")] = "2000"
+        return command
     if server == "granian":
         return [
             sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
