@@ -1,11 +1,12 @@
 """The slowloris scenario of issue 11, against any server command, over loopback only.
 
-`python -m bench.slowloris --server NAME [--attackers 1100] [--seconds 45] [--fd-limit 1024]`
-(NAME: ours, uvicorn-defaults, uvicorn-limits, hypercorn, granian, granian-2s): the server
-runs under `ulimit -n FD_LIMIT`; `attackers` connections each send a request line, then one header byte every `--trickle` seconds,
-reconnecting when the server closes them (as a real attacker would). Meanwhile a normal
-client asks `GET /v1/health` on a fresh connection every 0.25 s with a 1 s budget. Printed:
-the share of its answers (2xx) within 1 s, and how much the server's log grew.
+`python -m bench.slowloris --server NAME [--attackers 1100] [--seconds 45] [--fd-limit 1024]`,
+NAME one of ours, uvicorn-defaults, uvicorn-limits, hypercorn, granian, granian-2s. The server
+runs under `ulimit -n FD_LIMIT`; `attackers` connections each send a request line, then one
+header byte every `--trickle` seconds, reconnecting when the server closes them (as a real
+attacker would). Meanwhile a normal client asks `GET /v1/health` on a fresh connection every
+0.25 s with a 1 s budget. Printed: the share of its answers (200) within 1 s, and how much the
+server's log grew.
 
 Bounded: every loop ends at the deadline; the server is stopped (and waited for) on exit.
 """
