@@ -45,7 +45,7 @@ ENV_SETTINGS: Mapping[str, str] = {
     "auth_failure_rate_per_second": "MOSAIC_TELEMETRY_AUTH_FAILURE_RATE_PER_SECOND",
     "auth_failure_burst": "MOSAIC_TELEMETRY_AUTH_FAILURE_BURST",
     "trusted_proxies": "MOSAIC_TELEMETRY_TRUSTED_PROXIES",
-    "metrics_token": "MOSAIC_TELEMETRY_METRICS_TOKEN",
+    "metrics_token": "MOSAIC_TELEMETRY_METRICS_TOKEN",  # nosec B105 - a variable name
 }
 # Log level of worker processes (set by `mosaic-telemetry serve --workers N`).
 ENV_LOG_LEVEL = "MOSAIC_TELEMETRY_LOG_LEVEL"
