@@ -34,6 +34,7 @@ __all__ = [
     "settings_to_env",
 ]
 
+ENV_METRICS_TOKEN = "MOSAIC_TELEMETRY_METRICS_TOKEN"  # nosec B105 - a variable's name
 # Each setting's environment variable (the CLI's flags default to these too).
 ENV_SETTINGS: Mapping[str, str] = {
     "database_url": ENV_DATABASE_URL,
@@ -45,7 +46,7 @@ ENV_SETTINGS: Mapping[str, str] = {
     "auth_failure_rate_per_second": "MOSAIC_TELEMETRY_AUTH_FAILURE_RATE_PER_SECOND",
     "auth_failure_burst": "MOSAIC_TELEMETRY_AUTH_FAILURE_BURST",
     "trusted_proxies": "MOSAIC_TELEMETRY_TRUSTED_PROXIES",
-    "metrics_token": "MOSAIC_TELEMETRY_METRICS_TOKEN",  # nosec B105 - a variable name
+    "metrics_token": ENV_METRICS_TOKEN,
 }
 # Log level of worker processes (set by `mosaic-telemetry serve --workers N`).
 ENV_LOG_LEVEL = "MOSAIC_TELEMETRY_LOG_LEVEL"
