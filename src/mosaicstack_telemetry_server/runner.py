@@ -122,6 +122,7 @@ def serve_in_thread(
         access_log=False,  # ours is structured (logging_config.py)
         lifespan="on",
         proxy_headers=False,  # the app decides whom to believe (proxies.py)
+        http="mosaicstack_telemetry_server.guard:GuardedH11Protocol",  # as `serve` does
         timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT_SECONDS,
     )
     server = uvicorn.Server(config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import resource
 import socket
 import subprocess
@@ -19,10 +20,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from _api_helpers import free_port, wait_until
 
+from mosaicstack_telemetry_server.app import create_app
 from mosaicstack_telemetry_server.cli import main
-from mosaicstack_telemetry_server.guard import GuardSettings, descriptor_ceiling
+from mosaicstack_telemetry_server.guard import GuardedH11Protocol, GuardSettings, descriptor_ceiling
+from mosaicstack_telemetry_server.runner import serve_in_thread
+from mosaicstack_telemetry_server.settings import ServerSettings
 
 EXE = str(Path(sys.executable).with_name("mosaic-telemetry"))
 HEAD = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -175,3 +180,73 @@ def test_the_cap_stays_below_the_descriptor_limit() -> None:
     assert GuardSettings(max_connections=100).effective_max_connections(1024) == 100
     assert GuardSettings().effective_max_connections(1 << 20) == (1 << 20) - (1 << 17)
     assert descriptor_ceiling() >= 1
+
+
+def test_over_the_cap_the_longest_waiting_connection_is_closed(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_MAX_CONNECTIONS", "3")
+    with serve_in_thread(ServerSettings(database_url=sqlite_url)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        try:
+            idle[0].sendall(b"GET /livez HTTP/1.1\r\n")  # sending, but never finishing
+            with caplog.at_level(logging.WARNING, logger="mosaicstack_telemetry_server.guard"):
+                # A fourth connection: the oldest waiting one is closed to make room.
+                assert httpx.get(url + "/livez", timeout=5).status_code == 200
+                assert idle[0].recv(1) == b""
+            reports = [r for r in caplog.records if r.name.endswith(".guard")]
+            assert reports[0].fields == {"closed_at_cap": 1}  # type: ignore[attr-defined]
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_accept_errors_are_counted_into_one_line_and_other_loop_errors_pass_through(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = uvicorn.Config(
+        create_app(ServerSettings(database_url=sqlite_url)),
+        http=GuardedH11Protocol,
+        log_config=None,
+        port=0,
+    )
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)  # installs the guard
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        for _ in range(1000):
+            loop.call_exception_handler({"message": "socket.accept() out of system resource"})
+        loop.call_exception_handler({"message": "something else entirely"})
+        writer.close()
+        server.should_exit = True
+        await task
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(run())
+    guard_lines = [r for r in caplog.records if r.name.endswith(".guard")]
+    assert [r.fields for r in guard_lines] == [{"accept_errors": 1}]  # type: ignore[attr-defined]
+    assert any("something else entirely" in r.getMessage() for r in caplog.records)
+
+
+def test_deadlines_in_process_and_a_kept_alive_connection_gets_a_fresh_one(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_HEADER_TIMEOUT", "0.5")
+    monkeypatch.setenv("MOSAIC_TELEMETRY_BODY_TIMEOUT", "0.5")
+    with serve_in_thread(ServerSettings(database_url=sqlite_url)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        assert _open_and_wait_for_close(port, b"GET /livez HTTP/1.1\r\nHo", 10) < 3
+        body_first = b"POST /v1/events/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{"
+        assert _open_and_wait_for_close(port, body_first, 10) < 3
+        with httpx.Client(base_url=url) as client:
+            # Two requests on one connection, each well within its own head deadline.
+            assert client.get("/livez").status_code == 200
+            time.sleep(0.3)
+            assert client.get("/livez").status_code == 200
