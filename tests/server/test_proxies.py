@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _api_helpers import Served, serve
+from _api_helpers import Served, serve, wait_until
 
 from mosaicstack_telemetry_server.access_log import ACCESS_LOGGER
 from mosaicstack_telemetry_server.app import create_app
@@ -49,6 +49,8 @@ def test_a_trusted_proxy_gives_each_client_its_own_failure_bucket(
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
         assert [_bad_key(behind, ATTACKER) for _ in range(3)] == [401, 401, 429]
         assert _bad_key(behind, VICTIM) == 401
+        # The access line is written just after the response is sent.
+        wait_until(lambda: len(_clients(caplog)) == 4, what="access lines")
     assert _clients(caplog) == [ATTACKER] * 3 + [VICTIM]
 
 
@@ -69,6 +71,7 @@ def test_headers_from_an_untrusted_peer_are_ignored(
         assert [_bad_key(behind, ATTACKER) for _ in range(2)] == [401, 401]
         # Same TCP peer, so the same bucket, whatever the header claims.
         assert _bad_key(behind, VICTIM) == 429
+        wait_until(lambda: len(_clients(caplog)) == 3, what="access lines")
     assert _clients(caplog) == ["127.0.0.1"] * 3
 
 
