@@ -27,7 +27,10 @@ INSTANCE = uuid.UUID("6f1c0b1e-8f7d-4a57-9a53-0c7d1f6d3a11")
 BATCH = "/v1/events/batch"
 
 
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples(text: str) -> Samples:
     """Every sample of an exposition, keyed by name and labels (pid labels dropped)."""
     found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for family in text_string_to_metric_families(text):
@@ -41,6 +44,19 @@ def value(
     found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
 ) -> float:
     return found.get((name, frozenset(labels.items())), 0.0)
+
+
+def scrape_when(url: str, expected: float, name: str, **labels: str) -> Samples:
+    """Scrape until `name` shows `expected`: a request is counted just after its response."""
+    found: Samples = {}
+
+    def settled() -> bool:
+        nonlocal found
+        found = samples(httpx.get(url + "/metrics").text)
+        return value(found, name, **labels) == expected
+
+    wait_until(settled, timeout=10, what=f"{name} == {expected}")
+    return found
 
 
 def _send_mixed_batches(url: str, key: str, instance_id: uuid.UUID, batches: int) -> None:
@@ -64,7 +80,8 @@ def test_metrics_count_events_requests_and_pool_use(sqlite_server: Served) -> No
     response = httpx.get(sqlite_server.url + "/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    found = samples(response.text)
+    found = scrape_when(sqlite_server.url, 1, "mosaic_telemetry_http_requests_total",
+                        route=BATCH, method="POST", status="401")  # fmt: skip
     assert value(found, "mosaic_telemetry_events_accepted_total") == 6
     assert value(found, "mosaic_telemetry_events_rejected_total", reason="invalid") == 3
     assert value(found, "mosaic_telemetry_events_rejected_total", reason="wrong_instance") == 3
@@ -83,7 +100,8 @@ def test_unmatched_paths_and_odd_methods_share_one_label(sqlite_server: Served) 
     for path in ("/a", "/b", "/c"):
         assert httpx.get(sqlite_server.url + path).status_code == 404
     httpx.request("BREW", sqlite_server.url + "/livez")
-    found = samples(httpx.get(sqlite_server.url + "/metrics").text)
+    found = scrape_when(sqlite_server.url, 1, "mosaic_telemetry_http_requests_total",
+                        route="/livez", method="OTHER", status="405")  # fmt: skip
     unmatched = {"route": "(unmatched)", "method": "GET", "status": "404"}
     assert value(found, "mosaic_telemetry_http_requests_total", **unmatched) == 3
     assert value(found, "mosaic_telemetry_http_requests_total", route="/livez", method="OTHER",
@@ -177,6 +195,8 @@ def test_metrics_add_up_across_two_worker_processes(two_workers: tuple[str, str]
     url, key = two_workers
     # Fresh connections each time, so both workers get requests (the kernel spreads accepts).
     _send_mixed_batches(url, key, INSTANCE, 20)
+    scrape_when(url, 1, "mosaic_telemetry_http_requests_total", route=BATCH, method="POST",
+                status="401")  # fmt: skip
     scrapes = [samples(httpx.get(url + "/metrics").text) for _ in range(10)]
     for found in scrapes:
         assert value(found, "mosaic_telemetry_events_accepted_total") == 40
