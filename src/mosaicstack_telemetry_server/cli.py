@@ -188,6 +188,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         settings.database_url = args.database
     if getattr(args, "trusted_proxy", None):
         settings.trusted_proxies = ",".join(args.trusted_proxy)
+    else:
+        try:  # here, not in each worker process: a bad value stops the command at once
+            parse_trusted_proxies(settings.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_SETTINGS['trusted_proxies']}: {exc}") from None
     for name, option in (
         ("min_sample_size", "min_sample_size"),
         ("stats_max_age_seconds", "stats_max_age"),

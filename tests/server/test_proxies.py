@@ -105,3 +105,12 @@ def test_trusted_proxy_flag_repeats_and_overrides_the_environment(
         main(["serve", "--trusted-proxy", "10.0.0.300"])
     assert exited.value.code == 2
     assert "is not an IP address or CIDR network" in capsys.readouterr().err
+
+
+def test_a_bad_trusted_proxy_variable_stops_serve_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")
+    assert main(["serve", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "MOSAIC_TELEMETRY_TRUSTED_PROXIES: trusted proxy 'lb.internal' is not an IP" in err
