@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +98,8 @@ class Spool:
     def _write_file(self, events: list[TaskCompletionEvent], name: str | None = None) -> None:
         lines = b"".join(e.model_dump_json(warnings=False).encode() + b"\n" for e in events)
         self._ensure_directory()
-        token = secrets.token_hex(4)
+        # Unique within the directory together with the time and pid; not a secret.
+        token = os.urandom(4).hex()
         name = name or f"{time.time_ns():020d}-{os.getpid()}-{token}-{len(events)}{_SUFFIX}"
         temp = self.directory / f"{_TEMP_PREFIX}{os.getpid()}-{token}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
