@@ -6,6 +6,7 @@ started as a CLI would start them (config from the environment).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import stat
@@ -21,7 +22,7 @@ from mosaicstack_telemetry._spool import Spool
 from mosaicstack_telemetry.stats import Tally
 
 from ._child import START_AND_FLUSH, TRACK_AND_STOP, TRACK_UNTIL_SPOOLED, child_env, spawn
-from ._wire_server import WireServer
+from ._wire_server import Answer, WireServer, accepted_answer
 from .conftest import make_config, make_event, wait_until, warnings_of
 
 
@@ -246,3 +247,74 @@ def test_kill_9_loses_at_most_what_was_not_yet_spooled(wire: WireServer, tmp_pat
     assert later.flush(timeout=20) == 0
     assert len(wire.delivered()) == spooled
     assert set(wire.delivered().values()) == {1}
+
+
+def test_a_failure_midway_through_a_file_returns_only_the_unsent_events(
+    wire: WireServer, unused_url: str, tmp_path: Path
+) -> None:
+    events = [make_event() for _ in range(50)]
+    with TelemetryClient(make_config(unused_url, spool_dir=tmp_path)) as down:
+        for event in events:
+            down.track(event)
+    # Two batches of 10 go through, then the server fails: 30 events go back to the spool.
+    wire.script(accepted_answer, accepted_answer, Answer(503))
+    partial = TelemetryClient(
+        make_config(wire.url, spool_dir=tmp_path, batch_size=10, max_retries=0)
+    )
+    assert partial.flush() == 0
+    assert partial.stats().unspooled == 20
+    assert Spool(tmp_path, 10**7, Tally()).pending() == 30
+    later = TelemetryClient(make_config(wire.url, spool_dir=tmp_path))
+    later.flush()
+    assert later.stats().unspooled == 30
+    assert set(wire.delivered()) == {str(e.event_id) for e in events}
+
+
+def test_leftovers_of_dead_writers_and_empty_files_are_cleaned_up(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 10**7, Tally())
+    stale = tmp_path / ".tmp-1-deadbeef"
+    stale.write_bytes(b"half a batch")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    fresh = tmp_path / ".tmp-2-cafe"
+    fresh.write_bytes(b"being written")
+    empty = tmp_path / "00000000000000000001-1-ab-0.events"
+    empty.write_bytes(b"")
+    (tmp_path / "not-ours.txt").write_text("left alone")
+    (tmp_path / "x.events.claimed-notapid").write_text("left alone")
+    spool.recover()
+    assert spool.claim() is None  # the empty file was claimed, found empty and deleted
+    assert sorted(os.listdir(tmp_path)) == [
+        ".tmp-2-cafe",
+        "not-ours.txt",
+        "x.events.claimed-notapid",
+    ]
+    assert spool.pending() == 0
+
+
+async def test_the_async_submitter_sends_the_spool_first_and_spools_what_overflows(
+    wire: WireServer, unused_url: str, tmp_path: Path
+) -> None:
+    old = [make_event() for _ in range(20)]
+    with TelemetryClient(make_config(unused_url, spool_dir=tmp_path)) as down:
+        for event in old:
+            down.track(event)
+    client = TelemetryClient(
+        make_config(wire.url, spool_dir=tmp_path, max_queue_size=20, batch_size=10)
+    )
+    await client.start_async()
+    deadline = time.monotonic() + 10
+    while len(wire.delivered()) < 20 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert set(wire.delivered()) == {str(e.event_id) for e in old}  # without waiting an interval
+    wire.down = True
+    new = [make_event() for _ in range(40)]
+    for event in new:
+        client.track(event)
+        await asyncio.sleep(0.005)
+    while client.stats().spooled < 20 and time.monotonic() < deadline + 10:
+        await asyncio.sleep(0.01)
+    assert client.stats().evicted == 0
+    wire.down = False
+    assert await client.flush_async(timeout=10) == 0
+    await client.stop_async()
+    assert set(wire.delivered()) == {str(e.event_id) for e in old + new}
