@@ -41,6 +41,8 @@ __all__ = [
 # stop() waits this much beyond the shutdown budget for the worker to notice and finish: the
 # final flush's requests end by the deadline, so this only covers the thread's own bookkeeping.
 _JOIN_GRACE_SECONDS = 0.25
+# At most this much of the shutdown budget is kept for what follows the final flush's requests.
+_FINISH_RESERVE_SECONDS = 0.2
 
 
 def run_guarded_sync(exchange: SyncExchange, plan: Plan[bool]) -> bool:
@@ -107,7 +109,10 @@ class _Signals:
         self._abandoned = False
 
     def _start_deadline(self, exchange: SyncExchange | AsyncExchange | None) -> None:
-        self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
+        budget = self._settings.shutdown_timeout_seconds
+        # Requests end a little before the budget: spooling or reporting what is left, and the
+        # interpreter's own exit, must fit in it too.
+        self._deadline = time.monotonic() + budget - min(_FINISH_RESERVE_SECONDS, budget / 10)
         if exchange is not None:  # a flush in progress must end by the same deadline
             exchange.deadline = self._deadline
 

@@ -60,9 +60,17 @@ time.sleep(60)
 """
 
 
-def child_env(url: str, spool: Path | None, **extra: str) -> dict[str, str]:
-    """The environment of a child: the SDK configured by MOSAIC_TELEMETRY_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_TELEMETRY_")}
+def child_env(url: str, spool: Path | None, *, timed: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of a child: the SDK configured by MOSAIC_TELEMETRY_* variables.
+
+    `timed`: the child's exit is measured, so coverage (which CI extends to children) is left
+    out of it: saving its data at exit is not the SDK's time.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MOSAIC_TELEMETRY_") and not (timed and k.startswith("COVERAGE_"))
+    }
     env.update(
         MOSAIC_TELEMETRY_SERVER_URL=url,
         MOSAIC_TELEMETRY_API_KEY=API_KEY,

@@ -27,7 +27,7 @@ print("tracked", flush=True)
 
 
 def _seconds_from_last_track_to_exit(url: str) -> float:
-    child = spawn(TRACK_AND_EXIT, child_env(url, None))
+    child = spawn(TRACK_AND_EXIT, child_env(url, None, timed=True))
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "tracked"
     started = time.monotonic()
@@ -51,7 +51,8 @@ def test_exit_with_the_connection_refused_takes_under_a_second(unused_url: str) 
 def test_the_budget_comes_from_the_environment(wire: WireServer, budget: str) -> None:
     wire.hang = True
     child = spawn(
-        TRACK_AND_EXIT, child_env(wire.url, None, MOSAIC_TELEMETRY_SHUTDOWN_TIMEOUT=budget)
+        TRACK_AND_EXIT,
+        child_env(wire.url, None, timed=True, MOSAIC_TELEMETRY_SHUTDOWN_TIMEOUT=budget),
     )
     assert child.stdout is not None
     child.stdout.readline()
