@@ -318,3 +318,28 @@ async def test_the_async_submitter_sends_the_spool_first_and_spools_what_overflo
     assert await client.flush_async(timeout=10) == 0
     await client.stop_async()
     assert set(wire.delivered()) == {str(e.event_id) for e in old + new}
+
+
+def test_a_batch_stuck_in_flight_at_stop_is_spooled_too(wire: WireServer, tmp_path: Path) -> None:
+    wire.hang = True
+    config = make_config(
+        wire.url,
+        spool_dir=tmp_path,
+        batch_size=5,
+        request_timeout_seconds=5.0,
+        shutdown_timeout_seconds=0.5,
+    )
+    client = TelemetryClient(config)
+    client.start()
+    events = [make_event() for _ in range(7)]
+    for event in events:
+        client.track(event)  # a full batch: its request hangs for up to 5 s
+    wait_until(lambda: len(wire.event_requests()) == 1)
+    started = time.monotonic()
+    client.stop()  # gives up on the worker after the budget
+    assert time.monotonic() - started < 1.5
+    wire.hang = False
+    wire.release.set()
+    later = TelemetryClient(make_config(wire.url, spool_dir=tmp_path))
+    later.flush()
+    assert {str(e.event_id) for e in events} <= set(wire.delivered())
