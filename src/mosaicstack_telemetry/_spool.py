@@ -35,6 +35,9 @@ _STALE_TEMP_SECONDS = 3600.0
 _EVENTS_PER_FILE = 100
 # A line longer than this is not an event the SDK wrote (an event is about 800 bytes).
 _MAX_LINE_BYTES = 64 * 1024
+# The SDK writes at most _EVENTS_PER_FILE per file; a file with more lines was not written by it,
+# and reading it whole could take any amount of memory.
+_MAX_LINES_READ = 10 * _EVENTS_PER_FILE
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,14 @@ class Spool:
         bad = 0
         try:
             with path.open("rb") as source:
-                for line in source:
+                for number, line in enumerate(source):
+                    if number >= _MAX_LINES_READ:
+                        logger.warning(
+                            "spool file %s has more than %d lines: the rest is skipped",
+                            path.name,
+                            _MAX_LINES_READ,
+                        )
+                        break
                     if line.strip():
                         try:
                             events.append(

@@ -343,3 +343,14 @@ def test_a_batch_stuck_in_flight_at_stop_is_spooled_too(wire: WireServer, tmp_pa
     later = TelemetryClient(make_config(wire.url, spool_dir=tmp_path))
     later.flush()
     assert {str(e.event_id) for e in events} <= set(wire.delivered())
+
+
+def test_a_file_the_sdk_did_not_write_is_read_only_up_to_a_limit(
+    tmp_path: Path, sdk_logs: pytest.LogCaptureFixture
+) -> None:
+    line = make_event().model_dump_json().encode() + b"\n"
+    (tmp_path / "00000000000000000001-1-ab-1.events").write_bytes(line * 1500)
+    claim = Spool(tmp_path, 10**9, Tally()).claim()
+    assert claim is not None
+    assert len(claim.events) == 1000
+    assert any("more than 1000 lines" in m for m in warnings_of(sdk_logs))
