@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from mosaicstack_telemetry import _lifecycle
-from mosaicstack_telemetry._delivery import Outbox
+from mosaicstack_telemetry._flush import Outbox
 from mosaicstack_telemetry._logs import RateLimitedLog, log_unexpected, logger, redact
 from mosaicstack_telemetry._predictions import refresh
 from mosaicstack_telemetry._settings import Settings
