@@ -331,6 +331,7 @@ class TelemetryClient:
         self._queue.reset_after_fork()
         self._cache.reset_after_fork()
         self._tally.reset_after_fork()
+        self._outbox.in_flight.clear()  # the parent's batch, not the child's
         self._rejections.reinit_after_fork()
         # The parent's thread does not exist here and its task must not run here (it shares the
         # parent's connections): a client that was running gets a worker thread of its own.
