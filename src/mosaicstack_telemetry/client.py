@@ -79,7 +79,6 @@ class TelemetryClient:
         # Started and not stopped since: such a client gets a final flush at interpreter exit.
         self._started = False
         self._rejections = RateLimitedLog()
-        self._invalid = 0
         _lifecycle.register(self, _lifecycle.Hooks(self._after_fork_in_child, self._close_at_exit))
 
     @property
