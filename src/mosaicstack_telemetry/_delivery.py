@@ -1,37 +1,28 @@
-"""What one flush does, as plans: batch the queue, deliver each batch, put back what is unsent.
+"""Delivering one batch, as a plan: send it, retry, split, and count what is lost and why.
 
-`flush()` and `deliver()` hold every decision (batching, retries, splitting, put-back, what is
-dropped and why); they yield `Send`/`Wait`/`Check` actions and never do I/O, so the thread and the
-asyncio task run the very same logic.
+`deliver()` holds every decision about one batch (retries, splitting on 413, what is dropped and
+why); it yields `Send`/`Wait`/`Check` actions and never does I/O, so the thread and the asyncio
+task run the very same logic. What a whole flush does (the spool first, then the queue batch by
+batch) is `_flush`.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mosaicstack_telemetry._logs import logger, redact
+from mosaicstack_telemetry._plans import EVENTS_PATH, Plan, send, wait
+from mosaicstack_telemetry._reply import Reply, describe_failure, log_reply_failure
+from mosaicstack_telemetry._retry import Verdict, classify, parse_retry_after, retry_delay
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._transport import (
-    EVENTS_PATH,
-    Plan,
-    Reply,
-    Verdict,
-    classify,
-    describe_failure,
-    log_reply_failure,
-    may_proceed,
-    parse_retry_after,
-    retry_delay,
-    send,
-    wait,
-)
 from mosaicstack_telemetry.models.batch import BatchEventRequest, BatchEventResponse
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
-from mosaicstack_telemetry.queue import EventQueue
+from mosaicstack_telemetry.stats import Tally
 
-__all__ = ["Delivery", "deliver", "flush", "report_leftovers"]
+__all__ = ["Delivery", "deliver", "dry_run"]
 
 # Rejections listed in full in the one log line of a batch; the rest are counted.
 _MAX_REJECTIONS_LOGGED = 10
@@ -78,6 +69,15 @@ class _Losses:
             logger.warning("dropped %d of a batch of %d events (%s)", total, size, why)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What stays the same for every request of one batch's delivery."""
+
+    tally: Tally
+    final: bool = False
+    idle: Callable[[], None] | None = None
+
+
 def _encode(events: list[TaskCompletionEvent]) -> bytes:
     # warnings=False: a value of the wrong type set after validation is the server's to judge
     # (per event); pydantic would otherwise print a UserWarning for every batch.
@@ -108,7 +108,8 @@ def _encode_sendable(
     return kept, b'{"events":[' + b",".join(parts) + b"]}"
 
 
-def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Settings) -> None:
+def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Settings) -> int:
+    """Log the outcome of a delivered batch; return how many of its events the server refused."""
     try:
         answer = BatchEventResponse.model_validate_json(reply.body)
     except ValueError:
@@ -116,11 +117,11 @@ def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Sett
             logger.warning("batch of %d events partly rejected (response unreadable)", len(events))
         else:
             logger.debug("batch of %d events sent (HTTP %s)", len(events), reply.status)
-        return
+        return 0
     rejected = [r for r in answer.results if r.status == "rejected"]
     if not rejected:
         logger.debug("batch of %d events accepted", len(events))
-        return
+        return 0
     # Redacted before cutting: a cut first could split the key and let a part of it through.
     listed = "; ".join(
         redact(f"{r.event_id}: {r.error}", settings.api_key)[:_MAX_REASON_CHARS]
@@ -134,39 +135,61 @@ def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Sett
         listed,
         f"; and {more} more" if more > 0 else "",
     )
+    return min(len(rejected), len(events))
 
 
-def deliver(events: list[TaskCompletionEvent], settings: Settings) -> Plan[Delivery]:
+def deliver(
+    events: list[TaskCompletionEvent],
+    settings: Settings,
+    tally: Tally | None = None,
+    *,
+    final: bool = False,
+    idle: Callable[[], None] | None = None,
+) -> Plan[Delivery]:
     """Plan: send one batch, following the contract's rules for every kind of reply.
 
     Whatever the batch loses for good (refused, too large, not serialisable) is counted in the
-    result and reported in one WARNING, however many requests the batch took.
+    result and reported in one WARNING, however many requests the batch took. In the `final`
+    flush a request that got no answer at all is not retried: a server that is down or hangs
+    will not be back within the shutdown budget, and the spool (or the log) takes the rest.
+    `idle` runs before each retry wait (the submitter spools evicted events there).
     """
+    tally = tally or Tally()
     losses = _Losses()
     sendable, body = _encode_sendable(events, losses, settings.api_key)
     delivery = Delivery([])
     if sendable:
-        delivery = yield from _deliver(sendable, body, settings, losses)
+        delivery = yield from _deliver(sendable, body, settings, losses, _Run(tally, final, idle))
     losses.report(len(events))
+    tally.add("rejected", losses.total)
+    if delivery.unsent and not delivery.interrupted:
+        tally.add("failed_batches")
     return Delivery(delivery.unsent, delivery.interrupted, losses.total)
 
 
 def _deliver(
-    events: list[TaskCompletionEvent], body: bytes, settings: Settings, losses: _Losses
+    events: list[TaskCompletionEvent],
+    body: bytes,
+    settings: Settings,
+    losses: _Losses,
+    run: _Run,
 ) -> Plan[Delivery]:
+    tally = run.tally
     attempt = 0
     while True:
         reply = yield from send(EVENTS_PATH, body)
         verdict = classify(reply)
         if verdict is Verdict.DONE:
-            _report_done(events, reply, settings)
+            refused = _report_done(events, reply, settings)
+            tally.add("rejected", refused)
+            tally.add("sent", len(events) - refused)
             return Delivery([])
         if verdict is Verdict.DROP:
             losses.add(len(events), describe_failure(reply, settings.api_key))
             return Delivery([])
         if verdict is Verdict.SPLIT:
-            return (yield from _split(events, settings, losses))
-        if attempt >= settings.max_retries:
+            return (yield from _split(events, settings, losses, run))
+        if attempt >= settings.max_retries or (run.final and reply.status is None):
             log_reply_failure(
                 f"could not send a batch of {len(events)} events after {attempt + 1} attempts;"
                 " re-queued for the next flush",
@@ -177,13 +200,19 @@ def _deliver(
         retry_after = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
         delay = retry_delay(attempt, retry_after, settings.random)
         attempt += 1
+        tally.add("retries")
+        if run.idle is not None:
+            run.idle()
         logger.debug("retry %d of a batch in %.2f s (%s)", attempt, delay, reply.describe())
         if not (yield from wait(delay)):
             return Delivery(events, interrupted=True)
 
 
 def _split(
-    events: list[TaskCompletionEvent], settings: Settings, losses: _Losses
+    events: list[TaskCompletionEvent],
+    settings: Settings,
+    losses: _Losses,
+    run: _Run,
 ) -> Plan[Delivery]:
     """413: send each half on its own, unless halving already proved useless."""
     if len(events) == 1:
@@ -198,48 +227,19 @@ def _split(
         sendable, body = _encode_sendable(part, losses, settings.api_key)
         if not sendable:
             continue
-        done = yield from _deliver(sendable, body, settings, losses)
+        done = yield from _deliver(sendable, body, settings, losses, run)
         if done.interrupted or done.unsent:
             rest = events[start + len(part) :]
             return Delivery(done.unsent + rest, done.interrupted)
     return Delivery([])
 
 
-def flush(queue: EventQueue, settings: Settings) -> Plan[bool]:
-    """Plan: send what is queued now, batch by batch; put back what could not be sent.
-
-    Only the events present at the start are taken, so a process tracking faster than the server
-    answers cannot keep one flush going forever; after a batch fails for good the flush ends
-    rather than hammering a server that is down. It also ends, leaving the rest queued, when the
-    executor says to stop (stop requested, or the final flush's deadline passed). Returns False
-    when events had to be put back (the server failed), True otherwise.
-    """
-    budget = queue.size
-    sent_all = True
-    # Checked before each batch: once stop is asked (or the final deadline passed) the rest is
-    # left queued for the final flush, instead of being sent by a worker nobody waits for.
-    while budget > 0 and (yield from may_proceed()):
-        batch = queue.drain(min(settings.batch_size, budget))
-        if not batch:
-            break
-        budget -= len(batch)
-        if settings.dry_run:
-            losses = _Losses()
-            sendable, body = _encode_sendable(batch, losses, settings.api_key)
-            losses.report(len(batch))
-            logger.info("dry run: batch of %d events not sent: %s", len(sendable), body.decode())
-            continue
-        delivery = yield from deliver(batch, settings)
-        if delivery.unsent:
-            queue.put_back(delivery.unsent)
-            sent_all = False
-            break
-    evicted = queue.take_dropped()
-    if evicted:
-        logger.warning("%d events were evicted because the queue was full", evicted)
-    return sent_all
-
-
-def report_leftovers(queue: EventQueue) -> None:
-    if not queue.is_empty:
-        logger.warning("%d events still queued after the final flush (not sent)", queue.size)
+def dry_run(batch: list[TaskCompletionEvent], settings: Settings, tally: Tally) -> None:
+    """Log `batch` as the JSON it would send (dry run); count it as sent."""
+    losses = _Losses()
+    sendable, body = _encode_sendable(batch, losses, settings.api_key)
+    losses.report(len(batch))
+    tally.add("rejected", losses.total)
+    # Counted as sent: the application asked for them to go nowhere, and they did.
+    tally.add("sent", len(sendable))
+    logger.info("dry run: batch of %d events not sent: %s", len(sendable), body.decode())
