@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 __all__ = ["build_parser", "main", "register"]
 
@@ -18,7 +19,8 @@ SEND_TIMEOUT_SECONDS = 0.8
 REPORT_TIMEOUT_SECONDS = 5.0
 IMPORT_TIMEOUT_SECONDS = 30.0
 
-Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+if TYPE_CHECKING:  # subscriptable for the type checker only
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:

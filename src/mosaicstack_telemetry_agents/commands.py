@@ -86,15 +86,12 @@ def run_flush(args: argparse.Namespace) -> int:
 
 def run_hook(args: argparse.Namespace) -> int:
     """`claude-code hook`: always 0 (see hook.py)."""
-    from mosaicstack_telemetry_agents.hook import log_problem, run_hook
+    from mosaicstack_telemetry_agents.hook import run_hook
 
-    settings = AgentSettings()
+    # Not validated here: that imports the SDK (~0.2 s). The reporter and the prediction refresh
+    # validate the profile and log what is wrong.
     profile = Profile.from_env()
-    problems = profile.problems()
-    if problems:
-        log_problem(settings, "; ".join(problems))
-        profile = Profile(language=profile.language)
-    return run_hook(sys.stdin.buffer, sys.stdout, settings, profile, wait=args.wait)
+    return run_hook(sys.stdin.buffer, sys.stdout, AgentSettings(), profile, wait=args.wait)
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -132,8 +129,9 @@ def run_refresh(args: argparse.Namespace) -> int:
     settings = _settings(args)
     profile = _profile(args)
     query = Query(profile.task_type, args.model, "anthropic", profile.complexity)
-    stored = refresh_prediction(settings.state_dir, query, settings.server_url,
-                                REPORT_TIMEOUT_SECONDS)  # fmt: skip
+    stored = refresh_prediction(
+        settings.state_dir, query, settings.server_url, REPORT_TIMEOUT_SECONDS
+    )
     return 0 if stored else 1
 
 

@@ -81,7 +81,7 @@ def _model_in(transcript: Path) -> str | None:
     except OSError:
         return None
     for line in reversed(tail.splitlines()):
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
+        with contextlib.suppress(ValueError, LookupError, TypeError, RecursionError):
             model = json.loads(line)["message"]["model"]
             if isinstance(model, str) and not model.startswith("<"):
                 return model
@@ -118,15 +118,23 @@ def _before_task(
     payload: dict[str, Any], event: str, out: IO[str], settings: AgentSettings, profile: Profile
 ) -> None:
     session_id = _text(payload, "session_id")
-    query = Query(profile.task_type, _model(payload, settings, session_id), "anthropic",
-                  profile.complexity)  # fmt: skip
+    query = Query(
+        profile.task_type, _model(payload, settings, session_id), "anthropic", profile.complexity
+    )
     response, stale = cached_prediction(settings.state_dir, query)
     estimated_in, estimated_out, cost = estimated_fields(response)
     now = datetime.now(UTC).isoformat()
-    append_estimate(settings.state_dir, session_id, {
-        "at": now, "model": query.model, "input": estimated_in, "output": estimated_out,
-        "cost": cost,
-    })  # fmt: skip
+    append_estimate(
+        settings.state_dir,
+        session_id,
+        {
+            "at": now,
+            "model": query.model,
+            "input": estimated_in,
+            "output": estimated_out,
+            "cost": cost,
+        },
+    )
     line = estimate_line(response)
     if line:
         output = {

@@ -40,10 +40,16 @@ def price_usd(request: Request, provider: str) -> Decimal | None:
         result = calc_price(usage, request.model, provider_id=provider_id)  # type: ignore[operator]
     except LookupError:
         if provider_id is None:
-            return None
+            return _fallback(request)
         try:  # a model served by another provider than the one the harness names
             result = calc_price(usage, request.model)  # type: ignore[operator]
         except LookupError:
-            return None
+            return _fallback(request)
     total: Decimal = result.total_price
     return total
+
+
+def _fallback(request: Request) -> Decimal | None:
+    if request.fallback_cost_usd is None:
+        return None
+    return Decimal(str(request.fallback_cost_usd))

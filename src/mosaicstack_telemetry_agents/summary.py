@@ -26,6 +26,8 @@ class Summary:
     skipped: Counter[str] = field(default_factory=Counter)
     clamped: Counter[str] = field(default_factory=Counter)
     unpriced: Counter[str] = field(default_factory=Counter)
+    # Things worth telling that are not skips (e.g. Aider calls outside a launch, still counted).
+    notes: Counter[str] = field(default_factory=Counter)
     warn: Callable[[str], None] = _stderr
     _warned: set[str] = field(default_factory=set)
 

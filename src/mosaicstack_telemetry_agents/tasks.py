@@ -18,7 +18,8 @@ class Request:
     """One API request, counted once: its model and token counts.
 
     `input_tokens` is the uncached input alone; the cache counts are separate, as Anthropic
-    reports them. `cost_usd` is set where the log states the cost itself (OpenCode).
+    reports them. `cost_usd` is set where the log's own cost is better than pricing the tokens
+    (Aider, whose log has no cache breakdown).
     """
 
     model: str
@@ -28,6 +29,8 @@ class Request:
     cache_write_1h_tokens: int = 0
     cache_read_tokens: int = 0
     cost_usd: float | None = None
+    # The log's own cost, used only when the price list does not know the model (OpenCode).
+    fallback_cost_usd: float | None = None
     # Identity within the session (e.g. message id + request id) and when it was logged: what
     # lets a hook report only the requests it has not reported yet.
     key: str = ""

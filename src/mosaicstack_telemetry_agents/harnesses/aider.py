@@ -36,8 +36,16 @@ _PREFIXES = {
     "ollama_chat": "ollama",
     "mistral": "mistral",
 }
-_BARE = (("claude", "anthropic"), ("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"),
-         ("o4", "openai"), ("gemini", "google"), ("mistral", "mistral"), ("codestral", "mistral"))  # fmt: skip
+_BARE = (
+    ("claude", "anthropic"),
+    ("gpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("gemini", "google"),
+    ("mistral", "mistral"),
+    ("codestral", "mistral"),
+)
 
 
 @dataclass
