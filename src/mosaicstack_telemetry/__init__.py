@@ -32,6 +32,7 @@ from mosaicstack_telemetry.models import (
     TokenDistribution,
 )
 from mosaicstack_telemetry.queue import EventQueue
+from mosaicstack_telemetry.stats import TelemetryStats
 
 __all__ = [
     "API_VERSION",
@@ -59,6 +60,7 @@ __all__ = [
     "TelemetryClient",
     "TelemetryConfig",
     "TelemetryError",
+    "TelemetryStats",
     "TokenDistribution",
     "__version__",
 ]

@@ -12,26 +12,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mosaicstack_telemetry._logs import logger, redact
+from mosaicstack_telemetry._plans import EVENTS_PATH, Plan, may_proceed, send, wait
+from mosaicstack_telemetry._reply import Reply, describe_failure, log_reply_failure
+from mosaicstack_telemetry._retry import Verdict, classify, parse_retry_after, retry_delay
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._transport import (
-    EVENTS_PATH,
-    Plan,
-    Reply,
-    Verdict,
-    classify,
-    describe_failure,
-    log_reply_failure,
-    may_proceed,
-    parse_retry_after,
-    retry_delay,
-    send,
-    wait,
-)
+from mosaicstack_telemetry._spool import Spool
 from mosaicstack_telemetry.models.batch import BatchEventRequest, BatchEventResponse
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
 from mosaicstack_telemetry.queue import EventQueue
+from mosaicstack_telemetry.stats import Tally
 
-__all__ = ["Delivery", "deliver", "flush", "report_leftovers"]
+__all__ = ["Delivery", "Outbox", "deliver", "flush", "report_leftovers", "settle", "unspool"]
 
 # Rejections listed in full in the one log line of a batch; the rest are counted.
 _MAX_REJECTIONS_LOGGED = 10
@@ -47,6 +38,18 @@ class Delivery:
     interrupted: bool = False
     # Events dropped for good (refused by the server, too large, not serialisable).
     dropped: int = 0
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """Where a client's events wait and are counted: the queue, the optional spool, the tally."""
+
+    queue: EventQueue
+    tally: Tally
+    spool: Spool | None = None
+    # The batch being delivered from the queue: a stop() that cannot wait for the worker any
+    # longer spools it with the queue (the server's idempotency covers a late success).
+    in_flight: list[TaskCompletionEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -108,7 +111,8 @@ def _encode_sendable(
     return kept, b'{"events":[' + b",".join(parts) + b"]}"
 
 
-def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Settings) -> None:
+def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Settings) -> int:
+    """Log the outcome of a delivered batch; return how many of its events the server refused."""
     try:
         answer = BatchEventResponse.model_validate_json(reply.body)
     except ValueError:
@@ -116,11 +120,11 @@ def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Sett
             logger.warning("batch of %d events partly rejected (response unreadable)", len(events))
         else:
             logger.debug("batch of %d events sent (HTTP %s)", len(events), reply.status)
-        return
+        return 0
     rejected = [r for r in answer.results if r.status == "rejected"]
     if not rejected:
         logger.debug("batch of %d events accepted", len(events))
-        return
+        return 0
     # Redacted before cutting: a cut first could split the key and let a part of it through.
     listed = "; ".join(
         redact(f"{r.event_id}: {r.error}", settings.api_key)[:_MAX_REASON_CHARS]
@@ -134,39 +138,59 @@ def _report_done(events: list[TaskCompletionEvent], reply: Reply, settings: Sett
         listed,
         f"; and {more} more" if more > 0 else "",
     )
+    return min(len(rejected), len(events))
 
 
-def deliver(events: list[TaskCompletionEvent], settings: Settings) -> Plan[Delivery]:
+def deliver(
+    events: list[TaskCompletionEvent],
+    settings: Settings,
+    tally: Tally | None = None,
+    *,
+    final: bool = False,
+) -> Plan[Delivery]:
     """Plan: send one batch, following the contract's rules for every kind of reply.
 
     Whatever the batch loses for good (refused, too large, not serialisable) is counted in the
-    result and reported in one WARNING, however many requests the batch took.
+    result and reported in one WARNING, however many requests the batch took. In the `final`
+    flush a request that got no answer at all is not retried: a server that is down or hangs
+    will not be back within the shutdown budget, and the spool (or the log) takes the rest.
     """
+    tally = tally or Tally()
     losses = _Losses()
     sendable, body = _encode_sendable(events, losses, settings.api_key)
     delivery = Delivery([])
     if sendable:
-        delivery = yield from _deliver(sendable, body, settings, losses)
+        delivery = yield from _deliver(sendable, body, settings, losses, tally, final)
     losses.report(len(events))
+    tally.add("rejected", losses.total)
+    if delivery.unsent and not delivery.interrupted:
+        tally.add("failed_batches")
     return Delivery(delivery.unsent, delivery.interrupted, losses.total)
 
 
 def _deliver(
-    events: list[TaskCompletionEvent], body: bytes, settings: Settings, losses: _Losses
+    events: list[TaskCompletionEvent],
+    body: bytes,
+    settings: Settings,
+    losses: _Losses,
+    tally: Tally,
+    final: bool = False,
 ) -> Plan[Delivery]:
     attempt = 0
     while True:
         reply = yield from send(EVENTS_PATH, body)
         verdict = classify(reply)
         if verdict is Verdict.DONE:
-            _report_done(events, reply, settings)
+            refused = _report_done(events, reply, settings)
+            tally.add("rejected", refused)
+            tally.add("sent", len(events) - refused)
             return Delivery([])
         if verdict is Verdict.DROP:
             losses.add(len(events), describe_failure(reply, settings.api_key))
             return Delivery([])
         if verdict is Verdict.SPLIT:
-            return (yield from _split(events, settings, losses))
-        if attempt >= settings.max_retries:
+            return (yield from _split(events, settings, losses, tally, final))
+        if attempt >= settings.max_retries or (final and reply.status is None):
             log_reply_failure(
                 f"could not send a batch of {len(events)} events after {attempt + 1} attempts;"
                 " re-queued for the next flush",
@@ -177,13 +201,18 @@ def _deliver(
         retry_after = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
         delay = retry_delay(attempt, retry_after, settings.random)
         attempt += 1
+        tally.add("retries")
         logger.debug("retry %d of a batch in %.2f s (%s)", attempt, delay, reply.describe())
         if not (yield from wait(delay)):
             return Delivery(events, interrupted=True)
 
 
 def _split(
-    events: list[TaskCompletionEvent], settings: Settings, losses: _Losses
+    events: list[TaskCompletionEvent],
+    settings: Settings,
+    losses: _Losses,
+    tally: Tally,
+    final: bool,
 ) -> Plan[Delivery]:
     """413: send each half on its own, unless halving already proved useless."""
     if len(events) == 1:
@@ -198,15 +227,43 @@ def _split(
         sendable, body = _encode_sendable(part, losses, settings.api_key)
         if not sendable:
             continue
-        done = yield from _deliver(sendable, body, settings, losses)
+        done = yield from _deliver(sendable, body, settings, losses, tally, final)
         if done.interrupted or done.unsent:
             rest = events[start + len(part) :]
             return Delivery(done.unsent + rest, done.interrupted)
     return Delivery([])
 
 
-def flush(queue: EventQueue, settings: Settings) -> Plan[bool]:
-    """Plan: send what is queued now, batch by batch; put back what could not be sent.
+def unspool(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bool]:
+    """Plan: deliver the spool's files, oldest first; False when a batch had to go back.
+
+    Reading and renaming the small local files happens in the plan itself: it is quick, and
+    keeping it next to the decisions keeps the claim, delivery and give-back in one place.
+    """
+    spool = outbox.spool
+    if spool is None:
+        return True
+    spool.recover()
+    while (yield from may_proceed()):
+        claim = spool.claim()
+        if claim is None:
+            return True
+        events = claim.events
+        for start in range(0, len(events), settings.batch_size):
+            chunk = events[start : start + settings.batch_size]
+            delivery = yield from deliver(chunk, settings, outbox.tally, final=final)
+            if delivery.unsent:
+                unsent = delivery.unsent + events[start + len(chunk) :]
+                spool.give_back(claim, unsent)
+                outbox.tally.add("unspooled", len(events) - len(unsent))
+                return False
+        spool.finish(claim)
+        outbox.tally.add("unspooled", len(events))
+    return True
+
+
+def flush(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bool]:
+    """Plan: send the spool, then what is queued now, batch by batch; put back what is unsent.
 
     Only the events present at the start are taken, so a process tracking faster than the server
     answers cannot keep one flush going forever; after a batch fails for good the flush ends
@@ -214,8 +271,10 @@ def flush(queue: EventQueue, settings: Settings) -> Plan[bool]:
     executor says to stop (stop requested, or the final flush's deadline passed). Returns False
     when events had to be put back (the server failed), True otherwise.
     """
-    budget = queue.size
-    sent_all = True
+    queue = outbox.queue
+    spill(outbox)
+    sent_all = yield from unspool(outbox, settings, final=final)
+    budget = queue.size if sent_all else 0
     # Checked before each batch: once stop is asked (or the final deadline passed) the rest is
     # left queued for the final flush, instead of being sent by a worker nobody waits for.
     while budget > 0 and (yield from may_proceed()):
@@ -224,22 +283,62 @@ def flush(queue: EventQueue, settings: Settings) -> Plan[bool]:
             break
         budget -= len(batch)
         if settings.dry_run:
-            losses = _Losses()
-            sendable, body = _encode_sendable(batch, losses, settings.api_key)
-            losses.report(len(batch))
-            logger.info("dry run: batch of %d events not sent: %s", len(sendable), body.decode())
+            _dry_run(batch, settings, outbox.tally)
             continue
-        delivery = yield from deliver(batch, settings)
+        outbox.in_flight[:] = batch
+        delivery = yield from deliver(batch, settings, outbox.tally, final=final)
+        outbox.in_flight.clear()
         if delivery.unsent:
             queue.put_back(delivery.unsent)
             sent_all = False
             break
-    evicted = queue.take_dropped()
-    if evicted:
-        logger.warning("%d events were evicted because the queue was full", evicted)
+    spill(outbox)
     return sent_all
 
 
+def _dry_run(batch: list[TaskCompletionEvent], settings: Settings, tally: Tally) -> None:
+    losses = _Losses()
+    sendable, body = _encode_sendable(batch, losses, settings.api_key)
+    losses.report(len(batch))
+    tally.add("rejected", losses.total)
+    # Counted as sent: the application asked for them to go nowhere, and they did.
+    tally.add("sent", len(sendable))
+    logger.info("dry run: batch of %d events not sent: %s", len(sendable), body.decode())
+
+
+def spill(outbox: Outbox) -> None:
+    """Write the events the full queue evicted to the spool; log what was evicted for good."""
+    queue = outbox.queue
+    if outbox.spool is not None:
+        evicted = queue.take_evicted()
+        if evicted:
+            written = outbox.spool.write(evicted)
+            if written < len(evicted):
+                # The disk refused them: they are lost, like any other eviction.
+                outbox.tally.add("evicted", len(evicted) - written)
+    dropped = queue.take_dropped()
+    if dropped:
+        logger.warning("%d events were evicted because the queue was full", dropped)
+
+
+def settle(outbox: Outbox, *, abandoned: bool = False) -> None:
+    """After the final flush: spool what is left, or say how many events were not sent.
+
+    `abandoned`: the worker overran its budget and still holds a batch; it is spooled too.
+    """
+    queue = outbox.queue
+    if outbox.spool is not None:
+        spill(outbox)
+        leftovers = (list(outbox.in_flight) if abandoned else []) + queue.drain(queue.size)
+        if leftovers:
+            written = outbox.spool.write(leftovers)
+            logger.info("%d unsent events spooled to %s", written, outbox.spool.directory)
+            if written < len(leftovers):
+                queue.put_back(leftovers[written:])
+    report_leftovers(queue)
+
+
 def report_leftovers(queue: EventQueue) -> None:
+    """The one WARNING for events still queued after the final flush."""
     if not queue.is_empty:
         logger.warning("%d events still queued after the final flush (not sent)", queue.size)

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from mosaicstack_telemetry._logs import logger
+from mosaicstack_telemetry._plans import PREDICTIONS_PATH, Plan, send
+from mosaicstack_telemetry._reply import log_reply_failure
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._transport import PREDICTIONS_PATH, Plan, log_reply_failure, send
 from mosaicstack_telemetry.cache import PredictionCache
 from mosaicstack_telemetry.models.batch import (
     MAX_BATCH_SIZE,

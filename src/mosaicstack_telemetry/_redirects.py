@@ -9,8 +9,10 @@ where the server_url's origin would get it (same origin, or the same host upgrad
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["FOLLOWED_STATUSES", "MAX_REDIRECTS", "headers_for", "redirect_target"]
 
@@ -24,6 +26,8 @@ def redirect_target(url: str, status: int, headers: Mapping[str, str]) -> str | 
     location = headers.get("location")
     if status not in FOLLOWED_STATUSES or not location:
         return None
+    import httpx  # only here: the rules' constants must not cost every import of the SDK
+
     try:
         source = httpx.URL(url)
         target = source.join(location.strip())
@@ -42,6 +46,8 @@ def _port(url: httpx.URL) -> int | None:
 
 def headers_for(origin: str, target: str, headers: Mapping[str, str]) -> dict[str, str]:
     """`headers` for a redirected request: without Authorization when `target` is elsewhere."""
+    import httpx
+
     source, destination = httpx.URL(origin), httpx.URL(target)
     same_origin = (source.scheme, source.host, _port(source)) == (
         destination.scheme,

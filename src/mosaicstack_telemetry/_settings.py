@@ -7,13 +7,20 @@ bad config (the constructor only warns), so the submitter reads these sanitized 
 from __future__ import annotations
 
 import math
+import os
 import random as _random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
-from mosaicstack_telemetry.config import TelemetryConfig
+from mosaicstack_telemetry.config import (
+    MAX_SHUTDOWN_TIMEOUT_SECONDS,
+    MAX_SPOOL_MAX_BYTES,
+    MIN_SPOOL_MAX_BYTES,
+    TelemetryConfig,
+)
 from mosaicstack_telemetry.models.batch import MAX_BATCH_SIZE
 
 __all__ = [
@@ -64,6 +71,12 @@ def _int_in(value: object, low: int, high: int, name: str) -> int:
     return value
 
 
+def _path(value: object) -> Path | None:
+    if isinstance(value, str | os.PathLike) and str(value):
+        return Path(value).expanduser()
+    return None
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -83,6 +96,10 @@ class Settings:
     request_timeout_seconds: float
     prediction_cache_ttl_seconds: float
     max_retries: int
+    # Bounds the final flush of stop(), stop_async() and interpreter exit.
+    shutdown_timeout_seconds: float = 2.0
+    spool_dir: Path | None = None
+    spool_max_bytes: int = 64 * 1024 * 1024
     random: Callable[[], float] = field(default=_random.random, repr=False, compare=False)
     # What was capped at run time beyond what validate() reports; the client warns about each.
     notes: tuple[str, ...] = field(default=(), repr=False, compare=False)
@@ -124,11 +141,14 @@ class Settings:
                 config.prediction_cache_ttl_seconds, "prediction_cache_ttl_seconds"
             ),
             max_retries=min(max(retries, 0), MAX_RETRIES_LIMIT),
+            shutdown_timeout_seconds=min(
+                _positive_float(config.shutdown_timeout_seconds, "shutdown_timeout_seconds"),
+                MAX_SHUTDOWN_TIMEOUT_SECONDS,
+            ),
+            spool_dir=_path(config.spool_dir),
+            spool_max_bytes=_int_in(
+                config.spool_max_bytes, MIN_SPOOL_MAX_BYTES, MAX_SPOOL_MAX_BYTES, "spool_max_bytes"
+            ),
             random=random,
             notes=tuple(notes),
         )
-
-    @property
-    def shutdown_timeout_seconds(self) -> float:
-        """Budget of the final flush in `stop()`: one request timeout, whatever the server does."""
-        return self.request_timeout_seconds

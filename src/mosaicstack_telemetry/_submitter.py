@@ -1,7 +1,9 @@
 """Background submission: the flush plan of `_delivery`, run by a daemon thread or an asyncio task.
 
-The two submitters only schedule flushes (every interval, or early when woken) and run the
-final, deadline-bounded flush when stopped; `halt`/`halt_async` stop either from any caller.
+The two submitters only schedule flushes (`_schedule`: every interval, early when woken, on a
+recovery backoff after a failure) and run the final, deadline-bounded flush when stopped;
+`halt`/`halt_async` stop either from any caller, and `flush_within[_async]` run one bounded flush
+on the caller's own thread or loop (`TelemetryClient.flush`, the exit flush of an orphan queue).
 """
 
 from __future__ import annotations
@@ -13,18 +15,32 @@ import os
 import threading
 import time
 
-import httpx
-
-from mosaicstack_telemetry._delivery import flush, report_leftovers
+from mosaicstack_telemetry._delivery import Outbox, flush, settle, spill
 from mosaicstack_telemetry._logs import log_unexpected, logger
+from mosaicstack_telemetry._plans import Plan
+from mosaicstack_telemetry._schedule import Schedule
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._transport import AsyncExchange, Plan, SyncExchange
-from mosaicstack_telemetry.queue import EventQueue
+from mosaicstack_telemetry._transport import (
+    AsyncExchange,
+    SyncExchange,
+    Transport,
+    async_client,
+    sync_client,
+)
 
-__all__ = ["AsyncSubmitter", "ThreadSubmitter", "flush_now_sync", "halt", "halt_async"]
+__all__ = [
+    "AsyncSubmitter",
+    "ThreadSubmitter",
+    "flush_now_sync",
+    "flush_within",
+    "flush_within_async",
+    "halt",
+    "halt_async",
+]
 
-# stop() waits this much beyond the flush budget for the worker to notice and finish.
-_JOIN_GRACE_SECONDS = 1.0
+# stop() waits this much beyond the shutdown budget for the worker to notice and finish: the
+# final flush's requests end by the deadline, so this only covers the thread's own bookkeeping.
+_JOIN_GRACE_SECONDS = 0.25
 
 
 def run_guarded_sync(exchange: SyncExchange, plan: Plan[bool]) -> bool:
@@ -36,38 +52,100 @@ def run_guarded_sync(exchange: SyncExchange, plan: Plan[bool]) -> bool:
         return False
 
 
-def flush_now_sync(queue: EventQueue, settings: Settings) -> None:
-    """A bounded final flush on the calling thread (used at exit when no worker is left)."""
-    if queue.is_empty:
-        return
-    deadline = time.monotonic() + settings.shutdown_timeout_seconds
+def flush_within(
+    outbox: Outbox,
+    settings: Settings,
+    seconds: float,
+    transport: Transport = None,
+    *,
+    final: bool = False,
+) -> bool:
+    """One flush on the calling thread, ended (what is left kept queued) after `seconds`."""
     try:
-        with httpx.Client() as http:
-            exchange = SyncExchange(http, settings, deadline=deadline)
-            run_guarded_sync(exchange, flush(queue, settings))
+        with sync_client(transport) as http:
+            exchange = SyncExchange(http, settings, deadline=time.monotonic() + seconds)
+            return run_guarded_sync(exchange, flush(outbox, settings, final=final))
     except Exception:
         log_unexpected("telemetry flush failed unexpectedly", settings.api_key)
-    report_leftovers(queue)
+        return False
 
 
-class ThreadSubmitter:
-    """Flushes `queue` from a daemon thread every interval, or earlier when woken."""
+async def flush_within_async(
+    outbox: Outbox, settings: Settings, seconds: float, transport: Transport = None
+) -> bool:
+    """`flush_within` on the running loop."""
+    try:
+        async with async_client(transport) as http:
+            exchange = AsyncExchange(http, settings, deadline=time.monotonic() + seconds)
+            return await exchange.run(flush(outbox, settings))
+    except Exception:
+        log_unexpected("telemetry flush failed unexpectedly", settings.api_key)
+        return False
 
-    def __init__(self, queue: EventQueue, settings: Settings) -> None:
-        self._queue = queue
+
+def flush_now_sync(outbox: Outbox, settings: Settings, transport: Transport = None) -> None:
+    """The bounded final flush on the calling thread (at exit, when no worker is left)."""
+    if not outbox.queue.is_empty or outbox.spool is not None:
+        flush_within(outbox, settings, settings.shutdown_timeout_seconds, transport, final=True)
+    settle(outbox)
+
+
+class _Signals:
+    """What both submitters share: the wake flags `track()` reads, and the shutdown deadline."""
+
+    def __init__(self, outbox: Outbox, settings: Settings) -> None:
+        self._outbox = outbox
         self._settings = settings
+        # Set by wake(), cleared when a flush starts, kept set while backing off: track()
+        # signals only when it is False, so not every call signals.
+        self.wake_pending = False
+        # Likewise for evicted events waiting to be spooled.
+        self.spill_pending = False
+        self._deadline = 0.0
+        # stop() gave up waiting: it settles what is left, the worker then stays quiet.
+        self._abandoned = False
+
+    def _start_deadline(self, exchange: SyncExchange | AsyncExchange | None) -> None:
+        self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
+        if exchange is not None:  # a flush in progress must end by the same deadline
+            exchange.deadline = self._deadline
+
+    def _between_flushes(self, schedule: Schedule, requested: bool) -> bool:
+        """After a wake: spool the evicted, and say whether to flush now."""
+        self.spill_pending = False
+        spill(self._outbox)
+        if not schedule.may_flush(requested or self.wake_pending):
+            return False
+        self.wake_pending = False
+        return True
+
+    def _after_flush(self, schedule: Schedule, ok: bool) -> None:
+        schedule.record(ok)
+        # While backing off, full batches must not wake the submitter. Otherwise the flag stays
+        # as it is: set, it records a wake that came during the flush (the event is set too).
+        if schedule.backing_off:
+            self.wake_pending = True
+
+    def _abandon(self, what: str) -> None:
+        self._abandoned = True
+        logger.warning(
+            "telemetry %s did not finish its final flush in time; %d events still queued",
+            what,
+            self._outbox.queue.size,
+        )
+        settle(self._outbox, abandoned=True)
+
+
+class ThreadSubmitter(_Signals):
+    """Flushes the outbox from a daemon thread on its schedule, or earlier when woken."""
+
+    def __init__(self, outbox: Outbox, settings: Settings, transport: Transport = None) -> None:
+        super().__init__(outbox, settings)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        # Set by wake(), cleared when a flush starts: track() signals only when it is False.
-        self.wake_pending = False
-        self._deadline = 0.0
-        # The exchange of the interval flushes: stop() hands it the final deadline.
         self._exchange: SyncExchange | None = None
-        # stop() gave up waiting: it reports what is left, the worker then stays quiet.
-        self._abandoned = False
-        # Built here, in the caller's thread: httpx imports parts of itself lazily on first use,
-        # and a fork during an import in the worker would leave the child a half-imported module.
-        self._http = httpx.Client()
+        # Built here, in the caller's thread (see `_transport`'s httpcore import).
+        self._http = sync_client(transport)
         self._thread = threading.Thread(target=self._run, name="mosaicstack-telemetry", daemon=True)
 
     @property
@@ -84,31 +162,23 @@ class ThreadSubmitter:
         self.wake_pending = True
         self._wake.set()
 
+    def wake_to_spill(self) -> None:
+        """Ask for the evicted events to be spooled now."""
+        self.spill_pending = True
+        self._wake.set()
+
     def stop(self) -> bool:
         """Stop the worker after its final flush; return False if it overran its budget."""
-        self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
-        exchange = self._exchange
-        if exchange is not None:  # a flush in progress must end by the same deadline
-            exchange.deadline = self._deadline
+        self._start_deadline(self._exchange)
         self._stop.set()
         self._wake.set()
         if self._thread.ident is None or self._thread is threading.current_thread():
             return True
         self._thread.join(self._settings.shutdown_timeout_seconds + _JOIN_GRACE_SECONDS)
         if self._thread.is_alive():
-            self._abandoned = True
-            logger.warning(
-                "telemetry worker did not finish its final flush in time; %d events still queued",
-                self._queue.size,
-            )
+            self._abandon("worker")
             return False
         return True
-
-    def _back_off(self) -> None:
-        # The server failed and the events are back in the queue: a busy process tracking on must
-        # not turn that into an immediate retry; the next attempt waits for the interval.
-        self.wake_pending = True
-        self._wake.clear()
 
     def _run(self) -> None:
         try:
@@ -117,39 +187,39 @@ class ThreadSubmitter:
             log_unexpected("telemetry worker failed unexpectedly", self._settings.api_key)
 
     def _work(self) -> None:
-        settings = self._settings
+        settings, outbox = self._settings, self._outbox
         with self._http as http:
             exchange = SyncExchange(http, settings, interrupt=self._stop)
             self._exchange = exchange
+            schedule = Schedule(settings)
+            # What an earlier run left in the spool goes first, without waiting an interval.
+            requested = outbox.spool is not None
             while not self._stop.is_set():
-                self._wake.wait(settings.submit_interval_seconds)
-                # Cleared before the flush: a wake during the flush then triggers another one.
+                if not requested:
+                    self._wake.wait(schedule.timeout())
                 self._wake.clear()
-                self.wake_pending = False
                 if self._stop.is_set():
                     break
-                if not run_guarded_sync(exchange, flush(self._queue, settings)):
-                    self._back_off()
+                if self._between_flushes(schedule, requested):
+                    ok = run_guarded_sync(exchange, flush(outbox, settings))
+                    self._after_flush(schedule, ok)
+                requested = False
             final = SyncExchange(http, settings, deadline=self._deadline)
-            run_guarded_sync(final, flush(self._queue, settings))
+            run_guarded_sync(final, flush(outbox, settings, final=True))
         if not self._abandoned:
-            report_leftovers(self._queue)
+            settle(outbox)
 
 
-class AsyncSubmitter:
-    """Flushes `queue` from an asyncio task of the running loop, like `ThreadSubmitter`."""
+class AsyncSubmitter(_Signals):
+    """Flushes the outbox from an asyncio task of the running loop, like `ThreadSubmitter`."""
 
-    def __init__(self, queue: EventQueue, settings: Settings) -> None:
-        self._queue = queue
-        self._settings = settings
+    def __init__(self, outbox: Outbox, settings: Settings, transport: Transport = None) -> None:
+        super().__init__(outbox, settings)
+        self._transport = transport
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        # Set by wake(), cleared when a flush starts: track() signals only when it is False.
-        self.wake_pending = False
-        self._deadline = 0.0
         self._exchange: AsyncExchange | None = None
-        self._abandoned = False
         # After os.fork() the child holds a copy of this task; it must not run there.
         self._pid = os.getpid()
         self._task = self._loop.create_task(self._run(), name="mosaicstack-telemetry")
@@ -162,26 +232,28 @@ class AsyncSubmitter:
     def wake(self) -> None:
         """Ask for a flush now; callable from any thread."""
         self.wake_pending = True
+        self._signal()
+
+    def wake_to_spill(self) -> None:
+        """Ask for the evicted events to be spooled now; callable from any thread."""
+        self.spill_pending = True
+        self._signal()
+
+    def _signal(self) -> None:
         # A closed loop raises RuntimeError: then there is nothing left to wake.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def _set_deadline(self) -> None:
-        self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
-        exchange = self._exchange
-        if exchange is not None:  # a flush in progress must end by the same deadline
-            exchange.deadline = self._deadline
-
     def request_stop(self) -> None:
         """Ask the task to stop and flush, without waiting (for `stop()` called from sync code)."""
-        self._set_deadline()
+        self._start_deadline(self._exchange)
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._stop.set)
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self) -> bool:
         """Stop the task after its final flush; return False if it overran its budget."""
-        self._set_deadline()
+        self._start_deadline(self._exchange)
         self._stop.set()
         self._wake.set()
         done, _ = await asyncio.wait(
@@ -189,13 +261,9 @@ class AsyncSubmitter:
         )
         if done:
             return True
-        self._abandoned = True
         self._task.cancel()
         await asyncio.wait({self._task})
-        logger.warning(
-            "telemetry task did not finish its final flush in time; %d events still queued",
-            self._queue.size,
-        )
+        self._abandon("task")
         return False
 
     def _loop_state(self) -> str:
@@ -234,17 +302,14 @@ class AsyncSubmitter:
                     return future.result(budget + _JOIN_GRACE_SECONDS)
                 except concurrent.futures.TimeoutError:
                     future.cancel()
-                    logger.warning(
-                        "telemetry task did not finish its final flush in time; "
-                        "%d events still queued",
-                        self._queue.size,
-                    )
+                    self._abandon("task")
                     return False
                 except concurrent.futures.CancelledError:
                     pass  # the loop went away while stopping
         # The loop is gone (asyncio.run() returned) or will not run: nobody else can flush.
         self.request_stop()
-        flush_now_sync(self._queue, self._settings)
+        self._abandoned = True
+        flush_now_sync(self._outbox, self._settings, self._transport)
         return True
 
     async def stop_anywhere(self) -> bool:
@@ -254,31 +319,30 @@ class AsyncSubmitter:
         # Another (or no) loop owns the task: do the blocking part off the caller's loop.
         return await asyncio.to_thread(self.stop_from_thread)
 
-    def _back_off(self) -> None:
-        # As ThreadSubmitter._back_off: after a failed flush, wait for the interval.
-        self.wake_pending = True
-        self._wake.clear()
-
     async def _run(self) -> None:
-        settings = self._settings
-        async with httpx.AsyncClient() as http:
+        settings, outbox = self._settings, self._outbox
+        async with async_client(self._transport) as http:
             exchange = AsyncExchange(http, settings, interrupt=self._stop)
             self._exchange = exchange
+            schedule = Schedule(settings)
+            requested = outbox.spool is not None
             while not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), settings.submit_interval_seconds)
+                if not requested:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), schedule.timeout())
                 self._wake.clear()
-                self.wake_pending = False
                 if os.getpid() != self._pid:
                     return
                 if self._stop.is_set():
                     break
-                if not await self._guarded(exchange, flush(self._queue, settings)):
-                    self._back_off()
+                if self._between_flushes(schedule, requested):
+                    ok = await self._guarded(exchange, flush(outbox, settings))
+                    self._after_flush(schedule, ok)
+                requested = False
             final = AsyncExchange(http, settings, deadline=self._deadline)
-            await self._guarded(final, flush(self._queue, settings))
+            await self._guarded(final, flush(outbox, settings, final=True))
         if not self._abandoned:
-            report_leftovers(self._queue)
+            settle(outbox)
 
     @staticmethod
     async def _guarded(exchange: AsyncExchange, plan: Plan[bool]) -> bool:

@@ -1,139 +1,65 @@
-"""HTTP for the SDK: request encoding, response verdicts, retry timing, and the two executors.
+"""HTTP for the SDK: the two executors that perform a plan's actions, and request encoding.
 
-Everything that decides (classify a reply, how long to wait, when to split or give up) is a plain
-function or a generator "plan" that yields `Send`/`Wait` actions and receives their results. The
-thread drives a plan with `SyncExchange` (httpx.Client, threading.Event waits), the asyncio task
-with `AsyncExchange` (httpx.AsyncClient, asyncio waits): only the I/O and the waiting differ.
+The decisions live in plans (`_plans`, `_delivery`, `_predictions`) and the retry rule in
+`_retry`; the thread drives a plan with `SyncExchange` (httpx.Client, threading.Event waits), the
+asyncio task with `AsyncExchange` (httpx.AsyncClient, asyncio waits): only the I/O and the waiting
+differ. This is the one SDK module that imports httpx at import time, and it is itself imported
+only when a submitter, a flush or a refresh first needs it (import cost matters to short-lived
+hook processes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import gzip
-import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
 
-import httpcore  # noqa: F401 - httpx imports it lazily; see ThreadSubmitter
+# httpx imports httpcore lazily on first use; done here, in the caller's thread, because a fork
+# during an import in the worker would leave the child a half-imported module.
+import httpcore  # noqa: F401
 import httpx
 
-from mosaicstack_telemetry._logs import logger, redact
-from mosaicstack_telemetry._redirects import (
-    FOLLOWED_STATUSES,
-    MAX_REDIRECTS,
-    headers_for,
-    redirect_target,
-)
+from mosaicstack_telemetry._logs import redact
+from mosaicstack_telemetry._plans import Check, Plan, Send
+from mosaicstack_telemetry._redirects import MAX_REDIRECTS, headers_for, redirect_target
+from mosaicstack_telemetry._reply import Reply
 from mosaicstack_telemetry._settings import Settings
 
 __all__ = [
     "AsyncExchange",
-    "Check",
-    "Plan",
-    "Reply",
-    "Send",
     "SyncExchange",
-    "Verdict",
-    "Wait",
-    "classify",
-    "describe_failure",
+    "Transport",
+    "async_client",
     "encode_request",
-    "log_reply_failure",
-    "may_proceed",
-    "parse_retry_after",
-    "retry_delay",
-    "send",
-    "wait",
+    "sync_client",
 ]
 
-EVENTS_PATH = "/v1/events/batch"
-PREDICTIONS_PATH = "/v1/predictions/batch"
 # Below this, gzip costs more CPU than it saves bytes.
 GZIP_MIN_BYTES = 1024
-# A server asking us to wait longer than this is more likely wrong than right.
-MAX_RETRY_AFTER_SECONDS = 300.0
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 60.0
 # Our answers are small (one line per event or query); anything bigger is not our server.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-# Enough of a server's error body for a person to act on; logs are not the place for more.
-_MAX_DETAIL_CHARS = 300
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class Reply:
-    """What came back for one request: a status, or an error when no response arrived."""
-
-    status: int | None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    error: str | None = None
-    # An error that a retry cannot fix (bad URL, malformed request).
-    permanent: bool = False
-
-    def describe(self) -> str:
-        """A short reason for logs."""
-        if self.status is None:
-            return self.error or "no response"
-        return f"HTTP {self.status}"
+# An httpx transport to use instead of the network (`mosaicstack_telemetry.testing`), or None.
+Transport = httpx.BaseTransport | httpx.AsyncBaseTransport | None
 
 
-class Verdict(enum.Enum):
-    """What to do with a batch after a reply."""
-
-    DONE = "done"
-    DROP = "drop"
-    SPLIT = "split"
-    RETRY = "retry"
+def sync_client(transport: Transport) -> httpx.Client:
+    """The httpx client of a thread: over `transport` when it can serve one, else the network."""
+    if isinstance(transport, httpx.BaseTransport):
+        return httpx.Client(transport=transport)
+    return httpx.Client()
 
 
-def classify(reply: Reply) -> Verdict:
-    """The contract's response rules: 2xx done, 413 split, 408/429/5xx/network retry, else drop."""
-    status = reply.status
-    if status is None:
-        return Verdict.DROP if reply.permanent else Verdict.RETRY
-    if 200 <= status < 300:
-        return Verdict.DONE
-    if status == 413:
-        return Verdict.SPLIT
-    if status in (408, 429) or status >= 500:
-        return Verdict.RETRY
-    return Verdict.DROP
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), capped."""
-    if value is None:
-        return None
-    text = value.strip()[:64]
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-def retry_delay(attempt: int, retry_after: float | None, random: Callable[[], float]) -> float:
-    """Exponential backoff with full jitter for retry `attempt` (0-based), >= `retry_after`."""
-    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** min(attempt, 32))
-    delay = min(max(random(), 0.0), 1.0) * ceiling
-    return delay if retry_after is None else max(delay, retry_after)
+def async_client(transport: Transport) -> httpx.AsyncClient:
+    """The httpx client of an asyncio task, like `sync_client`."""
+    if isinstance(transport, httpx.AsyncBaseTransport):
+        return httpx.AsyncClient(transport=transport)
+    return httpx.AsyncClient()
 
 
 def encode_request(body: bytes, settings: Settings) -> tuple[bytes, dict[str, str]]:
@@ -149,54 +75,6 @@ def encode_request(body: bytes, settings: Settings) -> tuple[bytes, dict[str, st
         headers["Content-Encoding"] = "gzip"
     return body, headers
 
-
-# --- plans: generators of actions --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Send:
-    """Action: POST `body` (JSON) to `path` under the server URL; the result is a `Reply`."""
-
-    path: str
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Action: wait `seconds`; the result is False when stop or the deadline cut it short."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Check:
-    """Action: may the plan start more work? False once stop was asked or the deadline passed."""
-
-
-Plan = Generator[Send | Wait | Check, object, T]
-
-
-def send(path: str, body: bytes) -> Plan[Reply]:
-    """Sub-plan: send one request and return its reply."""
-    reply = yield Send(path, body)
-    if not isinstance(reply, Reply):  # pragma: no cover - an executor bug, not a runtime case
-        raise TypeError(f"expected a Reply, got {type(reply).__name__}")
-    return reply
-
-
-def may_proceed() -> Plan[bool]:
-    """Sub-plan: whether there is still time (and no stop request) for another request."""
-    ok = yield Check()
-    return bool(ok)
-
-
-def wait(seconds: float) -> Plan[bool]:
-    """Sub-plan: wait, returning whether the whole wait elapsed."""
-    done = yield Wait(seconds)
-    return bool(done)
-
-
-# --- executors ---------------------------------------------------------------------------------
 
 _TRANSIENT_ERRORS = (
     httpx.TimeoutException,
@@ -389,25 +267,3 @@ class AsyncExchange(_Exchange):
                     return Reply(response.status_code, response.headers, body)
             url, headers = target, headers_for(origin, target, headers)
             hop += 1
-
-
-def describe_failure(reply: Reply, secret: str) -> str:
-    """A failed request's reason for logs: the status and the server's words, never the key."""
-    text = reply.describe()
-    location = reply.headers.get("location") if reply.status is not None else None
-    if location and 300 <= (reply.status or 0) < 400:
-        # A redirect is a setup problem a person must fix: say where the server points.
-        text += f" redirect to {location[:_MAX_DETAIL_CHARS]}"
-        if reply.status in FOLLOWED_STATUSES:
-            text += f" (not followed: more than {MAX_REDIRECTS} redirects, or not to http(s))"
-        else:
-            text += " (not followed: it would turn the POST into a GET); set server_url to it"
-    elif reply.status is not None and reply.body:
-        text += ": " + reply.body.decode("utf-8", "replace")
-    # Redact first, then cut: a cut first could split the key and let one part through.
-    return redact(text, secret)[:_MAX_DETAIL_CHARS]
-
-
-def log_reply_failure(what: str, reply: Reply, secret: str) -> None:
-    """The one WARNING for a failed request, with the reason the server gave when readable."""
-    logger.warning("%s (%s)", what, describe_failure(reply, secret))

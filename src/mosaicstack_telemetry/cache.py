@@ -44,7 +44,8 @@ class PredictionCache:
         with self._lock:
             self._entries.clear()
 
-    def _reinit_after_fork(self) -> None:
+    def reset_after_fork(self) -> None:
+        """Make the cache usable in a forked child; the entries are kept (still good answers)."""
         # The parent's lock may have been held by another thread at fork time; the entries
         # themselves are still good answers, so the child keeps them.
         self._lock = threading.Lock()

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import random as _random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Self
-
-import httpx
+from typing import TYPE_CHECKING, Any, Self
 
 from mosaicstack_telemetry import _lifecycle
+from mosaicstack_telemetry._delivery import Outbox
 from mosaicstack_telemetry._logs import RateLimitedLog, log_unexpected, logger, redact
 from mosaicstack_telemetry._predictions import refresh
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._submitter import (
-    AsyncSubmitter,
-    ThreadSubmitter,
-    flush_now_sync,
-    halt,
-    halt_async,
-)
-from mosaicstack_telemetry._transport import AsyncExchange, SyncExchange
+from mosaicstack_telemetry._spool import Spool
 from mosaicstack_telemetry.cache import PredictionCache
 from mosaicstack_telemetry.config import TelemetryConfig
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
 from mosaicstack_telemetry.models.predictions import PredictionQuery, PredictionResponse
 from mosaicstack_telemetry.queue import EventQueue
+from mosaicstack_telemetry.stats import Tally, TelemetryStats
+
+if TYPE_CHECKING:
+    # Imported when first needed (start, flush, refresh): httpx is most of the SDK's import
+    # time, and a hook that runs a Python process per agent task pays it every time.
+    from mosaicstack_telemetry._submitter import AsyncSubmitter, ThreadSubmitter
 
 __all__ = ["TelemetryClient"]
 
@@ -44,8 +43,10 @@ class TelemetryClient:
 
     `track()` never blocks and never raises. Submission runs in a daemon thread (`start`/`stop`,
     `with`) or an asyncio task (`start_async`/`stop_async`, `async with`); stopping does a final
-    flush bounded by `request_timeout_seconds`. `clock` (the prediction cache's time source) and
-    `random` (the retry jitter) are there for tests.
+    flush bounded by `shutdown_timeout_seconds`, and with a `spool_dir` what it could not send
+    is kept on disk for the next client. `clock` (the prediction cache's time source) and
+    `random` (the retry jitter) are there for tests; `transport` (an httpx transport, e.g.
+    `mosaicstack_telemetry.testing.InMemoryTransport`) replaces the network.
     """
 
     def __init__(
@@ -54,21 +55,31 @@ class TelemetryClient:
         *,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
+        transport: Any = None,
     ) -> None:
         self._config = config
-        self._settings = Settings.from_config(config, random=random)
-        if self._settings.enabled:
+        self._settings = settings = Settings.from_config(config, random=random)
+        if settings.enabled:
             for problem in _config_problems(config):
                 logger.warning("invalid telemetry config: %s", problem)
-            for note in self._settings.notes:
+            for note in settings.notes:
                 logger.warning("telemetry config: %s", note)
-        self._queue = EventQueue(self._settings.max_queue_size)
+        self._transport = transport
+        self._tally = Tally()
+        spool = None
+        if settings.spool_dir is not None:
+            spool = Spool(settings.spool_dir, settings.spool_max_bytes, self._tally)
+        # With a spool, what a full queue evicts is kept aside (as much again) for the disk.
+        keep = settings.max_queue_size if spool is not None else 0
+        self._queue = EventQueue(settings.max_queue_size, keep_evicted=keep)
+        self._outbox = Outbox(self._queue, self._tally, spool)
         self._cache = PredictionCache(self._settings.prediction_cache_ttl_seconds, clock=clock)
         self._lock = threading.Lock()
         self._submitter: ThreadSubmitter | AsyncSubmitter | None = None
         # Started and not stopped since: such a client gets a final flush at interpreter exit.
         self._started = False
         self._rejections = RateLimitedLog()
+        self._invalid = 0
         _lifecycle.register(self)
 
     @property
@@ -93,33 +104,85 @@ class TelemetryClient:
             if not self._settings.enabled:
                 return
             if not isinstance(event, TaskCompletionEvent):
+                self._tally.add("invalid")
                 self._rejections.warning(
                     "track() dropped a %s: expected a TaskCompletionEvent", type(event).__name__
                 )
                 return
-            size = self._queue._put_and_size(event)
+            size = self._queue.offer(event)
             # A full batch is waiting: wake the submitter, unless a wake is already pending (the
             # submitter clears the flag when it starts flushing), so not every call signals.
             if size >= self._settings.batch_size:
                 submitter = self._submitter
-                if submitter is not None and not submitter.wake_pending:
-                    submitter.wake()
+                if submitter is not None:
+                    if not submitter.wake_pending:
+                        submitter.wake()
+                    if size >= self._queue.max_size:
+                        self._spill_soon(submitter)
         except Exception as exc:  # the promise of track() is that it never raises
+            self._tally.add("invalid")
             self._rejections.warning(
                 "track() dropped an event after an error (%s)",
                 redact(f"{type(exc).__name__}: {exc}", self._settings.api_key)[:200],
             )
 
+    def _spill_soon(self, submitter: ThreadSubmitter | AsyncSubmitter) -> None:
+        # The queue is full and evicting: once a batch's worth waits, have it spooled.
+        if not submitter.spill_pending and self._queue.evicted_kept >= self._settings.batch_size:
+            submitter.wake_to_spill()
+
+    def stats(self) -> TelemetryStats:
+        """A snapshot of what became of the events this client saw since its creation."""
+        queue = self._queue
+        return self._tally.snapshot(
+            tracked=queue.added, evicted=queue.evicted_total, queue_size=queue.size
+        )
+
+    def _flush_budget(self, timeout: float | None) -> float:
+        if timeout is None:
+            return self._settings.shutdown_timeout_seconds
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+        return timeout if math.isfinite(timeout) else self._settings.shutdown_timeout_seconds
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Send what is queued now (and what waits in the spool); return how many are still queued.
+
+        Runs on the calling thread, bounded by `timeout` seconds (default: the shutdown budget,
+        `shutdown_timeout_seconds`); works whether or not the client was started. Failures are
+        logged and counted in `stats()`, never raised.
+        """
+        budget = self._flush_budget(timeout)
+        if self._settings.enabled and budget > 0:
+            from mosaicstack_telemetry._submitter import flush_within
+
+            flush_within(self._outbox, self._settings, budget, self._transport)
+        return self._queue.size
+
+    async def flush_async(self, timeout: float | None = None) -> int:
+        """`flush()` on the running loop, without blocking it; return how many are still queued."""
+        budget = self._flush_budget(timeout)
+        if self._settings.enabled and budget > 0:
+            from mosaicstack_telemetry._submitter import flush_within_async
+
+            await flush_within_async(self._outbox, self._settings, budget, self._transport)
+        return self._queue.size
+
     # --- sync lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start submitting from a daemon thread; no-op when disabled or already running."""
+        """Start submitting from a daemon thread; no-op when disabled or already running.
+
+        With a spool, what it holds is sent first, by the worker (start() does not wait for it).
+        """
         if not self._settings.enabled:
             return
+        from mosaicstack_telemetry._submitter import ThreadSubmitter
+
         with self._lock:
             if self.is_running:
                 return
-            submitter = ThreadSubmitter(self._queue, self._settings)
+            submitter = ThreadSubmitter(self._outbox, self._settings, self._transport)
             submitter.start()
             self._submitter = submitter
             self._started = True
@@ -135,6 +198,8 @@ class TelemetryClient:
         submitter = self._take_submitter()
         if submitter is None:
             return
+        from mosaicstack_telemetry._submitter import halt
+
         try:
             finished = halt(submitter)
         except Exception:  # stop() must not break the caller's shutdown
@@ -163,10 +228,12 @@ class TelemetryClient:
         """Start submitting from an asyncio task; no-op when disabled or already running."""
         if not self._settings.enabled:
             return
+        from mosaicstack_telemetry._submitter import AsyncSubmitter
+
         with self._lock:
             if self.is_running:
                 return
-            self._submitter = AsyncSubmitter(self._queue, self._settings)
+            self._submitter = AsyncSubmitter(self._outbox, self._settings, self._transport)
             self._started = True
         _lifecycle.hold(self)
 
@@ -179,6 +246,8 @@ class TelemetryClient:
         submitter = self._take_submitter()
         if submitter is None:
             return
+        from mosaicstack_telemetry._submitter import halt_async
+
         try:
             finished = await halt_async(submitter)
         except Exception:  # stop_async() must not break the caller's shutdown
@@ -225,7 +294,9 @@ class TelemetryClient:
         try:
             wanted = self._wanted(queries)
             if wanted:
-                with httpx.Client() as http:
+                from mosaicstack_telemetry._transport import SyncExchange, sync_client
+
+                with sync_client(self._transport) as http:
                     plan = refresh(wanted, self._cache, self._settings)
                     SyncExchange(http, self._settings).run(plan)
         except Exception as exc:
@@ -236,7 +307,9 @@ class TelemetryClient:
         try:
             wanted = self._wanted(queries)
             if wanted:
-                async with httpx.AsyncClient() as http:
+                from mosaicstack_telemetry._transport import AsyncExchange, async_client
+
+                async with async_client(self._transport) as http:
                     plan = refresh(wanted, self._cache, self._settings)
                     await AsyncExchange(http, self._settings).run(plan)
         except Exception as exc:
@@ -255,8 +328,9 @@ class TelemetryClient:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
-        self._queue._reinit_after_fork()
-        self._cache._reinit_after_fork()
+        self._queue.reset_after_fork()
+        self._cache.reset_after_fork()
+        self._tally.reset_after_fork()
         self._rejections.reinit_after_fork()
         # The parent's thread does not exist here and its task must not run here (it shares the
         # parent's connections): a client that was running gets a worker thread of its own.
@@ -268,13 +342,15 @@ class TelemetryClient:
     def _close_at_exit(self) -> None:
         if not self._started:
             return
+        from mosaicstack_telemetry._submitter import flush_now_sync, halt
+
         submitter = self._take_submitter()
         try:
             if submitter is not None:
                 halt(submitter)
             elif not self._queue.is_empty:
                 # A stop() that could not wait left these (e.g. it ran on the task's own loop).
-                flush_now_sync(self._queue, self._settings)
+                flush_now_sync(self._outbox, self._settings, self._transport)
         except Exception:  # the interpreter's exit must go on
             log_unexpected("telemetry client could not flush at exit", self._settings.api_key)
         self._mark_stopped()

@@ -6,6 +6,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry._version import __version__
@@ -17,9 +18,31 @@ ENV_ENABLED = "MOSAIC_TELEMETRY_ENABLED"
 ENV_SERVER_URL = "MOSAIC_TELEMETRY_SERVER_URL"
 ENV_API_KEY = "MOSAIC_TELEMETRY_API_KEY"
 ENV_INSTANCE_ID = "MOSAIC_TELEMETRY_INSTANCE_ID"
+ENV_SHUTDOWN_TIMEOUT = "MOSAIC_TELEMETRY_SHUTDOWN_TIMEOUT"
+ENV_SPOOL_DIR = "MOSAIC_TELEMETRY_SPOOL_DIR"
+ENV_SPOOL_MAX_BYTES = "MOSAIC_TELEMETRY_SPOOL_MAX_BYTES"
+
+DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 2.0
+# 64 MiB holds about 90,000 events: days of an agent fleet's work, little of anyone's disk.
+DEFAULT_SPOOL_MAX_BYTES = 64 * 1024 * 1024
+# One spool file must fit (a batch of 100 events is about 80 KiB); a cap past 16 GiB is a typo.
+MIN_SPOOL_MAX_BYTES = 1024 * 1024
+MAX_SPOOL_MAX_BYTES = 16 * 1024 * 1024 * 1024
+# A shutdown that may wait longer than this is a hang, not a budget.
+MAX_SHUTDOWN_TIMEOUT_SECONDS = 300.0
 
 _TRUTHY = frozenset({"1", "true", "yes"})
 _API_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _env_number(name: str, default: Any, kind: type[float] | type[int]) -> Any:
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        return kind(text.strip())
+    except ValueError:
+        return text
 
 
 def _finite_positive(value: float) -> bool:
@@ -36,7 +59,9 @@ class TelemetryConfig:
 
     Environment variables: `MOSAIC_TELEMETRY_ENABLED` (always overrides `enabled`; `1`, `true`,
     `yes` are truthy), and `MOSAIC_TELEMETRY_SERVER_URL`, `MOSAIC_TELEMETRY_API_KEY`,
-    `MOSAIC_TELEMETRY_INSTANCE_ID`, each used only when its field was left empty.
+    `MOSAIC_TELEMETRY_INSTANCE_ID`, each used only when its field was left empty; likewise
+    `MOSAIC_TELEMETRY_SHUTDOWN_TIMEOUT`, `MOSAIC_TELEMETRY_SPOOL_DIR` and
+    `MOSAIC_TELEMETRY_SPOOL_MAX_BYTES`, used when their field was left at its default.
     """
 
     server_url: str = ""
@@ -51,6 +76,9 @@ class TelemetryConfig:
     dry_run: bool = False
     max_retries: int = 3
     user_agent: str = f"mosaicstack-telemetry-python/{__version__}"
+    shutdown_timeout_seconds: float = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
+    spool_dir: str | os.PathLike[str] | None = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
 
     def __post_init__(self) -> None:
         enabled = os.environ.get(ENV_ENABLED)
@@ -63,6 +91,19 @@ class TelemetryConfig:
         if not self.instance_id:
             self.instance_id = os.environ.get(ENV_INSTANCE_ID, "")
         self.server_url = self.server_url.rstrip("/")
+        self._apply_delivery_env()
+
+    def _apply_delivery_env(self) -> None:
+        # Like the others: the environment fills only what the constructor left at its default.
+        # A value that does not parse is kept as text, so validate() names it.
+        if self.shutdown_timeout_seconds == DEFAULT_SHUTDOWN_TIMEOUT_SECONDS:
+            self.shutdown_timeout_seconds = _env_number(
+                ENV_SHUTDOWN_TIMEOUT, self.shutdown_timeout_seconds, float
+            )
+        if self.spool_dir is None:
+            self.spool_dir = os.environ.get(ENV_SPOOL_DIR) or None
+        if self.spool_max_bytes == DEFAULT_SPOOL_MAX_BYTES:
+            self.spool_max_bytes = _env_number(ENV_SPOOL_MAX_BYTES, self.spool_max_bytes, int)
 
     def validate(self) -> list[str]:
         """Return one message per invalid setting; an empty list means the config is valid."""
@@ -86,6 +127,27 @@ class TelemetryConfig:
             errors.append(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
         if not _finite_positive(self.request_timeout_seconds):
             errors.append("request_timeout_seconds must be a finite positive number")
+        timeout = self.shutdown_timeout_seconds
+        if not (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and _finite_positive(timeout)
+            and timeout <= MAX_SHUTDOWN_TIMEOUT_SECONDS
+        ):
+            errors.append(
+                "shutdown_timeout_seconds must be a positive number of at most "
+                f"{MAX_SHUTDOWN_TIMEOUT_SECONDS:g}"
+            )
+        if isinstance(self.spool_max_bytes, bool) or not (
+            isinstance(self.spool_max_bytes, int)
+            and MIN_SPOOL_MAX_BYTES <= self.spool_max_bytes <= MAX_SPOOL_MAX_BYTES
+        ):
+            errors.append(
+                f"spool_max_bytes must be an integer between {MIN_SPOOL_MAX_BYTES} "
+                f"and {MAX_SPOOL_MAX_BYTES}"
+            )
+        if self.spool_dir is not None and not isinstance(self.spool_dir, str | os.PathLike):
+            errors.append("spool_dir must be a path or None")
         return errors
 
     def __repr__(self) -> str:

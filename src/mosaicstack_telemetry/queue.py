@@ -11,15 +11,24 @@ __all__ = ["EventQueue"]
 
 
 class EventQueue:
-    """Thread-safe bounded FIFO queue; when full, the oldest events are evicted."""
+    """Thread-safe bounded FIFO queue; when full, the oldest events are evicted.
 
-    def __init__(self, max_size: int = 1000) -> None:
+    With `keep_evicted` (the client sets it when a disk spool is configured) up to that many
+    evicted events are kept aside for `take_evicted()` instead of being lost; only beyond that
+    are they dropped. Every drop is counted (`evicted_total`, `take_dropped()`).
+    """
+
+    def __init__(self, max_size: int = 1000, *, keep_evicted: int = 0) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self._max_size = max_size
+        self._keep_evicted = max(keep_evicted, 0)
         self._items: deque[TaskCompletionEvent] = deque()
+        self._evicted: deque[TaskCompletionEvent] = deque()
         self._lock = threading.Lock()
         self._dropped = 0
+        self._dropped_total = 0
+        self._added = 0
 
     @property
     def max_size(self) -> int:
@@ -28,17 +37,25 @@ class EventQueue:
 
     def put(self, event: TaskCompletionEvent) -> None:
         """Add an event at the back, evicting the oldest one if the queue is full."""
-        self._put_and_size(event)
+        self.offer(event)
 
-    def _put_and_size(self, event: TaskCompletionEvent) -> int:
-        # The size right after this put, read under the lock: concurrent puts each see their own.
+    def offer(self, event: TaskCompletionEvent) -> int:
+        """`put`, returning the size right after it (read under the lock: each caller its own)."""
         with self._lock:
             items = self._items
             if len(items) >= self._max_size:
-                items.popleft()
-                self._dropped += 1
+                self._evict(items.popleft())
             items.append(event)
+            self._added += 1
             return len(items)
+
+    def _evict(self, event: TaskCompletionEvent) -> None:
+        # Called with the lock held.
+        if len(self._evicted) < self._keep_evicted:
+            self._evicted.append(event)
+        else:
+            self._dropped += 1
+            self._dropped_total += 1
 
     def drain(self, max_items: int) -> list[TaskCompletionEvent]:
         """Remove and return up to `max_items` events from the front, oldest first."""
@@ -50,31 +67,62 @@ class EventQueue:
         """Re-queue unsent events at the front, in their order, for the next flush.
 
         Events tracked meanwhile are newer; if there is not room for all, the oldest of the
-        returned events are the ones dropped, as with `put`.
+        returned events are the ones evicted, as with `put`.
         """
         with self._lock:
             room = self._max_size - len(self._items)
-            keep = events[len(events) - room :] if room < len(events) else events
-            self._dropped += len(events) - len(keep)
-            self._items.extendleft(reversed(keep))
+            cut = len(events) - room if room < len(events) else 0
+            for event in events[:cut]:
+                self._evict(event)
+            self._items.extendleft(reversed(events[cut:]))
+
+    def take_evicted(self) -> list[TaskCompletionEvent]:
+        """Remove and return the evicted events kept aside (oldest first) for the spool."""
+        with self._lock:
+            kept = list(self._evicted)
+            self._evicted.clear()
+            return kept
 
     def take_dropped(self) -> int:
-        """Return how many events were evicted since the last call, and reset the count."""
+        """Return how many events were evicted for good since the last call, and reset it."""
         with self._lock:
             dropped, self._dropped = self._dropped, 0
             return dropped
+
+    @property
+    def added(self) -> int:
+        """How many events were ever `put` (put-backs not counted)."""
+        return self._added
+
+    @property
+    def evicted_total(self) -> int:
+        """How many events were evicted for good (not kept aside) since creation."""
+        return self._dropped_total
+
+    @property
+    def evicted_kept(self) -> int:
+        """How many evicted events wait for `take_evicted()`."""
+        return len(self._evicted)
 
     def clear(self) -> None:
         """Forget every queued event (used in a forked child)."""
         with self._lock:
             self._items.clear()
+            self._evicted.clear()
             self._dropped = 0
 
-    def _reinit_after_fork(self) -> None:
-        # The parent's lock may have been held by another thread at fork time.
+    def reset_after_fork(self) -> None:
+        """Make the queue usable in a forked child: a fresh lock, and nothing of the parent's.
+
+        The parent's lock may have been held by another thread at fork time, and the parent
+        sends its own events.
+        """
         self._lock = threading.Lock()
         self._items.clear()
+        self._evicted.clear()
         self._dropped = 0
+        self._dropped_total = 0
+        self._added = 0
 
     @property
     def size(self) -> int:

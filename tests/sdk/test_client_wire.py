@@ -272,13 +272,16 @@ def test_stop_interrupts_a_long_retry_wait_and_still_delivers(wire: WireServer) 
     assert wire.delivered() == {str(event.event_id): 1}
 
 
-def test_after_a_failed_flush_a_busy_process_waits_for_the_interval(wire: WireServer) -> None:
+def test_after_a_failed_flush_a_busy_process_waits_for_the_recovery_backoff(
+    wire: WireServer,
+) -> None:
     # The queue holds full batches again at once (put back + new tracks): waking on every one
-    # of them would retry a failing server as fast as the process tracks.
+    # of them would retry a failing server as fast as the process tracks. The wait is the
+    # recovery backoff (0.5 s at first without jitter), not the interval (60 s here).
     wire.script(Answer(503))
-    config = make_config(wire.url, batch_size=2, max_retries=0, submit_interval_seconds=1.0)
+    config = make_config(wire.url, batch_size=2, max_retries=0, submit_interval_seconds=60.0)
     events = [make_event() for _ in range(6)]
-    with TelemetryClient(config) as client:
+    with TelemetryClient(config, random=no_jitter) as client:
         client.track(events[0])
         client.track(events[1])  # a full batch: woken, sent, 503, put back
         wait_until(lambda: len(wire.requests) == 1 and client.queue_size == 2)
@@ -286,7 +289,7 @@ def test_after_a_failed_flush_a_busy_process_waits_for_the_interval(wire: WireSe
             client.track(event)
         wait_until(lambda: len(wire.delivered()) == 6, timeout=5)
     first, second = wire.requests[:2]
-    assert second.received_at - first.received_at >= 0.9
+    assert 0.45 <= second.received_at - first.received_at < 5.0
     assert set(wire.delivered()) == {str(e.event_id) for e in events}
 
 

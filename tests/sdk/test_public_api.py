@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from importlib import resources
+
+import pytest
 
 import mosaicstack_telemetry as sdk
 from mosaicstack_telemetry import (
@@ -47,7 +50,12 @@ REFERENCE_NAMES = {
 
 def test_every_reference_name_is_exported() -> None:
     assert set(sdk.__all__) >= REFERENCE_NAMES
-    assert set(sdk.__all__) - REFERENCE_NAMES == {"__version__", "API_VERSION", "SCHEMA_VERSION"}
+    assert set(sdk.__all__) - REFERENCE_NAMES == {
+        "__version__",
+        "API_VERSION",
+        "SCHEMA_VERSION",
+        "TelemetryStats",
+    }
     for name in sdk.__all__:
         assert getattr(sdk, name) is not None
 
@@ -119,6 +127,34 @@ def test_client_methods_have_the_reference_shapes() -> None:
     quality = inspect.signature(sdk.EventBuilder.quality).parameters
     assert quality["passed"].default is inspect.Parameter.empty
     assert quality["gates_run"].default is None
+
+
+def test_issue_7_additions_have_their_agreed_shapes() -> None:
+    # Pinned: the `mosaic-telemetry send` command and the Claude Code hook build on these.
+    fields = {f.name: f.default for f in dataclasses.fields(sdk.TelemetryConfig)}
+    assert fields["shutdown_timeout_seconds"] == 2.0
+    assert fields["spool_dir"] is None
+    assert fields["spool_max_bytes"] == 64 * 1024 * 1024
+    flush = inspect.signature(TelemetryClient.flush).parameters
+    assert flush["timeout"].default is None
+    assert inspect.iscoroutinefunction(TelemetryClient.flush_async)
+    assert inspect.signature(TelemetryClient.flush_async).parameters["timeout"].default is None
+    stats = TelemetryClient(sdk.TelemetryConfig(enabled=False)).stats()
+    assert dataclasses.is_dataclass(stats)
+    assert {f.name for f in dataclasses.fields(stats)} >= {
+        "tracked",
+        "sent",
+        "rejected",
+        "invalid",
+        "evicted",
+        "spooled",
+        "unspooled",
+        "retries",
+        "failed_batches",
+        "queue_size",
+    }
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.sent = 1  # type: ignore[misc]
 
 
 def test_telemetry_error_is_an_exception() -> None:

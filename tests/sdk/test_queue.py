@@ -123,7 +123,7 @@ def test_concurrent_puts_each_learn_their_own_resulting_size() -> None:
     def work(seen: list[int]) -> None:
         barrier.wait()
         for _ in range(1000):
-            seen.append(queue._put_and_size(event))
+            seen.append(queue.offer(event))
 
     threads = [threading.Thread(target=work, args=(seen,)) for seen in sizes]
     for thread in threads:

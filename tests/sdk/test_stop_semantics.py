@@ -124,7 +124,11 @@ def test_stop_during_a_slow_flush_ends_on_time_and_leaves_the_rest_queued(
 ) -> None:
     _slow_answers(wire, 0.3, 20)
     config = make_config(
-        wire.url, request_timeout_seconds=1.0, batch_size=10, submit_interval_seconds=0.05
+        wire.url,
+        request_timeout_seconds=1.0,
+        shutdown_timeout_seconds=1.0,
+        batch_size=10,
+        submit_interval_seconds=0.05,
     )
     client = TelemetryClient(config)
     for _ in range(100):
@@ -148,7 +152,11 @@ async def test_stop_async_during_a_slow_flush_ends_on_time_and_leaves_the_rest_q
 ) -> None:
     _slow_answers(wire, 0.3, 20)
     config = make_config(
-        wire.url, request_timeout_seconds=1.0, batch_size=10, submit_interval_seconds=0.05
+        wire.url,
+        request_timeout_seconds=1.0,
+        shutdown_timeout_seconds=1.0,
+        batch_size=10,
+        submit_interval_seconds=0.05,
     )
     client = TelemetryClient(config)
     for _ in range(100):

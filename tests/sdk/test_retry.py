@@ -1,4 +1,4 @@
-"""The I/O-free rules both submitters share: verdicts, Retry-After, backoff, encoding.
+"""The retry rule and the I/O-free rules both submitters share: verdicts, Retry-After, backoff.
 
 These pin the private helpers directly because they are the single source of the contract's
 client rules; the wire tests show the same rules end to end.
@@ -16,20 +16,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mosaicstack_telemetry import TelemetryClient
-from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._transport import (
+from mosaicstack_telemetry._plans import send
+from mosaicstack_telemetry._reply import Reply
+from mosaicstack_telemetry._retry import (
     BACKOFF_MAX_SECONDS,
-    MAX_RESPONSE_BYTES,
     MAX_RETRY_AFTER_SECONDS,
-    Reply,
-    SyncExchange,
+    RECOVERY_MAX_SECONDS,
     Verdict,
     classify,
-    encode_request,
     parse_retry_after,
+    recovery_delay,
     retry_delay,
-    send,
 )
+from mosaicstack_telemetry._settings import Settings
+from mosaicstack_telemetry._transport import MAX_RESPONSE_BYTES, SyncExchange, encode_request
 
 from .conftest import API_KEY, make_config, make_event
 
@@ -197,3 +197,20 @@ def test_an_https_server_is_never_followed_down_to_http() -> None:
     )
     assert redirect_target("http://t.example/v1", 308, {}) is None
     assert redirect_target("http://t.example/v1", 301, {"location": "/x"}) is None
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.floats(min_value=0.0, max_value=1.0))
+def test_recovery_delay_starts_short_never_zero_and_is_capped_near_30_s(
+    failures: int, jitter: float
+) -> None:
+    delay = recovery_delay(failures, lambda: jitter)
+    assert 0.5 <= delay <= RECOVERY_MAX_SECONDS
+    if failures == 1:
+        assert delay <= 1.0  # a blip costs about a second
+    if failures >= 10:
+        assert delay >= RECOVERY_MAX_SECONDS / 2  # a long outage: one attempt per ~15-30 s
+
+
+def test_recovery_delay_doubles_with_each_failure() -> None:
+    ceilings = [recovery_delay(n, lambda: 1.0) for n in range(1, 8)]
+    assert ceilings == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]

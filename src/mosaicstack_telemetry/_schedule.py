@@ -1,0 +1,51 @@
+"""When the submitter flushes next: I/O-free, shared by the thread and the asyncio task.
+
+Healthy, it flushes every `submit_interval_seconds`, or as soon as a full batch asks for it.
+After a failed flush it switches to the recovery backoff of `_retry.recovery_delay` (1 s, 2 s,
+4 s ... capped at 30 s, jittered), whatever the interval, and full batches no longer wake it (a
+busy producer must not turn an outage into a request per batch). The first flush that succeeds
+drains the whole backlog back to back and returns to the interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from mosaicstack_telemetry._retry import recovery_delay
+from mosaicstack_telemetry._settings import Settings
+
+__all__ = ["Schedule"]
+
+
+class Schedule:
+    """The next flush's due time, and whether a request for an early one may be granted."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = settings.submit_interval_seconds
+        self._random = settings.random
+        self._clock = clock
+        self.failures = 0
+        self._due = clock() + self._interval
+
+    @property
+    def backing_off(self) -> bool:
+        """Whether the last flush failed (the server is thought to be down)."""
+        return self.failures > 0
+
+    def timeout(self) -> float:
+        """Seconds until the next flush is due (0 when it is)."""
+        return max(0.0, self._due - self._clock())
+
+    def may_flush(self, requested: bool) -> bool:
+        """Whether to flush now: it is due, or a flush was asked for while healthy."""
+        return self._clock() >= self._due or (requested and not self.backing_off)
+
+    def record(self, ok: bool) -> None:
+        """Set the next due time after a flush that succeeded (`ok`) or failed."""
+        if ok:
+            self.failures = 0
+            self._due = self._clock() + self._interval
+        else:
+            self.failures += 1
+            self._due = self._clock() + recovery_delay(self.failures, self._random)
