@@ -39,13 +39,18 @@ def _profile(args: argparse.Namespace) -> Profile:
     return profile
 
 
-def _tell(delivered: object) -> None:
-    print(f"mosaic-telemetry: {delivered}", file=sys.stderr)
+def _send_budget() -> float:
+    """What is left of `send`'s deadline after startup and reading (at least 0.1 s)."""
+    import time
+
+    from mosaicstack_telemetry_agents.cli import SEND_DEADLINE_SECONDS
+    from mosaicstack_telemetry_cli import STARTED
+
+    return max(0.1, SEND_DEADLINE_SECONDS - (time.monotonic() - STARTED))
 
 
 def run_send(args: argparse.Namespace) -> int:
     """`send [FILE|-]`: validate, send the valid events (the spool first), spool what is left."""
-    from mosaicstack_telemetry_agents.cli import SEND_TIMEOUT_SECONDS
     from mosaicstack_telemetry_agents.delivery import deliver
     from mosaicstack_telemetry_agents.report import instance_id
     from mosaicstack_telemetry_agents.send import parse_events, print_errors, read_input
@@ -62,7 +67,7 @@ def run_send(args: argparse.Namespace) -> int:
         default_instance = ""
     parsed = parse_events(text, default_instance)
     print_errors(parsed.errors)
-    delivered = deliver(parsed.events, settings, timeout=SEND_TIMEOUT_SECONDS)
+    delivered = deliver(parsed.events, settings, timeout=_send_budget())
     print(
         f"mosaic-telemetry: {len(parsed.events)} valid, {len(parsed.errors)} invalid; "
         f"{delivered.sent} sent, {delivered.spooled} spooled, {delivered.rejected} rejected",
@@ -73,10 +78,10 @@ def run_send(args: argparse.Namespace) -> int:
 
 def run_flush(args: argparse.Namespace) -> int:
     """`flush`: deliver the spool (a client started on it sends it first)."""
-    from mosaicstack_telemetry_agents.cli import SEND_TIMEOUT_SECONDS
+    from mosaicstack_telemetry_agents.cli import FLUSH_TIMEOUT_SECONDS
     from mosaicstack_telemetry_agents.delivery import deliver
 
-    delivered = deliver([], _settings(args), timeout=SEND_TIMEOUT_SECONDS * 5)
+    delivered = deliver([], _settings(args), timeout=FLUSH_TIMEOUT_SECONDS)
     print(
         f"mosaic-telemetry: {delivered.sent} sent, {delivered.spooled} still spooled",
         file=sys.stderr,

@@ -128,9 +128,12 @@ def served_database(path: Path, port: int = 0) -> Iterator[Server]:
         storage.close()
 
 
-def stored(server: Server, event_ids: list[uuid.UUID]) -> list[Any]:
+def stored(
+    server: Server, event_ids: list[uuid.UUID], instance_id: uuid.UUID | None = None
+) -> list[Any]:
     """The stored events among `event_ids` (in that order), None where absent."""
-    return [server.storage.get_event(server.instance_id, event_id) for event_id in event_ids]
+    instance = instance_id or server.instance_id
+    return [server.storage.get_event(instance, event_id) for event_id in event_ids]
 
 
 def write_lines(path: Path, records: list[dict[str, Any]]) -> Path:
