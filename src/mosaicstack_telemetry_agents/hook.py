@@ -150,6 +150,8 @@ def _before_task(
 def _after_task(payload: dict[str, Any], settings: AgentSettings, wait: bool) -> None:
     session_id = _text(payload, "session_id")
     transcript = _text(payload, "transcript_path")
+    if not Path(transcript).is_file():
+        raise HookInputError(f"transcript_path is not a file: {transcript[:200]!r}")
     arguments = ["claude-code", "report", "--session-id", session_id, "--transcript", transcript]
     if not wait:
         _spawn(arguments, settings)

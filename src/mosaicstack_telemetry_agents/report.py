@@ -81,6 +81,8 @@ def report_session(
         summary.skip("broken lines", parsed.tally.broken)
         pending = [u for u in (_unreported(t, state) for t in parsed.tasks) if u is not None]
         if not pending:
+            # Nothing new, but the spool may hold what an outage left: this run delivers it.
+            deliver([], settings, timeout=timeout)
             return None
         events: list[TaskCompletionEvent] = []
         for item in pending:

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 from _agents_helpers import sample, write_lines
+from _claude_lines import assistant as _assistant
+from _claude_lines import user as _user
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,39 +101,6 @@ def test_a_stop_hook_that_makes_the_agent_go_on_stays_in_the_same_turn() -> None
     transcript = read_session(path)
     assert len(transcript.tasks) == 1  # the "Stop hook feedback" line is not a prompt
     assert transcript.tasks[0].outcome == "success"
-
-
-def _user(text: Any, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "user",
-        "uuid": extra.pop("uuid", f"u-{abs(hash(str(text))) % 10**8}"),
-        "timestamp": extra.pop("timestamp", "2026-02-01T10:00:00Z"),
-        "message": {"role": "user", "content": text},
-        **extra,
-    }
-
-
-def _assistant(message_id: str, output: int, when: str, **usage: int) -> dict[str, Any]:
-    return {
-        "type": "assistant",
-        "timestamp": when,
-        "requestId": f"req-{message_id}",
-        "message": {
-            "id": message_id,
-            "model": usage.pop("model", "claude-sonnet-4-5"),  # type: ignore[call-overload]
-            "role": "assistant",
-            "usage": {
-                "input_tokens": usage.get("input", 10),
-                "output_tokens": output,
-                "cache_creation_input_tokens": usage.get("write", 0),
-                "cache_read_input_tokens": usage.get("read", 0),
-                "cache_creation": {
-                    "ephemeral_5m_input_tokens": usage.get("write", 0) - usage.get("write_1h", 0),
-                    "ephemeral_1h_input_tokens": usage.get("write_1h", 0),
-                },
-            },
-        },
-    }
 
 
 def _lines(records: list[dict[str, Any]]) -> list[str]:

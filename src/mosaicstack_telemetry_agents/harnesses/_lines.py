@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["MAX_LINE_CHARS", "LineTally", "json_objects", "parse_time"]
+__all__ = ["MAX_LINE_CHARS", "LineTally", "bounded_lines", "json_objects", "parse_time"]
 
 # One transcript line holds at most a tool result or a pasted file: 16 MB is far over what a
 # harness writes, and a longer line is counted broken instead of held in memory twice.
@@ -21,6 +21,26 @@ class LineTally:
 
     lines: int = 0
     broken: int = 0
+
+
+def bounded_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """The lines of a binary file, an overlong one cut to a marker that parses as broken.
+
+    `readline` with a limit never holds more than one bounded piece, so a file with no newline
+    at all (or a device) cannot fill memory.
+    """
+    while True:
+        line = handle.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARS and not line.endswith(b"\n"):
+            while True:  # skip the rest of the overlong line
+                rest = handle.readline(MAX_LINE_CHARS)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield b"\x00overlong"
+            continue
+        yield line
 
 
 def json_objects(lines: Iterable[str | bytes], tally: LineTally) -> Iterator[dict[str, Any]]:

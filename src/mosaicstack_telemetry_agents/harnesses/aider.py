@@ -16,6 +16,7 @@ from typing import Any
 from mosaicstack_telemetry_agents.harnesses._lines import (
     LineTally,
     as_int,
+    bounded_lines,
     json_objects,
     parse_time,
 )
@@ -133,4 +134,4 @@ def parse_log(lines: Iterable[str | bytes]) -> AnalyticsLog:
 def read_log(path: Path) -> AnalyticsLog:
     """Parse an analytics log file, streaming it."""
     with path.open("rb") as handle:
-        return parse_log(handle)
+        return parse_log(bounded_lines(handle))

@@ -21,6 +21,7 @@ from typing import Any
 from mosaicstack_telemetry_agents.harnesses._lines import (
     LineTally,
     as_int,
+    bounded_lines,
     json_objects,
     parse_time,
 )
@@ -271,8 +272,8 @@ def read_session(transcript: Path) -> Transcript:
         for agent_id, path in session_files(transcript):
             handle = path.open("rb")
             handles.append(handle)
-            agents.append((agent_id, handle))
-        return parse_session(transcript.stem, main, agents)
+            agents.append((agent_id, bounded_lines(handle)))
+        return parse_session(transcript.stem, bounded_lines(main), agents)
     finally:
         for handle in handles:
             handle.close()

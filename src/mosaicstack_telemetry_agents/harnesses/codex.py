@@ -16,6 +16,7 @@ from typing import Any
 from mosaicstack_telemetry_agents.harnesses._lines import (
     LineTally,
     as_int,
+    bounded_lines,
     json_objects,
     parse_time,
 )
@@ -148,4 +149,4 @@ def rollout_files(sessions: Path) -> list[Path]:
 def read_rollout(path: Path) -> Rollout:
     """Parse a rollout file, streaming it."""
     with path.open("rb") as handle:
-        return parse_rollout(path.stem, handle)
+        return parse_rollout(path.stem, bounded_lines(handle))
