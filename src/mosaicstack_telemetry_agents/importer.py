@@ -64,8 +64,23 @@ def _default_codex() -> Path:
     return (Path(home) if home else Path.home() / ".codex") / "sessions"
 
 
+def _root(args: argparse.Namespace) -> Path:
+    defaults = {
+        "claude-code": (args.__dict__.get("projects"), Path.home() / ".claude" / "projects"),
+        "codex": (args.__dict__.get("sessions"), None),
+        "aider": (args.__dict__.get("analytics_log"), None),
+        "opencode": (args.__dict__.get("storage"), Path.home() / ".local" / "share" / "opencode"),
+    }
+    given, default = defaults[args.source]
+    root: Path = given or default or _default_codex()
+    if not root.exists():
+        raise ValueError(f"{root} does not exist: nothing to import from {args.source}")
+    return root
+
+
 def source_units(args: argparse.Namespace) -> tuple[list[Path], Callable[[Path], Read]]:
     """The files (or folders) to read for `args.source`, and the reader of one."""
+    _root(args)
     if args.source == "claude-code":
         root = args.projects or Path.home() / ".claude" / "projects"
         # Top-level transcripts only: subagent files are read with their session.
@@ -130,7 +145,9 @@ def run_import(args: argparse.Namespace, settings: AgentSettings, profile: Profi
     from rich.progress import Progress
 
     console = Console(stderr=True)
-    summary = Summary(warn=lambda message: console.print(f"[yellow]warning:[/] {message}"))
+    summary = Summary(
+        warn=lambda message: console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    )
     since = _since(args.since)
     instance = instance_id(settings)
     units, reader = source_units(args)
