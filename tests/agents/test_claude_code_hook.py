@@ -23,8 +23,9 @@ from mosaicstack_telemetry_agents.harnesses.claude_code import read_session
 from mosaicstack_telemetry_agents.tasks import Task
 
 SESSION = "0f8c3a1e-4b6d-4e8e-9a57-3f2e2b8c7a10"
-# The bound is 1 s (the measured figure is in docs/integrations.md); room for CI load.
-HOOK_BOUND_SECONDS = 1.5
+# The bound is 1 s (the measured figure is in docs/integrations.md); room for CI load
+# and coverage, which slows every process start.
+HOOK_BOUND_SECONDS = 2.0
 
 
 def _hook(env: Env, event: str, transcript: Path, *flags: str, **extra: Any) -> Any:
@@ -268,3 +269,14 @@ def test_whatever_the_hook_is_given_it_exits_0_within_the_bound(env: Env, stdin:
     result = env.run("claude-code", "hook", stdin=stdin)
     assert result.returncode == 0
     assert time.monotonic() - started < HOOK_BOUND_SECONDS
+
+
+def test_without_a_model_in_the_input_the_transcripts_last_model_is_asked_about(
+    env: Env, tmp_path: Path
+) -> None:
+    lines = _turn("p1", 0, ("m1", 40))
+    lines[-1]["message"]["model"] = "claude-haiku-4-5"
+    transcript = write_lines(tmp_path / f"{SESSION}.jsonl", [*lines, {"type": "summary"}])
+    assert _hook(env, "UserPromptSubmit", transcript).returncode == 0
+    recorded = (env.state_dir / "sessions" / f"{SESSION}.estimates.jsonl").read_text()
+    assert json.loads(recorded.splitlines()[-1])["model"] == "claude-haiku-4-5"

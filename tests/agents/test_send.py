@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from mosaicstack_telemetry_agents.send import parse_events
 
 # The bound is 1 s (measured: docs/integrations.md); the test allows for a loaded CI
-# machine (2 cores shared by parallel jobs) and still catches a wait on a timeout (10 s).
-SEND_BOUND_SECONDS = 2.0
+# machine (2 cores shared by parallel jobs, coverage slowing every process start) and still
+# catches a wait on the SDK's default request timeout (10 s).
+SEND_BOUND_SECONDS = 3.0
 
 
 def _event(instance_id: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:
@@ -166,7 +167,11 @@ _events = st.lists(
     st.builds(
         lambda tokens, model: _event(uuid.uuid4(), actual_input_tokens=tokens, model=model),
         st.integers(0, 10_000_000),
-        st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), min_size=1, max_size=100),
+        st.text(
+            st.characters(min_codepoint=32, max_codepoint=0x2FFF, exclude_characters="\x7f"),
+            min_size=1,
+            max_size=100,
+        ),
     ),
     min_size=1,
     max_size=8,
