@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
+
+# Starts our own reporter (our interpreter, our module, no shell).
+import subprocess  # nosec B404
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,7 +106,7 @@ def _spawn(arguments: list[str], settings: AgentSettings) -> None:
     """Start `mosaic-telemetry ARGS` detached: it outlives the hook, its stderr goes to the log."""
     settings.log_file.parent.mkdir(parents=True, exist_ok=True)
     with settings.log_file.open("a", encoding="utf-8") as log:
-        subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+        subprocess.Popen(  # noqa: S603  # nosec B603
             [sys.executable, "-m", "mosaicstack_telemetry_cli", *arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
