@@ -38,12 +38,12 @@ def price_usd(request: Request, provider: str) -> Decimal | None:
     provider_id = provider if provider in ("anthropic", "openai", "google", "mistral") else None
     try:
         result = calc_price(usage, request.model, provider_id=provider_id)  # type: ignore[operator]
-    except LookupError:
+    except (LookupError, ValueError):
         if provider_id is None:
             return _fallback(request)
         try:  # a model served by another provider than the one the harness names
             result = calc_price(usage, request.model)  # type: ignore[operator]
-        except LookupError:
+        except (LookupError, ValueError):
             return _fallback(request)
     total: Decimal = result.total_price
     return total
