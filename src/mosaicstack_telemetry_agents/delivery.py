@@ -60,9 +60,20 @@ def make_config(settings: AgentSettings, *, timeout: float, queue_size: int) -> 
 def deliver(
     events: Sequence[TaskCompletionEvent], settings: AgentSettings, *, timeout: float
 ) -> Delivered:
-    """Send the spool first, then `events`; spool what is left after about `timeout` seconds."""
+    """Send the spool first, then `events`; spool what is left after about `timeout` seconds.
+
+    Raises ValueError, before anything is sent, when the configuration cannot work (no server,
+    no key): the SDK would drop the events, here they stay where they came from.
+    """
+    config = make_config(settings, timeout=timeout, queue_size=len(events))
+    problems = config.validate()
+    if problems:
+        raise ValueError(
+            "; ".join(problems) + " (set MOSAIC_TELEMETRY_SERVER_URL, MOSAIC_TELEMETRY_API_KEY "
+            "and MOSAIC_TELEMETRY_INSTANCE_ID)"
+        )
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
-    client = TelemetryClient(make_config(settings, timeout=timeout, queue_size=len(events)))
+    client = TelemetryClient(config)
     client.start()
     for event in events:
         client.track(event)

@@ -201,3 +201,14 @@ def test_every_form_of_input_reads_back_the_same_events(
 def test_any_text_gives_events_or_errors_never_an_exception(text: str) -> None:
     parsed = parse_events(text, str(uuid.uuid4()))
     assert all(isinstance(error, str) for error in parsed.errors)
+
+
+def test_without_a_server_configured_nothing_is_sent_or_lost_and_the_error_says_why(
+    env: Env, server: Server
+) -> None:
+    del env.variables["MOSAIC_TELEMETRY_SERVER_URL"]
+    result = env.run("send", stdin=json.dumps(_event(server.instance_id)))
+    assert result.returncode == 1
+    assert b"server_url is required" in result.stderr
+    assert b"MOSAIC_TELEMETRY_SERVER_URL" in result.stderr
+    assert not (env.home / "spool").exists()
