@@ -8,6 +8,7 @@ asyncio task run the very same logic.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -81,6 +82,15 @@ class _Losses:
             logger.warning("dropped %d of a batch of %d events (%s)", total, size, why)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What stays the same for every request of one batch's delivery."""
+
+    tally: Tally
+    final: bool = False
+    idle: Callable[[], None] | None = None
+
+
 def _encode(events: list[TaskCompletionEvent]) -> bytes:
     # warnings=False: a value of the wrong type set after validation is the server's to judge
     # (per event); pydantic would otherwise print a UserWarning for every batch.
@@ -147,6 +157,7 @@ def deliver(
     tally: Tally | None = None,
     *,
     final: bool = False,
+    idle: Callable[[], None] | None = None,
 ) -> Plan[Delivery]:
     """Plan: send one batch, following the contract's rules for every kind of reply.
 
@@ -154,13 +165,14 @@ def deliver(
     result and reported in one WARNING, however many requests the batch took. In the `final`
     flush a request that got no answer at all is not retried: a server that is down or hangs
     will not be back within the shutdown budget, and the spool (or the log) takes the rest.
+    `idle` runs before each retry wait (the submitter spools evicted events there).
     """
     tally = tally or Tally()
     losses = _Losses()
     sendable, body = _encode_sendable(events, losses, settings.api_key)
     delivery = Delivery([])
     if sendable:
-        delivery = yield from _deliver(sendable, body, settings, losses, tally, final)
+        delivery = yield from _deliver(sendable, body, settings, losses, _Run(tally, final, idle))
     losses.report(len(events))
     tally.add("rejected", losses.total)
     if delivery.unsent and not delivery.interrupted:
@@ -173,9 +185,9 @@ def _deliver(
     body: bytes,
     settings: Settings,
     losses: _Losses,
-    tally: Tally,
-    final: bool = False,
+    run: _Run,
 ) -> Plan[Delivery]:
+    tally = run.tally
     attempt = 0
     while True:
         reply = yield from send(EVENTS_PATH, body)
@@ -189,8 +201,8 @@ def _deliver(
             losses.add(len(events), describe_failure(reply, settings.api_key))
             return Delivery([])
         if verdict is Verdict.SPLIT:
-            return (yield from _split(events, settings, losses, tally, final))
-        if attempt >= settings.max_retries or (final and reply.status is None):
+            return (yield from _split(events, settings, losses, run))
+        if attempt >= settings.max_retries or (run.final and reply.status is None):
             log_reply_failure(
                 f"could not send a batch of {len(events)} events after {attempt + 1} attempts;"
                 " re-queued for the next flush",
@@ -202,6 +214,8 @@ def _deliver(
         delay = retry_delay(attempt, retry_after, settings.random)
         attempt += 1
         tally.add("retries")
+        if run.idle is not None:
+            run.idle()
         logger.debug("retry %d of a batch in %.2f s (%s)", attempt, delay, reply.describe())
         if not (yield from wait(delay)):
             return Delivery(events, interrupted=True)
@@ -211,8 +225,7 @@ def _split(
     events: list[TaskCompletionEvent],
     settings: Settings,
     losses: _Losses,
-    tally: Tally,
-    final: bool,
+    run: _Run,
 ) -> Plan[Delivery]:
     """413: send each half on its own, unless halving already proved useless."""
     if len(events) == 1:
@@ -227,7 +240,7 @@ def _split(
         sendable, body = _encode_sendable(part, losses, settings.api_key)
         if not sendable:
             continue
-        done = yield from _deliver(sendable, body, settings, losses, tally, final)
+        done = yield from _deliver(sendable, body, settings, losses, run)
         if done.interrupted or done.unsent:
             rest = events[start + len(part) :]
             return Delivery(done.unsent + rest, done.interrupted)
@@ -286,7 +299,9 @@ def flush(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bo
             _dry_run(batch, settings, outbox.tally)
             continue
         outbox.in_flight[:] = batch
-        delivery = yield from deliver(batch, settings, outbox.tally, final=final)
+        delivery = yield from deliver(
+            batch, settings, outbox.tally, final=final, idle=lambda: spill(outbox)
+        )
         outbox.in_flight.clear()
         if delivery.unsent:
             queue.put_back(delivery.unsent)

@@ -1,9 +1,10 @@
 """Process life: a bounded flush at interpreter exit, and fresh state in a forked child.
 
-Every client registers itself in a WeakSet (it stays collectable). At exit each started client
-gets a final flush bounded like `stop()`. In a child of `os.fork()` the parent's worker thread does
-not exist and its locks may have been copied while held, so each client resets its queue and locks
-and, if it was running, starts a new worker (as OpenTelemetry's BatchSpanProcessor does).
+Every client registers two callbacks of its own, held weakly (it stays collectable). At exit
+each started client gets a final flush bounded like `stop()`. In a child of `os.fork()` the
+parent's worker thread does not exist and its locks may have been copied while held, so each
+client resets its queue and locks and, if it was running, starts a new worker (as
+OpenTelemetry's BatchSpanProcessor does).
 
 A `multiprocessing` child started by fork ends with `os._exit()`, which skips `atexit`; what it
 runs instead are multiprocessing's own exit finalizers. So when a fork happens with
@@ -18,56 +19,77 @@ import os
 import sys
 import threading
 import weakref
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from mosaicstack_telemetry._logs import logger
 
-__all__ = ["hold", "register", "release"]
+__all__ = ["Hooks", "hold", "register", "release"]
 
 
-class _Managed(Protocol):
-    def _after_fork_in_child(self) -> None: ...
+@dataclass(frozen=True)
+class Hooks:
+    """What a client asks to be called for: in a forked child, and at interpreter exit."""
 
-    def _close_at_exit(self) -> None: ...
+    after_fork_in_child: Callable[[], None]
+    close_at_exit: Callable[[], None]
 
 
-_clients: weakref.WeakSet[_Managed] = weakref.WeakSet()
+class _Entry:
+    """A client's hooks, held through weak references to its bound methods."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        self._fork = weakref.WeakMethod(hooks.after_fork_in_child)
+        self._exit = weakref.WeakMethod(hooks.close_at_exit)
+
+    def after_fork_in_child(self) -> None:
+        method = self._fork()
+        if method is not None:
+            method()
+
+    def close_at_exit(self) -> None:
+        method = self._exit()
+        if method is not None:
+            method()
+
+
+_clients: weakref.WeakKeyDictionary[object, _Entry] = weakref.WeakKeyDictionary()
 # Started clients are held strongly: one started and then dropped by its owner still has a
 # worker and a queue, and must still get its exit flush.
-_running: set[_Managed] = set()
+_running: set[object] = set()
 _lock = threading.Lock()
 
 
-def register(client: _Managed) -> None:
-    """Include `client` in the exit flush and the fork reset."""
+def register(client: object, hooks: Hooks) -> None:
+    """Include `client` in the exit flush and the fork reset, through its `hooks`."""
     with _lock:
-        _clients.add(client)
+        _clients[client] = _Entry(hooks)
 
 
-def hold(client: _Managed) -> None:
+def hold(client: object) -> None:
     """Keep a started `client` alive until `release`."""
     with _lock:
         _running.add(client)
 
 
-def release(client: _Managed) -> None:
+def release(client: object) -> None:
     """Let a stopped `client` be collected again."""
     with _lock:
         _running.discard(client)
 
 
-def _snapshot() -> list[_Managed]:
+def _snapshot() -> list[_Entry]:
     with _lock:
-        return list(_clients)
+        return list(_clients.values())
 
 
 def _after_fork_in_child() -> None:
     global _lock
     # The child has one thread; a lock held by another parent thread would never be released.
     _lock = threading.Lock()
-    for client in list(_clients):
+    for entry in list(_clients.values()):
         try:
-            client._after_fork_in_child()
+            entry.after_fork_in_child()
         except Exception:  # a hook must not break the user's fork
             logger.exception("telemetry client could not reset after fork")
 
@@ -102,9 +124,9 @@ def _before_fork() -> None:
 
 
 def _at_exit() -> None:
-    for client in _snapshot():
+    for entry in _snapshot():
         try:
-            client._close_at_exit()
+            entry.close_at_exit()
         except Exception:  # a hook must not break the interpreter's exit
             logger.exception("telemetry client could not flush at exit")
 

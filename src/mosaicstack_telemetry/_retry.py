@@ -13,7 +13,6 @@ import enum
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from mosaicstack_telemetry._reply import Reply
 
@@ -71,6 +70,9 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     try:
         seconds = float(text)
     except ValueError:
+        # Only here: the email package costs every import of the SDK, and dates are rare.
+        from email.utils import parsedate_to_datetime
+
         try:
             when = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):

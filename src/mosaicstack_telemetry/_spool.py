@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,9 @@ _STALE_TEMP_SECONDS = 3600.0
 _EVENTS_PER_FILE = 100
 # A line longer than this is not an event the SDK wrote (an event is about 800 bytes).
 _MAX_LINE_BYTES = 64 * 1024
+# The SDK writes at most _EVENTS_PER_FILE per file; a file with more lines was not written by it,
+# and reading it whole could take any amount of memory.
+_MAX_LINES_READ = 10 * _EVENTS_PER_FILE
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ class Spool:
     def _write_file(self, events: list[TaskCompletionEvent], name: str | None = None) -> None:
         lines = b"".join(e.model_dump_json(warnings=False).encode() + b"\n" for e in events)
         self._ensure_directory()
-        token = secrets.token_hex(4)
+        # Unique within the directory together with the time and pid; not a secret.
+        token = os.urandom(4).hex()
         name = name or f"{time.time_ns():020d}-{os.getpid()}-{token}-{len(events)}{_SUFFIX}"
         temp = self.directory / f"{_TEMP_PREFIX}{os.getpid()}-{token}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -145,7 +148,14 @@ class Spool:
         bad = 0
         try:
             with path.open("rb") as source:
-                for line in source:
+                for number, line in enumerate(source):
+                    if number >= _MAX_LINES_READ:
+                        logger.warning(
+                            "spool file %s has more than %d lines: the rest is skipped",
+                            path.name,
+                            _MAX_LINES_READ,
+                        )
+                        break
                     if line.strip():
                         try:
                             events.append(

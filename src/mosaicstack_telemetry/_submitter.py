@@ -41,12 +41,23 @@ __all__ = [
 # stop() waits this much beyond the shutdown budget for the worker to notice and finish: the
 # final flush's requests end by the deadline, so this only covers the thread's own bookkeeping.
 _JOIN_GRACE_SECONDS = 0.25
+# At most this much of the shutdown budget is kept for what follows the final flush's requests.
+_FINISH_RESERVE_SECONDS = 0.2
 
 
 def run_guarded_sync(exchange: SyncExchange, plan: Plan[bool]) -> bool:
     """Run a flush in the worker; a bug must not kill the thread that keeps telemetry flowing."""
     try:
         return exchange.run(plan)
+    except Exception:
+        log_unexpected("telemetry flush failed unexpectedly", exchange.settings.api_key)
+        return False
+
+
+async def run_guarded_async(exchange: AsyncExchange, plan: Plan[bool]) -> bool:
+    """`run_guarded_sync` for the asyncio task."""
+    try:
+        return await exchange.run(plan)
     except Exception:
         log_unexpected("telemetry flush failed unexpectedly", exchange.settings.api_key)
         return False
@@ -61,26 +72,18 @@ def flush_within(
     final: bool = False,
 ) -> bool:
     """One flush on the calling thread, ended (what is left kept queued) after `seconds`."""
-    try:
-        with sync_client(transport) as http:
-            exchange = SyncExchange(http, settings, deadline=time.monotonic() + seconds)
-            return run_guarded_sync(exchange, flush(outbox, settings, final=final))
-    except Exception:
-        log_unexpected("telemetry flush failed unexpectedly", settings.api_key)
-        return False
+    with sync_client(transport) as http:
+        exchange = SyncExchange(http, settings, deadline=time.monotonic() + seconds)
+        return run_guarded_sync(exchange, flush(outbox, settings, final=final))
 
 
 async def flush_within_async(
     outbox: Outbox, settings: Settings, seconds: float, transport: Transport = None
 ) -> bool:
     """`flush_within` on the running loop."""
-    try:
-        async with async_client(transport) as http:
-            exchange = AsyncExchange(http, settings, deadline=time.monotonic() + seconds)
-            return await exchange.run(flush(outbox, settings))
-    except Exception:
-        log_unexpected("telemetry flush failed unexpectedly", settings.api_key)
-        return False
+    async with async_client(transport) as http:
+        exchange = AsyncExchange(http, settings, deadline=time.monotonic() + seconds)
+        return await run_guarded_async(exchange, flush(outbox, settings))
 
 
 def flush_now_sync(outbox: Outbox, settings: Settings, transport: Transport = None) -> None:
@@ -106,7 +109,10 @@ class _Signals:
         self._abandoned = False
 
     def _start_deadline(self, exchange: SyncExchange | AsyncExchange | None) -> None:
-        self._deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
+        budget = self._settings.shutdown_timeout_seconds
+        # Requests end a little before the budget: spooling or reporting what is left, and the
+        # interpreter's own exit, must fit in it too.
+        self._deadline = time.monotonic() + budget - min(_FINISH_RESERVE_SECONDS, budget / 10)
         if exchange is not None:  # a flush in progress must end by the same deadline
             exchange.deadline = self._deadline
 
@@ -336,21 +342,13 @@ class AsyncSubmitter(_Signals):
                 if self._stop.is_set():
                     break
                 if self._between_flushes(schedule, requested):
-                    ok = await self._guarded(exchange, flush(outbox, settings))
+                    ok = await run_guarded_async(exchange, flush(outbox, settings))
                     self._after_flush(schedule, ok)
                 requested = False
             final = AsyncExchange(http, settings, deadline=self._deadline)
-            await self._guarded(final, flush(outbox, settings, final=True))
+            await run_guarded_async(final, flush(outbox, settings, final=True))
         if not self._abandoned:
             settle(outbox)
-
-    @staticmethod
-    async def _guarded(exchange: AsyncExchange, plan: Plan[bool]) -> bool:
-        try:
-            return await exchange.run(plan)
-        except Exception:
-            log_unexpected("telemetry flush failed unexpectedly", exchange.settings.api_key)
-            return False
 
 
 def halt(submitter: ThreadSubmitter | AsyncSubmitter) -> bool:

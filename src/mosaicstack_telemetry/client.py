@@ -80,7 +80,7 @@ class TelemetryClient:
         self._started = False
         self._rejections = RateLimitedLog()
         self._invalid = 0
-        _lifecycle.register(self)
+        _lifecycle.register(self, _lifecycle.Hooks(self._after_fork_in_child, self._close_at_exit))
 
     @property
     def config(self) -> TelemetryConfig:

@@ -6,10 +6,15 @@ possibly twice (a batch whose response was lost); the server's idempotency store
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +148,107 @@ def test_outage_and_restart_lose_no_event_and_store_each_once(
     assert prediction.metadata.sample_size == 300
     assert prediction.metadata.confidence == "high"
     assert prediction.prediction.quality.success_rate == pytest.approx(240 / 300)
+
+
+def _spool_config(port: int, key: str, instance_id: uuid.UUID, spool: Path) -> TelemetryConfig:
+    return TelemetryConfig(
+        server_url=f"http://127.0.0.1:{port}",
+        api_key=key,
+        instance_id=str(instance_id),
+        spool_dir=spool,
+        shutdown_timeout_seconds=0.8,
+    )
+
+
+def test_a_cli_run_with_the_server_down_is_stored_once_by_the_next_run(
+    database_url: str, storage: Storage, tmp_path: Path
+) -> None:
+    instance_id = uuid.uuid4()
+    key, _ = issue_api_key(storage, instance_id, "e2e")
+    port = _free_port()
+    config = _spool_config(port, key, instance_id, tmp_path / "spool")
+    events = [_event(instance_id, number) for number in range(150)]
+
+    down = TelemetryClient(config)  # nothing listens on the port yet
+    down.start()
+    for event in events:
+        down.track(event)
+    started = time.monotonic()
+    down.stop()
+    assert time.monotonic() - started < 1.5
+    assert down.stats().spooled == 150
+
+    settings = ServerSettings(database_url=database_url, rate_limit_per_second=1000.0)
+    with serve_in_thread(settings, port=port):
+        up = TelemetryClient(config)
+        up.start()
+        assert up.flush(timeout=20) == 0
+        up.stop()
+        # The same events once more (as after a lost response): stored once all the same.
+        again = TelemetryClient(config)
+        for event in events[:20]:
+            again.track(event)
+        assert again.flush(timeout=20) == 0
+    assert storage.count_events() == 150
+    assert up.stats().unspooled == 150
+    assert os.listdir(tmp_path / "spool") == []
+
+
+# A process that tracks with the server down, its full queue spilling to the spool, and is
+# then killed with SIGKILL: no stop(), no exit hook.
+_TRACK_THEN_DIE = """
+import sys, time
+from mosaicstack_telemetry import TaskCompletionEvent, TelemetryClient, TelemetryConfig
+client = TelemetryClient(TelemetryConfig(max_queue_size=100, submit_interval_seconds=3600.0))
+client.start()
+template = TaskCompletionEvent.model_validate_json(sys.stdin.readline())
+for number in range(1000):
+    client.track(template.model_copy(update={"event_id": __import__("uuid").uuid4()}))
+    if number % 50 == 49:
+        deadline = time.monotonic() + 20
+        while client.stats().spooled < number + 1 - 150 and time.monotonic() < deadline:
+            time.sleep(0.005)
+print(client.stats().spooled, flush=True)
+time.sleep(60)
+"""
+
+
+def test_kill_9_then_restart_stores_every_spooled_event(
+    database_url: str, storage: Storage, tmp_path: Path
+) -> None:
+    instance_id = uuid.uuid4()
+    key, _ = issue_api_key(storage, instance_id, "e2e")
+    port = _free_port()
+    spool = tmp_path / "spool"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_TELEMETRY_")}
+    env.update(
+        MOSAIC_TELEMETRY_SERVER_URL=f"http://127.0.0.1:{port}",
+        MOSAIC_TELEMETRY_API_KEY=key,
+        MOSAIC_TELEMETRY_INSTANCE_ID=str(instance_id),
+        MOSAIC_TELEMETRY_SPOOL_DIR=str(spool),
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", _TRACK_THEN_DIE],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        child.stdin.write(_event(instance_id, 1).model_dump_json() + "\n")
+        child.stdin.flush()
+        spooled = int(child.stdout.readline())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert spooled >= 900  # all but the in-memory queue (100) was on disk when it died
+
+    settings = ServerSettings(database_url=database_url, rate_limit_per_second=1000.0)
+    with serve_in_thread(settings, port=port):
+        restarted = TelemetryClient(_spool_config(port, key, instance_id, spool))
+        restarted.start()
+        _wait_until(lambda: storage.count_events() == spooled, "the spool after the restart")
+        restarted.stop()
+    assert storage.count_events() == spooled == restarted.stats().unspooled

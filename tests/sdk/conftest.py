@@ -35,6 +35,9 @@ def _no_telemetry_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "MOSAIC_TELEMETRY_SERVER_URL",
         "MOSAIC_TELEMETRY_API_KEY",
         "MOSAIC_TELEMETRY_INSTANCE_ID",
+        "MOSAIC_TELEMETRY_SHUTDOWN_TIMEOUT",
+        "MOSAIC_TELEMETRY_SPOOL_DIR",
+        "MOSAIC_TELEMETRY_SPOOL_MAX_BYTES",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,74 @@ def test_repr_masks_the_key() -> None:
     assert API_KEY not in text
     assert "api_key='***'" in text
     assert "api_key=''" in repr(TelemetryConfig())
+
+
+def test_delivery_settings_have_their_defaults() -> None:
+    config = TelemetryConfig()
+    assert config.shutdown_timeout_seconds == 2.0
+    assert config.spool_dir is None
+    assert config.spool_max_bytes == 64 * 1024 * 1024
+
+
+def test_delivery_env_vars_fill_only_fields_left_at_their_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_SHUTDOWN_TIMEOUT", "0.8")
+    monkeypatch.setenv("MOSAIC_TELEMETRY_SPOOL_DIR", str(tmp_path))
+    monkeypatch.setenv("MOSAIC_TELEMETRY_SPOOL_MAX_BYTES", "2000000")
+    from_env = _valid()
+    assert from_env.shutdown_timeout_seconds == 0.8
+    assert from_env.spool_dir == str(tmp_path)
+    assert from_env.spool_max_bytes == 2_000_000
+    assert from_env.validate() == []
+    explicit = _valid(shutdown_timeout_seconds=5.0, spool_dir="/elsewhere", spool_max_bytes=10**7)
+    assert (explicit.shutdown_timeout_seconds, explicit.spool_dir, explicit.spool_max_bytes) == (
+        5.0,
+        "/elsewhere",
+        10**7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("MOSAIC_TELEMETRY_SHUTDOWN_TIMEOUT", "soon", "shutdown_timeout_seconds"),
+        ("MOSAIC_TELEMETRY_SHUTDOWN_TIMEOUT", "-1", "shutdown_timeout_seconds"),
+        ("MOSAIC_TELEMETRY_SPOOL_MAX_BYTES", "lots", "spool_max_bytes"),
+        ("MOSAIC_TELEMETRY_SPOOL_MAX_BYTES", "10", "spool_max_bytes"),
+    ],
+)
+def test_a_bad_delivery_env_var_is_named_by_validate(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, field: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    errors = _valid().validate()
+    assert len(errors) == 1
+    assert errors[0].startswith(field)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"shutdown_timeout_seconds": 0}, "shutdown_timeout_seconds must be"),
+        ({"shutdown_timeout_seconds": float("inf")}, "shutdown_timeout_seconds must be"),
+        ({"shutdown_timeout_seconds": 301.0}, "shutdown_timeout_seconds must be"),
+        ({"shutdown_timeout_seconds": True}, "shutdown_timeout_seconds must be"),
+        ({"spool_max_bytes": 1024}, "spool_max_bytes must be"),
+        ({"spool_max_bytes": 1.5e9}, "spool_max_bytes must be"),
+        ({"spool_dir": 42}, "spool_dir must be"),
+    ],
+)
+def test_validate_names_each_delivery_problem(overrides: dict[str, object], message: str) -> None:
+    errors = _valid(**overrides).validate()
+    assert len(errors) == 1
+    assert errors[0].startswith(message)
+
+
+def test_a_bad_budget_falls_back_to_the_default_at_run_time() -> None:
+    from mosaicstack_telemetry._settings import Settings
+
+    settings = Settings.from_config(_valid(shutdown_timeout_seconds=-3, spool_max_bytes="x"))
+    assert settings.shutdown_timeout_seconds == 2.0
+    assert settings.spool_max_bytes == 64 * 1024 * 1024
+    assert Settings.from_config(_valid(spool_dir="~/spool")).spool_dir == Path.home() / "spool"

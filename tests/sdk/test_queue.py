@@ -19,13 +19,27 @@ _POOL = [make_event() for _ in range(64)]
 class QueueMachine(RuleBasedStateMachine):
     """Every operation is mirrored on a list; the queue must always agree with it."""
 
-    @initialize(max_size=st.integers(min_value=1, max_value=8))
-    def create(self, max_size: int) -> None:
-        self.queue = EventQueue(max_size)
+    @initialize(
+        max_size=st.integers(min_value=1, max_value=8),
+        keep=st.integers(min_value=0, max_value=5),
+    )
+    def create(self, max_size: int, keep: int) -> None:
+        self.queue = EventQueue(max_size, keep_evicted=keep)
         self.model: list[TaskCompletionEvent] = []
         self.max_size = max_size
+        self.keep = keep
+        self.kept: list[TaskCompletionEvent] = []  # evicted, kept aside for the spool
         self.dropped = 0
+        self.dropped_total = 0
+        self.added = 0
         self.next = 0
+
+    def _evict(self, event: TaskCompletionEvent) -> None:
+        if len(self.kept) < self.keep:
+            self.kept.append(event)
+        else:
+            self.dropped += 1
+            self.dropped_total += 1
 
     def _fresh(self) -> TaskCompletionEvent:
         event = _POOL[self.next % len(_POOL)].model_copy()
@@ -36,10 +50,10 @@ class QueueMachine(RuleBasedStateMachine):
     def put(self) -> None:
         event = self._fresh()
         self.queue.put(event)
+        self.added += 1
         self.model.append(event)
         if len(self.model) > self.max_size:
-            self.model.pop(0)  # the oldest is evicted
-            self.dropped += 1
+            self._evict(self.model.pop(0))  # the oldest is evicted
 
     @rule(n=st.integers(min_value=-2, max_value=10))
     def drain(self, n: int) -> None:
@@ -53,9 +67,10 @@ class QueueMachine(RuleBasedStateMachine):
         events = [self._fresh() for _ in range(count)]
         self.queue.put_back(events)
         room = self.max_size - len(self.model)
-        kept = events[len(events) - room :] if room < len(events) else events
-        self.dropped += len(events) - len(kept)
-        self.model = kept + self.model  # at the front, in their order
+        cut = len(events) - room if room < len(events) else 0
+        for event in events[:cut]:
+            self._evict(event)
+        self.model = events[cut:] + self.model  # at the front, in their order
 
     @precondition(lambda self: hasattr(self, "queue"))
     @rule()
@@ -63,11 +78,20 @@ class QueueMachine(RuleBasedStateMachine):
         assert self.queue.take_dropped() == self.dropped
         self.dropped = 0
 
+    @precondition(lambda self: hasattr(self, "queue"))
+    @rule()
+    def take_evicted(self) -> None:
+        assert self.queue.take_evicted() == self.kept  # oldest first
+        self.kept = []
+
     @invariant()
     def agrees_with_the_model(self) -> None:
         if hasattr(self, "queue"):
             assert self.queue.size == len(self.model) <= self.max_size
             assert self.queue.is_empty == (not self.model)
+            assert self.queue.evicted_kept == len(self.kept) <= self.keep
+            assert self.queue.evicted_total == self.dropped_total
+            assert self.queue.added == self.added
 
 
 TestQueueMachine = QueueMachine.TestCase

@@ -37,7 +37,7 @@ def _utc_now() -> datetime:
 class TaskCompletionEvent(BaseModel):
     """One finished agent task: what it was, what it cost, how it ended (schema 1.0)."""
 
-    model_config = ConfigDict(extra="ignore", validate_default=False)
+    model_config = ConfigDict(extra="ignore", validate_default=False, defer_build=True)
 
     instance_id: UUID
     event_id: UUID = Field(default_factory=uuid4)

@@ -23,7 +23,7 @@ __all__ = [
 class PredictionQuery(BaseModel):
     """The four dimensions a prediction is asked for."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     task_type: TaskType
     model: Annotated[
@@ -36,6 +36,9 @@ class PredictionQuery(BaseModel):
 class TokenDistribution(BaseModel):
     """Percentiles of a token count."""
 
+    # Built on first use: most imports of the SDK never validate these (import cost).
+    model_config = ConfigDict(defer_build=True)
+
     p10: int
     p25: int
     median: int
@@ -46,6 +49,9 @@ class TokenDistribution(BaseModel):
 class CorrectionFactors(BaseModel):
     """Median ratio of actual to estimated tokens (>1.0 means estimates run low)."""
 
+    # Built on first use: most imports of the SDK never validate these (import cost).
+    model_config = ConfigDict(defer_build=True)
+
     input: float
     output: float
 
@@ -53,12 +59,18 @@ class CorrectionFactors(BaseModel):
 class QualityPrediction(BaseModel):
     """Share of tasks that passed their gates and that succeeded."""
 
+    # Built on first use: most imports of the SDK never validate these (import cost).
+    model_config = ConfigDict(defer_build=True)
+
     gate_pass_rate: float
     success_rate: float
 
 
 class PredictionData(BaseModel):
     """What a task of the queried kind is likely to cost."""
+
+    # Built on first use: most imports of the SDK never validate these (import cost).
+    model_config = ConfigDict(defer_build=True)
 
     input_tokens: TokenDistribution
     output_tokens: TokenDistribution
@@ -71,6 +83,9 @@ class PredictionData(BaseModel):
 class PredictionMetadata(BaseModel):
     """How a prediction was made and how much data stands behind it."""
 
+    # Built on first use: most imports of the SDK never validate these (import cost).
+    model_config = ConfigDict(defer_build=True)
+
     sample_size: int
     fallback_level: int
     confidence: str
@@ -82,6 +97,9 @@ class PredictionMetadata(BaseModel):
 
 class PredictionResponse(BaseModel):
     """One prediction, or `prediction=None` when no data matches."""
+
+    # Built on first use: most imports of the SDK never validate these (import cost).
+    model_config = ConfigDict(defer_build=True)
 
     prediction: PredictionData | None = None
     metadata: PredictionMetadata
