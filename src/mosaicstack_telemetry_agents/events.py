@@ -60,6 +60,18 @@ def _cost_micros(task: Task, summary: Summary) -> int:
     return int((total * 1_000_000).to_integral_value())
 
 
+def _actuals(task: Task, summary: Summary) -> tuple[int, int, int]:
+    """(input tokens, output tokens, cost micros) of the task, before clamping; counted."""
+    actual_in = sum(request.total_input_tokens for request in task.requests)
+    actual_out = sum(request.output_tokens for request in task.requests)
+    cost = _cost_micros(task, summary)
+    summary.tasks += 1
+    summary.input_tokens += actual_in
+    summary.output_tokens += actual_out
+    summary.cost_usd_micros += cost
+    return actual_in, actual_out, cost
+
+
 def _clamp(name: str, value: int, limit: int, summary: Summary) -> int:
     if value <= limit:
         return max(0, value)
@@ -79,13 +91,7 @@ def to_event(
 ) -> TaskCompletionEvent:
     """The event of `task`; counts its tokens, cost, clamps and unpriced models in `summary`."""
     estimate = estimate or Estimate()
-    actual_in = sum(request.total_input_tokens for request in task.requests)
-    actual_out = sum(request.output_tokens for request in task.requests)
-    cost = _cost_micros(task, summary)
-    summary.tasks += 1
-    summary.input_tokens += actual_in
-    summary.output_tokens += actual_out
-    summary.cost_usd_micros += cost
+    actual_in, actual_out, cost = _actuals(task, summary)
     outcome = profile.outcome or task.outcome
     fields = {
         "instance_id": instance_id,
