@@ -58,6 +58,7 @@ def _register_claude_code(commands: Commands) -> None:
     report = actions.add_parser("report", help=argparse.SUPPRESS)
     report.add_argument("--session-id", required=True)
     report.add_argument("--transcript", required=True, type=Path)
+    report.add_argument("--until", help="leave turns started after this ISO time for later")
     _add_connection(report)
     _add_profile(report)
     report.set_defaults(handler="report")

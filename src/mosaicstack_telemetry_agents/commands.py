@@ -102,6 +102,7 @@ def run_hook(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     """The hook's background reporter: report the session's unreported turns."""
     from mosaicstack_telemetry_agents.cli import REPORT_TIMEOUT_SECONDS
+    from mosaicstack_telemetry_agents.harnesses._lines import parse_time
     from mosaicstack_telemetry_agents.hook import log_problem
     from mosaicstack_telemetry_agents.report import report_session
     from mosaicstack_telemetry_agents.summary import Summary
@@ -116,6 +117,7 @@ def run_report(args: argparse.Namespace) -> int:
             _profile(args),
             summary,
             REPORT_TIMEOUT_SECONDS,
+            until=parse_time(args.until),
         )
     except (OSError, ValueError) as exc:
         log_problem(settings, f"report of session {args.session_id[:80]} failed: {exc}")

@@ -155,6 +155,10 @@ def _after_task(payload: dict[str, Any], settings: AgentSettings, wait: bool) ->
     if not Path(transcript).is_file():
         raise HookInputError(f"transcript_path is not a file: {transcript[:200]!r}")
     arguments = ["claude-code", "report", "--session-id", session_id, "--transcript", transcript]
+    if payload.get("hook_event_name") == "Stop":
+        # A turn the person starts while the reporter runs belongs to the next Stop: reported
+        # now, it would be split in two parts.
+        arguments += ["--until", datetime.now(UTC).isoformat()]
     if not wait:
         _spawn(arguments, settings)
         return

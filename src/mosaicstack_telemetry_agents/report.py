@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from mosaicstack_telemetry import TaskCompletionEvent
@@ -54,6 +54,10 @@ def _unreported(task: Task, state: ReportState) -> _Unreported | None:
     return _Unreported(part, [r.key for r in new])
 
 
+def _after(task: Task, until: datetime) -> bool:
+    return task.started is not None and task.started > until
+
+
 def _estimate(settings: AgentSettings, session_id: str, task: Task) -> Estimate | None:
     if task.part or task.started is None:
         return None
@@ -72,14 +76,19 @@ def report_session(
     profile: Profile,
     summary: Summary,
     timeout: float,
+    until: datetime | None = None,
 ) -> Delivered | None:
-    """Report what is new in the session; None when there was nothing to report."""
+    """Report what is new in the session; None when there was nothing to report.
+
+    Turns started after `until` (the Stop hook's time) are left for the next report.
+    """
     instance = instance_id(settings)
     with session_lock(settings.state_dir, session_id):
         state = ReportState.load(settings.state_dir, session_id)
         parsed = read_session(transcript)
         summary.skip("broken lines", parsed.tally.broken)
-        pending = [u for u in (_unreported(t, state) for t in parsed.tasks) if u is not None]
+        tasks = [t for t in parsed.tasks if until is None or not _after(t, until)]
+        pending = [u for u in (_unreported(t, state) for t in tasks) if u is not None]
         if not pending:
             # Nothing new, but the spool may hold what an outage left: this run delivers it.
             deliver([], settings, timeout=timeout)

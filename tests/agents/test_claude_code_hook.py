@@ -280,3 +280,28 @@ def test_without_a_model_in_the_input_the_transcripts_last_model_is_asked_about(
     assert _hook(env, "UserPromptSubmit", transcript).returncode == 0
     recorded = (env.state_dir / "sessions" / f"{SESSION}.estimates.jsonl").read_text()
     assert json.loads(recorded.splitlines()[-1])["model"] == "claude-haiku-4-5"
+
+
+def test_a_turn_started_after_the_stop_is_left_whole_for_the_next_report(
+    env: Env, server: Server, tmp_path: Path
+) -> None:
+    # The person typed the next prompt while the Stop's reporter was still reading.
+    lines = [*_turn("p1", 0, ("m1", 40)), *_turn("p2", 2, ("m2", 8))]
+    transcript = write_lines(tmp_path / f"{SESSION}.jsonl", lines)
+    stop_time = "2026-02-01T10:01:00+00:00"
+    report = env.run(
+        "claude-code",
+        "report",
+        "--session-id",
+        SESSION,
+        "--transcript",
+        str(transcript),
+        "--until",
+        stop_time,
+    )
+    assert report.returncode == 0, report.stderr.decode()
+    assert server.storage.count_events() == 1
+    write_lines(transcript, [*lines, assistant("m3", 5, "2026-02-01T10:02:09Z", input=5)])
+    assert _hook(env, "SessionEnd", transcript, "--wait").returncode == 0
+    assert server.storage.count_events() == 2  # turn 2 reported once, whole
+    assert _tokens(server, transcript) == (2 * 1105 + 5, 53)
