@@ -24,6 +24,7 @@ from mosaicstack_telemetry import (
 )
 from mosaicstack_telemetry.models import BatchPredictionRequest, BatchPredictionResponse
 from mosaicstack_telemetry_server import __version__
+from mosaicstack_telemetry_server.access_log import AccessLogMiddleware
 from mosaicstack_telemetry_server.body import decode_json, read_body
 from mosaicstack_telemetry_server.errors import (
     RETRY_AFTER_UNAVAILABLE,
@@ -32,7 +33,6 @@ from mosaicstack_telemetry_server.errors import (
     invalid_request,
 )
 from mosaicstack_telemetry_server.ingest import ingest_batch, parse_envelope
-from mosaicstack_telemetry_server.logging_config import AccessLogMiddleware
 from mosaicstack_telemetry_server.openapi import (
     BATCH_EVENTS_BODY,
     BATCH_PREDICTIONS_BODY,

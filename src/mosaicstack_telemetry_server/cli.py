@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -175,11 +176,16 @@ def _err(message: str) -> None:
 
 
 def _open(args: argparse.Namespace) -> Storage:
-    storage = open_storage(settings_from_args(args).database_url)
+    # One clear line, not the pool's raw warning per reconnection attempt: a one-off command
+    # has no log configured, so Python's last-resort handler would print each of them.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
+    logging.getLogger("psycopg").propagate = False
+    url = settings_from_args(args).database_url
+    storage = open_storage(url)
     try:
         # A ping fails within seconds where a migration would wait out the pool's timeout.
         if not storage.ping():
-            raise StorageError("the database cannot be reached")
+            raise StorageError(f"the database at {redact_url(url)} cannot be reached")
         storage.migrate()
     except BaseException:
         storage.close()

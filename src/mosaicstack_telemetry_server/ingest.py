@@ -10,6 +10,7 @@ was received, without `schema_version` "1.0" (as Segment and PostHog servers do 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,10 +21,15 @@ from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.errors import ApiError
 from mosaicstack_telemetry_server.storage.base import Storage
 
-__all__ = ["ingest_batch", "judge_event", "parse_envelope"]
+__all__ = ["EARLIEST_TIMESTAMP", "MAX_CLOCK_AHEAD", "ingest_batch", "judge_event", "parse_envelope"]
 
 SUPPORTED_SCHEMA_MAJOR = "1"
 WRONG_INSTANCE = "instance_id does not match the API key's instance"
+# Plausible time (the contract's "Plausible time"): an event from before this product's era, or
+# further ahead of the server's clock than any time zone mistake explains, means a clock is wrong
+# somewhere; storing it would skew every query by time.
+EARLIEST_TIMESTAMP = datetime(2020, 1, 1, tzinfo=UTC)
+MAX_CLOCK_AHEAD = timedelta(hours=24)
 
 # A verdict names at most this many problems, each shortened: the client needs the field and
 # the rule, not an essay (and never its own megabyte of input back).
@@ -101,8 +107,28 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def judge_event(entry: Any, instance_id: UUID) -> tuple[TaskCompletionEvent | None, str | None]:
-    """Validate one entry for a key's instance: `(event, None)` or `(None, reason)`."""
+def _implausible_time(timestamp: datetime, now: datetime) -> str | None:
+    if timestamp < EARLIEST_TIMESTAMP:
+        return (
+            f"timestamp: {timestamp.isoformat()} is before {EARLIEST_TIMESTAMP.date()}; "
+            "check the sender's clock (implausible_timestamp)"
+        )
+    if timestamp > now + MAX_CLOCK_AHEAD:
+        return (
+            f"timestamp: {timestamp.isoformat()} is more than 24 hours ahead of the server's "
+            f"clock ({now.isoformat(timespec='seconds')}); check the sender's clock "
+            "(implausible_timestamp)"
+        )
+    return None
+
+
+def judge_event(
+    entry: Any, instance_id: UUID, now: datetime | None = None
+) -> tuple[TaskCompletionEvent | None, str | None]:
+    """Validate one entry for a key's instance: `(event, None)` or `(None, reason)`.
+
+    `now` is the server's clock for the plausible-time rule (default: the current UTC time).
+    """
     if not isinstance(entry, Mapping):
         return None, "(event): must be a JSON object (object_type)"
     try:
@@ -116,6 +142,9 @@ def judge_event(entry: Any, instance_id: UUID) -> tuple[TaskCompletionEvent | No
         )
     if event.instance_id != instance_id:
         return None, WRONG_INSTANCE
+    implausible = _implausible_time(event.timestamp, now or datetime.now(UTC))
+    if implausible is not None:
+        return None, implausible
     return event, None
 
 
@@ -129,8 +158,9 @@ def ingest_batch(
     """
     results: list[BatchEventResult] = []
     to_store: dict[UUID, TaskCompletionEvent] = {}
+    now = datetime.now(UTC)  # one clock reading for the whole batch
     for entry in entries:
-        event, reason = judge_event(entry, instance_id)
+        event, reason = judge_event(entry, instance_id, now)
         if event is None:
             results.append(
                 BatchEventResult(

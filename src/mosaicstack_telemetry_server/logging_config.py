@@ -1,12 +1,9 @@
-"""Structured logs: every line on stderr is JSON, one per request on the access logger.
+"""Structured logs: every line on stderr is JSON, its `time` in RFC 3339 UTC with milliseconds.
 
-An access line carries method, path, status, duration_ms, bytes_in, bytes (response body) and
-the `key_id` once a request is authenticated. Never headers: the `Authorization` header holds a
-secret, and the key_id is the public name of a key, made for exactly this.
-
-The libraries that may log while the server runs (uvicorn, the PostgreSQL driver and its pool,
-asyncio) go through the same JSON formatter, which also blanks any password a URL or a
-`password=` setting in a line might carry.
+The access log, one line per request, is written by `access_log.py`. The libraries that may log
+while the server runs (uvicorn, the PostgreSQL driver and its pool, asyncio) go through the same
+JSON formatter, which also blanks any password a URL or a `password=` setting in a line might
+carry.
 """
 
 from __future__ import annotations
@@ -14,17 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
+from datetime import UTC, datetime
 from typing import Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mosaicstack_telemetry_server.storage import redact_url
 
-__all__ = ["ACCESS_LOGGER", "AccessLogMiddleware", "JsonFormatter", "configure_logging"]
-
-ACCESS_LOGGER = "mosaicstack_telemetry_server.access"
-access_logger = logging.getLogger(ACCESS_LOGGER)
+__all__ = ["JsonFormatter", "configure_logging", "redact_secrets", "rfc3339_utc"]
 
 # Loggers logging at the level asked for.
 _OWN_LOGGERS = ("mosaicstack_telemetry_server", "uvicorn")
@@ -42,13 +34,22 @@ def redact_secrets(text: str) -> str:
     return _PASSWORD_SETTING.sub(r"\1***", text)
 
 
+def rfc3339_utc(created: float) -> str:
+    """A record's creation time as RFC 3339 in UTC with milliseconds: `2026-11-30T17:23:11.042Z`.
+
+    UTC with its zone, not local time: lines from processes on several hosts sort and compare.
+    """
+    stamp = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object: time, level, logger, message and extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as a JSON line."""
         line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": rfc3339_utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             # Libraries format their own messages (a driver's error may quote a DSN).
@@ -87,46 +88,3 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(handler)
-
-
-class AccessLogMiddleware:
-    """Pure ASGI middleware that logs one line per HTTP request after it completes."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request through, counting the response, then log it."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        # Routes record bytes_in and key_id here (Starlette's request.state is this dict).
-        state = scope.setdefault("state", {})
-        started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before responding
-        sent = 0
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, counting_send)
-        finally:
-            fields = {
-                "method": scope.get("method"),
-                "path": scope.get("path"),
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "bytes_in": state.get("bytes_in", 0),
-                "bytes": sent,
-            }
-            if "key_id" in state:
-                fields["key_id"] = state["key_id"]
-            access_logger.info(
-                "%s %s %s", fields["method"], fields["path"], status, extra={"fields": fields}
-            )

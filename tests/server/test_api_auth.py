@@ -13,6 +13,7 @@ import httpx
 import pytest
 from _api_helpers import Served, make_event, serve, wait_until
 
+from mosaicstack_telemetry_server.access_log import ACCESS_LOGGER
 from mosaicstack_telemetry_server.auth import (
     KEY_CACHE_SECONDS,
     KeyVerifier,
@@ -20,7 +21,7 @@ from mosaicstack_telemetry_server.auth import (
     issue_api_key,
 )
 from mosaicstack_telemetry_server.errors import ApiError
-from mosaicstack_telemetry_server.logging_config import ACCESS_LOGGER, JsonFormatter
+from mosaicstack_telemetry_server.logging_config import JsonFormatter
 from mosaicstack_telemetry_server.ratelimit import RateLimiter, retry_after_seconds
 from mosaicstack_telemetry_server.runner import serve_in_thread
 from mosaicstack_telemetry_server.settings import ServerSettings

@@ -207,3 +207,24 @@ def test_unknown_fields_are_ignored(sqlite_server: Served, sqlite_api: httpx.Cli
     event = make_event(sqlite_server.instance_id, future_field={"nested": [1, 2, 3]})
     response = sqlite_api.post(BATCH, json={"events": [event]})
     assert response.status_code == 200
+
+
+def test_implausible_timestamps_are_rejected_per_event_with_the_reason(
+    server: Served, api: httpx.Client
+) -> None:
+    now = datetime.now(UTC)
+    ahead = make_event(server.instance_id, timestamp=(now + timedelta(hours=25)).isoformat())
+    ancient = make_event(server.instance_id, timestamp="2019-12-31T23:59:59Z")
+    year_one = make_event(server.instance_id, timestamp="0001-01-01T00:00:00Z")
+    edge_ahead = make_event(server.instance_id, timestamp=(now + timedelta(hours=23)).isoformat())
+    edge_old = make_event(server.instance_id, timestamp="2020-01-01T00:00:00Z")
+    response = api.post(BATCH, json={"events": [ahead, ancient, year_one, edge_ahead, edge_old]})
+    assert response.status_code == 207
+    statuses = [r["status"] for r in response.json()["results"]]
+    assert statuses == ["rejected", "rejected", "rejected", "accepted", "accepted"]
+    errors = [r["error"] for r in response.json()["results"]]
+    assert "more than 24 hours ahead" in errors[0]
+    assert "before 2020-01-01" in errors[1]
+    assert "before 2020-01-01" in errors[2]
+    assert all("(implausible_timestamp)" in error for error in errors[:3])
+    assert server.storage.count_events() == 2

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -150,6 +151,15 @@ def test_json_log_lines_carry_fields_and_exceptions() -> None:
     assert line["status"] == 500
     assert line["level"] == "error"
     assert "ValueError: boom" in line["exception"]
+
+
+def test_log_times_are_rfc3339_utc_with_milliseconds() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", (), None)
+    record.created = 1_796_000_000.0421  # whatever the zone of the machine
+    line = json.loads(JsonFormatter().format(record))
+    assert line["time"] == "2026-11-30T00:53:20.042Z"
+    parsed = datetime.fromisoformat(line["time"])
+    assert parsed.utcoffset() == timedelta(0)
 
 
 _CONFIGURED = (

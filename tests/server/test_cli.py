@@ -141,6 +141,19 @@ def test_unreachable_database_exits_1(capsys: pytest.CaptureFixture[str]) -> Non
     assert "database error" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [("migrate",), ("keys", "list")])
+def test_unreachable_database_is_one_clear_line_without_a_password(
+    command: tuple[str, ...],
+) -> None:
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/test"
+    result = run(*command, "--database", url)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"mosaic-telemetry: database error: the database at "
+        f"{url.replace('hunter2', '***')} cannot be reached"
+    ]
+
+
 def test_key_commands_in_process(
     sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
