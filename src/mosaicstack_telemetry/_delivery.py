@@ -1,8 +1,9 @@
-"""What one flush does, as plans: batch the queue, deliver each batch, put back what is unsent.
+"""Delivering one batch, as a plan: send it, retry, split, and count what is lost and why.
 
-`flush()` and `deliver()` hold every decision (batching, retries, splitting, put-back, what is
-dropped and why); they yield `Send`/`Wait`/`Check` actions and never do I/O, so the thread and the
-asyncio task run the very same logic.
+`deliver()` holds every decision about one batch (retries, splitting on 413, what is dropped and
+why); it yields `Send`/`Wait`/`Check` actions and never does I/O, so the thread and the asyncio
+task run the very same logic. What a whole flush does (the spool first, then the queue batch by
+batch) is `_flush`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mosaicstack_telemetry._logs import logger, redact
-from mosaicstack_telemetry._plans import EVENTS_PATH, Plan, may_proceed, send, wait
+from mosaicstack_telemetry._plans import EVENTS_PATH, Plan, send, wait
 from mosaicstack_telemetry._reply import Reply, describe_failure, log_reply_failure
 from mosaicstack_telemetry._retry import Verdict, classify, parse_retry_after, retry_delay
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._spool import Spool
 from mosaicstack_telemetry.models.batch import BatchEventRequest, BatchEventResponse
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
-from mosaicstack_telemetry.queue import EventQueue
 from mosaicstack_telemetry.stats import Tally
 
-__all__ = ["Delivery", "Outbox", "deliver", "flush", "report_leftovers", "settle", "unspool"]
+__all__ = ["Delivery", "deliver", "dry_run"]
 
 # Rejections listed in full in the one log line of a batch; the rest are counted.
 _MAX_REJECTIONS_LOGGED = 10
@@ -39,18 +38,6 @@ class Delivery:
     interrupted: bool = False
     # Events dropped for good (refused by the server, too large, not serialisable).
     dropped: int = 0
-
-
-@dataclass(frozen=True)
-class Outbox:
-    """Where a client's events wait and are counted: the queue, the optional spool, the tally."""
-
-    queue: EventQueue
-    tally: Tally
-    spool: Spool | None = None
-    # The batch being delivered from the queue: a stop() that cannot wait for the worker any
-    # longer spools it with the queue (the server's idempotency covers a late success).
-    in_flight: list[TaskCompletionEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -247,71 +234,8 @@ def _split(
     return Delivery([])
 
 
-def unspool(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bool]:
-    """Plan: deliver the spool's files, oldest first; False when a batch had to go back.
-
-    Reading and renaming the small local files happens in the plan itself: it is quick, and
-    keeping it next to the decisions keeps the claim, delivery and give-back in one place.
-    """
-    spool = outbox.spool
-    if spool is None:
-        return True
-    spool.recover()
-    while (yield from may_proceed()):
-        claim = spool.claim()
-        if claim is None:
-            return True
-        events = claim.events
-        for start in range(0, len(events), settings.batch_size):
-            chunk = events[start : start + settings.batch_size]
-            delivery = yield from deliver(chunk, settings, outbox.tally, final=final)
-            if delivery.unsent:
-                unsent = delivery.unsent + events[start + len(chunk) :]
-                spool.give_back(claim, unsent)
-                outbox.tally.add("unspooled", len(events) - len(unsent))
-                return False
-        spool.finish(claim)
-        outbox.tally.add("unspooled", len(events))
-    return True
-
-
-def flush(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bool]:
-    """Plan: send the spool, then what is queued now, batch by batch; put back what is unsent.
-
-    Only the events present at the start are taken, so a process tracking faster than the server
-    answers cannot keep one flush going forever; after a batch fails for good the flush ends
-    rather than hammering a server that is down. It also ends, leaving the rest queued, when the
-    executor says to stop (stop requested, or the final flush's deadline passed). Returns False
-    when events had to be put back (the server failed), True otherwise.
-    """
-    queue = outbox.queue
-    spill(outbox)
-    sent_all = yield from unspool(outbox, settings, final=final)
-    budget = queue.size if sent_all else 0
-    # Checked before each batch: once stop is asked (or the final deadline passed) the rest is
-    # left queued for the final flush, instead of being sent by a worker nobody waits for.
-    while budget > 0 and (yield from may_proceed()):
-        batch = queue.drain(min(settings.batch_size, budget))
-        if not batch:
-            break
-        budget -= len(batch)
-        if settings.dry_run:
-            _dry_run(batch, settings, outbox.tally)
-            continue
-        outbox.in_flight[:] = batch
-        delivery = yield from deliver(
-            batch, settings, outbox.tally, final=final, idle=lambda: spill(outbox)
-        )
-        outbox.in_flight.clear()
-        if delivery.unsent:
-            queue.put_back(delivery.unsent)
-            sent_all = False
-            break
-    spill(outbox)
-    return sent_all
-
-
-def _dry_run(batch: list[TaskCompletionEvent], settings: Settings, tally: Tally) -> None:
+def dry_run(batch: list[TaskCompletionEvent], settings: Settings, tally: Tally) -> None:
+    """Log `batch` as the JSON it would send (dry run); count it as sent."""
     losses = _Losses()
     sendable, body = _encode_sendable(batch, losses, settings.api_key)
     losses.report(len(batch))
@@ -319,41 +243,3 @@ def _dry_run(batch: list[TaskCompletionEvent], settings: Settings, tally: Tally)
     # Counted as sent: the application asked for them to go nowhere, and they did.
     tally.add("sent", len(sendable))
     logger.info("dry run: batch of %d events not sent: %s", len(sendable), body.decode())
-
-
-def spill(outbox: Outbox) -> None:
-    """Write the events the full queue evicted to the spool; log what was evicted for good."""
-    queue = outbox.queue
-    if outbox.spool is not None:
-        evicted = queue.take_evicted()
-        if evicted:
-            written = outbox.spool.write(evicted)
-            if written < len(evicted):
-                # The disk refused them: they are lost, like any other eviction.
-                outbox.tally.add("evicted", len(evicted) - written)
-    dropped = queue.take_dropped()
-    if dropped:
-        logger.warning("%d events were evicted because the queue was full", dropped)
-
-
-def settle(outbox: Outbox, *, abandoned: bool = False) -> None:
-    """After the final flush: spool what is left, or say how many events were not sent.
-
-    `abandoned`: the worker overran its budget and still holds a batch; it is spooled too.
-    """
-    queue = outbox.queue
-    if outbox.spool is not None:
-        spill(outbox)
-        leftovers = (list(outbox.in_flight) if abandoned else []) + queue.drain(queue.size)
-        if leftovers:
-            written = outbox.spool.write(leftovers)
-            logger.info("%d unsent events spooled to %s", written, outbox.spool.directory)
-            if written < len(leftovers):
-                queue.put_back(leftovers[written:])
-    report_leftovers(queue)
-
-
-def report_leftovers(queue: EventQueue) -> None:
-    """The one WARNING for events still queued after the final flush."""
-    if not queue.is_empty:
-        logger.warning("%d events still queued after the final flush (not sent)", queue.size)

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 
-from mosaicstack_telemetry._delivery import Outbox, flush, settle, spill
+from mosaicstack_telemetry._flush import Outbox, flush, settle, spill
 from mosaicstack_telemetry._logs import log_unexpected, logger
 from mosaicstack_telemetry._plans import Plan
 from mosaicstack_telemetry._schedule import Schedule

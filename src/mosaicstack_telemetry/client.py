@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from mosaicstack_telemetry import _lifecycle
-from mosaicstack_telemetry._delivery import Outbox
+from mosaicstack_telemetry._flush import Outbox
 from mosaicstack_telemetry._logs import RateLimitedLog, log_unexpected, logger, redact
 from mosaicstack_telemetry._predictions import refresh
 from mosaicstack_telemetry._settings import Settings
@@ -79,7 +79,6 @@ class TelemetryClient:
         # Started and not stopped since: such a client gets a final flush at interpreter exit.
         self._started = False
         self._rejections = RateLimitedLog()
-        self._invalid = 0
         _lifecycle.register(self, _lifecycle.Hooks(self._after_fork_in_child, self._close_at_exit))
 
     @property
@@ -331,6 +330,7 @@ class TelemetryClient:
         self._queue.reset_after_fork()
         self._cache.reset_after_fork()
         self._tally.reset_after_fork()
+        self._outbox.in_flight.clear()  # the parent's batch, not the child's
         self._rejections.reinit_after_fork()
         # The parent's thread does not exist here and its task must not run here (it shares the
         # parent's connections): a client that was running gets a worker thread of its own.

@@ -127,6 +127,12 @@ class TelemetryConfig:
             errors.append(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
         if not _finite_positive(self.request_timeout_seconds):
             errors.append("request_timeout_seconds must be a finite positive number")
+        errors += self._delivery_problems()
+        return errors
+
+    def _delivery_problems(self) -> list[str]:
+        """The checks of the shutdown budget and the spool (issue 7's settings)."""
+        errors: list[str] = []
         timeout = self.shutdown_timeout_seconds
         if not (
             isinstance(timeout, int | float)

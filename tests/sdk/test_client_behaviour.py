@@ -295,3 +295,24 @@ def test_unusable_durations_still_give_a_working_client_that_stops_at_once(
     assert time.monotonic() - started < 2.0
     assert len(wire.delivered()) == 1
     assert not [r for r in sdk_logs.records if r.levelno >= logging.ERROR]
+
+
+def test_flush_sends_now_returns_what_is_left_and_refuses_a_timeout_that_is_not_a_number(
+    wire: WireServer, unused_url: str
+) -> None:
+    client = TelemetryClient(make_config(wire.url))  # never started: flush() works all the same
+    events = [make_event() for _ in range(3)]
+    for event in events:
+        client.track(event)
+    assert client.flush() == 0
+    assert set(wire.delivered()) == {str(e.event_id) for e in events}
+    with pytest.raises(TypeError, match="timeout"):
+        client.flush(timeout="soon")  # type: ignore[arg-type]
+    down = TelemetryClient(make_config(unused_url, max_retries=0))
+    down.track(make_event())
+    assert down.flush(timeout=0.5) == 1  # bounded, and the event is still queued
+    assert down.flush(timeout=0) == 1  # no time at all: nothing is tried
+    disabled = TelemetryClient(make_config(wire.url, enabled=False))
+    disabled.track(make_event())
+    assert disabled.flush() == 0
+    assert disabled.stats().tracked == 0

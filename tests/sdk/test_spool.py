@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mosaicstack_telemetry import TelemetryClient
 from mosaicstack_telemetry._spool import Spool
@@ -354,3 +356,23 @@ def test_a_file_the_sdk_did_not_write_is_read_only_up_to_a_limit(
     assert claim is not None
     assert len(claim.events) == 1000
     assert any("more than 1000 lines" in m for m in warnings_of(sdk_logs))
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.one_of(st.binary(max_size=200), st.just(b"EVENT")), max_size=20))
+def test_any_file_content_reads_as_its_valid_events_only(
+    tmp_path: Path, lines: list[bytes]
+) -> None:
+    # A spool file may be truncated, edited or foreign: reading it never raises, and what comes
+    # back is exactly its well-formed event lines.
+    event = make_event()
+    content = b"\n".join(event.model_dump_json().encode() if x == b"EVENT" else x for x in lines)
+    directory = tmp_path / os.urandom(4).hex()
+    directory.mkdir()
+    (directory / "00000000000000000001-1-ab-1.events").write_bytes(content)
+    claim = Spool(directory, 10**9, Tally()).claim()
+    expected = lines.count(b"EVENT")
+    found = [] if claim is None else claim.events
+    assert [e.event_id for e in found] == [event.event_id] * expected
