@@ -47,6 +47,8 @@ class AccessLogMiddleware:
             await self.app(scope, receive, counting_send)
         finally:
             fields = {
+                # The TCP peer, or the client a trusted proxy named (proxies.py).
+                "client": (scope.get("client") or ("unknown",))[0],
                 "method": scope.get("method"),
                 "path": scope.get("path"),
                 "status": status,

@@ -33,6 +33,7 @@ from mosaicstack_telemetry_server.errors import (
     invalid_request,
 )
 from mosaicstack_telemetry_server.ingest import ingest_batch, parse_envelope
+from mosaicstack_telemetry_server.metrics import Metrics, MetricsMiddleware
 from mosaicstack_telemetry_server.openapi import (
     BATCH_EVENTS_BODY,
     BATCH_PREDICTIONS_BODY,
@@ -41,6 +42,8 @@ from mosaicstack_telemetry_server.openapi import (
     error_responses,
     install_openapi,
 )
+from mosaicstack_telemetry_server.probes import router as probes_router
+from mosaicstack_telemetry_server.proxies import TrustedProxies, parse_trusted_proxies
 from mosaicstack_telemetry_server.ratelimit import retry_after_seconds
 from mosaicstack_telemetry_server.runtime import Runtime
 from mosaicstack_telemetry_server.settings import ServerSettings
@@ -70,8 +73,7 @@ async def _authenticated(
     """
     runtime = _runtime(request)
     authorization = request.headers.get("authorization")
-    # The peer's address (proxy headers are not trusted): behind a proxy, all its clients
-    # share one bucket, which only keys already verified in the last seconds skip.
+    # The client's address: the TCP peer, or what a trusted proxy says it is (proxies.py).
     address = request.client.host if request.client else "unknown"
     if not runtime.ready:  # only until the first successful migration: skip the thread hop
         await run_in_threadpool(runtime.ensure_ready)
@@ -119,9 +121,11 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
         runtime = Runtime(settings=settings, storage=store, owns_storage=opened)
         await run_in_threadpool(runtime.start)
         app.state.runtime = runtime
+        app.state.metrics = Metrics(store)
         try:
             yield
         finally:
+            app.state.metrics.process_exiting()
             await run_in_threadpool(runtime.stop)
 
     app = FastAPI(
@@ -133,6 +137,10 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
     )
     install_error_handlers(app)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(MetricsMiddleware)
+    # Outermost: every layer below sees the client address it establishes.
+    app.add_middleware(TrustedProxies, networks=parse_trusted_proxies(settings.trusted_proxies))
+    app.include_router(probes_router)
 
     @app.post(
         "/v1/events/batch",
@@ -158,6 +166,7 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
             return ingest_batch(runtime.storage, entries, key.instance_id)
 
         status, response = await run_in_threadpool(judge_and_store)
+        request.app.state.metrics.count_batch(response)
         return JSONResponse(response.model_dump(mode="json"), status_code=status)
 
     @app.post(

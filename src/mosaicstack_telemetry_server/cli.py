@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure (e.g. database unreachable), 2 invalid argument
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ from uuid import UUID
 
 from mosaicstack_telemetry_server import __version__
 from mosaicstack_telemetry_server.auth import MAX_LABEL_CHARS, issue_api_key
+from mosaicstack_telemetry_server.proxies import parse_trusted_proxies
 from mosaicstack_telemetry_server.runner import (
     ENV_LOG_LEVEL,
     ENV_SETTINGS,
@@ -60,6 +62,13 @@ def _label(text: str) -> str:
         # Printable only: a label is shown in terminals by `keys list`.
         raise argparse.ArgumentTypeError(f"must be at most {MAX_LABEL_CHARS} printable characters")
     return text
+
+
+def _trusted_proxy(text: str) -> str:
+    try:
+        return ",".join(parse_trusted_proxies(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_database(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +129,34 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         f"(default {DEFAULT_GRACEFUL_SECONDS})",
     )
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
+    serve.add_argument(
+        "--header-timeout",
+        metavar="SECONDS",
+        type=_bounded(float, 0.1, 3600),
+        help="time a connection has to send a request's head (default 10, "
+        "$MOSAIC_TELEMETRY_HEADER_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        metavar="SECONDS",
+        type=_bounded(float, 0.1, 3600),
+        help="time a request has to send its body (default 30, $MOSAIC_TELEMETRY_BODY_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=_bounded(int, 0, 1_000_000),
+        help="open connections per worker process; 0: the descriptor limit less a reserve "
+        "(default 0, $MOSAIC_TELEMETRY_MAX_CONNECTIONS)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        metavar="CIDR",
+        action="append",
+        type=_trusted_proxy,
+        help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default "
+        f"${ENV_SETTINGS['trusted_proxies']}, comma-separated; none)",
+    )
     serve.set_defaults(handler=_serve)
 
     keys = commands.add_parser("keys", help="manage API keys")
@@ -157,6 +194,13 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     settings = settings_from_env()
     if args.database:
         settings.database_url = args.database
+    if getattr(args, "trusted_proxy", None):
+        settings.trusted_proxies = ",".join(args.trusted_proxy)
+    else:
+        try:  # here, not in each worker process: a bad value stops the command at once
+            parse_trusted_proxies(settings.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_SETTINGS['trusted_proxies']}: {exc}") from None
     for name, option in (
         ("min_sample_size", "min_sample_size"),
         ("stats_max_age_seconds", "stats_max_age"),
@@ -205,7 +249,9 @@ def uvicorn_options(
         "log_level": args.log_level,
         "access_log": False,  # ours is structured (logging_config.py)
         "timeout_graceful_shutdown": args.graceful_timeout,
-        "proxy_headers": False,
+        "proxy_headers": False,  # the app decides whom to believe (proxies.py)
+        # uvicorn's h11 protocol plus request deadlines and a connection cap (guard.py).
+        "http": "mosaicstack_telemetry_server.guard:GuardedH11Protocol",
     }
     if args.workers == 1:
         from mosaicstack_telemetry_server.app import create_app
@@ -222,14 +268,27 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mosaicstack_telemetry_server.logging_config import configure_logging
+    from mosaicstack_telemetry_server.metrics import multiprocess_folder
 
     settings = settings_from_args(args)
+    # Through the environment, so that every worker process applies the same limits.
+    os.environ.update(_guard_settings(args))
     configure_logging(args.log_level)
     _err(f"serving {redact_url(settings.database_url)} on http://{args.host}:{args.port}")
     app, options, environment = uvicorn_options(args, settings)
     os.environ.update(environment)
-    uvicorn.run(app, **options)
+    with multiprocess_folder(args.workers):
+        uvicorn.run(app, **options)
     return 0
+
+
+def _guard_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The guard's settings (environment, overridden by the flags given), as variables."""
+    from mosaicstack_telemetry_server.guard import ENV_GUARD, GuardSettings
+
+    settings = GuardSettings.from_env()
+    flags = {name: getattr(args, name) for name in ENV_GUARD if getattr(args, name) is not None}
+    return dataclasses.replace(settings, **flags).to_env()
 
 
 def _keys_create(args: argparse.Namespace) -> int:

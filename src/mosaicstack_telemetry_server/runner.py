@@ -34,6 +34,8 @@ __all__ = [
     "settings_to_env",
 ]
 
+# The name of a variable, not a secret.
+ENV_METRICS_TOKEN = "MOSAIC_TELEMETRY_METRICS_TOKEN"  # noqa: S105  # nosec B105
 # Each setting's environment variable (the CLI's flags default to these too).
 ENV_SETTINGS: Mapping[str, str] = {
     "database_url": ENV_DATABASE_URL,
@@ -44,6 +46,8 @@ ENV_SETTINGS: Mapping[str, str] = {
     "max_body_bytes": "MOSAIC_TELEMETRY_MAX_BODY_BYTES",
     "auth_failure_rate_per_second": "MOSAIC_TELEMETRY_AUTH_FAILURE_RATE_PER_SECOND",
     "auth_failure_burst": "MOSAIC_TELEMETRY_AUTH_FAILURE_BURST",
+    "trusted_proxies": "MOSAIC_TELEMETRY_TRUSTED_PROXIES",
+    "metrics_token": ENV_METRICS_TOKEN,
 }
 # Log level of worker processes (set by `mosaic-telemetry serve --workers N`).
 ENV_LOG_LEVEL = "MOSAIC_TELEMETRY_LOG_LEVEL"
@@ -117,6 +121,8 @@ def serve_in_thread(
         log_config=None,
         access_log=False,  # ours is structured (logging_config.py)
         lifespan="on",
+        proxy_headers=False,  # the app decides whom to believe (proxies.py)
+        http="mosaicstack_telemetry_server.guard:GuardedH11Protocol",  # as `serve` does
         timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT_SECONDS,
     )
     server = uvicorn.Server(config)

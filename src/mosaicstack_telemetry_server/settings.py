@@ -81,6 +81,11 @@ class ServerSettings:
     # database lookup, so a flood of them is refused (429) before reaching the database.
     auth_failure_rate_per_second: float = 1.0
     auth_failure_burst: int = 20
+    # Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed
+    # (`proxies.py`); empty: the TCP peer is the client.
+    trusted_proxies: str = ""
+    # Bearer token that `GET /metrics` requires; empty: /metrics is open (bind it privately).
+    metrics_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         self.validate()

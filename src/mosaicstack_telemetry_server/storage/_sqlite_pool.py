@@ -24,6 +24,8 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
+        self._size = size
+        self._lent = 0
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -35,12 +37,16 @@ class ConnectionPool:
         try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                conn = self._connect()
+                self._lent += 1
             try:
+                if conn is None:
+                    conn = self._connect()
                 yield conn
             finally:
-                self._give_back(conn)
+                with self._lock:
+                    self._lent -= 1
+                if conn is not None:
+                    self._give_back(conn)
         finally:
             self._slots.release()
 
@@ -60,3 +66,13 @@ class ConnectionPool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+    def stats(self) -> dict[str, int]:
+        """`max`, `open` (idle or lent) and `in_use` connections right now (for /metrics)."""
+        with self._lock:
+            return {
+                "max": self._size,
+                "open": len(self._idle) + self._lent,
+                "in_use": self._lent,
+                "waiting": 0,  # not tracked: a semaphore does not say who waits
+            }

@@ -387,3 +387,28 @@ class PostgresStorage:
             rows = conn.execute(_SELECT_STATS, arrays).fetchall()
         found = [stats_row(values) for values in rows]
         return {row.key: row for row in found}
+
+    # operations
+
+    def pool_stats(self) -> dict[str, int]:
+        """The connection pool's use (`max`, `open`, `in_use`, `waiting`), for /metrics."""
+        stats = self._pool.get_stats()
+        size = int(stats.get("pool_size", 0))
+        return {
+            "max": int(stats.get("pool_max", 0)),
+            "open": size,
+            "in_use": size - int(stats.get("pool_available", 0)),
+            "waiting": int(stats.get("requests_waiting", 0)),
+        }
+
+    def probe_write(self) -> None:
+        """Commit a real write that changes nothing, or raise StorageError (for /readyz).
+
+        An UPDATE writes a new row version and WAL even with the same value, so a full disk
+        or a read-only database fails here as it would for an event.
+        """
+        with self._transaction(timeout=self._ping_timeout) as conn:
+            conn.execute(
+                "UPDATE schema_migrations SET applied_at = applied_at "
+                "WHERE version = (SELECT MAX(version) FROM schema_migrations)"
+            )

@@ -388,3 +388,21 @@ class SQLiteStorage:
             rows = conn.execute(_SELECT_STATS, (wanted,)).fetchall()
         found = [stats_row(values) for values in rows]
         return {row.key: row for row in found}
+
+    # operations
+
+    def pool_stats(self) -> dict[str, int]:
+        """The connection pool's use (`max`, `open`, `in_use`, `waiting`), for /metrics."""
+        return self._pool.stats()
+
+    def probe_write(self) -> None:
+        """Commit a real write that changes nothing, or raise StorageError (for /readyz).
+
+        SQLite rewrites the row's page even when the value is unchanged, so a full disk or a
+        read-only file fails here as it would for an event.
+        """
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "UPDATE schema_migrations SET applied_at = applied_at "
+                "WHERE version = (SELECT MAX(version) FROM schema_migrations)"
+            )
