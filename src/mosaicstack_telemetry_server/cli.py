@@ -27,7 +27,7 @@ from mosaicstack_telemetry_server.runner import (
 from mosaicstack_telemetry_server.settings import LIMITS, ServerSettings, format_number
 from mosaicstack_telemetry_server.storage import Storage, StorageError, open_storage, redact_url
 
-__all__ = ["build_parser", "main", "settings_from_args", "uvicorn_options"]
+__all__ = ["build_parser", "main", "register", "settings_from_args", "uvicorn_options"]
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # How long `serve` lets in-flight requests finish after SIGTERM/SIGINT.
@@ -87,7 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register(commands)
+    return parser
 
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the server's subcommands (serve, keys, migrate, demo) to `commands`.
+
+    The light `mosaic-telemetry` entry (`mosaicstack_telemetry_cli`) calls this only when a
+    server command is asked for, so the client commands never import the server's dependencies.
+    """
     serve = commands.add_parser("serve", help="serve the API")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=_bounded(int, 0, 65535), default=8000, help="default 8000")
@@ -178,7 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo_module.add_demo_arguments(demo)
     demo.set_defaults(handler=demo_module.run_demo)
-    return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
