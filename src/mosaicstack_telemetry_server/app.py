@@ -25,6 +25,7 @@ from mosaicstack_telemetry import (
 from mosaicstack_telemetry.models import BatchPredictionRequest, BatchPredictionResponse
 from mosaicstack_telemetry_server import __version__
 from mosaicstack_telemetry_server.body import decode_json, read_body
+from mosaicstack_telemetry_server.dashboard import install_dashboard
 from mosaicstack_telemetry_server.errors import (
     RETRY_AFTER_UNAVAILABLE,
     ApiError,
@@ -227,5 +228,6 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
             body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
         )
 
+    install_dashboard(app)
     install_openapi(app)
     return app

@@ -387,3 +387,32 @@ class PostgresStorage:
             rows = conn.execute(_SELECT_STATS, arrays).fetchall()
         found = [stats_row(values) for values in rows]
         return {row.key: row for row in found}
+
+    # dashboard sessions
+
+    def create_dashboard_session(
+        self, token_hash: str, key_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Store a session, dropping every expired one first (the table stays small)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM dashboard_sessions WHERE expires_at <= %s", (created_at,))
+            conn.execute(
+                "INSERT INTO dashboard_sessions (token_hash, key_hash, created_at, expires_at) "
+                "VALUES (%s, %s, %s, %s)",
+                (token_hash, key_hash, created_at, expires_at),
+            )
+
+    def find_dashboard_session(self, token_hash: str, now: datetime) -> str | None:
+        """The key hash of the session with this token hash, unless absent or expired."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT key_hash FROM dashboard_sessions "
+                "WHERE token_hash = %s AND expires_at > %s",
+                (token_hash, now),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def delete_dashboard_session(self, token_hash: str) -> None:
+        """End a session (nothing happens if there is none)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = %s", (token_hash,))

@@ -388,3 +388,33 @@ class SQLiteStorage:
             rows = conn.execute(_SELECT_STATS, (wanted,)).fetchall()
         found = [stats_row(values) for values in rows]
         return {row.key: row for row in found}
+
+    # dashboard sessions
+
+    def create_dashboard_session(
+        self, token_hash: str, key_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Store a session, dropping every expired one first (the table stays small)."""
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "DELETE FROM dashboard_sessions WHERE expires_at <= ?", (iso_utc(created_at),)
+            )
+            conn.execute(
+                "INSERT INTO dashboard_sessions (token_hash, key_hash, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (token_hash, key_hash, iso_utc(created_at), iso_utc(expires_at)),
+            )
+
+    def find_dashboard_session(self, token_hash: str, now: datetime) -> str | None:
+        """The key hash of the session with this token hash, unless absent or expired."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT key_hash FROM dashboard_sessions WHERE token_hash = ? AND expires_at > ?",
+                (token_hash, iso_utc(now)),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def delete_dashboard_session(self, token_hash: str) -> None:
+        """End a session (nothing happens if there is none)."""
+        with self._transaction(write=True) as conn:
+            conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = ?", (token_hash,))
