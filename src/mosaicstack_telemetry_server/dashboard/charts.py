@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from mosaicstack_telemetry_server.dashboard.formatting import (
+    format_compact,
     format_count,
     format_percent,
     format_usd,
@@ -42,13 +43,20 @@ __all__ = [
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 OTHER = "other models"
 OTHER_COLOUR = "#767676"
+SUCCESS_COLOUR = PALETTE[2]
+GATES_COLOUR = PALETTE[0]
 # Drawing area of every chart, in SVG user units (the SVG scales to its box).
 WIDTH = 720
 PLOT_LEFT = 64
 PLOT_TOP = 12
 STACK_HEIGHT = 220
 ROW_HEIGHT = 28
-LABEL_WIDTH = 170
+# The bar and range charts sit two to a row on a laptop: a narrower box keeps their text as
+# large as the stacked chart's once scaled.
+HALF_WIDTH = 480
+LABEL_WIDTH = 150
+VALUE_WIDTH = 130
+PLOT_WIDTH = HALF_WIDTH - LABEL_WIDTH - VALUE_WIDTH
 
 
 def nice_ceiling(value: float) -> float:
@@ -193,6 +201,7 @@ class Bar:
     label: str
     width: float
     value: str
+    colour: str = PALETTE[0]
 
 
 @dataclass
@@ -203,11 +212,11 @@ class BarChart:
     summary: str
     table_head: list[str]
     table_rows: list[list[str]]
-    colour: str = PALETTE[0]
-    width: int = WIDTH
+    legend: list[tuple[str, str]] = field(default_factory=list)
+    width: int = HALF_WIDTH
     label_width: int = LABEL_WIDTH
     row_height: int = ROW_HEIGHT
-    plot_width: int = WIDTH - LABEL_WIDTH - 170
+    plot_width: int = PLOT_WIDTH
     height: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -220,7 +229,7 @@ def spend_by_chart(report: Mapping[str, Any], dimension: str, noun: str) -> BarC
         _groups(report), key=lambda g: (-int(g["cost_usd_micros"]), str(g["key"][dimension]))
     )
     top = max((int(g["cost_usd_micros"]) for g in groups), default=0) or 1
-    plot = WIDTH - LABEL_WIDTH - 170
+    plot = PLOT_WIDTH
     bars = [
         Bar(
             4 + n * ROW_HEIGHT,
@@ -247,17 +256,17 @@ def spend_by_chart(report: Mapping[str, Any], dimension: str, noun: str) -> BarC
 def rates_chart(report: Mapping[str, Any]) -> BarChart:
     """Success and gate-pass rates per model: two bars per model on a 0-100% scale."""
     groups = sorted(_groups(report), key=lambda g: (-int(g["tasks"]), str(g["key"]["model"])))
-    plot = WIDTH - LABEL_WIDTH - 170
-    bars = []
+    plot = PLOT_WIDTH
+    bars: list[Bar] = []
     for n, g in enumerate(groups):
         model = str(g["key"]["model"])
         success, gates = float(g["success_rate"]), float(g["gate_pass_rate"])
-        bars.append(
-            Bar(4 + 2 * n * ROW_HEIGHT, f"{model} success", plot * success, format_percent(success))
-        )
-        bars.append(
-            Bar(4 + (2 * n + 1) * ROW_HEIGHT, f"{model} gates", plot * gates, format_percent(gates))
-        )
+        y = 4 + 2 * n * ROW_HEIGHT
+        # The model is written once, by its first bar; the bars' own titles name both.
+        text = f"{format_percent(success)} success"
+        bars.append(Bar(y, model, plot * success, text, SUCCESS_COLOUR))
+        text = f"{format_percent(gates)} gates passed"
+        bars.append(Bar(y + ROW_HEIGHT, "", plot * gates, text, GATES_COLOUR))
     rows = [
         [
             str(g["key"]["model"]),
@@ -273,7 +282,8 @@ def rates_chart(report: Mapping[str, Any]) -> BarChart:
         else "no tasks"
     )
     head = ["Model", "Tasks", "Success rate", "Gate-pass rate"]
-    return BarChart(bars, summary + ".", head, rows, colour=PALETTE[2])
+    legend = [(SUCCESS_COLOUR, "success rate"), (GATES_COLOUR, "gate-pass rate")]
+    return BarChart(bars, summary + ".", head, rows, legend=legend)
 
 
 @dataclass(frozen=True)
@@ -281,7 +291,8 @@ class RangeRow:
     """A p10-p90 span with its median tick, for one model and one kind of token."""
 
     y: float
-    label: str
+    label: str  # "<model> input": the row's title
+    shown: str  # written left of the row: the model, on its first row only
     x10: float
     x50: float
     x90: float
@@ -297,8 +308,9 @@ class RangeChart:
     summary: str
     table_head: list[str]
     table_rows: list[list[str]]
-    width: int = WIDTH
+    width: int = HALF_WIDTH
     label_width: int = LABEL_WIDTH
+    plot_width: int = PLOT_WIDTH
     row_height: int = ROW_HEIGHT
     height: int = field(init=False)
 
@@ -321,7 +333,7 @@ def token_range_chart(percentiles: Sequence[Mapping[str, Any]]) -> RangeChart:
             default=0,
         )
     )
-    plot = WIDTH - LABEL_WIDTH - 170
+    plot = PLOT_WIDTH
     rows: list[RangeRow] = []
     table: list[list[str]] = []
     for entry in percentiles:
@@ -332,17 +344,18 @@ def token_range_chart(percentiles: Sequence[Mapping[str, Any]]) -> RangeChart:
                 RangeRow(
                     4 + len(rows) * ROW_HEIGHT,
                     f"{entry['model']} {word}",
+                    str(entry["model"]) if word == "input" else "",
                     LABEL_WIDTH + plot * p10 / top,
                     LABEL_WIDTH + plot * p50 / top,
                     LABEL_WIDTH + plot * p90 / top,
-                    f"{format_count(p10)} to {format_count(p90)}",
+                    f"{format_compact(p10)} to {format_compact(p90)}",
                 )
             )
             table.append(
                 [str(entry["model"]), word, format_count(p10), format_count(p50), format_count(p90)]
             )
     ticks = [
-        Tick(LABEL_WIDTH + plot * step / 4, format_count(round(top * step / 4)))
+        Tick(LABEL_WIDTH + plot * step / 4, format_compact(round(top * step / 4)))
         for step in range(5)
     ]
     summary = "Tokens per task by model, p10 to p90 with the median: " + (

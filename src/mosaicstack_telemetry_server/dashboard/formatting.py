@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["format_count", "format_percent", "format_usd"]
+__all__ = ["format_compact", "format_count", "format_percent", "format_usd"]
 
 
 def format_usd(micros: int) -> str:
@@ -21,3 +21,11 @@ def format_count(value: int) -> str:
 def format_percent(share: float) -> str:
     """`83.3%` from 0.8333."""
     return f"{share * 100:.1f}%"
+
+
+def format_compact(value: int) -> str:
+    """`125k`, `1.5M`: axis labels, where the exact count is in the table."""
+    for size, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return str(value)
