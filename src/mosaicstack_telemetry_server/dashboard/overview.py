@@ -79,7 +79,7 @@ async def page(request: Request, key: ApiKeyRecord, csrf: str) -> Response:
         key=key,
         csrf=csrf,
         span=span,
-        presets=range_links(span, now, instance),
+        presets=range_links(span, now, None if key.instance_id else instance),
         instance=instance,
         errors=[error for error in (span.error, scope_error) if error],
         **context,
