@@ -33,12 +33,23 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
     utc,
 )
+from mosaicstack_telemetry_server.storage._usage_sql import (
+    Dialect,
+    bucket_rows,
+    plan_range,
+    token_buckets_sql,
+    usage_rows,
+    usage_sql,
+)
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
+    KeyRole,
     PartitionSnapshot,
     StatsKey,
     StatsRow,
     StorageError,
+    TokenBucketRow,
+    UsageRow,
 )
 
 __all__ = ["PostgresStorage"]
@@ -77,6 +88,14 @@ _SELECT_EVENT = (
     "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
     "language, repo_size_category FROM events WHERE instance_id = %s AND event_id = %s"
 )
+_EXPORT_SELECT = (
+    "SELECT id, instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
+    "complexity, harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
+    "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
+    "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
+    "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
+    "language, repo_size_category FROM events"
+)
 _SELECT_PARTITION = (
     "SELECT model, provider, complexity, actual_input_tokens, actual_output_tokens, "
     "actual_cost_usd_micros, task_duration_ms, estimated_input_tokens, estimated_output_tokens, "
@@ -95,15 +114,30 @@ _SELECT_STATS = (
     "k.model, k.provider, k.complexity)"
 )
 _SELECT_API_KEY = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "WHERE key_hash = %s"
 )
 _LIST_API_KEYS = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "ORDER BY created_at, key_id"
 )
 # Serialises migrations across every process using the database (arbitrary constant).
 _MIGRATION_LOCK = 0x6D6F736169630001
+
+
+_DIALECT = Dialect(
+    placeholder="%s",
+    event_day="(timestamp AT TIME ZONE 'UTC')::date",
+    successes="count(*) FILTER (WHERE outcome = 'success')",
+    gate_passes="count(*) FILTER (WHERE quality_gate_passed)",
+    input_bucket="usage_token_bucket(actual_input_tokens)",
+    output_bucket="usage_token_bucket(actual_output_tokens)",
+)
+
+
+def _bound(value: Any) -> Any:
+    """A usage query's parameter as psycopg takes it (it adapts datetimes, dates, UUIDs)."""
+    return value
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -266,17 +300,23 @@ class PostgresStorage:
     # api keys
 
     def create_api_key(
-        self, *, key_id: str, key_hash: str, instance_id: UUID, label: str | None
+        self,
+        *,
+        key_id: str,
+        key_hash: str,
+        instance_id: UUID | None,
+        label: str | None,
+        role: KeyRole = "instance",
     ) -> ApiKeyRecord:
         """Store a new key's hash; ValueError if its id or hash is already taken."""
-        check_api_key_fields(key_id, key_hash, label)
-        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash)
+        check_api_key_fields(key_id, key_hash, label, instance_id, role)
+        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash, role)
         with self._transaction() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    (key_id, key_hash, instance_id, label, record.created_at),
+                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at, role) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    (key_id, key_hash, instance_id, label, record.created_at, role),
                 )
             except psycopg.errors.UniqueViolation:
                 raise ValueError("an API key with this key_id or hash already exists") from None
@@ -387,6 +427,61 @@ class PostgresStorage:
             rows = conn.execute(_SELECT_STATS, arrays).fetchall()
         found = [stats_row(values) for values in rows]
         return {row.key: row for row in found}
+
+    # usage
+
+    def sum_usage(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime,
+        end: datetime,
+        dimensions: Sequence[str],
+    ) -> list[UsageRow]:
+        """Sums by `dimensions` over `[start, end)`: rollups for whole days, events for edges."""
+        sql, params = usage_sql(_DIALECT, plan_range(start, end), dimensions, instance_id, _bound)
+        if not sql:
+            return []
+        with self._transaction() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return usage_rows(rows, len(dimensions))
+
+    def token_buckets(
+        self, *, instance_id: UUID | None, start: datetime, end: datetime
+    ) -> list[TokenBucketRow]:
+        """Per model, token histograms over `[start, end)`."""
+        sql, params = token_buckets_sql(_DIALECT, plan_range(start, end), instance_id, _bound)
+        if not sql:
+            return []
+        with self._transaction() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return bucket_rows(rows)
+
+    def export_events(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int,
+        limit: int,
+    ) -> list[tuple[int, TaskCompletionEvent]]:
+        """One page of events with ids above `after`, in id order (keyset pagination)."""
+        conditions = ["id > %s"]
+        params: list[Any] = [after]
+        for condition, value in (
+            ("instance_id = %s", None if instance_id is None else instance_id),
+            ("timestamp >= %s", None if start is None else start),
+            ("timestamp < %s", None if end is None else end),
+        ):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
+        # Fixed fragments only; every value is bound.
+        sql = _EXPORT_SELECT + " WHERE " + " AND ".join(conditions) + " ORDER BY id LIMIT %s"
+        with self._transaction() as conn:
+            rows = conn.execute(sql, [*params, limit]).fetchall()
+        return [(int(row[0]), event_from_row(row[1:])) for row in rows]
 
     # dashboard sessions
 

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -35,12 +35,23 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
 )
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
+from mosaicstack_telemetry_server.storage._usage_sql import (
+    Dialect,
+    bucket_rows,
+    plan_range,
+    token_buckets_sql,
+    usage_rows,
+    usage_sql,
+)
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
+    KeyRole,
     PartitionSnapshot,
     StatsKey,
     StatsRow,
     StorageError,
+    TokenBucketRow,
+    UsageRow,
 )
 
 __all__ = ["SQLiteStorage"]
@@ -68,6 +79,14 @@ _SELECT_EVENT = (
     "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
     "language, repo_size_category FROM events WHERE instance_id = ? AND event_id = ?"
 )
+_EXPORT_SELECT = (
+    "SELECT id, instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
+    "complexity, harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
+    "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
+    "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
+    "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
+    "language, repo_size_category FROM events"
+)
 _SELECT_PARTITION = (
     "SELECT model, provider, complexity, actual_input_tokens, actual_output_tokens, "
     "actual_cost_usd_micros, task_duration_ms, estimated_input_tokens, estimated_output_tokens, "
@@ -86,13 +105,34 @@ _SELECT_STATS = (
     "s.complexity = json_extract(k.value, '$[4]')"
 )
 _SELECT_API_KEY = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "WHERE key_hash = ?"
 )
 _LIST_API_KEYS = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "ORDER BY created_at, key_id"
 )
+
+
+_DIALECT = Dialect(
+    placeholder="?",
+    event_day="substr(timestamp, 1, 10)",
+    successes="sum(outcome = 'success')",
+    gate_passes="sum(quality_gate_passed)",
+    input_bucket="CASE WHEN actual_input_tokens = 0 THEN -1 ELSE "
+    "CAST(ceil(ln(actual_input_tokens) / 0.020000666706669435) AS INTEGER) END",
+    output_bucket="CASE WHEN actual_output_tokens = 0 THEN -1 ELSE "
+    "CAST(ceil(ln(actual_output_tokens) / 0.020000666706669435) AS INTEGER) END",
+)
+
+
+def _bound(value: Any) -> Any:
+    """A usage query's parameter as stored in SQLite: text for times, days and UUIDs."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date | UUID):
+        return str(value)
+    return value
 
 
 @contextlib.contextmanager
@@ -275,17 +315,30 @@ class SQLiteStorage:
     # api keys
 
     def create_api_key(
-        self, *, key_id: str, key_hash: str, instance_id: UUID, label: str | None
+        self,
+        *,
+        key_id: str,
+        key_hash: str,
+        instance_id: UUID | None,
+        label: str | None,
+        role: KeyRole = "instance",
     ) -> ApiKeyRecord:
         """Store a new key's hash; ValueError if its id or hash is already taken."""
-        check_api_key_fields(key_id, key_hash, label)
-        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash)
+        check_api_key_fields(key_id, key_hash, label, instance_id, role)
+        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash, role)
         with self._transaction(write=True) as conn:
             try:
                 conn.execute(
-                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (key_id, key_hash, str(instance_id), label, iso_utc(record.created_at)),
+                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at, role) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        key_id,
+                        key_hash,
+                        None if instance_id is None else str(instance_id),
+                        label,
+                        iso_utc(record.created_at),
+                        role,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise ValueError("an API key with this key_id or hash already exists") from None
@@ -388,6 +441,61 @@ class SQLiteStorage:
             rows = conn.execute(_SELECT_STATS, (wanted,)).fetchall()
         found = [stats_row(values) for values in rows]
         return {row.key: row for row in found}
+
+    # usage
+
+    def sum_usage(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime,
+        end: datetime,
+        dimensions: Sequence[str],
+    ) -> list[UsageRow]:
+        """Sums by `dimensions` over `[start, end)`: rollups for whole days, events for edges."""
+        sql, params = usage_sql(_DIALECT, plan_range(start, end), dimensions, instance_id, _bound)
+        if not sql:
+            return []
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return usage_rows(rows, len(dimensions))
+
+    def token_buckets(
+        self, *, instance_id: UUID | None, start: datetime, end: datetime
+    ) -> list[TokenBucketRow]:
+        """Per model, token histograms over `[start, end)`."""
+        sql, params = token_buckets_sql(_DIALECT, plan_range(start, end), instance_id, _bound)
+        if not sql:
+            return []
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return bucket_rows(rows)
+
+    def export_events(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int,
+        limit: int,
+    ) -> list[tuple[int, TaskCompletionEvent]]:
+        """One page of events with ids above `after`, in id order (keyset pagination)."""
+        conditions = ["id > ?"]
+        params: list[Any] = [after]
+        for condition, value in (
+            ("instance_id = ?", None if instance_id is None else str(instance_id)),
+            ("timestamp >= ?", None if start is None else iso_utc(start)),
+            ("timestamp < ?", None if end is None else iso_utc(end)),
+        ):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
+        # Fixed fragments only; every value is bound.
+        sql = _EXPORT_SELECT + " WHERE " + " AND ".join(conditions) + " ORDER BY id LIMIT ?"
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(sql, [*params, limit]).fetchall()
+        return [(int(row[0]), event_from_row(row[1:])) for row in rows]
 
     # dashboard sessions
 

@@ -1,4 +1,4 @@
--- Schema 3: dashboard sign-in sessions, shared by every server process on this database.
+-- Schema 4: dashboard sign-in sessions, shared by every server process on this database.
 -- Only a hash of the session token is stored (the cookie holds the token); a session is bound
 -- to the hash of the key that signed in, so revoking the key ends its sessions.
 
