@@ -12,8 +12,12 @@ import pytest
 from _api_helpers import Served, serve, wait_until
 from _dashboard_helpers import SIGN_IN, SIGN_OUT, browser, csrf_of, seed, sign_in, total
 
-from mosaicstack_telemetry_server.auth import KEY_CACHE_SECONDS
-from mosaicstack_telemetry_server.dashboard.formatting import format_count, format_usd
+from mosaicstack_telemetry_server.auth import KEY_CACHE_SECONDS, issue_api_key
+from mosaicstack_telemetry_server.dashboard.formatting import (
+    format_count,
+    format_percent,
+    format_usd,
+)
 from mosaicstack_telemetry_server.dashboard.forms import MAX_FORM_BYTES
 from mosaicstack_telemetry_server.dashboard.sessions import SESSION_COOKIE
 from mosaicstack_telemetry_server.logging_config import ACCESS_LOGGER
@@ -291,3 +295,43 @@ def test_the_stylesheet_ships_in_the_package(client: httpx.Client) -> None:
     response = client.get("/dashboard/static/dashboard.css")
     assert response.status_code == 200
     assert "http" not in response.text  # nothing fetched from elsewhere
+
+
+def test_an_admin_sees_every_instance_and_can_narrow_to_one(sqlite_server: Served) -> None:
+    other = uuid.uuid4()
+    events = seed(sqlite_server.storage, [sqlite_server.instance_id, other], 300)
+    admin, _ = issue_api_key(sqlite_server.storage, None, "admin", admin=True)
+    theirs = [e for e in events if e.instance_id == other]
+    with browser(sqlite_server.url) as client:
+        sign_in(client, admin)
+        everything = client.get("/dashboard", params={"days": 30})
+        narrowed = client.get("/dashboard", params={"days": 30, "instance": str(other)})
+        garbled = client.get("/dashboard", params={"instance": "not-a-uuid"})
+    assert total(everything, "tasks") == format_count(len(events))
+    assert "all instances" in everything.text
+    for instance in (sqlite_server.instance_id, other):
+        assert f'<option value="{instance}"' in everything.text  # the instance filter
+    assert total(narrowed, "tasks") == format_count(len(theirs))
+    assert f'href="?days=7&amp;instance={other}"' in narrowed.text  # presets keep the filter
+    assert "must be an instance id" in garbled.text
+    assert total(garbled, "tasks") == format_count(len(events))
+
+
+@pytest.mark.parametrize("as_admin", [False, True])
+def test_the_totals_shown_are_those_of_the_usage_api(sqlite_server: Served, as_admin: bool) -> None:
+    seed(sqlite_server.storage, [sqlite_server.instance_id, uuid.uuid4()], 300)
+    key = sqlite_server.key
+    if as_admin:
+        key, _ = issue_api_key(sqlite_server.storage, None, "admin", admin=True)
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=6)
+    end = today + timedelta(days=1)
+    api = sqlite_server.client(key).get("/v1/usage", params={"from": first, "to": end})
+    totals = api.json()["totals"]
+    with browser(sqlite_server.url) as client:
+        sign_in(client, key)
+        page = client.get("/dashboard", params={"days": 7})
+    assert total(page, "tasks") == format_count(totals["tasks"])
+    assert total(page, "cost_usd_micros") == format_usd(totals["cost_usd_micros"])
+    assert total(page, "output_tokens") == format_count(totals["output_tokens"])
+    assert total(page, "success_rate") == format_percent(totals["success_rate"])

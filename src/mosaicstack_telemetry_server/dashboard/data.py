@@ -40,9 +40,12 @@ def token_percentiles(
     return [row.model_dump(mode="json") for row in rows]
 
 
-def instances(storage: Storage) -> list[UUID]:
-    """Every instance that has a key, for an admin's instance filter."""
+def instances(storage: Storage, start: datetime, end: datetime) -> list[UUID]:
+    """For an admin's instance filter: every instance with a key or with tasks in the range
+    (keys may be gone while their events stay)."""
     found = {key.instance_id for key in storage.list_api_keys() if key.instance_id is not None}
+    report = usage(storage, None, start, end, ["instance_id"])
+    found.update(UUID(group["key"]["instance_id"]) for group in report["groups"])
     return sorted(found, key=str)
 
 

@@ -37,7 +37,9 @@ def tiles(totals: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def _charts(storage: Storage, instance: UUID | None, span: DateRange) -> dict[str, Any]:
+def _charts(
+    storage: Storage, instance: UUID | None, span: DateRange, admin: bool
+) -> dict[str, Any]:
     """Every query of the page, in one worker thread."""
 
     def report(*group_by: str) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def _charts(storage: Storage, instance: UUID | None, span: DateRange) -> dict[st
         "by_harness": charts.spend_by_chart(report("harness"), "harness", "harness"),
         "tokens": charts.token_range_chart(percentiles),
         "rates": charts.rates_chart(by_model),
-        "instances": data.instances(storage),
+        "instances": data.instances(storage, span.start, span.end) if admin else [],
     }
 
 
@@ -73,7 +75,8 @@ async def page(request: Request, key: ApiKeyRecord, csrf: str) -> Response:
     span = parse_range(params, now.date())
     instance, scope_error = data.scope(key, params.get("instance"))
     storage = request.app.state.runtime.storage
-    context = await run_in_threadpool(_charts, storage, instance, span)
+    admin = key.instance_id is None
+    context = await run_in_threadpool(_charts, storage, instance, span, admin)
     return render(
         "overview.html",
         key=key,
