@@ -51,6 +51,8 @@ PLOT_LEFT = 64
 PLOT_TOP = 12
 STACK_HEIGHT = 220
 ROW_HEIGHT = 28
+# Gridlines divide an axis in fifths: 0, 4, 8, 12, 16, 20 for an axis ending at 20.
+TICKS = 5
 # The bar and range charts sit two to a row on a laptop: a narrower box keeps their text as
 # large as the stacked chart's once scaled.
 HALF_WIDTH = 480
@@ -60,11 +62,14 @@ PLOT_WIDTH = HALF_WIDTH - LABEL_WIDTH - VALUE_WIDTH
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= value (axes end there)."""
+    """The smallest of 1, 2, 3, 4, 5, 6, 8 times a power of ten that is >= value: where an axis
+    ends (its fifths are round numbers too)."""
     if value <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    return next(step * power for step in (1.0, 2.0, 2.5, 5.0, 10.0) if step * power >= value)
+    return next(
+        step * power for step in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0) if step * power >= value
+    )
 
 
 @dataclass(frozen=True)
@@ -161,8 +166,8 @@ def spend_over_time_chart(report: Mapping[str, Any], days: Sequence[date]) -> St
         x = PLOT_LEFT + n * slot + slot * 0.1
         columns.append(Column(x, slot * 0.8, day, format_usd(totals[n]), segments))
     ticks = [
-        Tick(PLOT_TOP + STACK_HEIGHT * (1 - step / 4), format_usd(round(top * step / 4)))
-        for step in range(5)
+        Tick(PLOT_TOP + STACK_HEIGHT * (1 - step / TICKS), format_usd(round(top * step / TICKS)))
+        for step in range(TICKS + 1)
     ]
     every = max(1, math.ceil(len(day_keys) / 8))
     x_labels = [
@@ -355,8 +360,8 @@ def token_range_chart(percentiles: Sequence[Mapping[str, Any]]) -> RangeChart:
                 [str(entry["model"]), word, format_count(p10), format_count(p50), format_count(p90)]
             )
     ticks = [
-        Tick(LABEL_WIDTH + plot * step / 4, format_compact(round(top * step / 4)))
-        for step in range(5)
+        Tick(LABEL_WIDTH + plot * step / TICKS, format_compact(round(top * step / TICKS)))
+        for step in range(TICKS + 1)
     ]
     summary = "Tokens per task by model, p10 to p90 with the median: " + (
         "; ".join(f"{r[0]} {r[1]} {r[2]} to {r[4]} (median {r[3]})" for r in table)
