@@ -13,6 +13,7 @@ from _api_helpers import Served, serve, wait_until
 from _dashboard_helpers import SIGN_IN, SIGN_OUT, browser, csrf_of, seed, sign_in, total
 
 from mosaicstack_telemetry_server.auth import KEY_CACHE_SECONDS, issue_api_key
+from mosaicstack_telemetry_server.dashboard.csrf import SIGN_IN_COOKIE
 from mosaicstack_telemetry_server.dashboard.formatting import (
     format_count,
     format_percent,
@@ -335,3 +336,34 @@ def test_the_totals_shown_are_those_of_the_usage_api(sqlite_server: Served, as_a
     assert total(page, "cost_usd_micros") == format_usd(totals["cost_usd_micros"])
     assert total(page, "output_tokens") == format_count(totals["output_tokens"])
     assert total(page, "success_rate") == format_percent(totals["success_rate"])
+
+
+def test_behind_a_tls_proxy_the_cookie_is_secure_and_the_https_origin_ours(
+    sqlite_server: Served, client: httpx.Client
+) -> None:
+    proxied = {"X-Forwarded-Proto": "https"}
+    form = client.get(SIGN_IN, headers=proxied)
+    assert "Secure" in form.headers["set-cookie"]
+    token = csrf_of(form)
+    host = sqlite_server.url.removeprefix("http://")
+    # The browser, on https, sends back the Secure cookie that httpx keeps off plain HTTP.
+    headers = {
+        **proxied,
+        "Origin": f"https://{host}",
+        "Sec-Fetch-Site": "same-origin",
+        "Cookie": f"{SIGN_IN_COOKIE}={token}",
+    }
+    with browser(sqlite_server.url) as on_https:
+        response = on_https.post(
+            SIGN_IN, data={"csrf": token, "key": sqlite_server.key}, headers=headers
+        )
+    assert response.status_code == 303
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE)
+    )
+    assert "Secure" in cookie
+    # Without the proxy's word, an https origin is another origin.
+    token = csrf_of(client.get(SIGN_IN))
+    headers = {"Origin": f"https://{host}", "Sec-Fetch-Site": "same-origin"}
+    response = client.post(SIGN_IN, data={"csrf": token, "key": sqlite_server.key}, headers=headers)
+    assert response.status_code == 403

@@ -15,9 +15,24 @@ import hmac
 
 from starlette.requests import Request
 
-__all__ = ["SIGN_IN_COOKIE", "from_our_origin", "same_token"]
+__all__ = ["SIGN_IN_COOKIE", "from_our_origin", "same_token", "schemes"]
 
 SIGN_IN_COOKIE = "mosaic_dashboard_sign_in"
+
+
+def schemes(request: Request) -> set[str]:
+    """The schemes the browser may have used: the connection's, and the one a TLS-terminating
+    proxy reports in `X-Forwarded-Proto`.
+
+    The server trusts no proxy header for anything else (addresses, hosts). Believing this one
+    can only make a cookie `Secure` or accept an `https` origin for the very host asked, which
+    helps no one forge a request.
+    """
+    found = {request.url.scheme}
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    if forwarded in ("http", "https"):
+        found.add(forwarded)
+    return found
 
 
 def from_our_origin(request: Request) -> bool:
@@ -27,8 +42,12 @@ def from_our_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:  # browsers send it on every POST today; older ones rely on the token
         return True
-    ours = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    return hmac.compare_digest(origin.lower().encode(), ours.lower().encode())
+    host = request.headers.get("host", "")
+    given = origin.lower().encode()
+    return any(
+        hmac.compare_digest(given, f"{scheme}://{host}".lower().encode())
+        for scheme in schemes(request)
+    )
 
 
 def same_token(expected: str | None, given: str | None) -> bool:

@@ -19,7 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mosaicstack_telemetry_server.dashboard import explorer, overview
-from mosaicstack_telemetry_server.dashboard.csrf import SIGN_IN_COOKIE, from_our_origin, same_token
+from mosaicstack_telemetry_server.dashboard.csrf import (
+    SIGN_IN_COOKIE,
+    from_our_origin,
+    same_token,
+    schemes,
+)
 from mosaicstack_telemetry_server.dashboard.forms import FormError, read_form
 from mosaicstack_telemetry_server.dashboard.pages import redirect, render
 from mosaicstack_telemetry_server.dashboard.sessions import (
@@ -54,7 +59,7 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, age
         path=PREFIX,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure="https" in schemes(request),
     )
 
 
