@@ -10,12 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mosaicstack_telemetry_server.dashboard import charts
+from mosaicstack_telemetry_server.dashboard.data import fold
 from mosaicstack_telemetry_server.dashboard.formatting import (
     format_compact,
     format_percent,
     format_usd,
 )
 from mosaicstack_telemetry_server.dashboard.ranges import MAX_DAYS, parse_range
+from mosaicstack_telemetry_server.storage.base import UsageRow
 
 TODAY = date(2026, 11, 30)
 DAYS = [TODAY - timedelta(days=n) for n in range(6, -1, -1)]
@@ -180,3 +182,40 @@ def test_one_date_alone_is_one_day_and_no_date_is_the_last_30_days() -> None:
     default = parse_range({}, TODAY)
     assert (default.error, len(default.days), default.preset(TODAY)) == (None, 30, 30)
     assert parse_range({"from": "2026-01-01", "to": "2026-01-05"}, TODAY).preset(TODAY) is None
+
+
+usage_rows = st.lists(
+    st.builds(
+        UsageRow,
+        key=st.tuples(st.sampled_from(["2026-11-01", "2026-11-02"]), st.sampled_from(MODELS[:3])),
+        tasks=st.integers(0, 50),
+        input_tokens=st.integers(0, 10**9),
+        output_tokens=st.integers(0, 10**9),
+        cost_usd_micros=st.integers(0, 10**9),
+        duration_ms=st.integers(0, 10**9),
+        successes=st.integers(0, 50),
+        gate_passes=st.integers(0, 50),
+    ),
+    max_size=20,
+)
+
+
+@given(usage_rows)
+def test_a_fold_by_model_sums_every_day_of_each_model(rows: list[UsageRow]) -> None:
+    report = fold(rows, ("day", "model"), ("model",))
+    for group in report["groups"]:
+        mine = [row for row in rows if row.key[1] == group["key"]["model"]]
+        tasks = sum(row.tasks for row in mine)
+        assert group["tasks"] == tasks > 0
+        assert group["cost_usd_micros"] == sum(row.cost_usd_micros for row in mine)
+        successes = sum(row.successes for row in mine)
+        assert group["success_rate"] == round(successes / tasks, 4)
+    shown = {group["key"]["model"] for group in report["groups"]}
+    assert shown == {row.key[1] for row in rows if row.tasks} or not any(r.tasks for r in rows)
+    assert [g["key"]["model"] for g in report["groups"]] == sorted(shown)
+    assert report["totals"]["tasks"] == sum(row.tasks for row in rows)
+    assert report["totals"]["gate_pass_rate"] == (
+        round(sum(r.gate_passes for r in rows) / report["totals"]["tasks"], 4)
+        if report["totals"]["tasks"]
+        else 0.0
+    )

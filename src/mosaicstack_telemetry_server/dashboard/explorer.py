@@ -41,10 +41,7 @@ def _query(params: dict[str, str]) -> tuple[PredictionQuery | None, list[str]]:
 def _answer(runtime: Runtime, key: ApiKeyRecord, query: PredictionQuery | None) -> dict[str, Any]:
     now = datetime.now(UTC)
     instance, _ = data.scope(key, None)
-    report = data.usage(
-        runtime.storage, instance, now - timedelta(days=_MODEL_DAYS), now, ["model"]
-    )
-    models = [str(group["key"]["model"]) for group in report["groups"]]
+    models = data.models(runtime.storage, instance, now - timedelta(days=_MODEL_DAYS), now)
     if query is None:
         return {"models": models, "result": None, "raw": None}
     result: PredictionResponse = runtime.predictions.predict_batch([query])[0]

@@ -40,21 +40,19 @@ def tiles(totals: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _charts(
     storage: Storage, instance: UUID | None, span: DateRange, admin: bool
 ) -> dict[str, Any]:
-    """Every query of the page, in one worker thread."""
-
-    def report(*group_by: str) -> dict[str, Any]:
-        return data.usage(storage, instance, span.start, span.end, group_by)
-
-    by_model = report("model")
+    """Every query of the page (one usage sum, the token percentiles), in one worker thread."""
+    reports = data.breakdowns(storage, instance, span.start, span.end, admin=admin)
+    by_model = reports[("model",)]
     percentiles = data.token_percentiles(storage, instance, span.start, span.end)
+    by_instance = reports.get(("instance_id",))
     return {
         "tiles": tiles(by_model["totals"]),
-        "spend_over_time": charts.spend_over_time_chart(report("day", "model"), span.days),
-        "by_task_type": charts.spend_by_chart(report("task_type"), "task_type", "task type"),
-        "by_harness": charts.spend_by_chart(report("harness"), "harness", "harness"),
+        "spend_over_time": charts.spend_over_time_chart(reports[("day", "model")], span.days),
+        "by_task_type": charts.spend_by_chart(reports[("task_type",)], "task_type", "task type"),
+        "by_harness": charts.spend_by_chart(reports[("harness",)], "harness", "harness"),
         "tokens": charts.token_range_chart(percentiles),
         "rates": charts.rates_chart(by_model),
-        "instances": data.instances(storage, span.start, span.end) if admin else [],
+        "instances": data.instances(storage, by_instance) if by_instance else [],
     }
 
 
