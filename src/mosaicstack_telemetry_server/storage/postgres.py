@@ -501,8 +501,7 @@ class PostgresStorage:
         """The key hash of the session with this token hash, unless absent or expired."""
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT key_hash FROM dashboard_sessions "
-                "WHERE token_hash = %s AND expires_at > %s",
+                "SELECT key_hash FROM dashboard_sessions WHERE token_hash = %s AND expires_at > %s",
                 (token_hash, now),
             ).fetchone()
         return None if row is None else str(row[0])
