@@ -1,11 +1,11 @@
 """What the dashboard reads: usage sums from the daily rollups (never a scan), in the JSON
 shape of `GET /v1/usage`, so a chart shows what the API answers for the same selection.
 
-An overview page needs five breakdowns (by model, by day and model, by task type, by harness,
-and for an admin by instance). Those by model are folded from those by day and model (sums are
-exact integers, so a fold equals the API's own answer); the others are one `Storage.sum_usage`
-call each. (One call over all dimensions at once returns about as many rows as the rollups
-hold, and is slower than the four.) Pages call these in a worker thread.
+An overview page needs four breakdowns (by model, by day and model, by task type, by harness).
+Those by model are folded from those by day and model (sums are exact integers, so a fold
+equals the API's own answer); the others are one `Storage.sum_usage` call each. (One call over
+all dimensions at once returns about as many rows as the rollups hold, and is slower than the
+three.) Pages call these in a worker thread.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ _QUERIES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
     (("task_type",), (("task_type",),)),
     (("harness",), (("harness",),)),
 )
-_BY_INSTANCE = ("instance_id",)
 # The contract's rates "may be rounded to 4 decimals": the API does, so the pages do.
 _RATE_DIGITS = 4
 _SUMS = ("tasks", "input_tokens", "output_tokens", "cost_usd_micros", "duration_ms")
@@ -88,12 +87,11 @@ def fold(
 
 
 def breakdowns(
-    storage: Storage, instance_id: UUID | None, start: datetime, end: datetime, *, admin: bool
+    storage: Storage, instance_id: UUID | None, start: datetime, end: datetime
 ) -> dict[tuple[str, ...], dict[str, Any]]:
-    """Every breakdown of `BREAKDOWNS` (and `("instance_id",)` for an admin)."""
-    queries = [*_QUERIES, (_BY_INSTANCE, (_BY_INSTANCE,))] if admin else list(_QUERIES)
+    """Every breakdown of `BREAKDOWNS`."""
     reports: dict[tuple[str, ...], dict[str, Any]] = {}
-    for dimensions, folds in queries:
+    for dimensions, folds in _QUERIES:
         rows = storage.sum_usage(
             instance_id=instance_id, start=start, end=end, dimensions=list(dimensions)
         )
@@ -116,11 +114,13 @@ def token_percentiles(
     return [row.model_dump(mode="json") for row in rows]
 
 
-def instances(storage: Storage, by_instance: dict[str, Any]) -> list[UUID]:
-    """For an admin's instance filter: every instance with a key, or with tasks in the range
-    (`by_instance`: the range's breakdown by instance; keys may be gone, events stay)."""
+def instances(storage: Storage) -> list[UUID]:
+    """For an admin's instance filter: every instance that has a key, revoked or not.
+
+    Keys are revoked, never deleted, and every stored event came with its instance's key, so
+    this lists every instance with events, without reading any event or rollup.
+    """
     found = {key.instance_id for key in storage.list_api_keys() if key.instance_id is not None}
-    found.update(UUID(group["key"]["instance_id"]) for group in by_instance["groups"])
     return sorted(found, key=str)
 
 

@@ -24,7 +24,8 @@ __all__ = ["FIELDS", "page"]
 
 FIELDS = ("task_type", "model", "provider", "complexity")
 # Models offered in the picker: those with tasks in this many recent days (any may be typed).
-_MODEL_DAYS = 90
+# A week keeps the page cheap: the list reads a week of rollups, not a quarter's.
+_MODEL_DAYS = 7
 
 
 def _query(params: dict[str, str]) -> tuple[PredictionQuery | None, list[str]]:

@@ -41,10 +41,9 @@ def _charts(
     storage: Storage, instance: UUID | None, span: DateRange, admin: bool
 ) -> dict[str, Any]:
     """Every query of the page (one usage sum, the token percentiles), in one worker thread."""
-    reports = data.breakdowns(storage, instance, span.start, span.end, admin=admin)
+    reports = data.breakdowns(storage, instance, span.start, span.end)
     by_model = reports[("model",)]
     percentiles = data.token_percentiles(storage, instance, span.start, span.end)
-    by_instance = reports.get(("instance_id",))
     return {
         "tiles": tiles(by_model["totals"]),
         "spend_over_time": charts.spend_over_time_chart(reports[("day", "model")], span.days),
@@ -52,7 +51,7 @@ def _charts(
         "by_harness": charts.spend_by_chart(reports[("harness",)], "harness", "harness"),
         "tokens": charts.token_range_chart(percentiles),
         "rates": charts.rates_chart(by_model),
-        "instances": data.instances(storage, by_instance) if by_instance else [],
+        "instances": data.instances(storage) if admin else [],
     }
 
 
