@@ -57,8 +57,13 @@ _INSTANCES = [UUID(int=n, version=4) for n in range(1, 11)]
 _GROUP_BYS = ((), ("day",), ("week", "model"), ("model", "task_type", "harness"))
 
 
-def _chunk(rng: np.random.Generator, now: datetime, size: int) -> list[Any]:
-    """`size` events built without validation (model_construct): loading speed is the point."""
+def _chunk(
+    rng: np.random.Generator, now: datetime, size: int, window: tuple[float, float] = (0, 1)
+) -> list[Any]:
+    """`size` events built without validation (model_construct): loading speed is the point.
+
+    Their ages are spread over `window`, a slice of the _DAYS (0 = now, 1 = _DAYS ago).
+    """
     tasks = rng.integers(0, len(_TASK_TYPES), size)
     routes = rng.choice(len(_ROUTES), size, p=_ROUTE_ODDS)
     harnesses = rng.integers(0, len(_HARNESSES), size)
@@ -69,7 +74,7 @@ def _chunk(rng: np.random.Generator, now: datetime, size: int) -> list[Any]:
     actual_out = (actual_in * rng.uniform(0.05, 0.3, size)).astype(int)
     cost = np.minimum(actual_in * 3 + actual_out * 15, 99_000_000)
     duration = np.minimum(rng.lognormal(12, 0.9, size), 86_000_000).astype(int)
-    ages = rng.uniform(0, _DAYS * 86_400, size)
+    ages = rng.uniform(window[0] * _DAYS * 86_400, window[1] * _DAYS * 86_400, size)
     return [
         TaskCompletionEvent.model_construct(
             instance_id=_INSTANCES[instances[i]],
@@ -107,8 +112,10 @@ def _load(storage: Storage, count: int, now: datetime) -> float:
     """Insert `count` events in big batches; returns seconds spent inserting."""
     rng = np.random.default_rng(11)
     inserting = 0.0
+    # Oldest first, as events arrive: each batch spans a couple of days, not all 120.
     for start in range(0, count, _CHUNK):
-        events = _chunk(rng, now, min(_CHUNK, count - start))
+        window = (1 - (start + _CHUNK) / count, 1 - start / count)
+        events = _chunk(rng, now, min(_CHUNK, count - start), window)
         started = time.perf_counter()
         storage.insert_events(events)
         inserting += time.perf_counter() - started

@@ -13,7 +13,7 @@ value is a bound parameter.
 
 from __future__ import annotations
 
-from collections import Counter
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry_server.storage._common import utc
-from mosaicstack_telemetry_server.storage._rollups import ALL, CATEGORICAL, cuboid_for, merge_counts
+from mosaicstack_telemetry_server.storage._rollups import ALL, CATEGORICAL, cuboid_for
 from mosaicstack_telemetry_server.storage.base import USAGE_DIMENSIONS, TokenBucketRow, UsageRow
 from mosaicstack_telemetry_server.token_sketch import bucket_of
 
@@ -40,6 +40,8 @@ __all__ = [
     "usage_sql",
 ]
 
+# Largest token count the schema allows (SDK reference): the histograms' top bucket.
+_MAX_TOKENS = 10_000_000
 _SUM_NAMES = (
     "tasks",
     "input_tokens",
@@ -58,6 +60,10 @@ class Dialect:
     placeholder: str  # "?" or "%s"
     event_day: str  # the UTC day of an event's timestamp, comparable with the rollups' day
     event_instance: str  # an event's instance_id as the rollups' text
+    # How the edges' scans filter events by instance: on SQLite `+instance_id`, which keeps
+    # the planner on the timestamp index (two days of events) rather than the instance's
+    # half of the unique key (every event the instance ever sent).
+    instance_filter: str
     successes: str  # count of events with outcome "success"
     gate_passes: str  # count of events that passed their quality gates
     merge_input: str  # the upsert's merge of the stored and the new input histogram
@@ -200,7 +206,7 @@ def usage_sql(
         where = f"timestamp >= {p} AND timestamp < {p}"
         params += [convert(span_start), convert(span_end)]
         if instance_id is not None:
-            where += f" AND instance_id = {p}"
+            where += f" AND {dialect.instance_filter} = {p}"
             params.append(convert(instance_id))
         renamed = {"day": dialect.event_day, "instance_id": dialect.event_instance}
         columns = [f"{renamed[n]} AS {n}" if n in renamed else n for n in dimensions]
@@ -249,7 +255,7 @@ def edge_tokens_sql(dialect: Dialect, instance_id: UUID | None) -> str:
         "SELECT model, actual_input_tokens, actual_output_tokens FROM events "  # nosec B608
         f"WHERE timestamp >= {p} AND timestamp < {p}"
     )
-    return sql if instance_id is None else sql + f" AND instance_id = {p}"
+    return sql if instance_id is None else sql + f" AND {dialect.instance_filter} = {p}"
 
 
 def token_bucket_rows(
@@ -257,15 +263,29 @@ def token_bucket_rows(
 ) -> list[TokenBucketRow]:
     """Merge stored histograms (model, input JSON, output JSON) and edge events' token counts
     (model, input, output) into one histogram per model and kind."""
-    counts: dict[tuple[str, str], Counter[int]] = {}
+    # Dense arrays indexed by bucket + 1 (bucket -1 holds zero tokens): adding a day's
+    # histogram is one numpy call, whatever its number of buckets.
+    import numpy as np
+
+    size = bucket_of(_MAX_TOKENS) + 2
+    counts: dict[tuple[str, str], Any] = {}
+
+    def add(model: str, kind: str, stored: str | dict[str, Any]) -> None:
+        parsed = json.loads(stored) if isinstance(stored, str) else stored
+        if parsed:
+            total = counts.setdefault((model, kind), np.zeros(size, dtype=np.int64))
+            buckets = np.fromiter(parsed.keys(), dtype=np.int64, count=len(parsed))
+            np.add.at(total, np.minimum(buckets + 1, size - 1), list(parsed.values()))
+
     for model, inputs, outputs in sketches:
-        merge_counts(counts.setdefault((model, "input"), Counter()), inputs)
-        merge_counts(counts.setdefault((model, "output"), Counter()), outputs)
+        add(model, "input", inputs)
+        add(model, "output", outputs)
     for model, inputs, outputs in edges:
-        counts.setdefault((model, "input"), Counter())[bucket_of(inputs)] += 1
-        counts.setdefault((model, "output"), Counter())[bucket_of(outputs)] += 1
+        for kind, tokens in (("input", inputs), ("output", outputs)):
+            total = counts.setdefault((model, kind), np.zeros(size, dtype=np.int64))
+            total[min(bucket_of(tokens) + 1, size - 1)] += 1
     return [
-        TokenBucketRow(model, kind, bucket, count)
+        TokenBucketRow(model, kind, int(index) - 1, int(histogram[index]))
         for (model, kind), histogram in sorted(counts.items())
-        for bucket, count in sorted(histogram.items())
+        for index in np.flatnonzero(histogram)
     ]

@@ -142,6 +142,7 @@ _MIGRATION_LOCK = 0x6D6F736169630001
 _DIALECT = Dialect(
     placeholder="%s",
     event_day="(timestamp AT TIME ZONE 'UTC')::date",
+    instance_filter="instance_id",
     event_instance="instance_id::text",
     successes="count(*) FILTER (WHERE outcome = 'success')",
     gate_passes="count(*) FILTER (WHERE quality_gate_passed)",

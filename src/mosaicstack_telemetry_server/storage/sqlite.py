@@ -155,6 +155,7 @@ _UPSERT_SKETCH = (
 _DIALECT = Dialect(
     placeholder="?",
     event_day="substr(timestamp, 1, 10)",
+    instance_filter="+instance_id",
     event_instance="instance_id",
     successes="sum(outcome = 'success')",
     gate_passes="sum(quality_gate_passed)",
