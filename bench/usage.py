@@ -122,6 +122,41 @@ def _load(storage: Storage, count: int, now: datetime) -> float:
     return inserting
 
 
+def _ingest_cost(backend: str, batches: int) -> tuple[float, float]:
+    """events/s of insert_events in batches of 100 from one instance (as over HTTP), with the
+    rollups and with them switched off, each on a fresh database: what the rollups cost."""
+    from mosaicstack_telemetry_server.storage.postgres import PostgresStorage
+    from mosaicstack_telemetry_server.storage.sqlite import SQLiteStorage
+
+    rng = np.random.default_rng(5)
+    now = datetime.now(UTC)
+    work = []
+    for _ in range(batches):
+        events = _chunk(rng, now, 100, (0, 1 / (_DAYS * 24)))  # the last hour
+        owner = events[0].instance_id
+        work.append([event.model_copy(update={"instance_id": owner}) for event in events])
+    rates = []
+    for rollups in (True, False):
+        with database(backend) as url:
+            storage = open_storage(url)
+            storage.migrate()
+            if not rollups:  # this measurement only: the same storage minus the rollups
+                kind = SQLiteStorage if backend == "sqlite" else PostgresStorage
+                storage.__class__ = type("NoRollups", (kind,), {"_add_rollups": _skip})
+            try:
+                started = time.perf_counter()
+                for batch in work:
+                    storage.insert_events(batch)
+                rates.append(batches * 100 / (time.perf_counter() - started))
+            finally:
+                storage.close()
+    return rates[0], rates[1]
+
+
+def _skip(*_args: object) -> None:
+    return None
+
+
 def _median_ms(call: Callable[[], object], repeats: int) -> tuple[float, float]:
     """Median and p99 of `repeats` calls, in milliseconds (after one warm-up call)."""
     call()
@@ -271,8 +306,21 @@ def _http(
         return _median_ms(once, repeats)
 
 
+def _ingest(backend: str, batches: int) -> Result:
+    with_rollups, without = _ingest_cost(backend, batches)
+    return Result(
+        SUITE,
+        f"insert_events, batches of 100 from one instance, {backend}",
+        with_rollups,
+        "events/s",
+        f"{without:,.0f} events/s without rollups: {without / with_rollups:.1f}x the time",
+    )
+
+
 def run(quick: bool) -> list[Result]:
     """Run the whole suite; `quick` trades precision for time."""
     count = 100_000 if quick else 1_000_000
     repeats = 5 if quick else 20
-    return _backend("sqlite", count, repeats) + _backend("postgres", count, repeats)
+    batches = 100 if quick else 300
+    results = [_ingest("sqlite", batches), _ingest("postgres", batches)]
+    return results + _backend("sqlite", count, repeats) + _backend("postgres", count, repeats)

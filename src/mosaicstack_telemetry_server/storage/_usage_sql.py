@@ -35,7 +35,6 @@ __all__ = [
     "sketches_sql",
     "token_bucket_rows",
     "upsert_daily_sql",
-    "upsert_sketch_sql",
     "usage_rows",
     "usage_sql",
 ]
@@ -66,8 +65,6 @@ class Dialect:
     instance_filter: str
     successes: str  # count of events with outcome "success"
     gate_passes: str  # count of events that passed their quality gates
-    merge_input: str  # the upsert's merge of the stored and the new input histogram
-    merge_output: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +130,6 @@ def backfill_source_sql(source: str) -> str:
         "SELECT instance_id, timestamp, task_type, complexity, harness, model, provider, "
         "outcome, actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, "
         f"task_duration_ms, quality_gate_passed FROM events WHERE {source}"  # nosec B608
-    )
-
-
-def upsert_sketch_sql(dialect: Dialect) -> str:
-    """Merge one row of token histograms into `usage_token_sketches`."""
-    p = dialect.placeholder
-    return (
-        "INSERT INTO usage_token_sketches AS s (instance_id, day, model, tasks, input_counts, "  # nosec B608
-        f"output_counts) VALUES ({', '.join([p] * 6)}) ON CONFLICT (instance_id, day, model) "
-        f"DO UPDATE SET tasks = s.tasks + excluded.tasks, input_counts = {dialect.merge_input}, "
-        f"output_counts = {dialect.merge_output}"
     )
 
 

@@ -39,6 +39,7 @@ from mosaicstack_telemetry_server.storage._common import (
 from mosaicstack_telemetry_server.storage._rollups import (
     ALL,
     daily_of,
+    merge_sketch,
     rollup_input,
     sketches_of,
 )
@@ -50,8 +51,6 @@ from mosaicstack_telemetry_server.storage._usage_sql import (
     plan_range,
     sketches_sql,
     token_bucket_rows,
-    upsert_daily_sql,
-    upsert_sketch_sql,
     usage_rows,
     usage_sql,
 )
@@ -139,6 +138,40 @@ _LIST_API_KEYS = (
 _MIGRATION_LOCK = 0x6D6F736169630001
 
 
+_UPSERT_DAILY = (
+    "INSERT INTO usage_daily AS u (dims, day, instance_id, v1, v2, tasks, input_tokens, "
+    "output_tokens, cost_usd_micros, duration_ms, successes, gate_passes) "
+    "SELECT * FROM unnest(%b::text[], %b::date[], %b::text[], %b::text[], %b::text[], "
+    "%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], "
+    "%b::bigint[]) ON CONFLICT (dims, day, instance_id, v1, v2) DO UPDATE SET "
+    "tasks = u.tasks + excluded.tasks, input_tokens = u.input_tokens + excluded.input_tokens, "
+    "output_tokens = u.output_tokens + excluded.output_tokens, "
+    "cost_usd_micros = u.cost_usd_micros + excluded.cost_usd_micros, "
+    "duration_ms = u.duration_ms + excluded.duration_ms, "
+    "successes = u.successes + excluded.successes, "
+    "gate_passes = u.gate_passes + excluded.gate_passes"
+)
+# Token histograms are merged in Python (jsonb merges in SQL cost a millisecond a row): rows
+# for new keys first (so that concurrent writers meet on a row lock, not on an insert), then
+# every row locked in key order, read, merged and written back.
+_CREATE_SKETCHES = (
+    "INSERT INTO usage_token_sketches (instance_id, day, model, tasks, input_counts, "
+    "output_counts) SELECT k.instance_id, k.day, k.model, 0, '{}', '{}' FROM "
+    "unnest(%b::text[], %b::date[], %b::text[]) AS k(instance_id, day, model) "
+    "ORDER BY 1, 2, 3 ON CONFLICT (instance_id, day, model) DO NOTHING"
+)
+_LOCK_SKETCHES = (
+    "SELECT s.instance_id, s.day, s.model, s.tasks, s.input_counts, s.output_counts "
+    "FROM usage_token_sketches AS s JOIN unnest(%b::text[], %b::date[], %b::text[]) AS "
+    "k(instance_id, day, model) ON (s.instance_id, s.day, s.model) = "
+    "(k.instance_id, k.day, k.model) ORDER BY 1, 2, 3 FOR UPDATE OF s"
+)
+_WRITE_SKETCHES = (
+    "UPDATE usage_token_sketches AS s SET tasks = u.tasks, input_counts = u.i::jsonb, "
+    "output_counts = u.o::jsonb FROM unnest(%b::text[], %b::date[], %b::text[], %b::bigint[], "
+    "%b::text[], %b::text[]) AS u(instance_id, day, model, tasks, i, o) "
+    "WHERE (s.instance_id, s.day, s.model) = (u.instance_id, u.day, u.model)"
+)
 _DIALECT = Dialect(
     placeholder="%s",
     event_day="(timestamp AT TIME ZONE 'UTC')::date",
@@ -146,8 +179,6 @@ _DIALECT = Dialect(
     event_instance="instance_id::text",
     successes="count(*) FILTER (WHERE outcome = 'success')",
     gate_passes="count(*) FILTER (WHERE quality_gate_passed)",
-    merge_input="usage_merge_counts(s.input_counts, excluded.input_counts)",
-    merge_output="usage_merge_counts(s.output_counts, excluded.output_counts)",
 )
 
 
@@ -325,9 +356,15 @@ class PostgresStorage:
         """Add the events selected by `source` to the rollups; `inputs` are the same events as
         `rollup_input` gives them."""
         conn.execute(_cube_statement(source).encode(), params)
-        with conn.cursor() as cursor:
-            cursor.executemany(upsert_daily_sql("%s").encode(), daily_of(inputs))
-            cursor.executemany(upsert_sketch_sql(_DIALECT).encode(), sketches_of(inputs))
+        # Rows as arrays, already in key order: one round trip per statement.
+        daily = daily_of(inputs)
+        conn.execute(_UPSERT_DAILY, [list(column) for column in zip(*daily, strict=True)])
+        new = sketches_of(inputs)
+        keys = [list(column) for column in zip(*(row[:3] for row in new), strict=True)]
+        conn.execute(_CREATE_SKETCHES, keys)
+        stored = {tuple(row[:3]): row[3:] for row in conn.execute(_LOCK_SKETCHES, keys)}
+        merged = [merge_sketch(row, stored.get(tuple(row[:3]))) for row in new]
+        conn.execute(_WRITE_SKETCHES, [list(column) for column in zip(*merged, strict=True)])
 
     def _backfill_rollups(self, conn: psycopg.Connection[Any]) -> None:
         """Add every stored event to the (new, empty) rollups, a page of ids at a time."""

@@ -128,13 +128,6 @@ _LIST_API_KEYS = (
 )
 
 
-# Adds the stored histogram {bucket: count} and the new one, key by key (SQLite has no
-# functions of our own to call: the merge is spelled out as a subquery).
-_MERGE = (
-    "(SELECT json_group_object(key, total) FROM (SELECT key, sum(value) AS total FROM "
-    "(SELECT key, value FROM json_each(s.{column}) UNION ALL "
-    "SELECT key, value FROM json_each(excluded.{column})) GROUP BY key))"
-)
 # Which events of a batch are stored already (one statement, one index lookup per event).
 _STORED_KEYS = (
     "SELECT e.instance_id, e.event_id FROM json_each(?) AS k JOIN events AS e ON "
@@ -159,8 +152,6 @@ _DIALECT = Dialect(
     event_instance="instance_id",
     successes="sum(outcome = 'success')",
     gate_passes="sum(quality_gate_passed)",
-    merge_input=_MERGE.format(column="input_counts"),
-    merge_output=_MERGE.format(column="output_counts"),
 )
 
 

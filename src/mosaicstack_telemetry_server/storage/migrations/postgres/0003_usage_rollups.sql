@@ -69,14 +69,3 @@ CREATE TABLE usage_token_sketches (
     output_counts jsonb NOT NULL,
     PRIMARY KEY (instance_id, day, model)
 );
-
--- Adds two histograms {bucket: count}, for the upserts of usage_token_sketches.
-CREATE FUNCTION usage_merge_counts(a jsonb, b jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(jsonb_object_agg(key, total), '{}'::jsonb)
-    FROM (
-        SELECT key, sum(value::bigint) AS total
-        FROM (SELECT * FROM jsonb_each_text(a) UNION ALL SELECT * FROM jsonb_each_text(b)) AS pairs
-        GROUP BY key
-    ) AS merged
-$$;
