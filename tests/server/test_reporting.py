@@ -230,3 +230,50 @@ def test_keys_create_admin_and_list_its_role(
         with pytest.raises(SystemExit) as exited:
             main(["keys", "create", *argv, "--database", sqlite_url])
         assert exited.value.code == 2
+
+
+def test_export_shows_a_progress_bar_on_a_terminal(loaded_url: str, tmp_path: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    target = tmp_path / "events.csv"
+    with subprocess.Popen(
+        [EXE, "export", "--database", loaded_url, "--format", "csv", "-o", str(target)],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    ) as process:
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert b"exporting" in seen
+    assert b"exported 300 events" in seen
+    assert len(target.read_text("utf-8").splitlines()) == len(EVENTS) + 1
+
+
+def test_an_admin_report_through_the_api_may_narrow_to_one_instance(
+    sqlite_server: Served, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mosaicstack_telemetry_server.auth import issue_api_key
+
+    other = uuid.uuid4()
+    other_key, _ = sqlite_server.issue(other)
+    _submit(sqlite_server, sqlite_server.key, sqlite_server.instance_id, [100])
+    _submit(sqlite_server, other_key, other, [7000])
+    admin, _ = issue_api_key(sqlite_server.storage, None, "ops", admin=True)
+    monkeypatch.setenv("MOSAIC_TELEMETRY_API_KEY", admin)
+    body = _json_report(capsys, "--server", sqlite_server.url, "--by", "model")
+    assert body["totals"]["cost_usd_micros"] == 7100  # type: ignore[index]
+    body = _json_report(capsys, "--server", sqlite_server.url, "--instance-id", str(other))
+    assert body["totals"]["cost_usd_micros"] == 7000  # type: ignore[index]
+    monkeypatch.setenv("MOSAIC_TELEMETRY_API_KEY", sqlite_server.key)
+    assert main(["report", "--server", sqlite_server.url, "--instance-id", str(other)]) == 1
+    assert "403" in capsys.readouterr().err
