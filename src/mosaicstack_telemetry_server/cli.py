@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from mosaicstack_telemetry_server import __version__
+from mosaicstack_telemetry_server import __version__, reporting
 from mosaicstack_telemetry_server.auth import MAX_LABEL_CHARS, issue_api_key
 from mosaicstack_telemetry_server.runner import (
     ENV_LOG_LEVEL,
@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo_module.add_demo_arguments(demo)
     demo.set_defaults(handler=demo_module.run_demo)
+    reporting.register(commands)
     return parser
 
 

@@ -3,10 +3,11 @@ rollup tables read back next to a recount from the events."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -119,76 +120,101 @@ def expected_usage(
     return {key: dict(sums) for key, sums in groups.items()}, dict(totals)
 
 
-_ROLLUP = (
-    "SELECT instance_id, day, task_type, complexity, harness, model, provider, outcome, tasks, "
-    "input_tokens, output_tokens, cost_usd_micros, duration_ms, successes, gate_passes "
-    "FROM usage_daily"
+_EVENTS = (
+    "SELECT instance_id, timestamp, task_type, complexity, harness, model, provider, outcome, "
+    "actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, task_duration_ms, "
+    "quality_gate_passed FROM events"
 )
-_BUCKETS = "SELECT instance_id, day, model, kind, bucket, count FROM usage_token_buckets"
-
-
-def _recount_usage(day: str, successes: str, gates: str) -> str:
-    return (
-        f"SELECT instance_id, {day}, task_type, complexity, harness, model, provider, outcome, "
-        "count(*), sum(actual_input_tokens), sum(actual_output_tokens), "
-        f"sum(actual_cost_usd_micros), sum(task_duration_ms), {successes}, {gates} "
-        "FROM events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
-    )
+_SUM_NAMES = ("tasks", "input", "output", "cost", "duration", "successes", "gates")
+_DIMS = ("task_type", "complexity", "harness", "model", "provider", "outcome")
 
 
 @contextmanager
-def _rows(database_url: str) -> Iterator[Any]:
+def _query(database_url: str) -> Iterator[Any]:
     if database_url.startswith("sqlite:"):
         with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
-            yield lambda sql: sorted(tuple(map(str, row)) for row in conn.execute(sql))
+            yield lambda sql: conn.execute(sql).fetchall()
     else:
         import psycopg
 
         with psycopg.connect(database_url) as conn:
             conn.execute("SET TIME ZONE 'UTC'")
-            yield lambda sql: sorted(tuple(map(str, row)) for row in conn.execute(sql))
+            yield lambda sql: conn.execute(sql).fetchall()
 
 
-def rollups_and_recount(database_url: str) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
-    """(usage rollup rows, their recount from events, token bucket rows, their recount)."""
+def _day(value: Any) -> str:
+    if isinstance(value, str):
+        return value[:10]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date().isoformat()
+    return str(value)
+
+
+def _ints(values: Sequence[Any]) -> tuple[int, ...]:
+    return tuple(int(value) for value in values)
+
+
+def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
+    """For each rollup table: (its rows, the same rows recounted from every stored event), as
+    comparable dicts. The recount is plain Python over the events, independent of the server."""
     from mosaicstack_telemetry_server.token_sketch import bucket_of
 
-    with _rows(database_url) as rows:
-        if database_url.startswith("sqlite:"):
-            recount = _recount_usage(
-                "substr(timestamp, 1, 10)", "sum(outcome = 'success')", "sum(quality_gate_passed)"
-            )
-            day = "substr(timestamp, 1, 10)"
-        else:
-            recount = _recount_usage(
-                "(timestamp AT TIME ZONE 'UTC')::date",
-                "count(*) FILTER (WHERE outcome = 'success')",
-                "count(*) FILTER (WHERE quality_gate_passed)",
-            )
-            day = "(timestamp AT TIME ZONE 'UTC')::date"
-        rollup, recounted = rows(_ROLLUP), rows(recount)
-        buckets = rows(_BUCKETS)
-        tokens = rows(
-            f"SELECT instance_id, {day}, model, actual_input_tokens, actual_output_tokens "
-            "FROM events"
+    with _query(database_url) as query:
+        events = query(_EVENTS)
+        daily_rows = query(
+            "SELECT dims, day, instance_id, v1, v2, tasks, input_tokens, output_tokens, "
+            "cost_usd_micros, duration_ms, successes, gate_passes FROM usage_daily"
         )
-    # The buckets recounted in Python, with token_sketch's own mapping.
-    counts: dict[tuple[str, ...], int] = defaultdict(int)
-    for instance_id, event_day, model, input_tokens, output_tokens in tokens:
-        counts[(instance_id, event_day, model, "input", str(bucket_of(int(input_tokens))))] += 1
-        counts[(instance_id, event_day, model, "output", str(bucket_of(int(output_tokens))))] += 1
-    bucket_recount = sorted((*key, str(count)) for key, count in counts.items())
-    return rollup, recounted, buckets, bucket_recount
+        cube_rows = query(
+            "SELECT instance_id, day, task_type, complexity, harness, model, provider, outcome, "
+            "tasks, input_tokens, output_tokens, cost_usd_micros, duration_ms, successes, "
+            "gate_passes FROM usage_cube"
+        )
+        sketch_rows = query(
+            "SELECT instance_id, day, model, tasks, input_counts, output_counts "
+            "FROM usage_token_sketches"
+        )
+    daily: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 7)
+    cube: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 7)
+    sketches: dict[tuple[str, ...], list[Any]] = defaultdict(lambda: [0, Counter(), Counter()])
+    for row in events:
+        instance_id, day = str(row[0]), _day(row[1])
+        values = dict(zip(_DIMS, row[2:8], strict=True))
+        sums = (1, row[8], row[9], row[10], row[11], row[7] == "success", bool(row[12]))
+        totals = [cube[(instance_id, day, *row[2:8])]]
+        for owner in (instance_id, "*"):
+            for dims in ((), *((name,) for name in _DIMS)):
+                padded = [*(values[name] for name in dims), "", ""][:2]
+                totals.append(daily[(",".join(dims), day, owner, *padded)])
+            sketch = sketches[(owner, day, row[5])]
+            sketch[0] += 1
+            sketch[1][bucket_of(row[8])] += 1
+            sketch[2][bucket_of(row[9])] += 1
+        for total in totals:
+            for index, value in enumerate(sums):
+                total[index] += int(value)
 
+    def counts(stored: Any) -> Counter[int]:
+        parsed = json.loads(stored) if isinstance(stored, str) else stored
+        return Counter({int(bucket): int(count) for bucket, count in parsed.items()})
 
-def postgres_base_url() -> str:
-    """The test PostgreSQL URL, as tests/conftest.py finds it (for module-scoped fixtures)."""
-    url = os.environ.get("MOSAIC_TELEMETRY_TEST_POSTGRES_URL")
-    if url:
-        return url
-    if os.environ.get("CI"):
-        pytest.fail("MOSAIC_TELEMETRY_TEST_POSTGRES_URL must be set in CI")
-    pytest.skip("PostgreSQL tests need MOSAIC_TELEMETRY_TEST_POSTGRES_URL")
+    return {
+        "daily": (
+            {(r[0], _day(r[1]), str(r[2]), r[3], r[4]): _ints(r[5:]) for r in daily_rows},
+            {key: tuple(sums) for key, sums in daily.items()},
+        ),
+        "cube": (
+            {(str(r[0]), _day(r[1]), *r[2:8]): _ints(r[8:]) for r in cube_rows},
+            {key: tuple(sums) for key, sums in cube.items()},
+        ),
+        "sketches": (
+            {
+                (str(r[0]), _day(r[1]), r[2]): (int(r[3]), counts(r[4]), counts(r[5]))
+                for r in sketch_rows
+            },
+            {key: (value[0], value[1], value[2]) for key, value in sketches.items()},
+        ),
+    }
 
 
 def execute(database_url: str, sql: str, params: Sequence[Any] = ()) -> None:
@@ -202,3 +228,28 @@ def execute(database_url: str, sql: str, params: Sequence[Any] = ()) -> None:
 
         with psycopg.connect(database_url) as conn:
             conn.execute(sql.replace("?", "%s").encode(), params)
+
+
+def insert_raw(database_url: str, events: Sequence[TaskCompletionEvent]) -> None:
+    """Store events with plain INSERTs, as a server before schema 3 did (no rollups)."""
+    from mosaicstack_telemetry_server.storage._common import EVENT_COLUMNS, event_row, iso_utc
+
+    columns = [*EVENT_COLUMNS, "received_at"]
+    sql = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
+    for event in events:
+        row = list(event_row(event))
+        if database_url.startswith("sqlite:"):
+            row[0], row[1], row[3] = str(row[0]), str(row[1]), iso_utc(row[3])
+            execute(database_url, sql, [*row, iso_utc(datetime.now(UTC))])
+        else:
+            execute(database_url, sql, [*row, datetime.now(UTC)])
+
+
+def postgres_base_url() -> str:
+    """The test PostgreSQL URL, as tests/conftest.py finds it (for module-scoped fixtures)."""
+    url = os.environ.get("MOSAIC_TELEMETRY_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail("MOSAIC_TELEMETRY_TEST_POSTGRES_URL must be set in CI")
+    pytest.skip("PostgreSQL tests need MOSAIC_TELEMETRY_TEST_POSTGRES_URL")

@@ -77,6 +77,11 @@ STATS_COLUMNS = (
     "computed_at",
 )
 
+# The migration that creates the usage rollups: the storage backfills them right after it.
+USAGE_ROLLUPS_VERSION = 3
+# Events added to the rollups per step of that backfill: bounded work per statement.
+BACKFILL_CHUNK = 50_000
+
 # Most events one insert_events call takes: one transaction must stay a bounded amount of work.
 MAX_EVENTS_PER_INSERT = 100_000
 

@@ -10,6 +10,7 @@ lock up front, so two writers queue on the busy timeout instead of failing half-
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -22,6 +23,8 @@ from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import (
+    BACKFILL_CHUNK,
+    USAGE_ROLLUPS_VERSION,
     api_key_record,
     check_api_key_fields,
     check_batch_size,
@@ -34,12 +37,23 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_row,
     stats_values,
 )
+from mosaicstack_telemetry_server.storage._rollups import (
+    ALL,
+    daily_of,
+    merge_sketch,
+    rollup_input,
+    sketches_of,
+)
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
 from mosaicstack_telemetry_server.storage._usage_sql import (
     Dialect,
-    bucket_rows,
+    backfill_source_sql,
+    cube_statement,
+    edge_tokens_sql,
     plan_range,
-    token_buckets_sql,
+    sketches_sql,
+    token_bucket_rows,
+    upsert_daily_sql,
     usage_rows,
     usage_sql,
 )
@@ -114,15 +128,30 @@ _LIST_API_KEYS = (
 )
 
 
+# Which events of a batch are stored already (one statement, one index lookup per event).
+_STORED_KEYS = (
+    "SELECT e.instance_id, e.event_id FROM json_each(?) AS k JOIN events AS e ON "
+    "e.instance_id = json_extract(k.value, '$[0]') AND e.event_id = json_extract(k.value, '$[1]')"
+)
+_STORED_SKETCHES = (
+    "SELECT s.instance_id, s.day, s.model, s.tasks, s.input_counts, s.output_counts FROM "
+    "json_each(?) AS k JOIN usage_token_sketches AS s ON s.instance_id = "
+    "json_extract(k.value, '$[0]') AND s.day = json_extract(k.value, '$[1]') AND s.model = "
+    "json_extract(k.value, '$[2]')"
+)
+_UPSERT_SKETCH = (
+    "INSERT INTO usage_token_sketches (instance_id, day, model, tasks, input_counts, "
+    "output_counts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, day, model) DO UPDATE "
+    "SET tasks = excluded.tasks, input_counts = excluded.input_counts, "
+    "output_counts = excluded.output_counts"
+)
 _DIALECT = Dialect(
     placeholder="?",
     event_day="substr(timestamp, 1, 10)",
+    instance_filter="+instance_id",
+    event_instance="instance_id",
     successes="sum(outcome = 'success')",
     gate_passes="sum(quality_gate_passed)",
-    input_bucket="CASE WHEN actual_input_tokens = 0 THEN -1 ELSE "
-    "CAST(ceil(ln(actual_input_tokens) / 0.020000666706669435) AS INTEGER) END",
-    output_bucket="CASE WHEN actual_output_tokens = 0 THEN -1 ELSE "
-    "CAST(ceil(ln(actual_output_tokens) / 0.020000666706669435) AS INTEGER) END",
 )
 
 
@@ -144,6 +173,11 @@ def _driver_errors() -> Iterator[None]:
         raise StorageError(f"SQLite error: {exc}") from exc
     except OSError as exc:  # the database's folder could not be created
         raise StorageError(f"SQLite database unavailable: {exc.strerror or exc}") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def _cube_statement(source: str) -> str:
+    return cube_statement(_DIALECT, source)
 
 
 class SQLiteStorage:
@@ -245,6 +279,8 @@ class SQLiteStorage:
             for migration in pending_migrations(self._migrations, applied, target):
                 for statement in migration.statements:
                     conn.execute(statement)
+                if migration.version == USAGE_ROLLUPS_VERSION:
+                    self._backfill_rollups(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     (migration.version, iso_utc(datetime.now(UTC))),
@@ -280,26 +316,63 @@ class SQLiteStorage:
     # events
 
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
-        """Store new events and bump their task types' versions, in one transaction."""
+        """Store new events, bump their task types' versions and add them to the usage
+        rollups, in one transaction."""
         check_batch_size(len(events))
         if not events:
             return 0
         received_at = iso_utc(datetime.now(UTC))
-        by_task_type: dict[str, list[tuple[Any, ...]]] = {}
+        rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         for event in events:
             row = event_row(event)
-            by_task_type.setdefault(row[5], []).append(
-                (str(row[0]), str(row[1]), row[2], iso_utc(row[3]), *row[4:], received_at)
-            )
-        stored = 0
+            key = (str(row[0]), str(row[1]))
+            if key not in rows:  # the first of an id repeated within the batch is stored
+                rows[key] = (*key, row[2], iso_utc(row[3]), *row[4:], received_at)
         with self._transaction(write=True) as conn:
-            # Per task type, so rowcount says which partitions actually got new rows.
+            # The write lock is held: no one else can store one of these ids meanwhile, and
+            # the new rows get the ids after the greatest one.
+            stored = conn.execute(_STORED_KEYS, (json.dumps(list(rows)),)).fetchall()
+            (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+            for key in stored:
+                del rows[tuple(key)]
+            by_task_type: dict[str, list[tuple[Any, ...]]] = {}
+            for row in rows.values():
+                by_task_type.setdefault(row[5], []).append(row)
             for task_type in sorted(by_task_type):
-                new_rows = conn.executemany(_INSERT_EVENT, by_task_type[task_type]).rowcount
-                if new_rows > 0:
-                    stored += new_rows
-                    conn.execute(_BUMP_VERSION, (task_type,))
-        return stored
+                conn.executemany(_INSERT_EVENT, by_task_type[task_type])
+                conn.execute(_BUMP_VERSION, (task_type,))
+            if rows:
+                inputs = [rollup_input(row, row[3][:10]) for row in rows.values()]
+                self._add_rollups(conn, "id > ?", (last,), inputs)
+        return len(rows)
+
+    @staticmethod
+    def _add_rollups(
+        conn: sqlite3.Connection, source: str, params: Sequence[Any], inputs: list[Any]
+    ) -> None:
+        """Add the events selected by `source` to the rollups; `inputs` are the same events as
+        `rollup_input` gives them."""
+        conn.execute(_cube_statement(source), params)
+        conn.executemany(upsert_daily_sql("?"), daily_of(inputs))
+        # Histograms are merged here rather than in SQL (JSON in SQLite is slow to merge); the
+        # write lock is held, so nothing changes between the read and the write.
+        new = sketches_of(inputs)
+        keys = json.dumps([row[:3] for row in new])
+        stored = {tuple(row[:3]): row[3:] for row in conn.execute(_STORED_SKETCHES, (keys,))}
+        conn.executemany(_UPSERT_SKETCH, [merge_sketch(row, stored.get(row[:3])) for row in new])
+
+    def _backfill_rollups(self, conn: sqlite3.Connection) -> None:
+        """Add every stored event to the (new, empty) rollups, a page of ids at a time."""
+        (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        source = "id > ? AND id <= ?"
+        for after in range(0, last, BACKFILL_CHUNK):
+            params = (after, after + BACKFILL_CHUNK)
+            rows = conn.execute(backfill_source_sql(source), params).fetchall()
+            inputs = [
+                (str(i), ts[:10], *rest, rest[5] == "success", bool(gate))
+                for i, ts, *rest, gate in rows
+            ]
+            self._add_rollups(conn, source, params, inputs)
 
     def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
         """The stored event with this id from this instance, or None."""
@@ -463,13 +536,24 @@ class SQLiteStorage:
     def token_buckets(
         self, *, instance_id: UUID | None, start: datetime, end: datetime
     ) -> list[TokenBucketRow]:
-        """Per model, token histograms over `[start, end)`."""
-        sql, params = token_buckets_sql(_DIALECT, plan_range(start, end), instance_id, _bound)
-        if not sql:
-            return []
+        """Per model, token histograms over `[start, end)`: rollups, then the edges' events."""
+        plan = plan_range(start, end)
+        owner = ALL if instance_id is None else str(instance_id)
+        extra = () if instance_id is None else (str(instance_id),)
         with self._transaction(write=False) as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return bucket_rows(rows)
+            sketches = []
+            if plan.days is not None:
+                days = (plan.days[0].isoformat(), plan.days[1].isoformat())
+                sketches = conn.execute(
+                    sketches_sql(_DIALECT, plan.days), (owner, *days)
+                ).fetchall()
+            edges = []
+            for span_start, span_end in plan.spans:
+                edges += conn.execute(
+                    edge_tokens_sql(_DIALECT, instance_id),
+                    (iso_utc(span_start), iso_utc(span_end), *extra),
+                ).fetchall()
+        return token_bucket_rows(sketches, edges)
 
     def export_events(
         self,
