@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,6 +27,7 @@ from mosaicstack_telemetry.models import BatchPredictionRequest, BatchPrediction
 from mosaicstack_telemetry_server import __version__
 from mosaicstack_telemetry_server.access_log import AccessLogMiddleware
 from mosaicstack_telemetry_server.body import decode_json, read_body
+from mosaicstack_telemetry_server.dashboard import install_dashboard
 from mosaicstack_telemetry_server.errors import (
     RETRY_AFTER_UNAVAILABLE,
     ApiError,
@@ -49,12 +51,25 @@ from mosaicstack_telemetry_server.runtime import Runtime
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, open_storage
 from mosaicstack_telemetry_server.storage.base import ApiKeyRecord
+from mosaicstack_telemetry_server.usage import UsageReport, parse_usage_query, query_usage
 
 __all__ = ["create_app"]
 
 # Declared for the OpenAPI document (bearer scheme); the header itself is checked by auth.py,
 # so every failure gets the same 401 body.
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <64-hex API key>`")
+
+
+_FROM = (
+    "ISO 8601 date-time with an offset, or a date (00:00 UTC); inclusive. "
+    "Default: `to` minus 30 days."
+)
+_TO = "ISO 8601 date-time with an offset, or a date (00:00 UTC); exclusive. Default: now."
+_GROUP_BY = (
+    "Comma-separated, at most 3 of day, week (ISO), month, task_type, complexity, harness, "
+    "model, provider, outcome, instance_id (admin keys only)."
+)
+_INSTANCE_ID = "Admin keys only: narrow to one instance (an instance key gets 403)."
 
 
 def _runtime(request: Request) -> Runtime:
@@ -149,7 +164,7 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
         responses={
             200: {"model": BatchEventResponse, "description": "Every event was accepted."},
             207: {"model": BatchEventResponse, "description": "Some events were rejected."},
-            **error_responses(400, 401, 413, 415, 422, 429, 500, 503),
+            **error_responses(400, 401, 403, 413, 415, 422, 429, 500, 503),
         },
         openapi_extra={"requestBody": BATCH_EVENTS_BODY},
     )
@@ -159,11 +174,14 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
     ) -> JSONResponse:
         """Store 1 to 100 events; each is judged on its own (see the response's `results`)."""
         runtime = _runtime(request)
+        instance_id = key.instance_id
+        if instance_id is None:  # an admin key: it reads every instance, so it writes none
+            raise ApiError(403, "an admin key cannot submit events", code="forbidden")
         raw = await read_body(request, settings.max_body_bytes)
 
         def judge_and_store() -> tuple[int, BatchEventResponse]:
             entries = parse_envelope(decode_json(raw), "events")
-            return ingest_batch(runtime.storage, entries, key.instance_id)
+            return ingest_batch(runtime.storage, entries, instance_id)
 
         status, response = await run_in_threadpool(judge_and_store)
         request.app.state.metrics.count_batch(response)
@@ -198,6 +216,45 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
 
         response = await run_in_threadpool(predict)
         return JSONResponse(response.model_dump(mode="json"))
+
+    @app.get(
+        "/v1/usage",
+        summary="What was spent, summed over stored events",
+        response_model=None,
+        responses={
+            200: {"model": UsageReport, "description": "Sums by group, and totals."},
+            **error_responses(401, 403, 422, 429, 500, 503),
+        },
+    )
+    async def get_usage(
+        request: Request,
+        key: ApiKeyRecord = Depends(_authenticated),  # noqa: B008
+        # Declared for the OpenAPI document; parse_usage_query reads the raw pairs (it refuses
+        # a repeated parameter rather than silently picking one).
+        _from: Annotated[str | None, Query(alias="from", description=_FROM)] = None,
+        _to: Annotated[str | None, Query(alias="to", description=_TO)] = None,
+        _group_by: Annotated[str | None, Query(alias="group_by", description=_GROUP_BY)] = None,
+        _instance_id: Annotated[
+            str | None, Query(alias="instance_id", description=_INSTANCE_ID)
+        ] = None,
+    ) -> JSONResponse:
+        """Sums of tokens, cost, duration and outcomes over `from <= timestamp < to`."""
+        runtime = _runtime(request)
+        query = parse_usage_query(
+            request.query_params.multi_items(), key=key, now=datetime.now(UTC)
+        )
+
+        def report() -> UsageReport:
+            return query_usage(
+                runtime.storage,
+                instance_id=query.instance_id,
+                start=query.start,
+                end=query.end,
+                group_by=query.group_by,
+            )
+
+        response = await run_in_threadpool(report)
+        return JSONResponse(response.model_dump(mode="json", by_alias=True))
 
     @app.get(
         "/v1/health",
@@ -236,5 +293,6 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
             body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
         )
 
+    install_dashboard(app)
     install_openapi(app)
     return app

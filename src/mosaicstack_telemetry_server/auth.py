@@ -55,14 +55,24 @@ def new_key_id() -> str:
 
 
 def issue_api_key(
-    storage: Storage, instance_id: UUID, label: str | None = None
+    storage: Storage, instance_id: UUID | None, label: str | None = None, *, admin: bool = False
 ) -> tuple[str, ApiKeyRecord]:
-    """Create a key for an instance: returns the key (shown once, never stored) and its record."""
+    """Create a key: returns the key (shown once, never stored) and its record.
+
+    An instance key (`admin=False`) is bound to `instance_id`; an admin key (`admin=True`) to
+    no instance, so `instance_id` must then be None.
+    """
     if label is not None and (len(label) > MAX_LABEL_CHARS or not label.isprintable()):
         raise ValueError(f"label must be at most {MAX_LABEL_CHARS} printable characters")
+    if admin != (instance_id is None):
+        raise ValueError("an instance key needs an instance_id; an admin key must have none")
     key = secrets.token_hex(32)
     record = storage.create_api_key(
-        key_id=new_key_id(), key_hash=hash_api_key(key), instance_id=instance_id, label=label
+        key_id=new_key_id(),
+        key_hash=hash_api_key(key),
+        instance_id=instance_id,
+        label=label,
+        role="admin" if admin else "instance",
     )
     return key, record
 

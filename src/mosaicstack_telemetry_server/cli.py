@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from mosaicstack_telemetry_server import __version__
+from mosaicstack_telemetry_server import __version__, reporting
 from mosaicstack_telemetry_server.auth import MAX_LABEL_CHARS, issue_api_key
 from mosaicstack_telemetry_server.proxies import parse_trusted_proxies
 from mosaicstack_telemetry_server.runner import (
@@ -164,7 +164,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create = key_commands.add_parser(
         "create", help="create a key; prints the key alone on stdout (shown once)"
     )
-    create.add_argument("--instance-id", type=_uuid, required=True, metavar="UUID")
+    owner = create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--instance-id", type=_uuid, metavar="UUID", help="an instance key")
+    owner.add_argument(
+        "--admin",
+        action="store_true",
+        help="an admin key: no instance; reads every instance's usage, submits nothing",
+    )
     create.add_argument("--label", type=_label, help=f"at most {MAX_LABEL_CHARS} characters")
     _add_database(create)
     create.set_defaults(handler=_keys_create)
@@ -187,6 +193,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     demo_module.add_demo_arguments(demo)
     demo.set_defaults(handler=demo_module.run_demo)
+    reporting.register(commands)
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
@@ -294,11 +301,12 @@ def _guard_settings(args: argparse.Namespace) -> dict[str, str]:
 def _keys_create(args: argparse.Namespace) -> int:
     storage = _open(args)
     try:
-        key, record = issue_api_key(storage, args.instance_id, args.label)
+        key, record = issue_api_key(storage, args.instance_id, args.label, admin=args.admin)
     finally:
         storage.close()
+    owner = "an admin key" if record.is_admin else f"for instance {record.instance_id}"
     _err(
-        f"created {record.key_id} for instance {record.instance_id}; "
+        f"created {record.key_id} {owner}; "
         "the key is printed once, below, and cannot be shown again:"
     )
     print(key, flush=True)
@@ -314,7 +322,8 @@ def _keys_list(args: argparse.Namespace) -> int:
     rows = [
         {
             "key_id": record.key_id,
-            "instance_id": str(record.instance_id),
+            "role": record.role,
+            "instance_id": None if record.instance_id is None else str(record.instance_id),
             "label": record.label,
             "created": record.created_at.isoformat(timespec="seconds"),
             "revoked": record.revoked_at.isoformat(timespec="seconds")
@@ -327,12 +336,13 @@ def _keys_list(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
-    header = ("KEY_ID", "INSTANCE_ID", "CREATED", "REVOKED", "LABEL")
+    header = ("KEY_ID", "INSTANCE_ID", "ROLE", "CREATED", "REVOKED", "LABEL")
     table: list[tuple[str, ...]] = [header]
     table += [
         (
             r["key_id"] or "",
-            r["instance_id"] or "",
+            r["instance_id"] or "-",
+            r["role"] or "",
             r["created"] or "",
             r["revoked"] or "-",
             r["label"] or "",

@@ -55,6 +55,8 @@ BATCH_PREDICTIONS_BODY: dict[str, Any] = {
 _DESCRIPTIONS = {
     400: "Body not UTF-8 JSON, or nested too deeply (`invalid_json`).",
     401: "Missing, malformed, unknown or revoked API key (`unauthorized`).",
+    403: "The API key may not do this (`forbidden`): an admin key submitting events, or an "
+    "instance key asking for another instance's usage.",
     413: "Body over the size limit (`payload_too_large`).",
     415: "Content-Type not JSON (or with a charset other than utf-8), or Content-Encoding not "
     "gzip/identity (`unsupported_media_type`).",

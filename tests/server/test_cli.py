@@ -167,7 +167,7 @@ def test_key_commands_in_process(
     assert key_id
     assert main(["keys", "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].split() == ["KEY_ID", "INSTANCE_ID", "CREATED", "REVOKED", "LABEL"]
+    assert listing[0].split() == ["KEY_ID", "INSTANCE_ID", "ROLE", "CREATED", "REVOKED", "LABEL"]
     assert listing[1].split()[:2] == [key_id.group(), INSTANCE]
     assert main(["keys", "revoke", key_id.group()]) == 0
     assert main(["keys", "revoke", key_id.group()]) == 1

@@ -77,6 +77,11 @@ STATS_COLUMNS = (
     "computed_at",
 )
 
+# The migration that creates the usage rollups: the storage backfills them right after it.
+USAGE_ROLLUPS_VERSION = 3
+# Events added to the rollups per step of that backfill: bounded work per statement.
+BACKFILL_CHUNK = 50_000
+
 # Most events one insert_events call takes: one transaction must stay a bounded amount of work.
 MAX_EVENTS_PER_INSERT = 100_000
 
@@ -187,8 +192,18 @@ def stats_values(row: StatsRow) -> tuple[Any, ...]:
     )
 
 
-def check_api_key_fields(key_id: str, key_hash: str, label: str | None) -> None:
+def check_api_key_fields(
+    key_id: str,
+    key_hash: str,
+    label: str | None,
+    instance_id: UUID | None = None,
+    role: str = "instance",
+) -> None:
     """Validate a new API key's fields (without ever echoing the hash)."""
+    if role not in ("instance", "admin"):
+        raise ValueError(f"role must be 'instance' or 'admin', got {role!r}")
+    if (role == "admin") != (instance_id is None):
+        raise ValueError("an instance key needs an instance_id; an admin key must have none")
     if not key_id or len(key_id) > MAX_KEY_ID_LENGTH:
         raise ValueError(f"key_id must be 1 to {MAX_KEY_ID_LENGTH} characters")
     if not _KEY_HASH.fullmatch(key_hash):
@@ -210,10 +225,35 @@ def split_statements(script: str) -> tuple[str, ...]:
     """The statements of a migration file; `--` comment lines are dropped first.
 
     Deliberately simple (no `;` inside strings or comments in migration files), because
-    sqlite3's executescript would commit the migration transaction half-way.
+    sqlite3's executescript would commit the migration transaction half-way. A body whose
+    statements end in `;` stays whole: a SQLite trigger from the line ending in `BEGIN` to the
+    line `END;`, a PostgreSQL function between the lines holding its `$$` quotes.
     """
-    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
-    return tuple(part.strip() for part in "\n".join(lines).split(";") if part.strip())
+    statements: list[str] = []
+    pending: list[str] = []
+    body: str | None = None  # the quote of the body we are in: "$$" or "BEGIN"
+    for line in script.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        pending.append(line)
+        upper = line.strip().upper()
+        if line.count("$$") % 2 == 1:
+            body = None if body == "$$" else "$$"
+        elif body is None and (upper == "BEGIN" or upper.endswith(" BEGIN")):
+            body = "BEGIN"
+        elif body == "BEGIN" and upper == "END;":
+            body = None
+        if body is None and upper.endswith(";"):
+            statements.extend(_outside_bodies("\n".join(pending)))
+            pending = []
+    statements.extend(_outside_bodies("\n".join(pending)))
+    return tuple(statements)
+
+
+def _outside_bodies(text: str) -> list[str]:
+    if "$$" in text or re.search(r"(?im)\sBEGIN\s*$", text):
+        return [text.strip().removesuffix(";").strip()]
+    return [part.strip() for part in text.split(";") if part.strip()]
 
 
 def load_migrations(backend: str) -> list[Migration]:
@@ -279,15 +319,18 @@ def scrub(message: str, secret: str | None) -> str:
 
 
 def api_key_record(values: Sequence[Any]) -> ApiKeyRecord:
-    """An ApiKeyRecord from key_id, instance_id, label, created_at, revoked_at, key_hash."""
-    key_id, instance_id, label, created_at, revoked_at, key_hash = values
+    """An ApiKeyRecord from key_id, instance_id, label, created_at, revoked_at, key_hash, role."""
+    key_id, instance_id, label, created_at, revoked_at, key_hash, role = values
+    if instance_id is not None and not isinstance(instance_id, UUID):
+        instance_id = UUID(instance_id)
     return ApiKeyRecord(
         key_id=key_id,
-        instance_id=instance_id if isinstance(instance_id, UUID) else UUID(instance_id),
+        instance_id=instance_id,
         label=label,
         created_at=_as_datetime(created_at),
         revoked_at=None if revoked_at is None else _as_datetime(revoked_at),
         key_hash=key_hash,
+        role="admin" if role == "admin" else "instance",
     )
 
 

@@ -9,24 +9,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
 
 __all__ = [
+    "USAGE_DIMENSIONS",
     "WILDCARD",
     "ApiKeyRecord",
+    "KeyRole",
     "PartitionSnapshot",
     "StatsKey",
     "StatsRow",
     "Storage",
     "StorageError",
+    "TokenBucketRow",
+    "UsageRow",
 ]
 
 # Stands for a dimension dropped at a fallback level, in stats keys (NULL would defeat
 # unique indexes).
 WILDCARD = "*"
+
+# An instance key submits and reads its own instance's events; an admin key belongs to no
+# instance, reads every instance's usage and may ask for predictions, but submits nothing.
+KeyRole = Literal["instance", "admin"]
+
+# What usage can be summed by in storage (the daily rollups' key); week and month are derived
+# from day by the caller.
+USAGE_DIMENSIONS = (
+    "day",
+    "instance_id",
+    "task_type",
+    "complexity",
+    "harness",
+    "model",
+    "provider",
+    "outcome",
+)
 
 
 class StorageError(Exception):
@@ -38,18 +59,24 @@ class ApiKeyRecord:
     """An API key as stored: never the key itself, only its hash and who it belongs to."""
 
     key_id: str  # short public identifier, safe to print and to log
-    instance_id: UUID
+    instance_id: UUID | None  # None for an admin key, and only for one
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
     # Hex SHA-256 of the key, for the verifier's constant-time check; never shown (not in
     # repr, not listed by the CLI). Defaulted so records built without it still construct.
     key_hash: str = field(default="", repr=False)
+    role: KeyRole = "instance"
 
     @property
     def is_active(self) -> bool:
         """Whether the key may still authenticate."""
         return self.revoked_at is None
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether this is an admin key (bound to no instance)."""
+        return self.role == "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +114,34 @@ class PartitionSnapshot:
     rows: list[tuple[Any, ...]]
 
 
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Sums over the events of one group: `key` holds the text of each dimension asked for
+    (day as "2026-11-30", instance_id as a UUID's text), in the order asked."""
+
+    key: tuple[str, ...]
+    tasks: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd_micros: int
+    duration_ms: int
+    successes: int
+    gate_passes: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBucketRow:
+    """How many events of a model fell in one logarithmic token bucket (see usage.py).
+
+    `kind` is "input" or "output"; bucket -1 holds events with zero tokens.
+    """
+
+    model: str
+    kind: str
+    bucket: int
+    count: int
+
+
 class Storage(Protocol):
     """What the server needs from a database."""
 
@@ -122,9 +177,16 @@ class Storage(Protocol):
 
     # api keys
     def create_api_key(
-        self, *, key_id: str, key_hash: str, instance_id: UUID, label: str | None
+        self,
+        *,
+        key_id: str,
+        key_hash: str,
+        instance_id: UUID | None,
+        label: str | None,
+        role: KeyRole = "instance",
     ) -> ApiKeyRecord:
-        """Store a new key's hash (hex SHA-256) bound to an instance."""
+        """Store a new key's hash (hex SHA-256): an instance key bound to `instance_id`, or an
+        admin key (`instance_id` None). ValueError when role and instance_id disagree."""
 
     def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """The key with this hash, revoked or not, or None."""
@@ -164,3 +226,49 @@ class Storage(Protocol):
 
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for (absent groups are left out)."""
+
+    # usage (daily rollups kept by the database in the inserting transaction)
+    def sum_usage(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime,
+        end: datetime,
+        dimensions: Sequence[str],
+    ) -> list[UsageRow]:
+        """Sums over events with `start <= timestamp < end` (of one instance, or all when
+        None), grouped by `dimensions` (a subset of USAGE_DIMENSIONS), groups in no order.
+
+        Whole UTC days come from the daily rollups; only the partial days at the edges are
+        read from the events (by an index).
+        """
+
+    def token_buckets(
+        self, *, instance_id: UUID | None, start: datetime, end: datetime
+    ) -> list[TokenBucketRow]:
+        """Per model, the logarithmic histograms of input and output tokens of the events
+        with `start <= timestamp < end` (rollups for whole days, events for the edges)."""
+
+    def export_events(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int,
+        limit: int,
+    ) -> list[tuple[int, TaskCompletionEvent]]:
+        """One page of stored events, in storage order, with their row ids: those with an id
+        greater than `after` (keyset pagination: pass the last id of the previous page)."""
+
+    # dashboard sessions
+    def create_dashboard_session(
+        self, token_hash: str, key_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Store a session (by the hash of its token), dropping every expired one first."""
+
+    def find_dashboard_session(self, token_hash: str, now: datetime) -> str | None:
+        """The key hash of the session with this token hash, unless absent or expired."""
+
+    def delete_dashboard_session(self, token_hash: str) -> None:
+        """End a session (nothing happens if there is none)."""

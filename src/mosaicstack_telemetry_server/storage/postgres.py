@@ -7,6 +7,7 @@ round trip whatever the batch size, and psycopg prepares the statement after a f
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from psycopg_pool import ConnectionPool
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import (
+    BACKFILL_CHUNK,
+    USAGE_ROLLUPS_VERSION,
     api_key_record,
     check_api_key_fields,
     check_batch_size,
@@ -33,12 +36,33 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
     utc,
 )
+from mosaicstack_telemetry_server.storage._rollups import (
+    ALL,
+    daily_of,
+    merge_sketch,
+    rollup_input,
+    sketches_of,
+)
+from mosaicstack_telemetry_server.storage._usage_sql import (
+    Dialect,
+    backfill_source_sql,
+    cube_statement,
+    edge_tokens_sql,
+    plan_range,
+    sketches_sql,
+    token_bucket_rows,
+    usage_rows,
+    usage_sql,
+)
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
+    KeyRole,
     PartitionSnapshot,
     StatsKey,
     StatsRow,
     StorageError,
+    TokenBucketRow,
+    UsageRow,
 )
 
 __all__ = ["PostgresStorage"]
@@ -61,13 +85,13 @@ _INSERT_EVENTS = (
     "%b::boolean[], %b::text[], %b::text[], %b::integer[], %b::integer[], "
     "%b::double precision[], %b::text[], %b::integer[], %b::text[], %b::text[]) "
     "ON CONFLICT (instance_id, event_id) DO NOTHING "
-    "RETURNING task_type), "
+    "RETURNING id, instance_id, event_id, task_type), "
     "counts AS (SELECT task_type, count(*) AS stored FROM new GROUP BY task_type), "
     # Sorted, so that concurrent batches lock the version rows in one order (no deadlock).
     "bump AS (INSERT INTO partition_versions (task_type, version) "
     "SELECT task_type, 1 FROM counts ORDER BY task_type "
     "ON CONFLICT (task_type) DO UPDATE SET version = partition_versions.version + 1) "
-    "SELECT task_type, stored FROM counts"
+    "SELECT id, instance_id, event_id FROM new"
 )
 _SELECT_EVENT = (
     "SELECT instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
@@ -76,6 +100,14 @@ _SELECT_EVENT = (
     "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
     "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
     "language, repo_size_category FROM events WHERE instance_id = %s AND event_id = %s"
+)
+_EXPORT_SELECT = (
+    "SELECT id, instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
+    "complexity, harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
+    "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
+    "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
+    "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
+    "language, repo_size_category FROM events"
 )
 _SELECT_PARTITION = (
     "SELECT model, provider, complexity, actual_input_tokens, actual_output_tokens, "
@@ -95,21 +127,75 @@ _SELECT_STATS = (
     "k.model, k.provider, k.complexity)"
 )
 _SELECT_API_KEY = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "WHERE key_hash = %s"
 )
 _LIST_API_KEYS = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "ORDER BY created_at, key_id"
 )
 # Serialises migrations across every process using the database (arbitrary constant).
 _MIGRATION_LOCK = 0x6D6F736169630001
 
 
+_UPSERT_DAILY = (
+    "INSERT INTO usage_daily AS u (dims, day, instance_id, v1, v2, tasks, input_tokens, "
+    "output_tokens, cost_usd_micros, duration_ms, successes, gate_passes) "
+    "SELECT * FROM unnest(%b::text[], %b::date[], %b::text[], %b::text[], %b::text[], "
+    "%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], "
+    "%b::bigint[]) ON CONFLICT (dims, day, instance_id, v1, v2) DO UPDATE SET "
+    "tasks = u.tasks + excluded.tasks, input_tokens = u.input_tokens + excluded.input_tokens, "
+    "output_tokens = u.output_tokens + excluded.output_tokens, "
+    "cost_usd_micros = u.cost_usd_micros + excluded.cost_usd_micros, "
+    "duration_ms = u.duration_ms + excluded.duration_ms, "
+    "successes = u.successes + excluded.successes, "
+    "gate_passes = u.gate_passes + excluded.gate_passes"
+)
+# Token histograms are merged in Python (jsonb merges in SQL cost a millisecond a row): rows
+# for new keys first (so that concurrent writers meet on a row lock, not on an insert), then
+# every row locked in key order, read, merged and written back.
+_CREATE_SKETCHES = (
+    "INSERT INTO usage_token_sketches (instance_id, day, model, tasks, input_counts, "
+    "output_counts) SELECT k.instance_id, k.day, k.model, 0, '{}', '{}' FROM "
+    "unnest(%b::text[], %b::date[], %b::text[]) AS k(instance_id, day, model) "
+    "ORDER BY 1, 2, 3 ON CONFLICT (instance_id, day, model) DO NOTHING"
+)
+_LOCK_SKETCHES = (
+    "SELECT s.instance_id, s.day, s.model, s.tasks, s.input_counts, s.output_counts "
+    "FROM usage_token_sketches AS s JOIN unnest(%b::text[], %b::date[], %b::text[]) AS "
+    "k(instance_id, day, model) ON (s.instance_id, s.day, s.model) = "
+    "(k.instance_id, k.day, k.model) ORDER BY 1, 2, 3 FOR UPDATE OF s"
+)
+_WRITE_SKETCHES = (
+    "UPDATE usage_token_sketches AS s SET tasks = u.tasks, input_counts = u.i::jsonb, "
+    "output_counts = u.o::jsonb FROM unnest(%b::text[], %b::date[], %b::text[], %b::bigint[], "
+    "%b::text[], %b::text[]) AS u(instance_id, day, model, tasks, i, o) "
+    "WHERE (s.instance_id, s.day, s.model) = (u.instance_id, u.day, u.model)"
+)
+_DIALECT = Dialect(
+    placeholder="%s",
+    event_day="(timestamp AT TIME ZONE 'UTC')::date",
+    instance_filter="instance_id",
+    event_instance="instance_id::text",
+    successes="count(*) FILTER (WHERE outcome = 'success')",
+    gate_passes="count(*) FILTER (WHERE quality_gate_passed)",
+)
+
+
+def _bound(value: Any) -> Any:
+    """A usage query's parameter as psycopg takes it (it adapts datetimes, dates, UUIDs)."""
+    return value
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     # Timestamps come back in UTC whatever the server's TimeZone setting.
     conn.execute("SET TIME ZONE 'UTC'")
     conn.commit()
+
+
+@functools.lru_cache(maxsize=4)
+def _cube_statement(source: str) -> str:
+    return cube_statement(_DIALECT, source)
 
 
 class PostgresStorage:
@@ -205,6 +291,8 @@ class PostgresStorage:
                 for statement in migration.statements:
                     # Trusted SQL shipped in the package, not built from any input.
                     conn.execute(statement.encode())
+                if migration.version == USAGE_ROLLUPS_VERSION:
+                    self._backfill_rollups(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,)
                 )
@@ -238,18 +326,59 @@ class PostgresStorage:
     # events
 
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
-        """Store new events and bump their task types' versions, in one transaction."""
+        """Store new events, bump their task types' versions and add them to the usage
+        rollups, in one transaction."""
         check_batch_size(len(events))
         if not events:
             return 0
+        unique: dict[tuple[UUID, UUID], tuple[Any, ...]] = {}
+        for row in map(event_row, events):
+            # The first of an id repeated within the batch is stored (as SQLite does).
+            unique.setdefault((row[0], row[1]), row)
         # Sorted by key, so two overlapping batches lock their keys in the same order.
-        rows = sorted(map(event_row, events), key=lambda row: (row[0], row[1]))
+        rows = [unique[key] for key in sorted(unique)]
         columns = [list(column) for column in zip(*rows, strict=True)]
         # One statement stores the rows and bumps the versions of the task types that got
         # new ones: one round trip per batch (binary arrays: no text escaping to pay for).
         with self._transaction() as conn:
             stored = conn.execute(_INSERT_EVENTS, columns).fetchall()
-        return sum(count for _, count in stored)
+            if stored:
+                new = [unique[(instance_id, event_id)] for _, instance_id, event_id in stored]
+                inputs = [rollup_input(row, utc(row[3]).date()) for row in new]
+                ids = [row_id for row_id, _, _ in stored]
+                self._add_rollups(conn, "id = ANY(%s)", (ids,), inputs)
+        return len(stored)
+
+    @staticmethod
+    def _add_rollups(
+        conn: psycopg.Connection[Any], source: str, params: Sequence[Any], inputs: list[Any]
+    ) -> None:
+        """Add the events selected by `source` to the rollups; `inputs` are the same events as
+        `rollup_input` gives them."""
+        conn.execute(_cube_statement(source).encode(), params)
+        # Rows as arrays, already in key order: one round trip per statement.
+        daily = daily_of(inputs)
+        conn.execute(_UPSERT_DAILY, [list(column) for column in zip(*daily, strict=True)])
+        new = sketches_of(inputs)
+        keys = [list(column) for column in zip(*(row[:3] for row in new), strict=True)]
+        conn.execute(_CREATE_SKETCHES, keys)
+        stored = {tuple(row[:3]): row[3:] for row in conn.execute(_LOCK_SKETCHES, keys)}
+        merged = [merge_sketch(row, stored.get(tuple(row[:3]))) for row in new]
+        conn.execute(_WRITE_SKETCHES, [list(column) for column in zip(*merged, strict=True)])
+
+    def _backfill_rollups(self, conn: psycopg.Connection[Any]) -> None:
+        """Add every stored event to the (new, empty) rollups, a page of ids at a time."""
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        last = int(cast(tuple[int], row)[0])
+        source = "id > %s AND id <= %s"
+        for after in range(0, last, BACKFILL_CHUNK):
+            params = (after, after + BACKFILL_CHUNK)
+            rows = conn.execute(backfill_source_sql(source).encode(), params).fetchall()
+            inputs = [
+                (str(i), utc(ts).date(), *rest, rest[5] == "success", bool(gate))
+                for i, ts, *rest, gate in rows
+            ]
+            self._add_rollups(conn, source, params, inputs)
 
     def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
         """The stored event with this id from this instance, or None."""
@@ -266,17 +395,23 @@ class PostgresStorage:
     # api keys
 
     def create_api_key(
-        self, *, key_id: str, key_hash: str, instance_id: UUID, label: str | None
+        self,
+        *,
+        key_id: str,
+        key_hash: str,
+        instance_id: UUID | None,
+        label: str | None,
+        role: KeyRole = "instance",
     ) -> ApiKeyRecord:
         """Store a new key's hash; ValueError if its id or hash is already taken."""
-        check_api_key_fields(key_id, key_hash, label)
-        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash)
+        check_api_key_fields(key_id, key_hash, label, instance_id, role)
+        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash, role)
         with self._transaction() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    (key_id, key_hash, instance_id, label, record.created_at),
+                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at, role) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    (key_id, key_hash, instance_id, label, record.created_at, role),
                 )
             except psycopg.errors.UniqueViolation:
                 raise ValueError("an API key with this key_id or hash already exists") from None
@@ -412,3 +547,95 @@ class PostgresStorage:
                 "UPDATE schema_migrations SET applied_at = applied_at "
                 "WHERE version = (SELECT MAX(version) FROM schema_migrations)"
             )
+
+    # usage
+
+    def sum_usage(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime,
+        end: datetime,
+        dimensions: Sequence[str],
+    ) -> list[UsageRow]:
+        """Sums by `dimensions` over `[start, end)`: rollups for whole days, events for edges."""
+        sql, params = usage_sql(_DIALECT, plan_range(start, end), dimensions, instance_id, _bound)
+        if not sql:
+            return []
+        with self._transaction() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return usage_rows(rows, len(dimensions))
+
+    def token_buckets(
+        self, *, instance_id: UUID | None, start: datetime, end: datetime
+    ) -> list[TokenBucketRow]:
+        """Per model, token histograms over `[start, end)`: rollups, then the edges' events."""
+        plan = plan_range(start, end)
+        owner = ALL if instance_id is None else str(instance_id)
+        extra = () if instance_id is None else (instance_id,)
+        with self._transaction() as conn:
+            sketches: list[Any] = []
+            if plan.days is not None:
+                sketches = conn.execute(
+                    sketches_sql(_DIALECT, plan.days), (owner, *plan.days)
+                ).fetchall()
+            edges: list[Any] = []
+            for span_start, span_end in plan.spans:
+                edges += conn.execute(
+                    edge_tokens_sql(_DIALECT, instance_id), (span_start, span_end, *extra)
+                ).fetchall()
+        return token_bucket_rows(sketches, edges)
+
+    def export_events(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int,
+        limit: int,
+    ) -> list[tuple[int, TaskCompletionEvent]]:
+        """One page of events with ids above `after`, in id order (keyset pagination)."""
+        conditions = ["id > %s"]
+        params: list[Any] = [after]
+        for condition, value in (
+            ("instance_id = %s", None if instance_id is None else instance_id),
+            ("timestamp >= %s", None if start is None else start),
+            ("timestamp < %s", None if end is None else end),
+        ):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
+        # Fixed fragments only; every value is bound.
+        sql = _EXPORT_SELECT + " WHERE " + " AND ".join(conditions) + " ORDER BY id LIMIT %s"
+        with self._transaction() as conn:
+            rows = conn.execute(sql, [*params, limit]).fetchall()
+        return [(int(row[0]), event_from_row(row[1:])) for row in rows]
+
+    # dashboard sessions
+
+    def create_dashboard_session(
+        self, token_hash: str, key_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Store a session, dropping every expired one first (the table stays small)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM dashboard_sessions WHERE expires_at <= %s", (created_at,))
+            conn.execute(
+                "INSERT INTO dashboard_sessions (token_hash, key_hash, created_at, expires_at) "
+                "VALUES (%s, %s, %s, %s)",
+                (token_hash, key_hash, created_at, expires_at),
+            )
+
+    def find_dashboard_session(self, token_hash: str, now: datetime) -> str | None:
+        """The key hash of the session with this token hash, unless absent or expired."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT key_hash FROM dashboard_sessions WHERE token_hash = %s AND expires_at > %s",
+                (token_hash, now),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def delete_dashboard_session(self, token_hash: str) -> None:
+        """End a session (nothing happens if there is none)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = %s", (token_hash,))

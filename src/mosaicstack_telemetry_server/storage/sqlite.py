@@ -10,18 +10,21 @@ lock up front, so two writers queue on the busy timeout instead of failing half-
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import (
+    BACKFILL_CHUNK,
+    USAGE_ROLLUPS_VERSION,
     api_key_record,
     check_api_key_fields,
     check_batch_size,
@@ -34,13 +37,35 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_row,
     stats_values,
 )
+from mosaicstack_telemetry_server.storage._rollups import (
+    ALL,
+    daily_of,
+    merge_sketch,
+    rollup_input,
+    sketches_of,
+)
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
+from mosaicstack_telemetry_server.storage._usage_sql import (
+    Dialect,
+    backfill_source_sql,
+    cube_statement,
+    edge_tokens_sql,
+    plan_range,
+    sketches_sql,
+    token_bucket_rows,
+    upsert_daily_sql,
+    usage_rows,
+    usage_sql,
+)
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
+    KeyRole,
     PartitionSnapshot,
     StatsKey,
     StatsRow,
     StorageError,
+    TokenBucketRow,
+    UsageRow,
 )
 
 __all__ = ["SQLiteStorage"]
@@ -68,6 +93,14 @@ _SELECT_EVENT = (
     "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
     "language, repo_size_category FROM events WHERE instance_id = ? AND event_id = ?"
 )
+_EXPORT_SELECT = (
+    "SELECT id, instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
+    "complexity, harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
+    "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
+    "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
+    "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
+    "language, repo_size_category FROM events"
+)
 _SELECT_PARTITION = (
     "SELECT model, provider, complexity, actual_input_tokens, actual_output_tokens, "
     "actual_cost_usd_micros, task_duration_ms, estimated_input_tokens, estimated_output_tokens, "
@@ -86,13 +119,49 @@ _SELECT_STATS = (
     "s.complexity = json_extract(k.value, '$[4]')"
 )
 _SELECT_API_KEY = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "WHERE key_hash = ?"
 )
 _LIST_API_KEYS = (
-    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash FROM api_keys "
+    "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "ORDER BY created_at, key_id"
 )
+
+
+# Which events of a batch are stored already (one statement, one index lookup per event).
+_STORED_KEYS = (
+    "SELECT e.instance_id, e.event_id FROM json_each(?) AS k JOIN events AS e ON "
+    "e.instance_id = json_extract(k.value, '$[0]') AND e.event_id = json_extract(k.value, '$[1]')"
+)
+_STORED_SKETCHES = (
+    "SELECT s.instance_id, s.day, s.model, s.tasks, s.input_counts, s.output_counts FROM "
+    "json_each(?) AS k JOIN usage_token_sketches AS s ON s.instance_id = "
+    "json_extract(k.value, '$[0]') AND s.day = json_extract(k.value, '$[1]') AND s.model = "
+    "json_extract(k.value, '$[2]')"
+)
+_UPSERT_SKETCH = (
+    "INSERT INTO usage_token_sketches (instance_id, day, model, tasks, input_counts, "
+    "output_counts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, day, model) DO UPDATE "
+    "SET tasks = excluded.tasks, input_counts = excluded.input_counts, "
+    "output_counts = excluded.output_counts"
+)
+_DIALECT = Dialect(
+    placeholder="?",
+    event_day="substr(timestamp, 1, 10)",
+    instance_filter="+instance_id",
+    event_instance="instance_id",
+    successes="sum(outcome = 'success')",
+    gate_passes="sum(quality_gate_passed)",
+)
+
+
+def _bound(value: Any) -> Any:
+    """A usage query's parameter as stored in SQLite: text for times, days and UUIDs."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date | UUID):
+        return str(value)
+    return value
 
 
 @contextlib.contextmanager
@@ -104,6 +173,11 @@ def _driver_errors() -> Iterator[None]:
         raise StorageError(f"SQLite error: {exc}") from exc
     except OSError as exc:  # the database's folder could not be created
         raise StorageError(f"SQLite database unavailable: {exc.strerror or exc}") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def _cube_statement(source: str) -> str:
+    return cube_statement(_DIALECT, source)
 
 
 class SQLiteStorage:
@@ -205,6 +279,8 @@ class SQLiteStorage:
             for migration in pending_migrations(self._migrations, applied, target):
                 for statement in migration.statements:
                     conn.execute(statement)
+                if migration.version == USAGE_ROLLUPS_VERSION:
+                    self._backfill_rollups(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     (migration.version, iso_utc(datetime.now(UTC))),
@@ -240,26 +316,63 @@ class SQLiteStorage:
     # events
 
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
-        """Store new events and bump their task types' versions, in one transaction."""
+        """Store new events, bump their task types' versions and add them to the usage
+        rollups, in one transaction."""
         check_batch_size(len(events))
         if not events:
             return 0
         received_at = iso_utc(datetime.now(UTC))
-        by_task_type: dict[str, list[tuple[Any, ...]]] = {}
+        rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         for event in events:
             row = event_row(event)
-            by_task_type.setdefault(row[5], []).append(
-                (str(row[0]), str(row[1]), row[2], iso_utc(row[3]), *row[4:], received_at)
-            )
-        stored = 0
+            key = (str(row[0]), str(row[1]))
+            if key not in rows:  # the first of an id repeated within the batch is stored
+                rows[key] = (*key, row[2], iso_utc(row[3]), *row[4:], received_at)
         with self._transaction(write=True) as conn:
-            # Per task type, so rowcount says which partitions actually got new rows.
+            # The write lock is held: no one else can store one of these ids meanwhile, and
+            # the new rows get the ids after the greatest one.
+            stored = conn.execute(_STORED_KEYS, (json.dumps(list(rows)),)).fetchall()
+            (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+            for key in stored:
+                del rows[tuple(key)]
+            by_task_type: dict[str, list[tuple[Any, ...]]] = {}
+            for row in rows.values():
+                by_task_type.setdefault(row[5], []).append(row)
             for task_type in sorted(by_task_type):
-                new_rows = conn.executemany(_INSERT_EVENT, by_task_type[task_type]).rowcount
-                if new_rows > 0:
-                    stored += new_rows
-                    conn.execute(_BUMP_VERSION, (task_type,))
-        return stored
+                conn.executemany(_INSERT_EVENT, by_task_type[task_type])
+                conn.execute(_BUMP_VERSION, (task_type,))
+            if rows:
+                inputs = [rollup_input(row, row[3][:10]) for row in rows.values()]
+                self._add_rollups(conn, "id > ?", (last,), inputs)
+        return len(rows)
+
+    @staticmethod
+    def _add_rollups(
+        conn: sqlite3.Connection, source: str, params: Sequence[Any], inputs: list[Any]
+    ) -> None:
+        """Add the events selected by `source` to the rollups; `inputs` are the same events as
+        `rollup_input` gives them."""
+        conn.execute(_cube_statement(source), params)
+        conn.executemany(upsert_daily_sql("?"), daily_of(inputs))
+        # Histograms are merged here rather than in SQL (JSON in SQLite is slow to merge); the
+        # write lock is held, so nothing changes between the read and the write.
+        new = sketches_of(inputs)
+        keys = json.dumps([row[:3] for row in new])
+        stored = {tuple(row[:3]): row[3:] for row in conn.execute(_STORED_SKETCHES, (keys,))}
+        conn.executemany(_UPSERT_SKETCH, [merge_sketch(row, stored.get(row[:3])) for row in new])
+
+    def _backfill_rollups(self, conn: sqlite3.Connection) -> None:
+        """Add every stored event to the (new, empty) rollups, a page of ids at a time."""
+        (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        source = "id > ? AND id <= ?"
+        for after in range(0, last, BACKFILL_CHUNK):
+            params = (after, after + BACKFILL_CHUNK)
+            rows = conn.execute(backfill_source_sql(source), params).fetchall()
+            inputs = [
+                (str(i), ts[:10], *rest, rest[5] == "success", bool(gate))
+                for i, ts, *rest, gate in rows
+            ]
+            self._add_rollups(conn, source, params, inputs)
 
     def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
         """The stored event with this id from this instance, or None."""
@@ -275,17 +388,30 @@ class SQLiteStorage:
     # api keys
 
     def create_api_key(
-        self, *, key_id: str, key_hash: str, instance_id: UUID, label: str | None
+        self,
+        *,
+        key_id: str,
+        key_hash: str,
+        instance_id: UUID | None,
+        label: str | None,
+        role: KeyRole = "instance",
     ) -> ApiKeyRecord:
         """Store a new key's hash; ValueError if its id or hash is already taken."""
-        check_api_key_fields(key_id, key_hash, label)
-        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash)
+        check_api_key_fields(key_id, key_hash, label, instance_id, role)
+        record = ApiKeyRecord(key_id, instance_id, label, datetime.now(UTC), None, key_hash, role)
         with self._transaction(write=True) as conn:
             try:
                 conn.execute(
-                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (key_id, key_hash, str(instance_id), label, iso_utc(record.created_at)),
+                    "INSERT INTO api_keys (key_id, key_hash, instance_id, label, created_at, role) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        key_id,
+                        key_hash,
+                        None if instance_id is None else str(instance_id),
+                        label,
+                        iso_utc(record.created_at),
+                        role,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise ValueError("an API key with this key_id or hash already exists") from None
@@ -406,3 +532,99 @@ class SQLiteStorage:
                 "UPDATE schema_migrations SET applied_at = applied_at "
                 "WHERE version = (SELECT MAX(version) FROM schema_migrations)"
             )
+
+    # usage
+
+    def sum_usage(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime,
+        end: datetime,
+        dimensions: Sequence[str],
+    ) -> list[UsageRow]:
+        """Sums by `dimensions` over `[start, end)`: rollups for whole days, events for edges."""
+        sql, params = usage_sql(_DIALECT, plan_range(start, end), dimensions, instance_id, _bound)
+        if not sql:
+            return []
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return usage_rows(rows, len(dimensions))
+
+    def token_buckets(
+        self, *, instance_id: UUID | None, start: datetime, end: datetime
+    ) -> list[TokenBucketRow]:
+        """Per model, token histograms over `[start, end)`: rollups, then the edges' events."""
+        plan = plan_range(start, end)
+        owner = ALL if instance_id is None else str(instance_id)
+        extra = () if instance_id is None else (str(instance_id),)
+        with self._transaction(write=False) as conn:
+            sketches = []
+            if plan.days is not None:
+                days = (plan.days[0].isoformat(), plan.days[1].isoformat())
+                sketches = conn.execute(
+                    sketches_sql(_DIALECT, plan.days), (owner, *days)
+                ).fetchall()
+            edges = []
+            for span_start, span_end in plan.spans:
+                edges += conn.execute(
+                    edge_tokens_sql(_DIALECT, instance_id),
+                    (iso_utc(span_start), iso_utc(span_end), *extra),
+                ).fetchall()
+        return token_bucket_rows(sketches, edges)
+
+    def export_events(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int,
+        limit: int,
+    ) -> list[tuple[int, TaskCompletionEvent]]:
+        """One page of events with ids above `after`, in id order (keyset pagination)."""
+        conditions = ["id > ?"]
+        params: list[Any] = [after]
+        for condition, value in (
+            ("instance_id = ?", None if instance_id is None else str(instance_id)),
+            ("timestamp >= ?", None if start is None else iso_utc(start)),
+            ("timestamp < ?", None if end is None else iso_utc(end)),
+        ):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
+        # Fixed fragments only; every value is bound.
+        sql = _EXPORT_SELECT + " WHERE " + " AND ".join(conditions) + " ORDER BY id LIMIT ?"
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(sql, [*params, limit]).fetchall()
+        return [(int(row[0]), event_from_row(row[1:])) for row in rows]
+
+    # dashboard sessions
+
+    def create_dashboard_session(
+        self, token_hash: str, key_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        """Store a session, dropping every expired one first (the table stays small)."""
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "DELETE FROM dashboard_sessions WHERE expires_at <= ?", (iso_utc(created_at),)
+            )
+            conn.execute(
+                "INSERT INTO dashboard_sessions (token_hash, key_hash, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (token_hash, key_hash, iso_utc(created_at), iso_utc(expires_at)),
+            )
+
+    def find_dashboard_session(self, token_hash: str, now: datetime) -> str | None:
+        """The key hash of the session with this token hash, unless absent or expired."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT key_hash FROM dashboard_sessions WHERE token_hash = ? AND expires_at > ?",
+                (token_hash, iso_utc(now)),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def delete_dashboard_session(self, token_hash: str) -> None:
+        """End a session (nothing happens if there is none)."""
+        with self._transaction(write=True) as conn:
+            conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = ?", (token_hash,))

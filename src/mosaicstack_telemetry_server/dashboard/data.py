@@ -1,0 +1,140 @@
+"""What the dashboard reads: usage sums from the daily rollups (never a scan), in the JSON
+shape of `GET /v1/usage`, so a chart shows what the API answers for the same selection.
+
+An overview page needs four breakdowns (by model, by day and model, by task type, by harness).
+Those by model are folded from those by day and model (sums are exact integers, so a fold
+equals the API's own answer); the others are one `Storage.sum_usage` call each. (One call over
+all dimensions at once returns about as many rows as the rollups hold, and is slower than the
+three.) Pages call these in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from mosaicstack_telemetry_server.storage.base import ApiKeyRecord, Storage, UsageRow
+from mosaicstack_telemetry_server.usage import query_token_percentiles
+
+__all__ = [
+    "BREAKDOWNS",
+    "breakdowns",
+    "fold",
+    "instances",
+    "models",
+    "scope",
+    "token_percentiles",
+]
+
+# The overview's breakdowns, each a `group_by` of `GET /v1/usage`.
+BREAKDOWNS: tuple[tuple[str, ...], ...] = (
+    ("model",),
+    ("day", "model"),
+    ("task_type",),
+    ("harness",),
+)
+# Each query, and the breakdowns folded from it.
+_QUERIES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
+    (("day", "model"), (("day", "model"), ("model",))),
+    (("task_type",), (("task_type",),)),
+    (("harness",), (("harness",),)),
+)
+# The contract's rates "may be rounded to 4 decimals": the API does, so the pages do.
+_RATE_DIGITS = 4
+_SUMS = ("tasks", "input_tokens", "output_tokens", "cost_usd_micros", "duration_ms")
+
+
+def _fields(sums: dict[str, int]) -> dict[str, Any]:
+    tasks = sums["tasks"]
+
+    def share(count: int) -> float:
+        return round(count / tasks, _RATE_DIGITS) if tasks else 0.0
+
+    fields: dict[str, Any] = {name: sums[name] for name in _SUMS}
+    fields["successes"] = sums["successes"]
+    fields["success_rate"] = share(sums["successes"])
+    fields["gate_pass_rate"] = share(sums["gate_passes"])
+    return fields
+
+
+def fold(
+    rows: Iterable[UsageRow], dimensions: Sequence[str], group_by: Sequence[str]
+) -> dict[str, Any]:
+    """The `GET /v1/usage` JSON (groups and totals) of `group_by`, from rows summed over
+    `dimensions` (which must include every name of `group_by`)."""
+    empty = dict.fromkeys((*_SUMS, "successes", "gate_passes"), 0)
+    positions = [list(dimensions).index(name) for name in group_by]
+    groups: dict[tuple[str, ...], dict[str, int]] = {}
+    totals = dict(empty)
+    for row in rows:
+        key = tuple(row.key[n] for n in positions)
+        sums = groups.setdefault(key, dict(empty))
+        for name in (*_SUMS, "successes", "gate_passes"):
+            value = getattr(row, name)
+            sums[name] += value
+            totals[name] += value
+    return {
+        "group_by": list(group_by),
+        "groups": [
+            {"key": dict(zip(group_by, key, strict=True)), **_fields(groups[key])}
+            for key in sorted(groups)
+            if groups[key]["tasks"] > 0
+        ],
+        "totals": _fields(totals),
+    }
+
+
+def breakdowns(
+    storage: Storage, instance_id: UUID | None, start: datetime, end: datetime
+) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Every breakdown of `BREAKDOWNS`."""
+    reports: dict[tuple[str, ...], dict[str, Any]] = {}
+    for dimensions, folds in _QUERIES:
+        rows = storage.sum_usage(
+            instance_id=instance_id, start=start, end=end, dimensions=list(dimensions)
+        )
+        for group_by in folds:
+            reports[group_by] = fold(rows, dimensions, group_by)
+    return reports
+
+
+def models(storage: Storage, instance_id: UUID | None, start: datetime, end: datetime) -> list[str]:
+    """The models with tasks in the range, by name."""
+    rows = storage.sum_usage(instance_id=instance_id, start=start, end=end, dimensions=["model"])
+    return sorted({row.key[0] for row in rows if row.tasks > 0})
+
+
+def token_percentiles(
+    storage: Storage, instance_id: UUID | None, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Per model: `model`, and `input_tokens` / `output_tokens` with `p10`, `p50`, `p90`."""
+    rows = query_token_percentiles(storage, instance_id=instance_id, start=start, end=end)
+    return [row.model_dump(mode="json") for row in rows]
+
+
+def instances(storage: Storage) -> list[UUID]:
+    """For an admin's instance filter: every instance that has a key, revoked or not.
+
+    Keys are revoked, never deleted, and every stored event came with its instance's key, so
+    this lists every instance with events, without reading any event or rollup.
+    """
+    found = {key.instance_id for key in storage.list_api_keys() if key.instance_id is not None}
+    return sorted(found, key=str)
+
+
+def scope(key: ApiKeyRecord, asked: str | None) -> tuple[UUID | None, str | None]:
+    """The instance a page shows, and an error when the one asked for cannot be shown.
+
+    An instance key sees its own instance only, whatever it asks; an admin key sees every
+    instance (None) or the one it picks.
+    """
+    if key.instance_id is not None:
+        return key.instance_id, None
+    if not asked:
+        return None, None
+    try:
+        return UUID(asked), None
+    except ValueError:
+        return None, "the instance filter must be an instance id (a UUID)"

@@ -1,0 +1,86 @@
+"""The overview page: totals, spend over time by model, spend by task type and by harness,
+token ranges per model, success and gate-pass rates, for one date range and scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mosaicstack_telemetry_server.dashboard import charts, data
+from mosaicstack_telemetry_server.dashboard.formatting import (
+    format_count,
+    format_percent,
+    format_usd,
+)
+from mosaicstack_telemetry_server.dashboard.pages import render
+from mosaicstack_telemetry_server.dashboard.ranges import PRESETS, DateRange, parse_range
+from mosaicstack_telemetry_server.storage.base import ApiKeyRecord, Storage
+
+__all__ = ["page", "tiles"]
+
+
+def tiles(totals: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The headline numbers: (id, label, text), ids as the totals' field names."""
+    return [
+        ("cost_usd_micros", "Spend", format_usd(int(totals["cost_usd_micros"]))),
+        ("tasks", "Tasks", format_count(int(totals["tasks"]))),
+        ("input_tokens", "Input tokens", format_count(int(totals["input_tokens"]))),
+        ("output_tokens", "Output tokens", format_count(int(totals["output_tokens"]))),
+        ("success_rate", "Success rate", format_percent(float(totals["success_rate"]))),
+        ("gate_pass_rate", "Gate-pass rate", format_percent(float(totals["gate_pass_rate"]))),
+    ]
+
+
+def _charts(
+    storage: Storage, instance: UUID | None, span: DateRange, admin: bool
+) -> dict[str, Any]:
+    """Every query of the page (one usage sum, the token percentiles), in one worker thread."""
+    reports = data.breakdowns(storage, instance, span.start, span.end)
+    by_model = reports[("model",)]
+    percentiles = data.token_percentiles(storage, instance, span.start, span.end)
+    return {
+        "tiles": tiles(by_model["totals"]),
+        "spend_over_time": charts.spend_over_time_chart(reports[("day", "model")], span.days),
+        "by_task_type": charts.spend_by_chart(reports[("task_type",)], "task_type", "task type"),
+        "by_harness": charts.spend_by_chart(reports[("harness",)], "harness", "harness"),
+        "tokens": charts.token_range_chart(percentiles),
+        "rates": charts.rates_chart(by_model),
+        "instances": data.instances(storage) if admin else [],
+    }
+
+
+def range_links(span: DateRange, today: datetime, instance: UUID | None) -> list[dict[str, Any]]:
+    """The one-click presets, each a link that keeps the instance filter."""
+    extra = {"instance": str(instance)} if instance else {}
+    current = span.preset(today.date())
+    return [
+        {"days": days, "href": "?" + urlencode({"days": days, **extra}), "current": days == current}
+        for days in PRESETS
+    ]
+
+
+async def page(request: Request, key: ApiKeyRecord, csrf: str) -> Response:
+    """The overview of the range and scope the query string asks for."""
+    now = datetime.now(UTC)
+    params = dict(request.query_params)
+    span = parse_range(params, now.date())
+    instance, scope_error = data.scope(key, params.get("instance"))
+    storage = request.app.state.runtime.storage
+    admin = key.instance_id is None
+    context = await run_in_threadpool(_charts, storage, instance, span, admin)
+    return render(
+        "overview.html",
+        key=key,
+        csrf=csrf,
+        span=span,
+        presets=range_links(span, now, None if key.instance_id else instance),
+        instance=instance,
+        errors=[error for error in (span.error, scope_error) if error],
+        **context,
+    )

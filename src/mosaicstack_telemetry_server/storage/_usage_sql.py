@@ -1,0 +1,277 @@
+"""The SQL of usage: adding rollups on insert, and reading sums back; shared by both backends.
+
+A range `[start, end)` is cut into whole UTC days, read from the rollups (`_rollups.py`), and
+the partial days at its edges, read from the events by their timestamp index. Both parts are
+summed by one query, so an answer is one consistent snapshot.
+
+Only identifiers from `USAGE_DIMENSIONS` and `CATEGORICAL` are ever written into the SQL; every
+value is a bound parameter.
+"""
+
+# Identifiers come only from fixed tuples and the Dialect constants; values are bound.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from uuid import UUID
+
+from mosaicstack_telemetry_server.storage._common import utc
+from mosaicstack_telemetry_server.storage._rollups import ALL, CATEGORICAL, cuboid_for
+from mosaicstack_telemetry_server.storage.base import USAGE_DIMENSIONS, TokenBucketRow, UsageRow
+from mosaicstack_telemetry_server.token_sketch import bucket_of
+
+__all__ = [
+    "Dialect",
+    "RangePlan",
+    "backfill_source_sql",
+    "cube_statement",
+    "edge_tokens_sql",
+    "plan_range",
+    "sketches_sql",
+    "token_bucket_rows",
+    "upsert_daily_sql",
+    "usage_rows",
+    "usage_sql",
+]
+
+# Largest token count the schema allows (SDK reference): the histograms' top bucket.
+_MAX_TOKENS = 10_000_000
+_SUM_NAMES = (
+    "tasks",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd_micros",
+    "duration_ms",
+    "successes",
+    "gate_passes",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the backends' SQL."""
+
+    placeholder: str  # "?" or "%s"
+    event_day: str  # the UTC day of an event's timestamp, comparable with the rollups' day
+    event_instance: str  # an event's instance_id as the rollups' text
+    # How the edges' scans filter events by instance: on SQLite `+instance_id`, which keeps
+    # the planner on the timestamp index (two days of events) rather than the instance's
+    # half of the unique key (every event the instance ever sent).
+    instance_filter: str
+    successes: str  # count of events with outcome "success"
+    gate_passes: str  # count of events that passed their quality gates
+
+
+@dataclass(frozen=True, slots=True)
+class RangePlan:
+    """Whole days `[first_day, end_day)` from rollups (None: none) and event spans."""
+
+    days: tuple[date, date] | None
+    spans: tuple[tuple[datetime, datetime], ...]
+
+
+def plan_range(start: datetime, end: datetime) -> RangePlan:
+    """Cut `[start, end)` into whole UTC days and the partial days at its edges."""
+    start, end = utc(start), utc(end)
+    if start >= end:
+        return RangePlan(None, ())
+    first = start.date() if start.time() == time(0) else start.date() + timedelta(days=1)
+    last = end.date()  # the days before it are whole
+    if first >= last:
+        return RangePlan(None, ((start, end),))
+    spans = []
+    first_at = datetime.combine(first, time(0), UTC)
+    last_at = datetime.combine(last, time(0), UTC)
+    if start < first_at:
+        spans.append((start, first_at))
+    if last_at < end:
+        spans.append((last_at, end))
+    return RangePlan((first, last), tuple(spans))
+
+
+def upsert_daily_sql(p: str) -> str:
+    """Add one row of sums (from `_rollups.daily_of`) to `usage_daily`."""
+    return (
+        "INSERT INTO usage_daily AS u (dims, day, instance_id, v1, v2, tasks, input_tokens, "  # nosec B608
+        "output_tokens, cost_usd_micros, duration_ms, successes, gate_passes) VALUES "
+        f"({', '.join([p] * 12)}) ON CONFLICT (dims, day, instance_id, v1, v2) DO UPDATE SET "
+        + _add_sums("u")
+    )
+
+
+def cube_statement(dialect: Dialect, source: str) -> str:
+    """The statement that adds the events selected by `source` (a condition on `events`, with
+    the caller's parameters) to `usage_cube`: summed in SQL, upserted in key order, so that
+    concurrent writers lock rollup rows in one order."""
+    sums = (
+        "count(*), sum(actual_input_tokens), sum(actual_output_tokens), "
+        f"sum(actual_cost_usd_micros), sum(task_duration_ms), {dialect.successes}, "
+        f"{dialect.gate_passes}"
+    )
+    keys = f"{dialect.event_instance}, {dialect.event_day}, " + ", ".join(CATEGORICAL)
+    return (
+        "INSERT INTO usage_cube AS u (instance_id, day, task_type, complexity, harness, "  # nosec B608
+        "model, provider, outcome, tasks, input_tokens, output_tokens, cost_usd_micros, "
+        f"duration_ms, successes, gate_passes) SELECT {keys}, {sums} FROM events "
+        f"WHERE {source} GROUP BY {keys} ORDER BY {keys} ON CONFLICT (instance_id, day, "
+        "task_type, complexity, harness, model, provider, outcome) DO UPDATE SET " + _add_sums("u")
+    )
+
+
+def backfill_source_sql(source: str) -> str:
+    """What the rollups need of the events selected by `source`, in `rollup_input`'s order
+    (the day still a timestamp, no success flag yet)."""
+    return (
+        "SELECT instance_id, timestamp, task_type, complexity, harness, model, provider, "
+        "outcome, actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, "
+        f"task_duration_ms, quality_gate_passed FROM events WHERE {source}"  # nosec B608
+    )
+
+
+def _add_sums(alias: str) -> str:
+    return ", ".join(f"{name} = {alias}.{name} + excluded.{name}" for name in _SUM_NAMES)
+
+
+def _rollup_part(
+    dialect: Dialect, days: tuple[date, date], dimensions: Sequence[str], instance: str | None
+) -> tuple[str, list[Any]]:
+    p = dialect.placeholder
+    cuboid = cuboid_for([name for name in dimensions if name in CATEGORICAL])
+    if cuboid is None:  # three categorical dimensions: the full cube
+        where = f"day >= {p} AND day < {p}"
+        params: list[Any] = [days[0], days[1]]
+        if instance is not None:
+            where += f" AND instance_id = {p}"
+            params.append(instance)
+        select = ", ".join([*dimensions, *_SUM_NAMES])
+        return f"SELECT {select} FROM usage_cube WHERE {where}", params  # nosec B608
+    where = f"dims = {p} AND day >= {p} AND day < {p} AND instance_id "
+    params = [",".join(cuboid), days[0], days[1]]  # dims, then the days
+    if instance is not None:
+        where += f"= {p}"
+        params.append(instance)
+    elif "instance_id" in dimensions or len(cuboid) == 2:
+        where += f"<> {p}"  # the instances' own rows (pairs have no rows of ALL)
+        params.append(ALL)
+    else:
+        where += f"= {p}"
+        params.append(ALL)
+    slots = {name: f"v{index + 1}" for index, name in enumerate(cuboid)}
+    columns = [f"{slots[name]} AS {name}" if name in slots else name for name in dimensions]
+    select = ", ".join([*columns, *_SUM_NAMES])
+    return f"SELECT {select} FROM usage_daily WHERE {where}", params  # nosec B608
+
+
+def usage_sql(
+    dialect: Dialect,
+    plan: RangePlan,
+    dimensions: Sequence[str],
+    instance_id: UUID | None,
+    convert: Callable[[Any], Any],
+) -> tuple[str, list[Any]]:
+    """The one query of `sum_usage`, and its parameters. `convert` maps each bound time or
+    UUID to what the driver takes for the events table."""
+    unknown = [name for name in dimensions if name not in USAGE_DIMENSIONS]
+    if unknown or len(set(dimensions)) != len(dimensions):
+        raise ValueError(f"usage dimensions must be distinct names of {USAGE_DIMENSIONS}")
+    parts: list[str] = []
+    params: list[Any] = []
+    group_by = f" GROUP BY {', '.join(dimensions)}" if dimensions else ""
+    instance = None if instance_id is None else str(instance_id)
+    if plan.days is not None:
+        sql, values = _rollup_part(dialect, plan.days, dimensions, instance)
+        parts.append(sql)
+        params += [convert(value) for value in values]
+    p = dialect.placeholder
+    for span_start, span_end in plan.spans:
+        where = f"timestamp >= {p} AND timestamp < {p}"
+        params += [convert(span_start), convert(span_end)]
+        if instance_id is not None:
+            where += f" AND {dialect.instance_filter} = {p}"
+            params.append(convert(instance_id))
+        renamed = {"day": dialect.event_day, "instance_id": dialect.event_instance}
+        columns = [f"{renamed[n]} AS {n}" if n in renamed else n for n in dimensions]
+        sums = [
+            "count(*) AS tasks",
+            "sum(actual_input_tokens) AS input_tokens",
+            "sum(actual_output_tokens) AS output_tokens",
+            "sum(actual_cost_usd_micros) AS cost_usd_micros",
+            "sum(task_duration_ms) AS duration_ms",
+            f"{dialect.successes} AS successes",
+            f"{dialect.gate_passes} AS gate_passes",
+        ]
+        select = ", ".join([*columns, *sums])
+        parts.append(f"SELECT {select} FROM events WHERE {where}{group_by}")  # nosec B608
+    if not parts:
+        return "", []
+    outer = ", ".join([*dimensions, *(f"sum({name})" for name in _SUM_NAMES)])
+    union = " UNION ALL ".join(parts)
+    # Columns are named in each part (SQLite takes no column list after a subquery's alias).
+    return f"SELECT {outer} FROM ({union}) AS pieces{group_by}", params  # nosec B608
+
+
+def usage_rows(rows: Sequence[Sequence[Any]], width: int) -> list[UsageRow]:
+    """UsageRows from the query's rows (`width` dimensions first); empty groups dropped."""
+    found = []
+    for row in rows:
+        sums = [int(value or 0) for value in row[width:]]
+        if sums[0] > 0:
+            found.append(UsageRow(tuple(str(value) for value in row[:width]), *sums))
+    return found
+
+
+def sketches_sql(dialect: Dialect, days: tuple[date, date]) -> str:
+    """The stored histograms of one owner (instance or ALL) over whole days."""
+    p = dialect.placeholder
+    return (
+        "SELECT model, input_counts, output_counts FROM usage_token_sketches "  # nosec B608
+        f"WHERE instance_id = {p} AND day >= {p} AND day < {p}"
+    )
+
+
+def edge_tokens_sql(dialect: Dialect, instance_id: UUID | None) -> str:
+    """Token counts of the events of one partial day (the edges of a range)."""
+    p = dialect.placeholder
+    sql = (
+        "SELECT model, actual_input_tokens, actual_output_tokens FROM events "  # nosec B608
+        f"WHERE timestamp >= {p} AND timestamp < {p}"
+    )
+    return sql if instance_id is None else sql + f" AND {dialect.instance_filter} = {p}"
+
+
+def token_bucket_rows(
+    sketches: Iterable[Sequence[Any]], edges: Iterable[Sequence[Any]]
+) -> list[TokenBucketRow]:
+    """Merge stored histograms (model, input JSON, output JSON) and edge events' token counts
+    (model, input, output) into one histogram per model and kind."""
+    # Dense arrays indexed by bucket + 1 (bucket -1 holds zero tokens): adding a day's
+    # histogram is one numpy call, whatever its number of buckets.
+    import numpy as np
+
+    size = bucket_of(_MAX_TOKENS) + 2
+    counts: dict[tuple[str, str], Any] = {}
+
+    def add(model: str, kind: str, stored: str | dict[str, Any]) -> None:
+        parsed = json.loads(stored) if isinstance(stored, str) else stored
+        if parsed:
+            total = counts.setdefault((model, kind), np.zeros(size, dtype=np.int64))
+            buckets = np.fromiter(parsed.keys(), dtype=np.int64, count=len(parsed))
+            np.add.at(total, np.minimum(buckets + 1, size - 1), list(parsed.values()))
+
+    for model, inputs, outputs in sketches:
+        add(model, "input", inputs)
+        add(model, "output", outputs)
+    for model, inputs, outputs in edges:
+        for kind, tokens in (("input", inputs), ("output", outputs)):
+            total = counts.setdefault((model, kind), np.zeros(size, dtype=np.int64))
+            total[min(bucket_of(tokens) + 1, size - 1)] += 1
+    return [
+        TokenBucketRow(model, kind, int(index) - 1, int(histogram[index]))
+        for (model, kind), histogram in sorted(counts.items())
+        for index in np.flatnonzero(histogram)
+    ]

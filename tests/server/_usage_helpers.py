@@ -1,0 +1,255 @@
+"""Helpers of the usage tests: generated events, the expected sums by plain arithmetic, and the
+rollup tables read back next to a recount from the events."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from _storage_helpers import INSTANCE, OTHER_INSTANCE, make_event
+
+from mosaicstack_telemetry import (
+    Complexity,
+    Harness,
+    Outcome,
+    Provider,
+    TaskCompletionEvent,
+    TaskType,
+)
+
+THIRD_INSTANCE = UUID("33333333-3333-4333-8333-333333333333")
+INSTANCES = (INSTANCE, OTHER_INSTANCE, THIRD_INSTANCE)
+# Crosses a month, a year and the ISO week 2026-W01 that starts on 2025-12-29.
+FIRST = datetime(2025, 12, 20, tzinfo=UTC)
+LAST = datetime(2026, 2, 5, tzinfo=UTC)
+_MODELS = (
+    ("claude-sonnet-4-5", Provider.ANTHROPIC),
+    ("gpt-5", Provider.OPENAI),
+    ("qwen3-coder", Provider.OLLAMA),
+)
+
+
+def generated_events(
+    count: int, seed: int, instances: Sequence[UUID] = INSTANCES
+) -> list[TaskCompletionEvent]:
+    """`count` varied events between FIRST and LAST; one in ten exactly at a UTC midnight."""
+    rng = random.Random(seed)
+    span = int((LAST - FIRST).total_seconds())
+    events = []
+    for _ in range(count):
+        if rng.random() < 0.1:
+            timestamp = FIRST + timedelta(days=rng.randrange(span // 86_400))
+        else:
+            timestamp = FIRST + timedelta(
+                seconds=rng.randrange(span), microseconds=rng.randrange(10**6)
+            )
+        model, provider = rng.choice(_MODELS)
+        events.append(
+            make_event(
+                instance_id=rng.choice(instances),
+                event_id=uuid4(),
+                timestamp=timestamp,
+                task_type=rng.choice(
+                    [TaskType.IMPLEMENTATION, TaskType.TESTING, TaskType.DEBUGGING]
+                ),
+                complexity=rng.choice(list(Complexity)),
+                harness=rng.choice([Harness.CLAUDE_CODE, Harness.AIDER]),
+                model=model,
+                provider=provider,
+                actual_input_tokens=rng.choice(
+                    [0, rng.randrange(1, 60), rng.randrange(1, 400_000)]
+                ),
+                actual_output_tokens=rng.randrange(0, 50_000),
+                actual_cost_usd_micros=rng.randrange(0, 5_000_000),
+                task_duration_ms=rng.randrange(0, 3_600_000),
+                outcome=rng.choice(list(Outcome)),
+                quality_gate_passed=rng.random() < 0.7,
+            )
+        )
+    return events
+
+
+def key_of(event: TaskCompletionEvent, name: str) -> str:
+    """The value of one `group_by` dimension for an event, computed independently of the server."""
+    day = event.timestamp.astimezone(UTC).date()
+    if name == "day":
+        return day.isoformat()
+    if name == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    if name == "month":
+        return day.strftime("%Y-%m")
+    value = getattr(event, name)
+    return str(value.value if hasattr(value, "value") else value)
+
+
+def expected_usage(
+    events: Sequence[TaskCompletionEvent],
+    *,
+    instance_id: UUID | None,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[str],
+) -> tuple[dict[tuple[str, ...], dict[str, int]], dict[str, int]]:
+    """Sums per group key and in total, by plain arithmetic over the events."""
+    groups: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    totals: dict[str, int] = defaultdict(int)
+    for event in events:
+        if not start <= event.timestamp < end:
+            continue
+        if instance_id is not None and event.instance_id != instance_id:
+            continue
+        key = tuple(key_of(event, name) for name in group_by)
+        for sums in (groups[key], totals):
+            sums["tasks"] += 1
+            sums["input_tokens"] += event.actual_input_tokens
+            sums["output_tokens"] += event.actual_output_tokens
+            sums["cost_usd_micros"] += event.actual_cost_usd_micros
+            sums["duration_ms"] += event.task_duration_ms
+            sums["successes"] += event.outcome == Outcome.SUCCESS
+            sums["gate_passes"] += event.quality_gate_passed
+    return {key: dict(sums) for key, sums in groups.items()}, dict(totals)
+
+
+_EVENTS = (
+    "SELECT instance_id, timestamp, task_type, complexity, harness, model, provider, outcome, "
+    "actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, task_duration_ms, "
+    "quality_gate_passed FROM events"
+)
+_SUM_NAMES = ("tasks", "input", "output", "cost", "duration", "successes", "gates")
+_DIMS = ("task_type", "complexity", "harness", "model", "provider", "outcome")
+
+
+@contextmanager
+def _query(database_url: str) -> Iterator[Any]:
+    if database_url.startswith("sqlite:"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+            yield lambda sql: conn.execute(sql).fetchall()
+    else:
+        import psycopg
+
+        with psycopg.connect(database_url) as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
+            yield lambda sql: conn.execute(sql).fetchall()
+
+
+def _day(value: Any) -> str:
+    if isinstance(value, str):
+        return value[:10]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date().isoformat()
+    return str(value)
+
+
+def _ints(values: Sequence[Any]) -> tuple[int, ...]:
+    return tuple(int(value) for value in values)
+
+
+def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
+    """For each rollup table: (its rows, the same rows recounted from every stored event), as
+    comparable dicts. The recount is plain Python over the events, independent of the server."""
+    from mosaicstack_telemetry_server.token_sketch import bucket_of
+
+    with _query(database_url) as query:
+        events = query(_EVENTS)
+        daily_rows = query(
+            "SELECT dims, day, instance_id, v1, v2, tasks, input_tokens, output_tokens, "
+            "cost_usd_micros, duration_ms, successes, gate_passes FROM usage_daily"
+        )
+        cube_rows = query(
+            "SELECT instance_id, day, task_type, complexity, harness, model, provider, outcome, "
+            "tasks, input_tokens, output_tokens, cost_usd_micros, duration_ms, successes, "
+            "gate_passes FROM usage_cube"
+        )
+        sketch_rows = query(
+            "SELECT instance_id, day, model, tasks, input_counts, output_counts "
+            "FROM usage_token_sketches"
+        )
+    daily: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 7)
+    cube: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 7)
+    sketches: dict[tuple[str, ...], list[Any]] = defaultdict(lambda: [0, Counter(), Counter()])
+    for row in events:
+        instance_id, day = str(row[0]), _day(row[1])
+        values = dict(zip(_DIMS, row[2:8], strict=True))
+        sums = (1, row[8], row[9], row[10], row[11], row[7] == "success", bool(row[12]))
+        totals = [cube[(instance_id, day, *row[2:8])]]
+        for owner in (instance_id, "*"):
+            for dims in ((), *((name,) for name in _DIMS)):
+                padded = [*(values[name] for name in dims), "", ""][:2]
+                totals.append(daily[(",".join(dims), day, owner, *padded)])
+            sketch = sketches[(owner, day, row[5])]
+            sketch[0] += 1
+            sketch[1][bucket_of(row[8])] += 1
+            sketch[2][bucket_of(row[9])] += 1
+        for total in totals:
+            for index, value in enumerate(sums):
+                total[index] += int(value)
+
+    def counts(stored: Any) -> Counter[int]:
+        parsed = json.loads(stored) if isinstance(stored, str) else stored
+        return Counter({int(bucket): int(count) for bucket, count in parsed.items()})
+
+    return {
+        "daily": (
+            {(r[0], _day(r[1]), str(r[2]), r[3], r[4]): _ints(r[5:]) for r in daily_rows},
+            {key: tuple(sums) for key, sums in daily.items()},
+        ),
+        "cube": (
+            {(str(r[0]), _day(r[1]), *r[2:8]): _ints(r[8:]) for r in cube_rows},
+            {key: tuple(sums) for key, sums in cube.items()},
+        ),
+        "sketches": (
+            {
+                (str(r[0]), _day(r[1]), r[2]): (int(r[3]), counts(r[4]), counts(r[5]))
+                for r in sketch_rows
+            },
+            {key: (value[0], value[1], value[2]) for key, value in sketches.items()},
+        ),
+    }
+
+
+def execute(database_url: str, sql: str, params: Sequence[Any] = ()) -> None:
+    """Run one statement outside the storage classes (e.g. on an older schema)."""
+    if database_url.startswith("sqlite:"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+            conn.execute(sql, params)
+            conn.commit()
+    else:
+        import psycopg
+
+        with psycopg.connect(database_url) as conn:
+            conn.execute(sql.replace("?", "%s").encode(), params)
+
+
+def insert_raw(database_url: str, events: Sequence[TaskCompletionEvent]) -> None:
+    """Store events with plain INSERTs, as a server before schema 3 did (no rollups)."""
+    from mosaicstack_telemetry_server.storage._common import EVENT_COLUMNS, event_row, iso_utc
+
+    columns = [*EVENT_COLUMNS, "received_at"]
+    sql = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
+    for event in events:
+        row = list(event_row(event))
+        if database_url.startswith("sqlite:"):
+            row[0], row[1], row[3] = str(row[0]), str(row[1]), iso_utc(row[3])
+            execute(database_url, sql, [*row, iso_utc(datetime.now(UTC))])
+        else:
+            execute(database_url, sql, [*row, datetime.now(UTC)])
+
+
+def postgres_base_url() -> str:
+    """The test PostgreSQL URL, as tests/conftest.py finds it (for module-scoped fixtures)."""
+    url = os.environ.get("MOSAIC_TELEMETRY_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail("MOSAIC_TELEMETRY_TEST_POSTGRES_URL must be set in CI")
+    pytest.skip("PostgreSQL tests need MOSAIC_TELEMETRY_TEST_POSTGRES_URL")
