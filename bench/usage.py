@@ -213,7 +213,7 @@ def _backend(backend: str, count: int, repeats: int) -> list[Result]:
                     f"load via insert_events, {name}",
                     count / inserting,
                     "events/s",
-                    f"batches of {_CHUNK:,}, rollups kept by trigger, {inserting:.1f} s",
+                    f"batches of {_CHUNK:,} in time order, with rollups, {inserting:.1f} s",
                 )
             )
             scan = _scan_ms(url, start, end)

@@ -304,9 +304,13 @@ def _keys_create(args: argparse.Namespace) -> int:
         key, record = issue_api_key(storage, args.instance_id, args.label, admin=args.admin)
     finally:
         storage.close()
-    owner = "an admin key" if record.is_admin else f"for instance {record.instance_id}"
+    owner = (
+        ", an admin key (reads every instance's usage, cannot submit events)"
+        if record.is_admin
+        else f" for instance {record.instance_id}"
+    )
     _err(
-        f"created {record.key_id} {owner}; "
+        f"created {record.key_id}{owner}; "
         "the key is printed once, below, and cannot be shown again:"
     )
     print(key, flush=True)

@@ -9,6 +9,7 @@ error (422, or 403 for what only an admin key may ask).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -258,6 +259,8 @@ def parse_time(text: str) -> datetime:
     ValueError otherwise (a date-time without an offset is ambiguous, so refused).
     """
     text = text.strip()
+    # An unencoded "+02:00" in a URL arrives as " 02:00" (form encoding): take it back.
+    text = re.sub(r"(T[\d:.]+) (\d\d:?\d\d)$", r"\1+\2", text)
     if len(text) == 10:
         return datetime.combine(date.fromisoformat(text), time(0), UTC)
     value = datetime.fromisoformat(text)

@@ -3,6 +3,7 @@ rollup tables read back next to a recount from the events."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -195,8 +196,10 @@ def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
                 total[index] += int(value)
 
     def counts(stored: Any) -> Counter[int]:
+        # Stored dense: [first bucket, its count, the next bucket's count, ...].
         parsed = json.loads(stored) if isinstance(stored, str) else stored
-        return Counter({int(bucket): int(count) for bucket, count in parsed.items()})
+        pairs = zip(itertools.count(parsed[0] if parsed else 0), parsed[1:], strict=False)
+        return Counter({bucket: count for bucket, count in pairs if count})
 
     return {
         "daily": (

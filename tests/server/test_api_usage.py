@@ -119,6 +119,9 @@ def test_range_defaults_to_the_last_30_days_and_is_echoed_in_utc(sqlite_server: 
         "/v1/usage", params={"from": "2020-01-01", "to": "2020-01-02T02:00:00+02:00"}
     ).json()
     assert (dated["from"], dated["to"]) == ("2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z")
+    # A "+" typed into a URL unencoded reaches the server as a space.
+    raw = client.get("/v1/usage?from=2020-01-01T02:00:00+02:00&to=2020-01-03").json()
+    assert raw["from"] == "2020-01-01T00:00:00Z"
 
 
 def test_invalid_parameters_get_422_that_say_what_was_wrong(shared_api: httpx.Client) -> None:

@@ -13,7 +13,6 @@ value is a bound parameter.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,7 +20,12 @@ from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry_server.storage._common import utc
-from mosaicstack_telemetry_server.storage._rollups import ALL, CATEGORICAL, cuboid_for
+from mosaicstack_telemetry_server.storage._rollups import (
+    ALL,
+    CATEGORICAL,
+    cuboid_for,
+    decode_counts,
+)
 from mosaicstack_telemetry_server.storage.base import USAGE_DIMENSIONS, TokenBucketRow, UsageRow
 from mosaicstack_telemetry_server.token_sketch import bucket_of
 
@@ -256,12 +260,11 @@ def token_bucket_rows(
     size = bucket_of(_MAX_TOKENS) + 2
     counts: dict[tuple[str, str], Any] = {}
 
-    def add(model: str, kind: str, stored: str | dict[str, Any]) -> None:
-        parsed = json.loads(stored) if isinstance(stored, str) else stored
-        if parsed:
+    def add(model: str, kind: str, stored: str | list[int]) -> None:
+        first, values = decode_counts(stored)
+        if values:
             total = counts.setdefault((model, kind), np.zeros(size, dtype=np.int64))
-            buckets = np.fromiter(parsed.keys(), dtype=np.int64, count=len(parsed))
-            np.add.at(total, np.minimum(buckets + 1, size - 1), list(parsed.values()))
+            total[first + 1 : first + 1 + len(values)] += values
 
     for model, inputs, outputs in sketches:
         add(model, "input", inputs)
