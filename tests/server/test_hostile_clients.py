@@ -129,7 +129,10 @@ def test_a_normal_client_is_answered_during_a_slowloris_attack(
         if line.startswith("{") and '"mosaicstack_telemetry_server.guard"' in line
     ]  # fmt: skip
     assert 1 <= len(reports) <= 2  # one line per minute at most, with counts
-    assert reports[0]["closed_at_cap"] >= 1
+    # The first line reports whichever guard acted first: the cap or, on a loaded machine where
+    # the attackers connect slowly, the head deadline (the cap alone is pinned below).
+    first = reports[0]
+    assert first.get("closed_at_cap", 0) + first.get("header_deadline", 0) >= 1, first
 
 
 def _open_and_wait_for_close(port: int, payload: bytes, timeout: float) -> float:
