@@ -81,7 +81,8 @@ def expected_stats(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         "input_tokens": dist(col["ain"]),
         "output_tokens": dist(col["aout"]),
         "cost_usd_micros": {"median": int(np.rint(np.percentile(col["cost"], 50)))},
-        "duration_ms": {"median": int(np.rint(np.percentile(col["dur"], 50)))},
+        # 0 is "not measured": left out; 0 when no event has a duration.
+        "duration_ms": {"median": measured_median(col["dur"])},
         "correction_factors": {
             "input": factor(col["ain"], col["ein"]),
             "output": factor(col["aout"], col["eout"]),
@@ -93,6 +94,11 @@ def expected_stats(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     }
 
 
+def measured_median(durations: np.ndarray) -> int:
+    measured = durations[durations > 0]
+    return int(np.rint(np.percentile(measured, 50))) if measured.size else 0
+
+
 tokens = st.integers(0, 10_000_000)
 row_strategy = st.builds(
     make_row,
@@ -102,7 +108,7 @@ row_strategy = st.builds(
     actual_in=tokens,
     actual_out=tokens,
     cost=st.integers(0, 100_000_000),
-    duration=st.integers(0, 86_400_000),
+    duration=st.one_of(st.just(0), st.integers(0, 86_400_000)),
     est_in=st.one_of(st.just(0), tokens),
     est_out=st.one_of(st.just(0), tokens),
     gate=st.booleans(),
@@ -248,3 +254,19 @@ def test_a_hundred_thousand_events_take_well_under_a_second() -> None:
     everyone = next(r for r in result if r.key.level == 3)
     assert everyone.sample_size == 100_000
     assert everyone.stats == expected_stats(rows)
+
+
+def test_durations_of_zero_are_unmeasured_and_costs_of_zero_are_real() -> None:
+    # Three unmeasured runs would drag a median of measured ones down to 0.
+    rows = [
+        make_row("m", "p", "low", duration=d, cost=c)
+        for d, c in [(0, 0), (0, 0), (0, 0), (100, 10), (300, 30)]
+    ]
+    stats = by_key(rows)[StatsKey(0, TASK, "m", "p", "low")].stats
+    assert stats["duration_ms"] == {"median": 200}
+    assert stats["cost_usd_micros"] == {"median": 0}
+
+
+def test_a_group_without_any_measured_duration_has_a_median_of_zero() -> None:
+    stats = by_key([make_row("m", "p", "low", duration=0)])[StatsKey(0, TASK, "m", "p", "low")]
+    assert stats.stats["duration_ms"] == {"median": 0}

@@ -16,6 +16,7 @@ from mosaicstack_telemetry import (
     PredictionQuery,
     PredictionResponse,
 )
+from mosaicstack_telemetry_server.predictions.levels import DIMENSIONS, FALLBACK_LEVELS
 from mosaicstack_telemetry_server.storage.base import WILDCARD, StatsKey, StatsRow
 
 __all__ = [
@@ -26,17 +27,9 @@ __all__ = [
     "confidence_for",
 ]
 
-# The dimension names of `dimensions_matched`, in the query's order.
-DIMENSIONS: Final = ("task_type", "model", "provider", "complexity")
 NO_DATA_LEVEL: Final = -1
 
-# Per level: the dimensions it keeps, a name for its group, and what dropping means.
-_KEPT: Final = (
-    frozenset(DIMENSIONS),
-    frozenset({"task_type", "model", "complexity"}),
-    frozenset({"task_type", "model"}),
-    frozenset({"task_type"}),
-)
+# Per level: a name for its group, and what dropping means.
 _GROUP_NAMES: Final = ("exact match", "without provider", "model only", "task type only")
 _DROPPED: Final = (
     "",
@@ -54,7 +47,7 @@ def chain_keys(query: PredictionQuery) -> list[StatsKey]:
     """The stats keys of the query's groups, level 0 to 3 (dropped dimensions are WILDCARD)."""
     values = _query_values(query)
     keys = []
-    for level, kept in enumerate(_KEPT):
+    for level, kept in enumerate(FALLBACK_LEVELS):
         task_type, model, provider, complexity = (
             values[d] if d in kept else WILDCARD for d in DIMENSIONS
         )
@@ -103,6 +96,7 @@ def build_response(
         )
     row = found[keys[level]]
     values = _query_values(query)
+    kept = FALLBACK_LEVELS[level]
     return PredictionResponse(
         prediction=PredictionData.model_validate(row.stats),
         metadata=PredictionMetadata(
@@ -110,7 +104,7 @@ def build_response(
             fallback_level=level,
             confidence=confidence_for(level, row.sample_size),
             last_updated=_utc(row.computed_at),
-            dimensions_matched={d: values[d] if d in _KEPT[level] else None for d in DIMENSIONS},
+            dimensions_matched={d: values[d] if d in kept else None for d in DIMENSIONS},
             fallback_note=_fallback_note(level, sizes, min_sample_size),
             cache_hit=cache_hit,
         ),

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from mosaicstack_telemetry import PredictionQuery, PredictionResponse
+from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
 from mosaicstack_telemetry_server.predictions.statistics import compute_partition_stats
 from mosaicstack_telemetry_server.storage.base import StatsKey, Storage
@@ -33,8 +34,9 @@ __all__ = ["MAX_QUERIES_PER_BATCH", "Clock", "PredictionService"]
 
 logger = logging.getLogger(__name__)
 
-# The contract's limit on queries per `POST /v1/predictions/batch`.
-MAX_QUERIES_PER_BATCH: Final = 100
+# The contract's limit on queries per `POST /v1/predictions/batch`: the SDK's one limit on
+# batch sizes, shared so that the two can never disagree.
+MAX_QUERIES_PER_BATCH: Final = MAX_BATCH_SIZE
 # Bounds of the background refresher's default period.
 _MIN_INTERVAL_SECONDS: Final = 0.5
 _MAX_INTERVAL_SECONDS: Final = 30.0
