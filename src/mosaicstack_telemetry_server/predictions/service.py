@@ -28,6 +28,7 @@ from mosaicstack_telemetry import PredictionQuery, PredictionResponse
 from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
 from mosaicstack_telemetry_server.predictions.statistics import compute_partition_stats
+from mosaicstack_telemetry_server.predictions.widening import widen_intervals
 from mosaicstack_telemetry_server.storage.base import StatsKey, Storage
 
 __all__ = ["MAX_QUERIES_PER_BATCH", "Clock", "PredictionService"]
@@ -216,7 +217,7 @@ class PredictionService:
             # event stored during the read may be missed, so a later time would overstate it).
             computed_at = self._clock()
             snapshot = self._storage.read_partition(task_type)
-            rows = compute_partition_stats(snapshot, computed_at)
+            rows = widen_intervals(compute_partition_stats(snapshot, computed_at))
             # False means another process stored statistics of this version or newer: fine.
             self._storage.replace_stats(task_type, snapshot.version, computed_at, rows)
             self._record(task_type, snapshot.version)
