@@ -26,11 +26,8 @@ from mosaicstack_telemetry import (
     TaskType,
 )
 from mosaicstack_telemetry_server.predictions.service import PredictionService
-from mosaicstack_telemetry_server.storage import (
-    PartitionSnapshot,
-    Storage,
-    open_storage,
-)
+from mosaicstack_telemetry_server.storage import Storage, open_storage
+from mosaicstack_telemetry_server.storage.base import BucketKey, EventCursor, NewEvents
 
 T0 = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
 INSTANCE = uuid4()
@@ -534,13 +531,13 @@ class WrappedStorage:
 
 
 class CountingStorage(WrappedStorage):
-    """Counts partition reads, the expensive part of a recomputation."""
+    """Counts rebuilds of a task type's statistics from its buckets (one bucket listing each)."""
 
     partition_reads = 0
 
-    def read_partition(self, task_type: str) -> PartitionSnapshot:
+    def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
         self.partition_reads += 1
-        return self.inner.read_partition(task_type)
+        return self.inner.bucket_sizes(task_type)
 
 
 class SlowReadStorage(WrappedStorage):
@@ -551,8 +548,8 @@ class SlowReadStorage(WrappedStorage):
         self.clock = clock
         self.rng = rng
 
-    def read_partition(self, task_type: str) -> PartitionSnapshot:
-        snapshot = self.inner.read_partition(task_type)
+    def read_new_events(self, cursor: EventCursor, limit: int) -> NewEvents:
+        snapshot = self.inner.read_new_events(cursor, limit)
         self.clock.advance(10)
         self.inner.insert_events([make_event(self.rng)])  # stored after the snapshot
         return snapshot

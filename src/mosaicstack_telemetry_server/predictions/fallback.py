@@ -72,11 +72,13 @@ def build_response(
     *,
     min_sample_size: int,
     cache_hit: bool,
+    catching_up: bool = False,
 ) -> PredictionResponse:
     """Answer a query from the first chain level with at least `min_sample_size` events.
 
     `found` holds the stored statistics of (some of) the query's `chain_keys`; a missing key
-    counts as a group without events.
+    counts as a group without events. `catching_up` says the statistics do not include a
+    backlog of new events yet (a bulk load, a first start): the note says so.
     """
     keys = chain_keys(query)
     sizes = [found[key].sample_size if key in found else 0 for key in keys]
@@ -90,7 +92,7 @@ def build_response(
                 confidence=confidence_for(NO_DATA_LEVEL, 0),
                 last_updated=None,
                 dimensions_matched=dict.fromkeys(DIMENSIONS),
-                fallback_note=_no_data_note(sizes, min_sample_size),
+                fallback_note=_with_backlog(_no_data_note(sizes, min_sample_size), catching_up),
                 cache_hit=cache_hit,
             ),
         )
@@ -105,7 +107,7 @@ def build_response(
             confidence=confidence_for(level, row.sample_size),
             last_updated=_utc(row.computed_at),
             dimensions_matched={d: values[d] if d in kept else None for d in DIMENSIONS},
-            fallback_note=_fallback_note(level, sizes, min_sample_size),
+            fallback_note=_with_backlog(_fallback_note(level, sizes, min_sample_size), catching_up),
             cache_hit=cache_hit,
         ),
     )
@@ -139,6 +141,18 @@ def _no_data_note(sizes: list[int], min_sample_size: int) -> str:
         f"No level of the fallback chain has at least {min_sample_size} events "
         f"({_counts(sizes, range(len(sizes)))})"
     )
+
+
+_BACKLOG_NOTE: Final = (
+    "Statistics are still summarizing a backlog of new events; this answer does not "
+    "include all of them yet"
+)
+
+
+def _with_backlog(note: str | None, catching_up: bool) -> str | None:
+    if not catching_up:
+        return note
+    return _BACKLOG_NOTE if note is None else f"{note}. {_BACKLOG_NOTE}"
 
 
 def _utc(moment: datetime) -> datetime:

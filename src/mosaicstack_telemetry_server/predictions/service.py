@@ -27,8 +27,9 @@ from typing import Final
 from mosaicstack_telemetry import PredictionQuery, PredictionResponse
 from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
-from mosaicstack_telemetry_server.predictions.statistics import compute_partition_stats
-from mosaicstack_telemetry_server.predictions.widening import widen_intervals
+from mosaicstack_telemetry_server.predictions.incremental import CatchUp, catch_up
+from mosaicstack_telemetry_server.predictions.recency import DEFAULT_RECENCY, Recency
+from mosaicstack_telemetry_server.predictions.served import served_stats
 from mosaicstack_telemetry_server.storage.base import StatsKey, Storage
 
 __all__ = ["MAX_QUERIES_PER_BATCH", "Clock", "PredictionService"]
@@ -38,6 +39,12 @@ logger = logging.getLogger(__name__)
 # The contract's limit on queries per `POST /v1/predictions/batch`: the SDK's one limit on
 # batch sizes, shared so that the two can never disagree.
 MAX_QUERIES_PER_BATCH: Final = MAX_BATCH_SIZE
+# Most new events a request folds itself; a larger backlog is drained in the background.
+REQUEST_MAX_EVENTS: Final = 10_000
+# Events per chunk of the background drain (one snapshot, one transaction each).
+CHUNK_EVENTS: Final = 50_000
+# How long a request waits for this process's fold in progress (a small one: see _update).
+_REQUEST_WAIT: Final = 2.0
 # Bounds of the background refresher's default period.
 _MIN_INTERVAL_SECONDS: Final = 0.5
 _MAX_INTERVAL_SECONDS: Final = 30.0
@@ -65,6 +72,7 @@ class PredictionService:
         min_sample_size: int,
         stats_max_age_seconds: float,
         clock: Clock = _utc_now,
+        recency: Recency = DEFAULT_RECENCY,
     ) -> None:
         if min_sample_size < 1:
             raise ValueError("min_sample_size must be at least 1")
@@ -82,6 +90,12 @@ class PredictionService:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread_guard = threading.Lock()
+        self._recency = recency
+        # One fold of new events at a time in this process (others: the cursor's CAS).
+        self._update_lock = threading.Lock()
+        self._behind = False  # a backlog is being drained: requests do not wait for it
+        self._wake = threading.Event()
+        self._drain: threading.Thread | None = None
 
     @property
     def min_sample_size(self) -> int:
@@ -114,6 +128,7 @@ class PredictionService:
         if not queries:
             return []
         refreshed = self._refresh({q.task_type.value for q in queries}, ahead_seconds=0.0)
+        behind = self._behind
         keys: dict[StatsKey, None] = {}
         for query in queries:
             keys.update(dict.fromkeys(chain_keys(query)))
@@ -124,6 +139,7 @@ class PredictionService:
                 found,
                 min_sample_size=self._min_sample_size,
                 cache_hit=query.task_type.value not in refreshed,
+                catching_up=behind,
             )
             for query in queries
         ]
@@ -145,13 +161,14 @@ class PredictionService:
         # version did reflect every stored event at this instant, whatever arrives next.
         checked_at = self._clock()
         refreshed: set[str] = set()
+        stale: dict[str, int] = {}
         for task_type, version, restamp in self._stale(only, ahead_seconds, checked_at):
-            if restamp:
-                done = self._restamp(task_type, version, checked_at, seen.get(task_type))
-            else:
-                done = self._recompute(task_type, version, seen.get(task_type))
-            if done:
+            if not restamp:
+                stale[task_type] = version
+            elif self._restamp(task_type, version, checked_at, seen.get(task_type)):
                 refreshed.add(task_type)
+        if stale:
+            refreshed |= self._update(stale, seen, request=only is not None)
         return refreshed
 
     def _stale(
@@ -203,25 +220,79 @@ class PredictionService:
             self._record(task_type, version)
             return True
 
-    def _recompute(self, task_type: str, version: int, seen: tuple[int, int] | None) -> bool:
-        """Recompute a task type found stale at `version`, unless a concurrent call just did.
+    def _update(
+        self, stale: dict[str, int], seen: dict[str, tuple[int, int]], *, request: bool
+    ) -> set[str]:
+        """Fold new events into the buckets, then rebuild the stale task types' statistics.
 
-        `seen` is this process's last computation of it when staleness was judged. If another
-        one finished since and read at least `version`, its statistics (stored, or superseded
-        by newer ones) already reflect everything this call saw, so it is not repeated.
+        A request never waits on a large backlog (a bulk load, a first start): it serves the
+        statistics there are and leaves the backlog to the background drain. A small one
+        (at most `REQUEST_MAX_EVENTS` events) it folds itself, so that with a maximum age of
+        0 an answer reflects every event accepted before the request.
         """
-        with self._lock_for(task_type):
-            if self._refreshed_since(task_type, version, seen):
-                return False
-            # Before the read: the statistics reflect every event stored at this instant (an
-            # event stored during the read may be missed, so a later time would overstate it).
-            computed_at = self._clock()
-            snapshot = self._storage.read_partition(task_type)
-            rows = widen_intervals(compute_partition_stats(snapshot, computed_at))
+        if request and (self._behind or not self._update_lock.acquire(timeout=_REQUEST_WAIT)):
+            self._kick()
+            return set()
+        if not request:
+            self._update_lock.acquire()
+        try:
+            if all(self._refreshed_since(t, v, seen.get(t)) for t, v in stale.items()):
+                return set()  # a concurrent call of this process just did it
+            limit = REQUEST_MAX_EVENTS if request else CHUNK_EVENTS
+            done = catch_up(self._storage, self._clock, chunk=limit, max_events=limit)
+            self._behind = not done.complete
+            if not done.complete:
+                self._kick()
+                return set()
+            return self._rebuild(stale, done)
+        finally:
+            self._update_lock.release()
+
+    def _rebuild(self, stale: dict[str, int], done: CatchUp) -> set[str]:
+        """Rebuild the statistics of the stale task types from their buckets."""
+        assert done.read_at is not None  # noqa: S101 - set by every catch-up that returns
+        rebuilt = set()
+        for task_type in sorted(stale):
+            version = done.versions.get(task_type, stale[task_type])
+            rows = served_stats(self._storage, task_type, done.read_at, self._recency)
             # False means another process stored statistics of this version or newer: fine.
-            self._storage.replace_stats(task_type, snapshot.version, computed_at, rows)
-            self._record(task_type, snapshot.version)
-            return True
+            self._storage.replace_stats(task_type, version, done.read_at, rows)
+            self._record(task_type, version)
+            rebuilt.add(task_type)
+        return rebuilt
+
+    def _kick(self) -> None:
+        """Have the backlog drained in the background: wake the refresher, or start a drain."""
+        if self.background_running:
+            self._wake.set()
+            return
+        with self._thread_guard:
+            if self._drain is not None and self._drain.is_alive():
+                return
+            self._drain = threading.Thread(
+                target=self._drain_backlog, name="mosaic-telemetry-stats-drain", daemon=True
+            )
+            self._drain.start()
+
+    def _drain_backlog(self) -> None:
+        try:
+            self._drain_step()
+            while self._behind:
+                self._drain_step()
+        except Exception:  # a thread of its own: log, the next request kicks again
+            logger.exception("summarizing new events for predictions failed")
+
+    def _drain_step(self) -> None:
+        """Fold one chunk of a backlog; once none is left, rebuild what it made stale."""
+        with self._update_lock:
+            done = catch_up(self._storage, self._clock, chunk=CHUNK_EVENTS, max_events=CHUNK_EVENTS)
+            self._behind = not done.complete
+            if done.complete:
+                stored = self._storage.stats_versions()
+                stale = {
+                    t: v for t, v in done.versions.items() if t not in stored or stored[t][0] < v
+                }
+                self._rebuild(stale, done)
 
     def _refreshed_since(self, task_type: str, version: int, seen: tuple[int, int] | None) -> bool:
         # Another call of this process refreshed it after `seen`, at `version` or newer.
@@ -269,6 +340,7 @@ class PredictionService:
         with self._thread_guard:
             thread, self._thread = self._thread, None
             self._stop.set()
+            self._wake.set()
         if thread is None:
             return True
         thread.join(timeout)
@@ -278,7 +350,10 @@ class PredictionService:
         failing = False
         while not stop.is_set():
             try:
-                self.refresh_stale(ahead_seconds=interval)
+                if self._behind:
+                    self._drain_step()
+                else:
+                    self.refresh_stale(ahead_seconds=interval)
             except Exception:  # never die: the next period may find the database back
                 # One traceback per outage, not one per period.
                 if not failing:
@@ -290,7 +365,11 @@ class PredictionService:
                 if failing:
                     logger.info("refreshing prediction statistics works again")
                 failing = False
-            stop.wait(interval)
+            # Woken early by a request that found a backlog; back at once while behind
+            # (unless failing: then once a period, like any retry).
+            if failing or not self._behind:
+                self._wake.wait(interval)
+                self._wake.clear()
 
 
 def _age_seconds(now: datetime, computed_at: datetime) -> float:

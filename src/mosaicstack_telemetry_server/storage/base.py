@@ -17,6 +17,10 @@ from mosaicstack_telemetry import TaskCompletionEvent
 __all__ = [
     "WILDCARD",
     "ApiKeyRecord",
+    "BucketKey",
+    "BucketRow",
+    "EventCursor",
+    "NewEvents",
     "PartitionSnapshot",
     "StatsKey",
     "StatsRow",
@@ -85,6 +89,66 @@ class PartitionSnapshot:
     task_type: str
     version: int
     rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketKey:
+    """One level-0 group of the fallback chain on one UTC day (of the events' timestamps)."""
+
+    task_type: str
+    model: str
+    provider: str
+    complexity: str
+    day: str  # YYYY-MM-DD
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRow:
+    """The stored summary of one bucket's events (see `predictions/buckets.py`).
+
+    `sketch` holds the counts and every metric's sketch; `exact` the values themselves while
+    the bucket has at most 10,000 events (else None; also None when not asked for).
+    """
+
+    key: BucketKey
+    sample_size: int
+    sketch: bytes
+    exact: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventCursor:
+    """How far the prediction summaries have read the events table.
+
+    Every event with an id <= `last_id` has been read, except, on PostgreSQL, events of
+    transactions still in flight when it was read (ids are drawn before commit, so they can
+    commit out of order): those have a transaction id >= `horizon` (the xmin of the reading
+    snapshot, xid8 as text) and are read later, skipping the ids in `applied`, which are the
+    events <= `last_id` from such transactions already read. SQLite has one writer at a
+    time, so there ids commit in order and `horizon` stays None.
+    """
+
+    generation: int  # bumped by every advance: a compare-and-set between processes
+    last_id: int
+    horizon: str | None = None
+    applied: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvents:
+    """Events not read yet, and the cursor and data versions after reading them.
+
+    `rows` are tuples of: task_type, model, provider, complexity, day (YYYY-MM-DD of the
+    timestamp, UTC), actual_input_tokens, actual_output_tokens, actual_cost_usd_micros,
+    task_duration_ms, estimated_input_tokens, estimated_output_tokens, quality_gate_passed
+    (bool), outcome (str). `versions` are the data versions of the same snapshot, and
+    `complete` says whether the read reached its end (no event was left for lack of room).
+    """
+
+    rows: list[tuple[Any, ...]]
+    cursor: EventCursor
+    versions: dict[str, int]
+    complete: bool
 
 
 class Storage(Protocol):
@@ -164,3 +228,24 @@ class Storage(Protocol):
 
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for (absent groups are left out)."""
+
+    # incremental prediction summaries
+    def event_cursor(self) -> EventCursor:
+        """Where the summaries' reading of the events table stands."""
+
+    def read_new_events(self, cursor: EventCursor, limit: int) -> NewEvents:
+        """Up to `limit` events (plus late commits) not read at `cursor`, from one snapshot."""
+
+    def advance_events(
+        self, old: EventCursor, new: EventCursor, buckets: Sequence[BucketRow]
+    ) -> bool:
+        """Store `new` and upsert the buckets in one transaction, if the cursor is still `old`.
+
+        Returns False (and changes nothing) when another process advanced it meanwhile.
+        """
+
+    def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
+        """Every bucket of a task type and its number of events, without the summaries."""
+
+    def get_buckets(self, keys: Sequence[BucketKey], *, exact: bool) -> dict[BucketKey, BucketRow]:
+        """The stored buckets asked for; their exact values only when `exact`."""

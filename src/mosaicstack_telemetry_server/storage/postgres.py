@@ -33,6 +33,7 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
     utc,
 )
+from mosaicstack_telemetry_server.storage._postgres_summaries import PostgresSummaries
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
     PartitionSnapshot,
@@ -112,7 +113,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.commit()
 
 
-class PostgresStorage:
+class PostgresStorage(PostgresSummaries):
     """Storage in a PostgreSQL database (its schema is the connection's search_path).
 
     `timeout` is how long a call waits for a pooled connection before failing with

@@ -35,6 +35,7 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
 )
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
+from mosaicstack_telemetry_server.storage._sqlite_summaries import SQLiteSummaries
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
     PartitionSnapshot,
@@ -106,7 +107,7 @@ def _driver_errors() -> Iterator[None]:
         raise StorageError(f"SQLite database unavailable: {exc.strerror or exc}") from exc
 
 
-class SQLiteStorage:
+class SQLiteStorage(SQLiteSummaries):
     """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
 
     def __init__(

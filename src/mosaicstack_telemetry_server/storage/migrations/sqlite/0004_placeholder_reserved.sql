@@ -1,0 +1,2 @@
+-- Reserved for another branch's migration (usage rollups, admin keys): the integrator drops
+-- this placeholder when that branch's 0004 lands. It changes nothing.
