@@ -20,7 +20,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from mosaicstack_telemetry_server.predictions.sketch import EXACT_LIMIT, MetricSummary
+from mosaicstack_telemetry_server.predictions.sketch import EXACT_LIMIT, MetricSummary, sketch_keys
 from mosaicstack_telemetry_server.storage.base import BucketKey, BucketRow
 
 __all__ = ["METRICS", "BucketSummary", "fold_events"]
@@ -99,39 +99,87 @@ def _split_exact(blob: bytes | None) -> list[_Floats | None]:
 
 
 def fold_events(rows: Sequence[tuple[Any, ...]]) -> dict[BucketKey, BucketSummary]:
-    """The summaries of new events (rows as `NewEvents.rows`), one per bucket they fall in."""
+    """The summaries of new events (rows as `NewEvents.rows`), one per bucket they fall in.
+
+    Whole-array work: each key column is numbered once, the numbers make one bucket id per
+    row, and every metric's sketch bins of every bucket come from one `numpy.unique` of
+    (bucket, bin) codes; Python only loops over the buckets, not the rows.
+    """
     if not rows:
         return {}
     columns = list(zip(*rows, strict=True))
-    ids: dict[tuple[Any, ...], int] = {}
-    group = np.fromiter(
-        (ids.setdefault(k, len(ids)) for k in zip(*columns[:5], strict=True)),
-        dtype=np.int64,
-        count=len(rows),
-    )
-    numbers = np.array(columns[5:11], dtype=np.float64)
-    gate = np.array(columns[11], dtype=bool)
-    success = np.array([o == "success" for o in columns[12]], dtype=bool)
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(len(ids) + 1))
-    out = {}
-    for key, g in ids.items():
-        members = order[bounds[g] : bounds[g + 1]]
-        out[BucketKey(*key)] = _summary(numbers[:, members], gate[members], success[members])
-    return out
-
-
-def _summary(
-    numbers: _Floats, gate: npt.NDArray[np.bool_], success: npt.NDArray[np.bool_]
-) -> BucketSummary:
-    actual_in, actual_out, cost, duration, est_in, est_out = numbers
-    has_in, has_out = est_in > 0, est_out > 0
-    metrics = {
-        "input_tokens": MetricSummary.of(actual_in),
-        "output_tokens": MetricSummary.of(actual_out),
-        "cost_usd_micros": MetricSummary.of(cost),
-        "duration_ms": MetricSummary.of(duration[duration > 0]),
-        "input_ratio": MetricSummary.of(actual_in[has_in] / est_in[has_in]),
-        "output_ratio": MetricSummary.of(actual_out[has_out] / est_out[has_out]),
+    bucket, keys = _bucket_ids(columns[:5])
+    order = np.argsort(bucket, kind="stable")
+    sorted_bucket = bucket[order]
+    bounds = np.searchsorted(sorted_bucket, np.arange(len(keys) + 1))
+    actual_in, actual_out, cost, duration, est_in, est_out = np.array(
+        columns[5:11], dtype=np.float64
+    )[:, order]
+    known = {
+        "input_tokens": (actual_in, None),
+        "output_tokens": (actual_out, None),
+        "cost_usd_micros": (cost, None),
+        "duration_ms": (duration, duration > 0),
+        "input_ratio": _ratio(actual_in, est_in),
+        "output_ratio": _ratio(actual_out, est_out),
     }
-    return BucketSummary(int(numbers.shape[1]), int(gate.sum()), int(success.sum()), metrics)
+    per_metric = {
+        name: _summaries(values, mask, sorted_bucket, len(keys))
+        for name, (values, mask) in known.items()
+    }
+    gate = np.bincount(bucket, np.array(columns[11], dtype=np.float64), len(keys))
+    success = np.bincount(
+        bucket, np.array([o == "success" for o in columns[12]], dtype=np.float64), len(keys)
+    )
+    return {
+        key: BucketSummary(
+            int(bounds[b + 1] - bounds[b]),
+            int(gate[b]),
+            int(success[b]),
+            {name: per_metric[name][b] for name in METRICS},
+        )
+        for b, key in enumerate(keys)
+    }
+
+
+def _bucket_ids(
+    key_columns: Sequence[Sequence[Any]],
+) -> tuple[npt.NDArray[np.int64], list[BucketKey]]:
+    """One id per row for its (task type, model, provider, complexity, day), and the keys."""
+    numbers: dict[tuple[Any, ...], int] = {}
+    # A list comprehension over one dict: the cheapest per-row work Python offers here.
+    ids = [numbers.setdefault(key, len(numbers)) for key in zip(*key_columns, strict=True)]
+    return np.array(ids, dtype=np.int64), [BucketKey(*key) for key in numbers]
+
+
+def _ratio(actual: _Floats, estimated: _Floats) -> tuple[_Floats, npt.NDArray[np.bool_]]:
+    has = estimated > 0
+    ratios = np.divide(actual, estimated, out=np.zeros_like(actual), where=has)
+    return ratios, has
+
+
+def _summaries(
+    values: _Floats, mask: npt.NDArray[np.bool_] | None, bucket: npt.NDArray[np.int64], count: int
+) -> list[MetricSummary]:
+    """One metric's summary for every bucket (rows sorted by bucket; `mask`: known values)."""
+    if mask is not None:
+        values, bucket = values[mask], bucket[mask]
+    bounds = np.searchsorted(bucket, np.arange(count + 1))
+    positive = values > 0
+    keys = sketch_keys(values[positive])
+    low = int(keys.min()) if keys.size else 0
+    span = int(keys.max()) - low + 1 if keys.size else 1
+    codes, counts = np.unique(bucket[positive] * span + (keys - low), return_counts=True)
+    code_bounds = np.searchsorted(codes, np.arange(count + 1) * span)
+    zeros = np.bincount(bucket[~positive], minlength=count)
+    out = []
+    for b in range(count):
+        lo, hi = bounds[b], bounds[b + 1]
+        c_lo, c_hi = code_bounds[b], code_bounds[b + 1]
+        size = int(hi - lo)
+        exact = values[lo:hi].copy() if size <= EXACT_LIMIT else None
+        bins = codes[c_lo:c_hi] - b * span + low
+        out.append(
+            MetricSummary(size, exact, int(zeros[b]), bins, counts[c_lo:c_hi].astype(np.int64))
+        )
+    return out

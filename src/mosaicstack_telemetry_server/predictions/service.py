@@ -230,10 +230,15 @@ class PredictionService:
         (at most `REQUEST_MAX_EVENTS` events) it folds itself, so that with a maximum age of
         0 an answer reflects every event accepted before the request.
         """
-        if request and (self._behind or not self._update_lock.acquire(timeout=_REQUEST_WAIT)):
-            self._kick()
-            return set()
-        if not request:
+        if request:
+            # Sized before folding anything: a request must not spend its time on a backlog.
+            if self._behind or self._storage.event_backlog() > REQUEST_MAX_EVENTS:
+                self._behind = True
+                self._kick()
+                return set()
+            if not self._update_lock.acquire(timeout=_REQUEST_WAIT):
+                return set()  # a fold still running after that long: serve what there is
+        else:
             self._update_lock.acquire()
         try:
             if all(self._refreshed_since(t, v, seen.get(t)) for t, v in stale.items()):

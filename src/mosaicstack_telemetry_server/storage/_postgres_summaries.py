@@ -79,6 +79,15 @@ class PostgresSummaries:
         generation, last_id, horizon, applied = _one(row)
         return EventCursor(generation, last_id, horizon, tuple(applied))
 
+    def event_backlog(self) -> int:
+        """The newest event id less the cursor's last id (see `Storage.event_backlog`)."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT COALESCE((SELECT max(id) FROM events), 0) - last_id "
+                "FROM prediction_cursor WHERE id = 1"
+            ).fetchone()
+        return max(0, int(_one(row)[0]))
+
     def read_new_events(self, cursor: EventCursor, limit: int) -> NewEvents:
         """Late commits and up to `limit` events after `cursor`, from one snapshot."""
         if limit < 1:

@@ -57,6 +57,15 @@ class SQLiteSummaries:
             ).fetchone()
         return EventCursor(generation, last_id)
 
+    def event_backlog(self) -> int:
+        """The newest event id less the cursor's last id (see `Storage.event_backlog`)."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT COALESCE((SELECT max(id) FROM events), 0) - last_id "
+                "FROM prediction_cursor WHERE id = 1"
+            ).fetchone()
+        return max(0, int(row[0]))
+
     def read_new_events(self, cursor: EventCursor, limit: int) -> NewEvents:
         """Up to `limit` events after `cursor.last_id`, with the versions of that snapshot."""
         if limit < 1:

@@ -233,6 +233,13 @@ class Storage(Protocol):
     def event_cursor(self) -> EventCursor:
         """Where the summaries' reading of the events table stands."""
 
+    def event_backlog(self) -> int:
+        """About how many events the summaries have not read yet (cheap: no row is read).
+
+        The newest event id less the cursor's last id: exact on SQLite, an upper bound on
+        PostgreSQL (ids skipped by conflicts count), late commits left out.
+        """
+
     def read_new_events(self, cursor: EventCursor, limit: int) -> NewEvents:
         """Up to `limit` events (plus late commits) not read at `cursor`, from one snapshot."""
 
