@@ -279,3 +279,17 @@ def test_a_bulk_load_is_never_waited_for_and_the_answer_says_so(
     [later] = service.predict_batch([query()])
     assert later.metadata.sample_size == REQUEST_MAX_EVENTS + 500
     assert "backlog" not in (later.metadata.fallback_note or "")
+
+
+def test_the_window_is_a_server_setting_with_a_flag_and_a_variable() -> None:
+    from mosaicstack_telemetry_server.cli import build_parser, settings_from_args
+    from mosaicstack_telemetry_server.runner import settings_from_env
+
+    assert settings_from_env({}).stats_window_days == 14
+    assert settings_from_env({"MOSAIC_TELEMETRY_STATS_WINDOW_DAYS": "0"}).stats_window_days == 0
+    with pytest.raises(ValueError, match="MOSAIC_TELEMETRY_STATS_WINDOW_DAYS"):
+        settings_from_env({"MOSAIC_TELEMETRY_STATS_WINDOW_DAYS": "9999"})
+    args = build_parser().parse_args(["serve", "--stats-window-days", "30"])
+    assert settings_from_args(args).stats_window_days == 30
+    with pytest.raises(ValueError, match="window_days"):
+        Recency(window_days=-1)
