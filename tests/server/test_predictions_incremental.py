@@ -293,3 +293,51 @@ def test_the_window_is_a_server_setting_with_a_flag_and_a_variable() -> None:
     assert settings_from_args(args).stats_window_days == 30
     with pytest.raises(ValueError, match="window_days"):
         Recency(window_days=-1)
+
+
+def test_recency_picks_the_window_and_reaches_back_only_for_quiet_groups() -> None:
+    from mosaicstack_telemetry_server.predictions.recency import choose_buckets
+    from mosaicstack_telemetry_server.storage.base import BucketKey
+
+    def key(model: str, day: str) -> BucketKey:
+        return BucketKey("implementation", model, "anthropic", "low", day)
+
+    sizes = [
+        (key("busy", "2026-01-01"), 500),
+        (key("busy", "2026-01-20"), 500),
+        (key("quiet", "2026-01-01"), 60),
+        (key("quiet", "2026-01-02"), 60),
+        (key("quiet", "2026-01-19"), 50),
+    ]
+    chosen = choose_buckets(sizes, Recency(window_days=7, min_events=100))
+    assert chosen == {
+        key("busy", "2026-01-20"): 500,
+        key("quiet", "2026-01-19"): 50,
+        key("quiet", "2026-01-02"): 60,  # 50 in the window: back until 100
+    }
+    assert choose_buckets(sizes, Recency(window_days=0)) == dict(sizes)
+    assert choose_buckets([], Recency()) == {}
+    with pytest.raises(ValueError, match="min_events"):
+        Recency(min_events=-1)
+
+
+def test_with_the_refresher_running_a_backlog_wakes_it_and_requests_never_wait(
+    storage: Storage, rng: random.Random
+) -> None:
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    service.start_background(interval_seconds=30)
+    try:
+        storage.insert_events([event(rng) for _ in range(5)])
+        wait_until(lambda: service.predict_batch([query()])[0].prediction is not None)
+        storage.insert_events([event(rng) for _ in range(REQUEST_MAX_EVENTS + 1)])
+        [during] = service.predict_batch([query()])
+        # Served from the statistics there are (5 events), saying a backlog is summarized.
+        assert during.metadata.sample_size == 5
+        assert "backlog" in (during.metadata.fallback_note or "")
+        wait_until(
+            lambda: (
+                service.predict_batch([query()])[0].metadata.sample_size == REQUEST_MAX_EVENTS + 6
+            )
+        )
+    finally:
+        assert service.stop_background()
