@@ -341,3 +341,47 @@ def test_with_the_refresher_running_a_backlog_wakes_it_and_requests_never_wait(
         )
     finally:
         assert service.stop_background()
+
+
+def test_rows_are_read_once_per_version_and_served_with_the_current_stamp(
+    storage: Storage, rng: random.Random
+) -> None:
+    from mosaicstack_telemetry_server.predictions import row_cache
+
+    reads: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(storage, name)
+
+        def get_stats(self, keys: Any) -> Any:
+            reads.append(len(keys))
+            return storage.get_stats(keys)
+
+    now = [DAY0]
+    service = PredictionService(
+        Counting(),  # type: ignore[arg-type]
+        min_sample_size=5,
+        stats_max_age_seconds=60,
+        clock=lambda: now[0],
+    )
+    storage.insert_events([event(rng) for _ in range(5)])
+    first = service.predict_batch([query(), query("unknown-model")])
+    second = service.predict_batch([query(), query("unknown-model")])
+    assert len(reads) == 1  # the second request: nothing read, not even the absent keys
+    assert [r.prediction for r in first] == [r.prediction for r in second]
+    now[0] += timedelta(seconds=60)  # max age, no new event: a re-stamp, same rows
+    [restamped] = service.predict_batch([query()])
+    assert len(reads) == 1
+    assert restamped.metadata.last_updated == DAY0 + timedelta(seconds=60)
+    storage.insert_events([event(rng) for _ in range(5)])
+    now[0] += timedelta(seconds=60)
+    [recomputed] = service.predict_batch([query()])
+    assert len(reads) == 2
+    assert recomputed.metadata.sample_size == 10
+    cache = row_cache.RowCache(max_keys=1)
+    keys = [
+        StatsKey(0, TASK.value, "m", "anthropic", "medium"),
+        StatsKey(3, TASK.value, "*", "*", "*"),
+    ]
+    assert len(cache.get(storage, keys, storage.stats_versions())) == 2  # over the bound: emptied

@@ -16,7 +16,11 @@ from mosaicstack_telemetry import (
     PredictionQuery,
     PredictionResponse,
 )
-from mosaicstack_telemetry_server.predictions.levels import DIMENSIONS, FALLBACK_LEVELS
+from mosaicstack_telemetry_server.predictions.levels import (
+    DIMENSIONS,
+    FALLBACK_LEVELS,
+    kept_dimensions,
+)
 from mosaicstack_telemetry_server.storage.base import WILDCARD, StatsKey, StatsRow
 
 __all__ = [
@@ -38,6 +42,9 @@ _DROPPED: Final = (
     "dropped model, provider and complexity (every task of this type)",
 )
 
+# Per level: whether it keeps model, provider, complexity (read once: chain_keys is hot).
+_KEPT: Final = tuple(kept_dimensions(level) for level in range(len(FALLBACK_LEVELS)))
+
 # Confidence thresholds: (highest level, fewest events) for "high", then "medium".
 _HIGH: Final = (1, 100)
 _MEDIUM: Final = (2, 30)
@@ -45,14 +52,18 @@ _MEDIUM: Final = (2, 30)
 
 def chain_keys(query: PredictionQuery) -> list[StatsKey]:
     """The stats keys of the query's groups, level 0 to 3 (dropped dimensions are WILDCARD)."""
-    values = _query_values(query)
-    keys = []
-    for level, kept in enumerate(FALLBACK_LEVELS):
-        task_type, model, provider, complexity = (
-            values[d] if d in kept else WILDCARD for d in DIMENSIONS
+    task_type, model = query.task_type.value, query.model
+    provider, complexity = query.provider.value, query.complexity.value
+    return [
+        StatsKey(
+            level,
+            task_type,
+            model if keep_model else WILDCARD,
+            provider if keep_provider else WILDCARD,
+            complexity if keep_complexity else WILDCARD,
         )
-        keys.append(StatsKey(level, task_type, model, provider, complexity))
-    return keys
+        for level, (keep_model, keep_provider, keep_complexity) in enumerate(_KEPT)
+    ]
 
 
 def confidence_for(level: int, sample_size: int) -> str:

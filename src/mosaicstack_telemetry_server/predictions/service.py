@@ -29,6 +29,7 @@ from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
 from mosaicstack_telemetry_server.predictions.incremental import CatchUp, catch_up
 from mosaicstack_telemetry_server.predictions.recency import DEFAULT_RECENCY, Recency
+from mosaicstack_telemetry_server.predictions.row_cache import RowCache
 from mosaicstack_telemetry_server.predictions.served import served_stats
 from mosaicstack_telemetry_server.storage.base import StatsKey, Storage
 
@@ -91,6 +92,7 @@ class PredictionService:
         self._stop = threading.Event()
         self._thread_guard = threading.Lock()
         self._recency = recency
+        self._rows = RowCache()
         # One fold of new events at a time in this process (others: the cursor's CAS).
         self._update_lock = threading.Lock()
         self._behind = False  # a backlog is being drained: requests do not wait for it
@@ -132,7 +134,7 @@ class PredictionService:
         keys: dict[StatsKey, None] = {}
         for query in queries:
             keys.update(dict.fromkeys(chain_keys(query)))
-        found = self._storage.get_stats(list(keys))
+        found = self._rows.get(self._storage, list(keys), self._storage.stats_versions())
         return [
             build_response(
                 query,
