@@ -347,9 +347,12 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = run(args.events, [b for b in args.backends.split(",") if b])
-    for result in results:
-        print(f"{result.name}: {result.value:,.2f} {result.unit}  {result.note}")
+    results = []
+    for backend in [b for b in args.backends.split(",") if b]:
+        rows = run(args.events, [backend])
+        for result in rows:  # as each backend finishes: a long run must not lose the first
+            print(f"{result.name}: {result.value:,.2f} {result.unit}  {result.note}", flush=True)
+        results += rows
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
 

@@ -385,3 +385,26 @@ def test_rows_are_read_once_per_version_and_served_with_the_current_stamp(
         StatsKey(3, TASK.value, "*", "*", "*"),
     ]
     assert len(cache.get(storage, keys, storage.stats_versions())) == 2  # over the bound: emptied
+
+
+def test_postgres_a_long_transaction_elsewhere_does_not_grow_the_reread(
+    postgres_url: str, rng: random.Random
+) -> None:
+    import psycopg
+
+    storage = open_storage(postgres_url)
+    storage.migrate()
+    try:
+        with psycopg.connect(postgres_url) as idle:
+            # Holds the cluster's xmin back, as a forgotten session would.
+            idle.execute("SELECT pg_current_xact_id()")
+            for _ in range(3):
+                storage.insert_events([event(rng) for _ in range(200)])
+                catch_up(storage, lambda: DAY0, chunk=150, max_events=10**6)
+            cursor = storage.event_cursor()
+            # The idle transaction and whatever else runs on the cluster; not the 600 events.
+            assert len(cursor.in_flight) < 50
+            assert bucket_total(storage) == storage.count_events() == 600
+            idle.rollback()
+    finally:
+        storage.close()

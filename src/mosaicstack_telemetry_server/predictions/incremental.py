@@ -54,10 +54,10 @@ def catch_up(
 
 def _store(storage: Storage, cursor: EventCursor, batch: NewEvents) -> bool:
     new = batch.cursor
-    if not batch.rows and (new.last_id, new.horizon, new.applied) == (
+    if not batch.rows and (new.last_id, new.horizon, new.in_flight) == (
         cursor.last_id,
         cursor.horizon,
-        cursor.applied,
+        cursor.in_flight,
     ):
         return True  # nothing new: spare the write
     return storage.advance_events(cursor, new, _merged(storage, batch))

@@ -5,16 +5,18 @@ transactions can commit out of order: a reader that has seen id n may later see 
 id commit. A plain max-id watermark would skip it for ever. Each event therefore records
 its transaction (`ingest_xid`, xid8), and a read, in one REPEATABLE READ snapshot:
 
-1. re-reads the events of transactions at or after the previous snapshot's xmin (every
-   transaction still in flight then, or started since) with ids <= the last id read,
-   skipping the ids already read (`applied`);
+1. re-reads the events with ids <= the last id read whose transaction was in progress at
+   the previous read's snapshot (its xip list) or started after it (xid >= its xmax):
+   only those can have committed since with an id below what was read;
 2. reads the next events by id;
-3. records its snapshot's xmin as the new horizon, and as `applied` the ids <= the new last
-   id of transactions at or after it: the only rows a later re-read can meet again.
+3. records its own snapshot's xmax and xip list for the next read.
 
-A transaction older than the horizon had finished when the snapshot was taken, so all of
-its rows were visible and read. The re-read is small (recent transactions only) and uses
-the index on `ingest_xid`.
+Every other transaction had committed (or rolled back) before the previous snapshot, so its
+rows were visible then and read. An id drawn after a snapshot is larger than every id
+visible in it, so the next read by id meets it. The two reads never overlap (ids <= the
+last id, ids above it), so nothing is folded twice. The re-read touches recent transactions
+only, through the index on `ingest_xid`, and, unlike a horizon at the snapshot's xmin, does
+not grow when some long transaction elsewhere in the cluster holds the xmin back.
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ _COLUMNS = (
 )
 _SELECT_NEW_EVENTS = _COLUMNS + "WHERE id > %s ORDER BY id LIMIT %s"
 _SELECT_LATE_EVENTS = (
-    _COLUMNS + "WHERE ingest_xid >= %s::xid8 AND id <= %s AND NOT (id = ANY(%s::bigint[]))"
+    _COLUMNS + "WHERE id <= %s AND (ingest_xid = ANY(%s::text[]::xid8[]) OR ingest_xid >= %s::xid8)"
 )
-_SELECT_APPLIED = "SELECT id FROM events WHERE ingest_xid >= %s::xid8 AND id <= %s ORDER BY id"
+_SNAPSHOT = (
+    "SELECT pg_snapshot_xmax(s)::text, ARRAY(SELECT pg_snapshot_xip(s)::text) "
+    "FROM pg_current_snapshot() AS s"
+)
 _UPSERT_BUCKET = (
     "INSERT INTO prediction_buckets (task_type, model, provider, complexity, day, sample_size, "
     "sketch, exact) VALUES (%s, %s, %s, %s, %s::date, %s, %s, %s) ON CONFLICT (task_type, "
@@ -73,11 +78,11 @@ class PostgresSummaries:
         """Where the summaries' reading of the events table stands."""
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT generation, last_id, horizon::text, applied FROM prediction_cursor "
-                "WHERE id = 1"
+                "SELECT generation, last_id, horizon::text, in_flight::text[] "
+                "FROM prediction_cursor WHERE id = 1"
             ).fetchone()
-        generation, last_id, horizon, applied = _one(row)
-        return EventCursor(generation, last_id, horizon, tuple(applied))
+        generation, last_id, horizon, in_flight = _one(row)
+        return EventCursor(generation, last_id, horizon, tuple(in_flight))
 
     def event_backlog(self) -> int:
         """The newest event id less the cursor's last id (see `Storage.event_backlog`)."""
@@ -94,21 +99,18 @@ class PostgresSummaries:
             raise ValueError("limit must be at least 1")
         with self._transaction() as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            horizon = _one(
-                conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text").fetchone()
-            )[0]
+            xmax, in_flight = _one(conn.execute(_SNAPSHOT).fetchone())
             late: list[Any] = []
             if cursor.horizon is not None:
                 late = conn.execute(
-                    _SELECT_LATE_EVENTS, (cursor.horizon, cursor.last_id, list(cursor.applied))
+                    _SELECT_LATE_EVENTS, (cursor.last_id, list(cursor.in_flight), cursor.horizon)
                 ).fetchall()
             fresh = conn.execute(_SELECT_NEW_EVENTS, (cursor.last_id, limit)).fetchall()
             last_id = fresh[-1][0] if fresh else cursor.last_id
-            applied = [r[0] for r in conn.execute(_SELECT_APPLIED, (horizon, last_id))]
             versions = dict(conn.execute("SELECT task_type, version FROM partition_versions"))
         return NewEvents(
             [row[1:] for row in (*late, *fresh)],
-            EventCursor(cursor.generation + 1, last_id, horizon, tuple(applied)),
+            EventCursor(cursor.generation + 1, last_id, xmax, tuple(in_flight)),
             versions,
             complete=len(fresh) < limit,
         )
@@ -119,9 +121,9 @@ class PostgresSummaries:
         """Store `new` and the buckets at once, if the cursor is still `old`."""
         with self._transaction() as conn:
             changed = conn.execute(
-                "UPDATE prediction_cursor SET generation = %s, last_id = %s, "
-                "horizon = %s::xid8, applied = %s::bigint[] WHERE id = 1 AND generation = %s",
-                (new.generation, new.last_id, new.horizon, list(new.applied), old.generation),
+                "UPDATE prediction_cursor SET generation = %s, last_id = %s, horizon = %s::xid8, "
+                "in_flight = %s::text[]::xid8[] WHERE id = 1 AND generation = %s",
+                (new.generation, new.last_id, new.horizon, list(new.in_flight), old.generation),
             ).rowcount
             if changed == 0:
                 return False

@@ -88,8 +88,14 @@ class SQLiteSummaries:
         with self._transaction(write=True) as conn:
             changed = conn.execute(
                 "UPDATE prediction_cursor SET generation = ?, last_id = ?, horizon = ?, "
-                "applied = ? WHERE id = 1 AND generation = ?",
-                (new.generation, new.last_id, new.horizon, json.dumps(new.applied), old.generation),
+                "in_flight = ? WHERE id = 1 AND generation = ?",
+                (
+                    new.generation,
+                    new.last_id,
+                    new.horizon,
+                    json.dumps(new.in_flight),
+                    old.generation,
+                ),
             ).rowcount
             if changed == 0:
                 return False

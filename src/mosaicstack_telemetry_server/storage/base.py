@@ -122,16 +122,15 @@ class EventCursor:
 
     Every event with an id <= `last_id` has been read, except, on PostgreSQL, events of
     transactions still in flight when it was read (ids are drawn before commit, so they can
-    commit out of order): those have a transaction id >= `horizon` (the xmin of the reading
-    snapshot, xid8 as text) and are read later, skipping the ids in `applied`, which are the
-    events <= `last_id` from such transactions already read. SQLite has one writer at a
-    time, so there ids commit in order and `horizon` stays None.
+    commit out of order): those are the transactions in `in_flight` (the reading snapshot's
+    xip list) or at or after `horizon` (its xmax), xid8s as text, and are read later. SQLite
+    has one writer at a time, so there ids commit in order and both stay empty.
     """
 
     generation: int  # bumped by every advance: a compare-and-set between processes
     last_id: int
     horizon: str | None = None
-    applied: tuple[int, ...] = ()
+    in_flight: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,14 +19,14 @@ CREATE TABLE prediction_cursor (
     generation bigint NOT NULL,
     last_id bigint NOT NULL,
     horizon xid8,
-    applied bigint[] NOT NULL
+    in_flight xid8[] NOT NULL
 );
 
-INSERT INTO prediction_cursor (id, generation, last_id, horizon, applied) VALUES (1, 0, 0, NULL, '{}');
+INSERT INTO prediction_cursor (id, generation, last_id, horizon, in_flight) VALUES (1, 0, 0, NULL, '{}');
 
 -- The transaction that stored each event: ids are drawn before commit, so they can commit out
 -- of order, and the reader re-reads the transactions that were still in flight (xid8: no
--- wraparound). Old rows keep NULL: they committed before this migration's lock was granted.
+-- wraparound; see storage/_postgres_summaries.py). Old rows keep NULL: they committed before this migration's lock was granted.
 -- Added without a default first, then given one, so existing rows are not rewritten.
 ALTER TABLE events ADD COLUMN ingest_xid xid8;
 

@@ -19,7 +19,7 @@ CREATE TABLE prediction_cursor (
     generation INTEGER NOT NULL,
     last_id INTEGER NOT NULL,
     horizon TEXT,
-    applied TEXT NOT NULL
+    in_flight TEXT NOT NULL
 );
 
-INSERT INTO prediction_cursor (id, generation, last_id, horizon, applied) VALUES (1, 0, 0, NULL, '[]');
+INSERT INTO prediction_cursor (id, generation, last_id, horizon, in_flight) VALUES (1, 0, 0, NULL, '[]');
