@@ -27,18 +27,18 @@ class CatchUp:
     reflect in full when `complete`; `read_at` is the time taken just before that read.
     """
 
+    read_at: datetime
     events: int = 0
     touched: set[str] = field(default_factory=set)
     versions: dict[str, int] = field(default_factory=dict)
     complete: bool = False
-    read_at: datetime | None = None
 
 
 def catch_up(
     storage: Storage, clock: Callable[[], datetime], *, chunk: int, max_events: int
 ) -> CatchUp:
     """Fold new events into the buckets until none is left or `max_events` were read."""
-    done = CatchUp()
+    done = CatchUp(read_at=clock())
     while True:
         cursor = storage.event_cursor()
         read_at = clock()

@@ -257,7 +257,6 @@ class PredictionService:
 
     def _rebuild(self, stale: dict[str, int], done: CatchUp) -> set[str]:
         """Rebuild the statistics of the stale task types from their buckets."""
-        assert done.read_at is not None  # noqa: S101 - set by every catch-up that returns
         rebuilt = set()
         for task_type in sorted(stale):
             version = done.versions.get(task_type, stale[task_type])
