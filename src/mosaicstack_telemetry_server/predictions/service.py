@@ -1,8 +1,13 @@
 """Serving predictions from statistics kept in the database, and keeping them fresh.
 
 A request never scans the events table: it reads two tiny version tables, refreshes only
-the task types whose statistics are stale (one partition read each), then fetches every
-group it needs in one `get_stats` call. Statistics live in the database and are replaced by
+the task types whose statistics are stale, then takes every group it needs from this
+process's row cache (`row_cache`), reading only rows of a newer version. A refresh folds the
+events not read yet into per-group, per-day buckets (`incremental`), then rebuilds the stale
+task types' statistics from their buckets (`served`): its cost follows what arrived, not the
+table's size. A request never waits for a backlog of more than `REQUEST_MAX_EVENTS` events
+(a bulk load, a first start): it answers from the statistics there are, saying so, while a
+background drain folds the backlog. Statistics live in the database and are replaced by
 compare-and-set on the data version, so every server process sharing it serves the same
 numbers, and a process that loses the race simply keeps the newer statistics.
 
