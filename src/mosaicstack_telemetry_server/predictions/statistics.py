@@ -3,8 +3,8 @@
 The full computation from every event: the server now serves incremental statistics
 (`buckets`, `served`), and this stays as their reference, which tests and the benchmark
 compare against. Pure: a `PartitionSnapshot` in, `StatsRow`s out; no I/O. Every statistic
-of every group is computed with whole-array operations (a stable sort by group, then index arithmetic), so the
-cost is a handful of sorts of the partition whatever the number of groups.
+of every group is computed with whole-array operations (a stable sort by group, then index
+arithmetic), so the cost is a handful of sorts of the partition whatever the number of groups.
 
 Percentiles are numpy's default method (linear interpolation between closest ranks, the
 same as PostgreSQL's `percentile_cont`), reproduced to the last bit so a test can compare
