@@ -40,23 +40,35 @@ _TOKEN_FIELDS: Final = ("p10", "p25", "median", "p75", "p90")
 def served_stats(
     storage: Storage, task_type: str, computed_at: datetime, recency: Recency
 ) -> list[StatsRow]:
-    """Every group's statistics at every level, widened, as `replace_stats` takes them."""
+    """Every group's statistics at every level, widened, as `replace_stats` takes them.
+
+    Level 0 merges its buckets; each coarser level merges the level-0 groups it holds (a
+    dozen summaries rather than hundreds of buckets).
+    """
     chosen = choose_buckets(storage.bucket_sizes(task_type), recency)
-    members: dict[StatsKey, list[BucketKey]] = {}
+    days: dict[StatsKey, list[BucketKey]] = {}
     for key in chosen:
-        for level in range(len(FALLBACK_LEVELS)):
-            members.setdefault(_group_key(key, level), []).append(key)
-    sizes = {group: sum(chosen[k] for k in keys) for group, keys in members.items()}
-    small = {k for group, keys in members.items() if sizes[group] <= EXACT_LIMIT for k in keys}
+        days.setdefault(_group_key(key, 0), []).append(key)
+    sizes = {group: sum(chosen[k] for k in keys) for group, keys in days.items()}
+    # The smallest group holding a bucket is its level-0 one: only those need exact values.
+    small = {k for group, keys in days.items() if sizes[group] <= EXACT_LIMIT for k in keys}
     rows = storage.get_buckets(sorted(small, key=_order), exact=True)
     rows.update(storage.get_buckets(sorted(set(chosen) - small, key=_order), exact=False))
-    summaries = {key: BucketSummary.from_row(row) for key, row in rows.items()}
-    out = []
-    for group, keys in members.items():
-        merged = BucketSummary.merge(
-            [summaries[k] for k in keys], keep_exact=sizes[group] <= EXACT_LIMIT
+    merged = {
+        group: BucketSummary.merge(
+            [BucketSummary.from_row(rows[k]) for k in keys], keep_exact=sizes[group] <= EXACT_LIMIT
         )
-        out.append(StatsRow(group, merged.count, stats_of(merged), computed_at))
+        for group, keys in days.items()
+    }
+    out = [StatsRow(g, s.count, stats_of(s), computed_at) for g, s in merged.items()]
+    for level in range(1, len(FALLBACK_LEVELS)):
+        children: dict[StatsKey, list[BucketSummary]] = {}
+        for group, summary in merged.items():
+            children.setdefault(_coarser(group, level), []).append(summary)
+        for group, parts in children.items():
+            count = sum(p.count for p in parts)
+            summary = BucketSummary.merge(parts, keep_exact=count <= EXACT_LIMIT)
+            out.append(StatsRow(group, summary.count, stats_of(summary), computed_at))
     return widen_intervals(out)
 
 
@@ -96,6 +108,14 @@ def _group_key(key: BucketKey, level: int) -> StatsKey:
         v if keep else WILDCARD for v, keep in zip(values, kept_dimensions(level), strict=True)
     )
     return StatsKey(level, key.task_type, model, provider, complexity)
+
+
+def _coarser(group: StatsKey, level: int) -> StatsKey:
+    values = (group.model, group.provider, group.complexity)
+    model, provider, complexity = (
+        v if keep else WILDCARD for v, keep in zip(values, kept_dimensions(level), strict=True)
+    )
+    return StatsKey(level, group.task_type, model, provider, complexity)
 
 
 def _order(key: BucketKey) -> tuple[str, ...]:
