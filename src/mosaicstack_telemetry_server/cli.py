@@ -115,6 +115,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         f"${ENV_SETTINGS['stats_max_age_seconds']})",
     )
     serve.add_argument(
+        "--stats-window-days",
+        metavar="DAYS",
+        type=_bounded(int, *LIMITS["stats_window_days"]),
+        help="days of events a prediction stands on, 0 for all (default 14, "
+        f"${ENV_SETTINGS['stats_window_days']})",
+    )
+    serve.add_argument(
         "--workers",
         type=_bounded(int, 1, _MAX_WORKERS),
         default=1,
@@ -211,13 +218,18 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     for name, option in (
         ("min_sample_size", "min_sample_size"),
         ("stats_max_age_seconds", "stats_max_age"),
+        ("stats_window_days", "stats_window_days"),
     ):
         value = getattr(args, option, None)
         if value is not None:
             setattr(settings, name, value)
     # The parser bounds the flags with the same LIMITS; this catches a Namespace built by hand.
     settings.validate(
-        {"min_sample_size": "--min-sample-size", "stats_max_age_seconds": "--stats-max-age"}
+        {
+            "min_sample_size": "--min-sample-size",
+            "stats_max_age_seconds": "--stats-max-age",
+            "stats_window_days": "--stats-window-days",
+        }
     )
     return settings
 

@@ -41,6 +41,7 @@ ENV_SETTINGS: Mapping[str, str] = {
     "database_url": ENV_DATABASE_URL,
     "min_sample_size": "MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE",
     "stats_max_age_seconds": "MOSAIC_TELEMETRY_STATS_MAX_AGE",
+    "stats_window_days": "MOSAIC_TELEMETRY_STATS_WINDOW_DAYS",
     "rate_limit_per_second": "MOSAIC_TELEMETRY_RATE_LIMIT_PER_SECOND",
     "rate_limit_burst": "MOSAIC_TELEMETRY_RATE_LIMIT_BURST",
     "max_body_bytes": "MOSAIC_TELEMETRY_MAX_BODY_BYTES",

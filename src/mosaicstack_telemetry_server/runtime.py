@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mosaicstack_telemetry_server.auth import KeyVerifier
+from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.service import PredictionService
 from mosaicstack_telemetry_server.ratelimit import RateLimiter
 from mosaicstack_telemetry_server.settings import ServerSettings
@@ -64,6 +65,7 @@ class Runtime:
             self.storage,
             min_sample_size=self.settings.min_sample_size,
             stats_max_age_seconds=self.settings.stats_max_age_seconds,
+            recency=Recency(window_days=self.settings.stats_window_days),
         )
 
     def start(self) -> None:

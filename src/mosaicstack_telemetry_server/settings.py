@@ -28,6 +28,7 @@ ENV_DATABASE_URL = "MOSAIC_TELEMETRY_DATABASE_URL"
 LIMITS: Final[Mapping[str, tuple[float, float]]] = {
     "min_sample_size": (1, 1_000_000),
     "stats_max_age_seconds": (0, 86_400),
+    "stats_window_days": (0, 3650),
     "rate_limit_per_second": (0, 1_000_000),
     "rate_limit_burst": (1, 1_000_000),
     "max_body_bytes": (1024, 64 * 1024 * 1024),
@@ -72,6 +73,8 @@ class ServerSettings:
     min_sample_size: int = 5
     # Oldest precomputed statistics may be before a request recomputes them; 0 = always fresh.
     stats_max_age_seconds: float = 300.0
+    # Days of events a prediction stands on (predictions/recency.py); 0 = every day.
+    stats_window_days: int = 14
     # Per-key token bucket: sustained requests per second and burst size.
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100

@@ -1,7 +1,11 @@
 """Predictions: per-group statistics of stored events and the contract's fallback chain.
 
-`statistics` computes (pure numpy), `fallback` chooses and words the answer (pure),
-`service` serves answers from statistics stored in the database and keeps them fresh.
+`levels` names the fallback levels once; `buckets` and `sketch` summarize events per group
+and day (exact while few, mergeable sketches always), `incremental` folds new events into
+them, `recency` picks the days an answer stands on, `served` merges them into every group's
+statistics and `widening` calibrates levels 1-3; `fallback` chooses and words the answer
+(pure), `service` serves answers and keeps them fresh. `statistics` is the full reference
+computation from every event.
 """
 
 from mosaicstack_telemetry_server.predictions.fallback import (

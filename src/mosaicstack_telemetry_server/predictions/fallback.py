@@ -16,6 +16,11 @@ from mosaicstack_telemetry import (
     PredictionQuery,
     PredictionResponse,
 )
+from mosaicstack_telemetry_server.predictions.levels import (
+    DIMENSIONS,
+    FALLBACK_LEVELS,
+    kept_dimensions,
+)
 from mosaicstack_telemetry_server.storage.base import WILDCARD, StatsKey, StatsRow
 
 __all__ = [
@@ -26,17 +31,9 @@ __all__ = [
     "confidence_for",
 ]
 
-# The dimension names of `dimensions_matched`, in the query's order.
-DIMENSIONS: Final = ("task_type", "model", "provider", "complexity")
 NO_DATA_LEVEL: Final = -1
 
-# Per level: the dimensions it keeps, a name for its group, and what dropping means.
-_KEPT: Final = (
-    frozenset(DIMENSIONS),
-    frozenset({"task_type", "model", "complexity"}),
-    frozenset({"task_type", "model"}),
-    frozenset({"task_type"}),
-)
+# Per level: a name for its group, and what dropping means.
 _GROUP_NAMES: Final = ("exact match", "without provider", "model only", "task type only")
 _DROPPED: Final = (
     "",
@@ -45,6 +42,9 @@ _DROPPED: Final = (
     "dropped model, provider and complexity (every task of this type)",
 )
 
+# Per level: whether it keeps model, provider, complexity (read once: chain_keys is hot).
+_KEPT: Final = tuple(kept_dimensions(level) for level in range(len(FALLBACK_LEVELS)))
+
 # Confidence thresholds: (highest level, fewest events) for "high", then "medium".
 _HIGH: Final = (1, 100)
 _MEDIUM: Final = (2, 30)
@@ -52,14 +52,18 @@ _MEDIUM: Final = (2, 30)
 
 def chain_keys(query: PredictionQuery) -> list[StatsKey]:
     """The stats keys of the query's groups, level 0 to 3 (dropped dimensions are WILDCARD)."""
-    values = _query_values(query)
-    keys = []
-    for level, kept in enumerate(_KEPT):
-        task_type, model, provider, complexity = (
-            values[d] if d in kept else WILDCARD for d in DIMENSIONS
+    task_type, model = query.task_type.value, query.model
+    provider, complexity = query.provider.value, query.complexity.value
+    return [
+        StatsKey(
+            level,
+            task_type,
+            model if keep_model else WILDCARD,
+            provider if keep_provider else WILDCARD,
+            complexity if keep_complexity else WILDCARD,
         )
-        keys.append(StatsKey(level, task_type, model, provider, complexity))
-    return keys
+        for level, (keep_model, keep_provider, keep_complexity) in enumerate(_KEPT)
+    ]
 
 
 def confidence_for(level: int, sample_size: int) -> str:
@@ -79,11 +83,13 @@ def build_response(
     *,
     min_sample_size: int,
     cache_hit: bool,
+    catching_up: bool = False,
 ) -> PredictionResponse:
     """Answer a query from the first chain level with at least `min_sample_size` events.
 
     `found` holds the stored statistics of (some of) the query's `chain_keys`; a missing key
-    counts as a group without events.
+    counts as a group without events. `catching_up` says the statistics do not include a
+    backlog of new events yet (a bulk load, a first start): the note says so.
     """
     keys = chain_keys(query)
     sizes = [found[key].sample_size if key in found else 0 for key in keys]
@@ -97,12 +103,13 @@ def build_response(
                 confidence=confidence_for(NO_DATA_LEVEL, 0),
                 last_updated=None,
                 dimensions_matched=dict.fromkeys(DIMENSIONS),
-                fallback_note=_no_data_note(sizes, min_sample_size),
+                fallback_note=_with_backlog(_no_data_note(sizes, min_sample_size), catching_up),
                 cache_hit=cache_hit,
             ),
         )
     row = found[keys[level]]
     values = _query_values(query)
+    kept = FALLBACK_LEVELS[level]
     return PredictionResponse(
         prediction=PredictionData.model_validate(row.stats),
         metadata=PredictionMetadata(
@@ -110,8 +117,8 @@ def build_response(
             fallback_level=level,
             confidence=confidence_for(level, row.sample_size),
             last_updated=_utc(row.computed_at),
-            dimensions_matched={d: values[d] if d in _KEPT[level] else None for d in DIMENSIONS},
-            fallback_note=_fallback_note(level, sizes, min_sample_size),
+            dimensions_matched={d: values[d] if d in kept else None for d in DIMENSIONS},
+            fallback_note=_with_backlog(_fallback_note(level, sizes, min_sample_size), catching_up),
             cache_hit=cache_hit,
         ),
     )
@@ -145,6 +152,18 @@ def _no_data_note(sizes: list[int], min_sample_size: int) -> str:
         f"No level of the fallback chain has at least {min_sample_size} events "
         f"({_counts(sizes, range(len(sizes)))})"
     )
+
+
+_BACKLOG_NOTE: Final = (
+    "Statistics are still summarizing a backlog of new events; this answer does not "
+    "include all of them yet"
+)
+
+
+def _with_backlog(note: str | None, catching_up: bool) -> str | None:
+    if not catching_up:
+        return note
+    return _BACKLOG_NOTE if note is None else f"{note}. {_BACKLOG_NOTE}"
 
 
 def _utc(moment: datetime) -> datetime:

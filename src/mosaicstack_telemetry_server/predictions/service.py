@@ -1,8 +1,13 @@
 """Serving predictions from statistics kept in the database, and keeping them fresh.
 
 A request never scans the events table: it reads two tiny version tables, refreshes only
-the task types whose statistics are stale (one partition read each), then fetches every
-group it needs in one `get_stats` call. Statistics live in the database and are replaced by
+the task types whose statistics are stale, then takes every group it needs from this
+process's row cache (`row_cache`), reading only rows of a newer version. A refresh folds the
+events not read yet into per-group, per-day buckets (`incremental`), then rebuilds the stale
+task types' statistics from their buckets (`served`): its cost follows what arrived, not the
+table's size. A request never waits for a backlog of more than `REQUEST_MAX_EVENTS` events
+(a bulk load, a first start): it answers from the statistics there are, saying so, while a
+background drain folds the backlog. Statistics live in the database and are replaced by
 compare-and-set on the data version, so every server process sharing it serves the same
 numbers, and a process that loses the race simply keeps the newer statistics.
 
@@ -25,16 +30,27 @@ from datetime import UTC, datetime
 from typing import Final
 
 from mosaicstack_telemetry import PredictionQuery, PredictionResponse
+from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
-from mosaicstack_telemetry_server.predictions.statistics import compute_partition_stats
+from mosaicstack_telemetry_server.predictions.incremental import CatchUp, catch_up
+from mosaicstack_telemetry_server.predictions.recency import DEFAULT_RECENCY, Recency
+from mosaicstack_telemetry_server.predictions.row_cache import RowCache
+from mosaicstack_telemetry_server.predictions.served import served_stats
 from mosaicstack_telemetry_server.storage.base import StatsKey, Storage
 
 __all__ = ["MAX_QUERIES_PER_BATCH", "Clock", "PredictionService"]
 
 logger = logging.getLogger(__name__)
 
-# The contract's limit on queries per `POST /v1/predictions/batch`.
-MAX_QUERIES_PER_BATCH: Final = 100
+# The contract's limit on queries per `POST /v1/predictions/batch`: the SDK's one limit on
+# batch sizes, shared so that the two can never disagree.
+MAX_QUERIES_PER_BATCH: Final = MAX_BATCH_SIZE
+# Most new events a request folds itself; a larger backlog is drained in the background.
+REQUEST_MAX_EVENTS: Final = 10_000
+# Events per chunk of the background drain (one snapshot, one transaction each).
+CHUNK_EVENTS: Final = 50_000
+# How long a request waits for this process's fold in progress (a small one: see _update).
+_REQUEST_WAIT: Final = 2.0
 # Bounds of the background refresher's default period.
 _MIN_INTERVAL_SECONDS: Final = 0.5
 _MAX_INTERVAL_SECONDS: Final = 30.0
@@ -62,6 +78,7 @@ class PredictionService:
         min_sample_size: int,
         stats_max_age_seconds: float,
         clock: Clock = _utc_now,
+        recency: Recency = DEFAULT_RECENCY,
     ) -> None:
         if min_sample_size < 1:
             raise ValueError("min_sample_size must be at least 1")
@@ -79,6 +96,13 @@ class PredictionService:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread_guard = threading.Lock()
+        self._recency = recency
+        self._rows = RowCache()
+        # One fold of new events at a time in this process (others: the cursor's CAS).
+        self._update_lock = threading.Lock()
+        self._behind = False  # a backlog is being drained: requests do not wait for it
+        self._wake = threading.Event()
+        self._drain: threading.Thread | None = None
 
     @property
     def min_sample_size(self) -> int:
@@ -111,16 +135,18 @@ class PredictionService:
         if not queries:
             return []
         refreshed = self._refresh({q.task_type.value for q in queries}, ahead_seconds=0.0)
+        behind = self._behind
         keys: dict[StatsKey, None] = {}
         for query in queries:
             keys.update(dict.fromkeys(chain_keys(query)))
-        found = self._storage.get_stats(list(keys))
+        found = self._rows.get(self._storage, list(keys), self._storage.stats_versions())
         return [
             build_response(
                 query,
                 found,
                 min_sample_size=self._min_sample_size,
                 cache_hit=query.task_type.value not in refreshed,
+                catching_up=behind,
             )
             for query in queries
         ]
@@ -142,13 +168,14 @@ class PredictionService:
         # version did reflect every stored event at this instant, whatever arrives next.
         checked_at = self._clock()
         refreshed: set[str] = set()
+        stale: dict[str, int] = {}
         for task_type, version, restamp in self._stale(only, ahead_seconds, checked_at):
-            if restamp:
-                done = self._restamp(task_type, version, checked_at, seen.get(task_type))
-            else:
-                done = self._recompute(task_type, version, seen.get(task_type))
-            if done:
+            if not restamp:
+                stale[task_type] = version
+            elif self._restamp(task_type, version, checked_at, seen.get(task_type)):
                 refreshed.add(task_type)
+        if stale:
+            refreshed |= self._update(stale, seen, request=only is not None)
         return refreshed
 
     def _stale(
@@ -200,25 +227,83 @@ class PredictionService:
             self._record(task_type, version)
             return True
 
-    def _recompute(self, task_type: str, version: int, seen: tuple[int, int] | None) -> bool:
-        """Recompute a task type found stale at `version`, unless a concurrent call just did.
+    def _update(
+        self, stale: dict[str, int], seen: dict[str, tuple[int, int]], *, request: bool
+    ) -> set[str]:
+        """Fold new events into the buckets, then rebuild the stale task types' statistics.
 
-        `seen` is this process's last computation of it when staleness was judged. If another
-        one finished since and read at least `version`, its statistics (stored, or superseded
-        by newer ones) already reflect everything this call saw, so it is not repeated.
+        A request never waits on a large backlog (a bulk load, a first start): it serves the
+        statistics there are and leaves the backlog to the background drain. A small one
+        (at most `REQUEST_MAX_EVENTS` events) it folds itself, so that with a maximum age of
+        0 an answer reflects every event accepted before the request.
         """
-        with self._lock_for(task_type):
-            if self._refreshed_since(task_type, version, seen):
-                return False
-            # Before the read: the statistics reflect every event stored at this instant (an
-            # event stored during the read may be missed, so a later time would overstate it).
-            computed_at = self._clock()
-            snapshot = self._storage.read_partition(task_type)
-            rows = compute_partition_stats(snapshot, computed_at)
+        if request:
+            # Sized before folding anything: a request must not spend its time on a backlog.
+            if self._behind or self._storage.event_backlog() > REQUEST_MAX_EVENTS:
+                self._behind = True
+                self._kick()
+                return set()
+            if not self._update_lock.acquire(timeout=_REQUEST_WAIT):
+                return set()  # a fold still running after that long: serve what there is
+        else:
+            self._update_lock.acquire()
+        try:
+            if all(self._refreshed_since(t, v, seen.get(t)) for t, v in stale.items()):
+                return set()  # a concurrent call of this process just did it
+            limit = REQUEST_MAX_EVENTS if request else CHUNK_EVENTS
+            done = catch_up(self._storage, self._clock, chunk=limit, max_events=limit)
+            self._behind = not done.complete
+            if not done.complete:
+                self._kick()
+                return set()
+            return self._rebuild(stale, done)
+        finally:
+            self._update_lock.release()
+
+    def _rebuild(self, stale: dict[str, int], done: CatchUp) -> set[str]:
+        """Rebuild the statistics of the stale task types from their buckets."""
+        rebuilt = set()
+        for task_type in sorted(stale):
+            version = done.versions.get(task_type, stale[task_type])
+            rows = served_stats(self._storage, task_type, done.read_at, self._recency)
             # False means another process stored statistics of this version or newer: fine.
-            self._storage.replace_stats(task_type, snapshot.version, computed_at, rows)
-            self._record(task_type, snapshot.version)
-            return True
+            self._storage.replace_stats(task_type, version, done.read_at, rows)
+            self._record(task_type, version)
+            rebuilt.add(task_type)
+        return rebuilt
+
+    def _kick(self) -> None:
+        """Have the backlog drained in the background: wake the refresher, or start a drain."""
+        if self.background_running:
+            self._wake.set()
+            return
+        with self._thread_guard:
+            if self._drain is not None and self._drain.is_alive():
+                return
+            self._drain = threading.Thread(
+                target=self._drain_backlog, name="mosaic-telemetry-stats-drain", daemon=True
+            )
+            self._drain.start()
+
+    def _drain_backlog(self) -> None:
+        try:
+            self._drain_step()
+            while self._behind:
+                self._drain_step()
+        except Exception:  # a thread of its own: log, the next request kicks again
+            logger.exception("summarizing new events for predictions failed")
+
+    def _drain_step(self) -> None:
+        """Fold one chunk of a backlog; once none is left, rebuild what it made stale."""
+        with self._update_lock:
+            done = catch_up(self._storage, self._clock, chunk=CHUNK_EVENTS, max_events=CHUNK_EVENTS)
+            self._behind = not done.complete
+            if done.complete:
+                stored = self._storage.stats_versions()
+                stale = {
+                    t: v for t, v in done.versions.items() if t not in stored or stored[t][0] < v
+                }
+                self._rebuild(stale, done)
 
     def _refreshed_since(self, task_type: str, version: int, seen: tuple[int, int] | None) -> bool:
         # Another call of this process refreshed it after `seen`, at `version` or newer.
@@ -266,6 +351,7 @@ class PredictionService:
         with self._thread_guard:
             thread, self._thread = self._thread, None
             self._stop.set()
+            self._wake.set()
         if thread is None:
             return True
         thread.join(timeout)
@@ -275,7 +361,10 @@ class PredictionService:
         failing = False
         while not stop.is_set():
             try:
-                self.refresh_stale(ahead_seconds=interval)
+                if self._behind:
+                    self._drain_step()
+                else:
+                    self.refresh_stale(ahead_seconds=interval)
             except Exception:  # never die: the next period may find the database back
                 # One traceback per outage, not one per period.
                 if not failing:
@@ -287,7 +376,11 @@ class PredictionService:
                 if failing:
                     logger.info("refreshing prediction statistics works again")
                 failing = False
-            stop.wait(interval)
+            # Woken early by a request that found a backlog; back at once while behind
+            # (unless failing: then once a period, like any retry).
+            if failing or not self._behind:
+                self._wake.wait(interval)
+                self._wake.clear()
 
 
 def _age_seconds(now: datetime, computed_at: datetime) -> float:

@@ -1,8 +1,10 @@
 """Statistics of one task type's events, for every group of the fallback chain, in numpy.
 
-Pure: a `PartitionSnapshot` in, `StatsRow`s out; no I/O. Every statistic of every group is
-computed with whole-array operations (a stable sort by group, then index arithmetic), so the
-cost is a handful of sorts of the partition whatever the number of groups.
+The full computation from every event: the server now serves incremental statistics
+(`buckets`, `served`), and this stays as their reference, which tests and the benchmark
+compare against. Pure: a `PartitionSnapshot` in, `StatsRow`s out; no I/O. Every statistic
+of every group is computed with whole-array operations (a stable sort by group, then index
+arithmetic), so the cost is a handful of sorts of the partition whatever the number of groups.
 
 Percentiles are numpy's default method (linear interpolation between closest ranks, the
 same as PostgreSQL's `percentile_cont`), reproduced to the last bit so a test can compare
@@ -27,6 +29,7 @@ from mosaicstack_telemetry import (
     QualityPrediction,
     TokenDistribution,
 )
+from mosaicstack_telemetry_server.predictions.levels import FALLBACK_LEVELS, kept_dimensions
 from mosaicstack_telemetry_server.storage.base import (
     WILDCARD,
     PartitionSnapshot,
@@ -34,7 +37,7 @@ from mosaicstack_telemetry_server.storage.base import (
     StatsRow,
 )
 
-__all__ = ["FALLBACK_LEVELS", "PERCENTILES", "compute_partition_stats"]
+__all__ = ["PERCENTILES", "compute_partition_stats"]
 
 # The contract's token percentiles, in the order of `TokenDistribution`'s fields.
 PERCENTILES: Final = (10.0, 25.0, 50.0, 75.0, 90.0)
@@ -43,18 +46,14 @@ _TOKEN_FIELDS: Final = ("p10", "p25", "median", "p75", "p90")
 _QUANTILES: Final = np.true_divide(np.array(PERCENTILES), 100)
 _MEDIAN: Final = np.array([0.5])
 
-# Fallback levels and the dimensions (of model, provider, complexity) each one keeps.
-FALLBACK_LEVELS: Final = (
-    (0, (True, True, True)),
-    (1, (True, False, True)),
-    (2, (True, False, False)),
-    (3, (False, False, False)),
-)
 
 # Column positions in `PartitionSnapshot.rows`.
 _MODEL, _PROVIDER, _COMPLEXITY = 0, 1, 2
 _ACTUAL_IN, _ACTUAL_OUT, _COST, _DURATION, _EST_IN, _EST_OUT, _GATE, _OUTCOME = range(3, 11)
 _SUCCESS: Final = "success"
+# Metrics whose unknown values are NaN: a group's median is over its known values only, and
+# a group without any known value gets 1.0 (ratios: no correction) or 0 (duration).
+_UNKNOWN_WHEN_NAN: Final = ("duration_ms", "input_ratio", "output_ratio")
 
 _Ints = npt.NDArray[np.int64]
 _Floats = npt.NDArray[np.float64]
@@ -84,7 +83,8 @@ def compute_partition_stats(snapshot: PartitionSnapshot, computed_at: datetime) 
     metrics = _Metrics.from_columns(columns)
 
     result: list[StatsRow] = []
-    for level, kept in FALLBACK_LEVELS:
+    for level in range(len(FALLBACK_LEVELS)):
+        kept = kept_dimensions(level)
         keys: dict[tuple[str, str, str], int] = {}
         to_level = np.empty(len(exact_groups), dtype=np.int64)
         for triple, exact_id in exact_groups.items():
@@ -130,7 +130,8 @@ class _Metrics:
             "input_tokens": actual_in,
             "output_tokens": actual_out,
             "cost_usd_micros": ints(_COST),
-            "duration_ms": ints(_DURATION),
+            # 0 means "not measured" (contract): left out like a ratio without an estimate.
+            "duration_ms": _measured(ints(_DURATION)),
             "input_ratio": _ratios(actual_in, ints(_EST_IN)),
             "output_ratio": _ratios(actual_out, ints(_EST_OUT)),
         }
@@ -140,8 +141,7 @@ class _Metrics:
             order = np.argsort(column, kind="stable")
             ordered[name] = (order, column[order])
         has_value = {
-            name: (~np.isnan(values[name])).astype(np.float64)
-            for name in ("input_ratio", "output_ratio")
+            name: (~np.isnan(values[name])).astype(np.float64) for name in _UNKNOWN_WHEN_NAN
         }
         gate = np.asarray(columns[_GATE], dtype=bool).astype(np.float64)
         outcomes = columns[_OUTCOME]
@@ -164,7 +164,10 @@ class _Metrics:
                 valid = np.bincount(group_ids, self._has_value[name], minlength=n_groups)
                 counts = np.rint(valid).astype(np.int64)
                 medians = _percentiles(grouped, starts, np.maximum(counts, 1), _MEDIAN)[:, 0]
-                columns[name] = np.where(counts > 0, medians, 1.0)
+                if name == "duration_ms":
+                    columns[name] = np.rint(np.where(counts > 0, medians, 0.0))[:, None]
+                else:
+                    columns[name] = np.where(counts > 0, medians, 1.0)
             else:
                 quantiles = _QUANTILES if name.endswith("_tokens") else _MEDIAN
                 columns[name] = np.rint(_percentiles(grouped, starts, sizes, quantiles))
@@ -189,6 +192,11 @@ class _Metrics:
             )
             for g in range(n_groups)
         ]
+
+
+def _measured(durations: _Floats) -> _Floats:
+    """Durations with 0 ("not measured") as NaN, so the median leaves them out."""
+    return np.where(durations > 0, durations, np.nan)
 
 
 def _ratios(actual: _Floats, estimated: _Floats) -> _Floats:

@@ -18,7 +18,11 @@ __all__ = [
     "USAGE_DIMENSIONS",
     "WILDCARD",
     "ApiKeyRecord",
+    "BucketKey",
+    "BucketRow",
+    "EventCursor",
     "KeyRole",
+    "NewEvents",
     "PartitionSnapshot",
     "StatsKey",
     "StatsRow",
@@ -140,6 +144,65 @@ class TokenBucketRow:
     kind: str
     bucket: int
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BucketKey:
+    """One level-0 group of the fallback chain on one UTC day (of the events' timestamps)."""
+
+    task_type: str
+    model: str
+    provider: str
+    complexity: str
+    day: str  # YYYY-MM-DD
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRow:
+    """The stored summary of one bucket's events (see `predictions/buckets.py`).
+
+    `sketch` holds the counts and every metric's sketch; `exact` the values themselves while
+    the bucket has at most 10,000 events (else None; also None when not asked for).
+    """
+
+    key: BucketKey
+    sample_size: int
+    sketch: bytes
+    exact: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventCursor:
+    """How far the prediction summaries have read the events table.
+
+    Every event with an id <= `last_id` has been read, except, on PostgreSQL, events of
+    transactions still in flight when it was read (ids are drawn before commit, so they can
+    commit out of order): those are the transactions in `in_flight` (the reading snapshot's
+    xip list) or at or after `horizon` (its xmax), xid8s as text, and are read later. SQLite
+    has one writer at a time, so there ids commit in order and both stay empty.
+    """
+
+    generation: int  # bumped by every advance: a compare-and-set between processes
+    last_id: int
+    horizon: str | None = None
+    in_flight: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvents:
+    """Events not read yet, and the cursor and data versions after reading them.
+
+    `rows` are tuples of: task_type, model, provider, complexity, day (YYYY-MM-DD of the
+    timestamp, UTC), actual_input_tokens, actual_output_tokens, actual_cost_usd_micros,
+    task_duration_ms, estimated_input_tokens, estimated_output_tokens, quality_gate_passed
+    (bool), outcome (str). `versions` are the data versions of the same snapshot, and
+    `complete` says whether the read reached its end (no event was left for lack of room).
+    """
+
+    rows: list[tuple[Any, ...]]
+    cursor: EventCursor
+    versions: dict[str, int]
+    complete: bool
 
 
 class Storage(Protocol):
@@ -272,3 +335,31 @@ class Storage(Protocol):
 
     def delete_dashboard_session(self, token_hash: str) -> None:
         """End a session (nothing happens if there is none)."""
+
+    # incremental prediction summaries
+    def event_cursor(self) -> EventCursor:
+        """Where the summaries' reading of the events table stands."""
+
+    def event_backlog(self) -> int:
+        """About how many events the summaries have not read yet (cheap: no row is read).
+
+        The newest event id less the cursor's last id: exact on SQLite, an upper bound on
+        PostgreSQL (ids skipped by conflicts count), late commits left out.
+        """
+
+    def read_new_events(self, cursor: EventCursor, limit: int) -> NewEvents:
+        """Up to `limit` events (plus late commits) not read at `cursor`, from one snapshot."""
+
+    def advance_events(
+        self, old: EventCursor, new: EventCursor, buckets: Sequence[BucketRow]
+    ) -> bool:
+        """Store `new` and upsert the buckets in one transaction, if the cursor is still `old`.
+
+        Returns False (and changes nothing) when another process advanced it meanwhile.
+        """
+
+    def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
+        """Every bucket of a task type and its number of events, without the summaries."""
+
+    def get_buckets(self, keys: Sequence[BucketKey], *, exact: bool) -> dict[BucketKey, BucketRow]:
+        """The stored buckets asked for; their exact values only when `exact`."""

@@ -45,6 +45,7 @@ from mosaicstack_telemetry_server.storage._rollups import (
     sketches_of,
 )
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
+from mosaicstack_telemetry_server.storage._sqlite_summaries import SQLiteSummaries
 from mosaicstack_telemetry_server.storage._usage_sql import (
     Dialect,
     backfill_source_sql,
@@ -180,7 +181,7 @@ def _cube_statement(source: str) -> str:
     return cube_statement(_DIALECT, source)
 
 
-class SQLiteStorage:
+class SQLiteStorage(SQLiteSummaries):
     """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
 
     def __init__(

@@ -1,0 +1,185 @@
+"""Per-group, per-day summaries of events: folded from new events, merged for any window.
+
+A bucket is one level-0 group (task type, model, provider, complexity) on one UTC day. Its
+summary holds the event count, the quality counts, and for each metric a `MetricSummary`
+(exact values while few, a mergeable sketch always). New events are folded into the buckets
+they fall in, so a refresh costs what arrived, and any group of any fallback level over any
+days is the merge of its buckets.
+
+What counts as unknown, per field (the contract): a duration of 0 is "not measured" and a
+ratio needs an estimate > 0; both are left out of their medians. Token counts and costs of
+0 are real (an empty answer, a local model) and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from mosaicstack_telemetry_server.predictions.sketch import EXACT_LIMIT, MetricSummary, sketch_keys
+from mosaicstack_telemetry_server.storage.base import BucketKey, BucketRow
+
+__all__ = ["METRICS", "BucketSummary", "fold_events"]
+
+METRICS: Final = (
+    "input_tokens",
+    "output_tokens",
+    "cost_usd_micros",
+    "duration_ms",
+    "input_ratio",
+    "output_ratio",
+)
+_Floats = npt.NDArray[np.float64]
+_ENCODING: Final = 1.0  # first number of every blob: the layout's version
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSummary:
+    """Events, gate passes, successes, and one `MetricSummary` per name of `METRICS`."""
+
+    count: int
+    gate_passed: int
+    successes: int
+    metrics: dict[str, MetricSummary]
+
+    @classmethod
+    def merge(cls, parts: Sequence[BucketSummary], *, keep_exact: bool = True) -> BucketSummary:
+        """The summary of the union of the parts' events."""
+        return cls(
+            sum(p.count for p in parts),
+            sum(p.gate_passed for p in parts),
+            sum(p.successes for p in parts),
+            {
+                m: MetricSummary.merge([p.metrics[m] for p in parts], keep_exact=keep_exact)
+                for m in METRICS
+            },
+        )
+
+    def to_row(self, key: BucketKey) -> BucketRow:
+        """The bucket as stored: float64 numbers as bytes (exact values while few)."""
+        parts = [np.array([_ENCODING, self.count, self.gate_passed, self.successes])]
+        for name in METRICS:
+            parts.extend(self.metrics[name].sketch_parts())
+        exact = None
+        if self.count <= EXACT_LIMIT:
+            values = [_exact_of(self.metrics[name]) for name in METRICS]
+            sizes = np.array([_ENCODING, *(v.size for v in values)], dtype=np.float64)
+            exact = np.concatenate([sizes, *values]).tobytes()
+        return BucketRow(key, self.count, np.concatenate(parts).tobytes(), exact)
+
+    @classmethod
+    def from_row(cls, row: BucketRow) -> BucketSummary:
+        """Read a stored bucket (with its exact values if the row carries them)."""
+        data = np.frombuffer(row.sketch, dtype=np.float64)
+        exacts = _split_exact(row.exact)
+        count, gate_passed, successes = (int(v) for v in data[1:4])
+        at, metrics = 4, {}
+        for i, name in enumerate(METRICS):
+            metrics[name], at = MetricSummary.from_sketch(data, at, exacts[i])
+        return cls(count, gate_passed, successes, metrics)
+
+
+def _exact_of(summary: MetricSummary) -> _Floats:
+    if summary.exact is None:  # pragma: no cover - a count <= EXACT_LIMIT always keeps them
+        raise ValueError("exact values missing")
+    return summary.exact
+
+
+def _split_exact(blob: bytes | None) -> list[_Floats | None]:
+    if blob is None:
+        return [None] * len(METRICS)
+    data = np.frombuffer(blob, dtype=np.float64)
+    sizes = data[1 : 1 + len(METRICS)].astype(np.int64)
+    ends = 1 + len(METRICS) + np.cumsum(sizes)
+    return [data[end - size : end] for size, end in zip(sizes, ends, strict=True)]
+
+
+def fold_events(rows: Sequence[tuple[Any, ...]]) -> dict[BucketKey, BucketSummary]:
+    """The summaries of new events (rows as `NewEvents.rows`), one per bucket they fall in.
+
+    Whole-array work: each key column is numbered once, the numbers make one bucket id per
+    row, and every metric's sketch bins of every bucket come from one `numpy.unique` of
+    (bucket, bin) codes; Python only loops over the buckets, not the rows.
+    """
+    if not rows:
+        return {}
+    columns = list(zip(*rows, strict=True))
+    bucket, keys = _bucket_ids(columns[:5])
+    order = np.argsort(bucket, kind="stable")
+    sorted_bucket = bucket[order]
+    bounds = np.searchsorted(sorted_bucket, np.arange(len(keys) + 1))
+    actual_in, actual_out, cost, duration, est_in, est_out = np.array(
+        columns[5:11], dtype=np.float64
+    )[:, order]
+    known = {
+        "input_tokens": (actual_in, None),
+        "output_tokens": (actual_out, None),
+        "cost_usd_micros": (cost, None),
+        "duration_ms": (duration, duration > 0),
+        "input_ratio": _ratio(actual_in, est_in),
+        "output_ratio": _ratio(actual_out, est_out),
+    }
+    per_metric = {
+        name: _summaries(values, mask, sorted_bucket, len(keys))
+        for name, (values, mask) in known.items()
+    }
+    gate = np.bincount(bucket, np.array(columns[11], dtype=np.float64), len(keys))
+    success = np.bincount(
+        bucket, np.array([o == "success" for o in columns[12]], dtype=np.float64), len(keys)
+    )
+    return {
+        key: BucketSummary(
+            int(bounds[b + 1] - bounds[b]),
+            int(gate[b]),
+            int(success[b]),
+            {name: per_metric[name][b] for name in METRICS},
+        )
+        for b, key in enumerate(keys)
+    }
+
+
+def _bucket_ids(
+    key_columns: Sequence[Sequence[Any]],
+) -> tuple[npt.NDArray[np.int64], list[BucketKey]]:
+    """One id per row for its (task type, model, provider, complexity, day), and the keys."""
+    numbers: dict[tuple[Any, ...], int] = {}
+    # A list comprehension over one dict: the cheapest per-row work Python offers here.
+    ids = [numbers.setdefault(key, len(numbers)) for key in zip(*key_columns, strict=True)]
+    return np.array(ids, dtype=np.int64), [BucketKey(*key) for key in numbers]
+
+
+def _ratio(actual: _Floats, estimated: _Floats) -> tuple[_Floats, npt.NDArray[np.bool_]]:
+    has = estimated > 0
+    ratios = np.divide(actual, estimated, out=np.zeros_like(actual), where=has)
+    return ratios, has
+
+
+def _summaries(
+    values: _Floats, mask: npt.NDArray[np.bool_] | None, bucket: npt.NDArray[np.int64], count: int
+) -> list[MetricSummary]:
+    """One metric's summary for every bucket (rows sorted by bucket; `mask`: known values)."""
+    if mask is not None:
+        values, bucket = values[mask], bucket[mask]
+    bounds = np.searchsorted(bucket, np.arange(count + 1))
+    positive = values > 0
+    keys = sketch_keys(values[positive])
+    low = int(keys.min()) if keys.size else 0
+    span = int(keys.max()) - low + 1 if keys.size else 1
+    codes, counts = np.unique(bucket[positive] * span + (keys - low), return_counts=True)
+    code_bounds = np.searchsorted(codes, np.arange(count + 1) * span)
+    zeros = np.bincount(bucket[~positive], minlength=count)
+    out = []
+    for b in range(count):
+        lo, hi = bounds[b], bounds[b + 1]
+        c_lo, c_hi = code_bounds[b], code_bounds[b + 1]
+        size = int(hi - lo)
+        exact = values[lo:hi].copy() if size <= EXACT_LIMIT else None
+        bins = codes[c_lo:c_hi] - b * span + low
+        out.append(
+            MetricSummary(size, exact, int(zeros[b]), bins, counts[c_lo:c_hi].astype(np.int64))
+        )
+    return out

@@ -1,0 +1,410 @@
+"""Incremental summaries on real SQLite and PostgreSQL: exactness, late commits, drift, backlog."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from mosaicstack_telemetry import (
+    Complexity,
+    Harness,
+    Outcome,
+    PredictionQuery,
+    Provider,
+    TaskCompletionEvent,
+    TaskType,
+)
+from mosaicstack_telemetry_server.predictions import compute_partition_stats
+from mosaicstack_telemetry_server.predictions.incremental import catch_up
+from mosaicstack_telemetry_server.predictions.recency import Recency
+from mosaicstack_telemetry_server.predictions.service import REQUEST_MAX_EVENTS, PredictionService
+from mosaicstack_telemetry_server.storage import Storage, open_storage
+from mosaicstack_telemetry_server.storage.base import StatsKey
+
+DAY0 = datetime(2026, 9, 1, 12, tzinfo=UTC)
+INSTANCE = uuid4()
+TASK = TaskType.IMPLEMENTATION
+ALL_DAYS = Recency(window_days=0)
+
+
+def event(
+    rng: random.Random,
+    *,
+    day: int = 0,
+    model: str = "m",
+    provider: Provider = Provider.ANTHROPIC,
+    complexity: Complexity = Complexity.MEDIUM,
+    tokens: float | None = None,
+) -> TaskCompletionEvent:
+    value = int(tokens if tokens is not None else rng.lognormvariate(9, 1.2))
+    return TaskCompletionEvent(
+        instance_id=INSTANCE,
+        timestamp=DAY0 + timedelta(days=day),
+        task_duration_ms=rng.choice([0, rng.randrange(1, 10**7)]),
+        task_type=TASK,
+        complexity=complexity,
+        harness=Harness.CLAUDE_CODE,
+        model=model,
+        provider=provider,
+        estimated_input_tokens=rng.choice([0, rng.randrange(1, 10**6)]),
+        estimated_output_tokens=rng.randrange(1, 10**5),
+        actual_input_tokens=value,
+        actual_output_tokens=rng.randrange(10**5),
+        estimated_cost_usd_micros=0,
+        actual_cost_usd_micros=rng.choice([0, rng.randrange(10**6)]),
+        quality_gate_passed=rng.random() < 0.7,
+        context_compactions=0,
+        context_rotations=0,
+        context_utilization_final=0.5,
+        outcome=rng.choice(list(Outcome)),
+        retry_count=0,
+    )
+
+
+def query(
+    model: str = "m",
+    provider: Provider = Provider.ANTHROPIC,
+    complexity: Complexity = Complexity.MEDIUM,
+) -> PredictionQuery:
+    return PredictionQuery(task_type=TASK, model=model, provider=provider, complexity=complexity)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def storage(database_url: str) -> Iterator[Storage]:
+    store = open_storage(database_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return random.Random(20261130)
+
+
+def served(service: PredictionService, storage: Storage) -> dict[StatsKey, Any]:
+    service.refresh_stale()
+    return storage.get_stats(all_keys(storage))
+
+
+def all_keys(storage: Storage) -> list[StatsKey]:
+    rows = compute_partition_stats(storage.read_partition(TASK.value), DAY0)
+    return [row.key for row in rows]
+
+
+def test_refreshing_in_steps_gives_the_numbers_of_one_full_computation(
+    storage: Storage, rng: random.Random
+) -> None:
+    service = PredictionService(
+        storage, min_sample_size=1, stats_max_age_seconds=0, recency=ALL_DAYS
+    )
+    shapes = [
+        (model, provider, complexity)
+        for model in ("a", "b")
+        for provider in (Provider.ANTHROPIC, Provider.OPENROUTER)
+        for complexity in (Complexity.LOW, Complexity.HIGH)
+    ]
+    for step in range(3):
+        storage.insert_events(
+            [
+                event(rng, day=rng.randrange(5), model=m, provider=p, complexity=c)
+                for m, p, c in shapes
+                for _ in range(7 + step)
+            ]
+        )
+        got = served(service, storage)
+    full = {r.key: r for r in compute_partition_stats(storage.read_partition(TASK.value), DAY0)}
+    assert set(got) == set(full)
+    for key, row in full.items():
+        assert got[key].sample_size == row.sample_size
+        mine, theirs = dict(got[key].stats), dict(row.stats)
+        if key.level > 0:  # widened: the median and everything else stays
+            for metric in ("input_tokens", "output_tokens"):
+                assert mine.pop(metric)["median"] == theirs.pop(metric)["median"]
+        assert mine == theirs
+
+
+def test_groups_up_to_10000_events_are_exact_and_larger_ones_within_one_percent(
+    storage: Storage, rng: random.Random
+) -> None:
+    # Level 0: exactly 10,000 events over two days (two buckets); level 1: one more, through
+    # another route, so 10,001: the sketches answer there and above.
+    exact = [event(rng, day=i % 2) for i in range(10_000)]
+    storage.insert_events(exact)
+    storage.insert_events([event(rng, provider=Provider.OPENROUTER)])
+    service = PredictionService(
+        storage, min_sample_size=1, stats_max_age_seconds=0, recency=ALL_DAYS
+    )
+    rows = served(service, storage)
+    full = {r.key: r for r in compute_partition_stats(storage.read_partition(TASK.value), DAY0)}
+    level0 = StatsKey(0, TASK.value, "m", "anthropic", "medium")
+    assert rows[level0].sample_size == 10_000
+    assert rows[level0].stats == full[level0].stats
+    for key in (
+        StatsKey(1, TASK.value, "m", "*", "medium"),
+        StatsKey(3, TASK.value, "*", "*", "*"),
+    ):
+        assert rows[key].sample_size == 10_001
+        for metric in ("input_tokens", "output_tokens"):
+            want = full[key].stats[metric]["median"]
+            assert abs(rows[key].stats[metric]["median"] - want) <= 0.01 * want
+        assert (
+            abs(rows[key].stats["duration_ms"]["median"] - full[key].stats["duration_ms"]["median"])
+            <= 0.01 * full[key].stats["duration_ms"]["median"]
+        )
+        assert rows[key].stats["quality"] == full[key].stats["quality"]
+
+
+def bucket_total(storage: Storage) -> int:
+    return sum(size for _, size in storage.bucket_sizes(TASK.value))
+
+
+def test_two_processes_folding_at_once_count_every_event_once(
+    database_url: str, storage: Storage, rng: random.Random
+) -> None:
+    other = open_storage(database_url)
+    try:
+        for _ in range(5):
+            storage.insert_events([event(rng, day=rng.randrange(3)) for _ in range(300)])
+            threads = [
+                threading.Thread(
+                    target=catch_up,
+                    args=(s, lambda: DAY0),
+                    kwargs={"chunk": 97, "max_events": 10**6},
+                )
+                for s in (storage, other, storage)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert bucket_total(storage) == storage.count_events() == 1500
+    finally:
+        other.close()
+
+
+def test_postgres_events_committing_out_of_order_are_not_skipped(
+    postgres_url: str, rng: random.Random
+) -> None:
+    import psycopg
+
+    storage = open_storage(postgres_url)
+    storage.migrate()
+    try:
+        storage.insert_events([event(rng)])
+        columns = (
+            "instance_id, schema_version, timestamp, task_duration_ms, task_type, complexity, "
+            "harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
+            "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
+            "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, "
+            "quality_gates_failed, context_compactions, context_rotations, "
+            "context_utilization_final, outcome, retry_count, language, repo_size_category"
+        )
+        with psycopg.connect(postgres_url) as slow:
+            # Draws its id now and commits last: the other events get larger ids, commit first.
+            slow.execute(
+                f"INSERT INTO events (event_id, {columns}) SELECT gen_random_uuid(), {columns} "
+                "FROM events LIMIT 1"
+            )
+            storage.insert_events([event(rng) for _ in range(5)])
+            catch_up(storage, lambda: DAY0, chunk=100, max_events=10**6)
+            assert bucket_total(storage) == 6
+            slow.commit()
+        catch_up(storage, lambda: DAY0, chunk=100, max_events=10**6)
+        assert bucket_total(storage) == storage.count_events() == 7
+        catch_up(storage, lambda: DAY0, chunk=100, max_events=10**6)
+        assert bucket_total(storage) == 7
+    finally:
+        storage.close()
+
+
+def test_after_a_step_change_predictions_reach_the_new_level_within_the_window(
+    storage: Storage, rng: random.Random
+) -> None:
+    recency = Recency(window_days=14, min_events=100)
+    service = PredictionService(
+        storage, min_sample_size=5, stats_max_age_seconds=0, recency=recency
+    )
+    change, per_day = 30, 40
+    medians = {}
+    for day in range(change + recency.window_days):
+        level = 1_000 if day < change else 3_000  # the model now uses 3x the tokens
+        storage.insert_events(
+            [event(rng, day=day, tokens=level * rng.lognormvariate(0, 0.3)) for _ in range(per_day)]
+        )
+        [response] = service.predict_batch([query()])
+        assert response.prediction is not None
+        medians[day] = response.prediction.input_tokens.median
+        assert response.metadata.sample_size == per_day * min(day + 1, recency.window_days)
+    assert abs(medians[change - 1] - 1_000) < 100
+    # Half the window after the change the median has moved over; at its end it is there.
+    assert medians[change + recency.window_days // 2] > 2_000
+    assert abs(medians[change + recency.window_days - 1] - 3_000) < 300
+
+
+def test_a_quiet_group_keeps_its_older_days(storage: Storage, rng: random.Random) -> None:
+    storage.insert_events([event(rng, day=0, model="quiet") for _ in range(20)])
+    storage.insert_events([event(rng, day=60) for _ in range(5)])
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    [quiet, busy] = service.predict_batch([query("quiet"), query()])
+    assert (quiet.metadata.fallback_level, quiet.metadata.sample_size) == (0, 20)
+    assert (busy.metadata.fallback_level, busy.metadata.sample_size) == (0, 5)
+
+
+def test_a_bulk_load_is_never_waited_for_and_the_answer_says_so(
+    storage: Storage, rng: random.Random
+) -> None:
+    storage.insert_events([event(rng) for _ in range(REQUEST_MAX_EVENTS + 500)])
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    [first] = service.predict_batch([query()])
+    assert first.prediction is None
+    assert "backlog" in (first.metadata.fallback_note or "")
+    # The drain folds the rest in the background; then answers include everything.
+    wait_until(lambda: service.predict_batch([query()])[0].prediction is not None)
+    [later] = service.predict_batch([query()])
+    assert later.metadata.sample_size == REQUEST_MAX_EVENTS + 500
+    assert "backlog" not in (later.metadata.fallback_note or "")
+
+
+def test_the_window_is_a_server_setting_with_a_flag_and_a_variable() -> None:
+    from mosaicstack_telemetry_server.cli import build_parser, settings_from_args
+    from mosaicstack_telemetry_server.runner import settings_from_env
+
+    assert settings_from_env({}).stats_window_days == 14
+    assert settings_from_env({"MOSAIC_TELEMETRY_STATS_WINDOW_DAYS": "0"}).stats_window_days == 0
+    with pytest.raises(ValueError, match="MOSAIC_TELEMETRY_STATS_WINDOW_DAYS"):
+        settings_from_env({"MOSAIC_TELEMETRY_STATS_WINDOW_DAYS": "9999"})
+    args = build_parser().parse_args(["serve", "--stats-window-days", "30"])
+    assert settings_from_args(args).stats_window_days == 30
+    with pytest.raises(ValueError, match="window_days"):
+        Recency(window_days=-1)
+
+
+def test_recency_picks_the_window_and_reaches_back_only_for_quiet_groups() -> None:
+    from mosaicstack_telemetry_server.predictions.recency import choose_buckets
+    from mosaicstack_telemetry_server.storage.base import BucketKey
+
+    def key(model: str, day: str) -> BucketKey:
+        return BucketKey("implementation", model, "anthropic", "low", day)
+
+    sizes = [
+        (key("busy", "2026-01-01"), 500),
+        (key("busy", "2026-01-20"), 500),
+        (key("quiet", "2026-01-01"), 60),
+        (key("quiet", "2026-01-02"), 60),
+        (key("quiet", "2026-01-19"), 50),
+    ]
+    chosen = choose_buckets(sizes, Recency(window_days=7, min_events=100))
+    assert chosen == {
+        key("busy", "2026-01-20"): 500,
+        key("quiet", "2026-01-19"): 50,
+        key("quiet", "2026-01-02"): 60,  # 50 in the window: back until 100
+    }
+    assert choose_buckets(sizes, Recency(window_days=0)) == dict(sizes)
+    assert choose_buckets([], Recency()) == {}
+    with pytest.raises(ValueError, match="min_events"):
+        Recency(min_events=-1)
+
+
+def test_with_the_refresher_running_a_backlog_wakes_it_and_requests_never_wait(
+    storage: Storage, rng: random.Random
+) -> None:
+    service = PredictionService(storage, min_sample_size=5, stats_max_age_seconds=0)
+    service.start_background(interval_seconds=30)
+    try:
+        storage.insert_events([event(rng) for _ in range(5)])
+        wait_until(lambda: service.predict_batch([query()])[0].prediction is not None)
+        storage.insert_events([event(rng) for _ in range(REQUEST_MAX_EVENTS + 1)])
+        [during] = service.predict_batch([query()])
+        # Served from the statistics there are (5 events), saying a backlog is summarized.
+        assert during.metadata.sample_size == 5
+        assert "backlog" in (during.metadata.fallback_note or "")
+        wait_until(
+            lambda: (
+                service.predict_batch([query()])[0].metadata.sample_size == REQUEST_MAX_EVENTS + 6
+            )
+        )
+    finally:
+        assert service.stop_background()
+
+
+def test_rows_are_read_once_per_version_and_served_with_the_current_stamp(
+    storage: Storage, rng: random.Random
+) -> None:
+    from mosaicstack_telemetry_server.predictions import row_cache
+
+    reads: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(storage, name)
+
+        def get_stats(self, keys: Any) -> Any:
+            reads.append(len(keys))
+            return storage.get_stats(keys)
+
+    now = [DAY0]
+    service = PredictionService(
+        Counting(),  # type: ignore[arg-type]
+        min_sample_size=5,
+        stats_max_age_seconds=60,
+        clock=lambda: now[0],
+    )
+    storage.insert_events([event(rng) for _ in range(5)])
+    first = service.predict_batch([query(), query("unknown-model")])
+    second = service.predict_batch([query(), query("unknown-model")])
+    assert len(reads) == 1  # the second request: nothing read, not even the absent keys
+    assert [r.prediction for r in first] == [r.prediction for r in second]
+    now[0] += timedelta(seconds=60)  # max age, no new event: a re-stamp, same rows
+    [restamped] = service.predict_batch([query()])
+    assert len(reads) == 1
+    assert restamped.metadata.last_updated == DAY0 + timedelta(seconds=60)
+    storage.insert_events([event(rng) for _ in range(5)])
+    now[0] += timedelta(seconds=60)
+    [recomputed] = service.predict_batch([query()])
+    assert len(reads) == 2
+    assert recomputed.metadata.sample_size == 10
+    cache = row_cache.RowCache(max_keys=1)
+    keys = [
+        StatsKey(0, TASK.value, "m", "anthropic", "medium"),
+        StatsKey(3, TASK.value, "*", "*", "*"),
+    ]
+    assert len(cache.get(storage, keys, storage.stats_versions())) == 2  # over the bound: emptied
+
+
+def test_postgres_a_long_transaction_elsewhere_does_not_grow_the_reread(
+    postgres_url: str, rng: random.Random
+) -> None:
+    import psycopg
+
+    storage = open_storage(postgres_url)
+    storage.migrate()
+    try:
+        with psycopg.connect(postgres_url) as idle:
+            # Holds the cluster's xmin back, as a forgotten session would.
+            idle.execute("SELECT pg_current_xact_id()")
+            for _ in range(3):
+                storage.insert_events([event(rng) for _ in range(200)])
+                catch_up(storage, lambda: DAY0, chunk=150, max_events=10**6)
+            cursor = storage.event_cursor()
+            # The idle transaction and whatever else runs on the cluster; not the 600 events.
+            assert len(cursor.in_flight) < 50
+            assert bucket_total(storage) == storage.count_events() == 600
+            idle.rollback()
+    finally:
+        storage.close()
