@@ -12,6 +12,7 @@ import pytest
 from _api_helpers import Served, serve, wait_until
 from _dashboard_helpers import SIGN_IN, SIGN_OUT, browser, csrf_of, seed, sign_in, total
 
+from mosaicstack_telemetry_server.access_log import ACCESS_LOGGER
 from mosaicstack_telemetry_server.auth import KEY_CACHE_SECONDS, issue_api_key
 from mosaicstack_telemetry_server.dashboard.csrf import SIGN_IN_COOKIE
 from mosaicstack_telemetry_server.dashboard.formatting import (
@@ -21,7 +22,6 @@ from mosaicstack_telemetry_server.dashboard.formatting import (
 )
 from mosaicstack_telemetry_server.dashboard.forms import MAX_FORM_BYTES
 from mosaicstack_telemetry_server.dashboard.sessions import SESSION_COOKIE
-from mosaicstack_telemetry_server.logging_config import ACCESS_LOGGER
 
 
 @pytest.fixture
