@@ -1,5 +1,6 @@
 """The OpenAPI document's pieces the routes cannot infer: request bodies (read by `body.py`,
-not by FastAPI), error responses and their `Retry-After` headers.
+not by FastAPI), each route's responses, error responses and their `Retry-After` headers, the
+usage query's parameter descriptions, and the bearer security scheme.
 
 The document states what the server does, so a tool such as schemathesis can drive it: the
 request schemas are the SDK's own models, except that an entry of `events` may be anything
@@ -13,20 +14,40 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
-from mosaicstack_telemetry.models import BatchEventRequest, BatchPredictionRequest
+from mosaicstack_telemetry import BatchEventResponse
+from mosaicstack_telemetry.models import (
+    BatchEventRequest,
+    BatchPredictionRequest,
+    BatchPredictionResponse,
+)
 from mosaicstack_telemetry_server.body import MAX_JSON_DEPTH
 from mosaicstack_telemetry_server.errors import ErrorBody, ErrorResponse
+from mosaicstack_telemetry_server.usage import UsageReport
 
 __all__ = [
     "BATCH_EVENTS_BODY",
     "BATCH_PREDICTIONS_BODY",
+    "BEARER",
+    "EVENTS_RESPONSES",
+    "HEALTH_RESPONSES",
+    "PREDICTIONS_RESPONSES",
     "RETRY_AFTER_HEADER",
+    "USAGE_FROM",
+    "USAGE_GROUP_BY",
+    "USAGE_INSTANCE_ID",
+    "USAGE_RESPONSES",
+    "USAGE_TO",
     "HealthResponse",
     "error_responses",
     "install_openapi",
 ]
+
+# Declared for the OpenAPI document (bearer scheme); the header itself is checked by auth.py,
+# so every failure gets the same 401 body.
+BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <64-hex API key>`")
 
 _REF = "#/components/schemas/{model}"
 _BODY_NOTE = (
@@ -104,6 +125,40 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             entry["headers"] = _HEADERS[status]
         responses[status] = entry
     return responses
+
+
+EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": BatchEventResponse, "description": "Every event was accepted."},
+    207: {"model": BatchEventResponse, "description": "Some events were rejected."},
+    **error_responses(400, 401, 403, 413, 415, 422, 429, 500, 503),
+}
+PREDICTIONS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": BatchPredictionResponse, "description": "One result per query."},
+    **error_responses(400, 401, 413, 415, 422, 429, 500, 503),
+}
+USAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": UsageReport, "description": "Sums by group, and totals."},
+    **error_responses(401, 403, 422, 429, 500, 503),
+}
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": HealthResponse, "description": "Up."},
+    503: {
+        "model": HealthResponse,
+        "description": "Storage cannot be reached.",
+        "headers": RETRY_AFTER_HEADER,
+    },
+}
+
+USAGE_FROM = (
+    "ISO 8601 date-time with an offset, or a date (00:00 UTC); inclusive. "
+    "Default: `to` minus 30 days."
+)
+USAGE_TO = "ISO 8601 date-time with an offset, or a date (00:00 UTC); exclusive. Default: now."
+USAGE_GROUP_BY = (
+    "Comma-separated, at most 3 of day, week (ISO), month, task_type, complexity, harness, "
+    "model, provider, outcome, instance_id (admin keys only)."
+)
+USAGE_INSTANCE_ID = "Admin keys only: narrow to one instance (an instance key gets 403)."
 
 
 def _request_schemas() -> dict[str, Any]:
