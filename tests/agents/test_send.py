@@ -21,7 +21,7 @@ from mosaicstack_telemetry_agents.send import parse_events
 # The bound is 1 s (measured: docs/integrations.md); the test allows for a loaded CI
 # machine (2 cores shared by parallel jobs, coverage slowing every process start) and still
 # catches a wait on the SDK's default request timeout (10 s).
-SEND_BOUND_SECONDS = 3.0
+SEND_BOUND_SECONDS = 5.0  # 3.0 was seen to fail at 3.27 s under load with coverage
 
 
 def _event(instance_id: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:
