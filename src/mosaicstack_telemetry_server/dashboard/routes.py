@@ -34,7 +34,7 @@ from mosaicstack_telemetry_server.dashboard.sessions import (
 )
 from mosaicstack_telemetry_server.errors import ApiError
 from mosaicstack_telemetry_server.ratelimit import retry_after_seconds
-from mosaicstack_telemetry_server.runtime import Runtime
+from mosaicstack_telemetry_server.routes.access import runtime_of
 from mosaicstack_telemetry_server.storage.base import ApiKeyRecord
 
 __all__ = ["PREFIX", "install_dashboard"]
@@ -44,11 +44,6 @@ _SIGN_IN = f"{PREFIX}/sign-in"
 _STATIC = Path(__file__).parent / "static"
 
 Page = Callable[[Request, ApiKeyRecord, str], Awaitable[Response]]
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:
@@ -65,7 +60,7 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, age
 
 async def _session(request: Request) -> tuple[ApiKeyRecord, str] | None:
     """The signed-in key and the session token, or None."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     if not runtime.ready:
         await run_in_threadpool(runtime.ensure_ready)
     token = request.cookies.get(SESSION_COOKIE)
@@ -103,7 +98,7 @@ async def sign_in_page(request: Request) -> Response:
 
 async def sign_in(request: Request) -> Response:
     """Check the key of the form; open a session, or say why not (without echoing it)."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     try:
         form = await read_form(request)
     except FormError as exc:
@@ -151,7 +146,7 @@ async def sign_out(request: Request) -> Response:
             "refused.html", 403, reason="This sign-out did not come from this site.", prefix=PREFIX
         )
     await run_in_threadpool(
-        SessionStore(_runtime(request).storage).end, request.cookies.get(SESSION_COOKIE)
+        SessionStore(runtime_of(request).storage).end, request.cookies.get(SESSION_COOKIE)
     )
     response = redirect(_SIGN_IN)
     _set_cookie(request, response, SESSION_COOKIE, "", 0)
