@@ -24,6 +24,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from mosaicstack_telemetry_server.token_sketch import bucket_of
 
 __all__ = [
@@ -34,7 +37,6 @@ __all__ = [
     "cuboid_for",
     "daily_of",
     "decode_counts",
-    "merge_counts",
     "merge_sketch",
     "rollup_input",
     "sketches_of",
@@ -133,12 +135,10 @@ def merge_sketch(new: tuple[Any, ...], stored: Sequence[Any] | None) -> tuple[An
     """A row of `sketches_of` with a stored row's (tasks, input JSON, output JSON) added."""
     if stored is None:
         return new
-    merged = []
-    for fresh, old in ((new[4], stored[1]), (new[5], stored[2])):
-        counts: Counter[int] = Counter()
-        merge_counts(counts, fresh)
-        merge_counts(counts, old)
-        merged.append(_json(counts))
+    merged = [
+        _encode(*_add(decode_counts(fresh), decode_counts(old)))
+        for fresh, old in ((new[4], stored[1]), (new[5], stored[2]))
+    ]
     return (*new[:3], new[3] + int(stored[0]), *merged)
 
 
@@ -148,21 +148,41 @@ def _json(counts: Counter[int]) -> str:
     object keyed by strings)."""
     if not counts:
         return "[]"
-    first, last = min(counts), max(counts)
-    return json.dumps([first, *(counts.get(bucket, 0) for bucket in range(first, last + 1))])
+    first = min(counts)
+    dense = np.zeros(max(counts) - first + 1, dtype=np.int64)
+    for bucket, count in counts.items():
+        dense[bucket - first] = count
+    return _encode(first, dense)
 
 
-def decode_counts(stored: str | list[int]) -> tuple[int, list[int]]:
+def _encode(first: int, dense: NDArray[np.int64]) -> str:
+    # Vectorised, not a Python loop per bucket: merging runs for every batch stored.
+    nonzero = np.flatnonzero(dense)
+    if not nonzero.size:
+        return "[]"
+    low, high = int(nonzero[0]), int(nonzero[-1])
+    return json.dumps([first + low, *dense[low : high + 1].tolist()])
+
+
+def _add(
+    one: tuple[int, NDArray[np.int64]], other: tuple[int, NDArray[np.int64]]
+) -> tuple[int, NDArray[np.int64]]:
+    """The sum of two dense histograms, each (first bucket, counts)."""
+    (first_a, a), (first_b, b) = one, other
+    if not b.size:
+        return one
+    if not a.size:
+        return other
+    low = min(first_a, first_b)
+    total = np.zeros(max(first_a + a.size, first_b + b.size) - low, dtype=np.int64)
+    total[first_a - low : first_a - low + a.size] += a
+    total[first_b - low : first_b - low + b.size] += b
+    return low, total
+
+
+def decode_counts(stored: str | list[int]) -> tuple[int, NDArray[np.int64]]:
     """A stored histogram (JSON text, or a list from a JSON column): (first bucket, counts)."""
     parsed = json.loads(stored) if isinstance(stored, str) else stored
     if not parsed:
-        return 0, []
-    return int(parsed[0]), [int(count) for count in parsed[1:]]
-
-
-def merge_counts(target: Counter[int], stored: str | list[int]) -> None:
-    """Add a stored histogram to `target`."""
-    first, counts = decode_counts(stored)
-    for offset, count in enumerate(counts):
-        if count:
-            target[first + offset] += count
+        return 0, np.zeros(0, dtype=np.int64)
+    return int(parsed[0]), np.asarray(parsed[1:], dtype=np.int64)

@@ -262,7 +262,7 @@ def token_bucket_rows(
 
     def add(model: str, kind: str, stored: str | list[int]) -> None:
         first, values = decode_counts(stored)
-        if values:
+        if values.size:
             total = counts.setdefault((model, kind), np.zeros(size, dtype=np.int64))
             total[first + 1 : first + 1 + len(values)] += values
 
