@@ -129,10 +129,11 @@ def test_a_normal_client_is_answered_during_a_slowloris_attack(
         if line.startswith("{") and '"mosaicstack_telemetry_server.guard"' in line
     ]  # fmt: skip
     assert 1 <= len(reports) <= 2  # one line per minute at most, with counts
-    # The first line reports whichever guard acted first: the cap or, on a loaded machine where
-    # the attackers connect slowly, the head deadline (the cap alone is pinned below).
-    first = reports[0]
-    assert first.get("closed_at_cap", 0) + first.get("header_deadline", 0) >= 1, first
+    # The first line reports whichever guard counter moved first: on a loaded machine that may be
+    # the head deadline, or one accept error in a burst, rather than the cap (the cap alone is
+    # pinned below). What matters here is the answers and the log's size, checked above.
+    counters = ("closed_at_cap", "header_deadline", "body_deadline", "accept_errors")
+    assert sum(reports[0].get(name, 0) for name in counters) >= 1, reports[0]
 
 
 def _open_and_wait_for_close(port: int, payload: bytes, timeout: float) -> float:
