@@ -36,11 +36,7 @@ _EVENTS = events_sql(_DIALECT)
 _ROLLUPS = rollup_sql(_DIALECT)
 _BUCKETS = delete_buckets_sql(_DIALECT)
 _COUNT = count_sql(_DIALECT)
-# Taken first, and only when there is a bucket to delete: see prune_buckets.
-_BUMP_CURSOR = (
-    "UPDATE prediction_cursor SET generation = generation + 1 WHERE id = 1 "
-    "AND EXISTS (SELECT 1 FROM prediction_buckets WHERE day < %s)"
-)
+_BUMP_CURSOR = "UPDATE prediction_cursor SET generation = generation + 1 WHERE id = 1"
 
 
 class PostgresRetention:
@@ -80,13 +76,15 @@ class PostgresRetention:
         check_limit(limit)
         with self._transaction() as conn:
             # The cursor's row first, as a catch-up's advance_events locks it before buckets.
-            if conn.execute(_BUMP_CURSOR, (before,)).rowcount == 0:
-                return 0
+            # Even with no bucket to delete: a catch-up may hold events read before they were
+            # pruned, and would fold them into new buckets.
+            conn.execute(_BUMP_CURSOR)
             task_types = [row[0] for row in conn.execute(_BUCKETS, (before, limit))]
-            with conn.cursor() as cur:  # at least one: the cursor was bumped for one
-                # Sorted, as inserts lock the version rows: no deadlock.
-                cur.executemany(
-                    "UPDATE partition_versions SET version = version + 1 WHERE task_type = %s",
-                    [(task_type,) for task_type in sorted(set(task_types))],
-                )
+            if task_types:
+                with conn.cursor() as cur:
+                    # Sorted, as inserts lock the version rows: no deadlock.
+                    cur.executemany(
+                        "UPDATE partition_versions SET version = version + 1 WHERE task_type = %s",
+                        [(task_type,) for task_type in sorted(set(task_types))],
+                    )
         return len(task_types)

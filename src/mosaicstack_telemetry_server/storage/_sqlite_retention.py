@@ -66,9 +66,11 @@ class SQLiteRetention:
         """Delete up to `limit` buckets of days before `before`; invalidate what they fed."""
         check_limit(limit)
         with self._transaction(write=True) as conn:
+            # Even with no bucket to delete: a catch-up may hold events read before they were
+            # pruned, and would fold them into new buckets.
+            conn.execute("UPDATE prediction_cursor SET generation = generation + 1")
             task_types = [row[0] for row in conn.execute(_BUCKETS, (before.isoformat(), limit))]
             if task_types:
-                conn.execute("UPDATE prediction_cursor SET generation = generation + 1")
                 conn.executemany(
                     "UPDATE partition_versions SET version = version + 1 WHERE task_type = ?",
                     [(task_type,) for task_type in sorted(set(task_types))],

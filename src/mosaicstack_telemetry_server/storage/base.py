@@ -390,8 +390,8 @@ class Storage(Protocol):
     def prune_buckets(self, before: date, limit: int) -> int:
         """Delete up to `limit` prediction buckets of days before `before`, in one transaction.
 
-        The same transaction bumps the event cursor's generation (a catch-up that read events
-        before it fails its compare-and-set and reads again, so it cannot bring a pruned day
-        back) and the data version of each task type that lost a bucket (its statistics are
-        stale). Returns how many buckets it deleted.
+        The same transaction bumps the event cursor's generation, even when no bucket is left
+        (a catch-up that read events before they were pruned fails its compare-and-set and
+        reads again, so it cannot bring a pruned day back), and the data version of each task
+        type that lost a bucket (its statistics are stale). Returns how many it deleted.
         """
