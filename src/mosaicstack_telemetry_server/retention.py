@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
-from mosaicstack_telemetry_server.storage.base import Storage
+from mosaicstack_telemetry_server.storage.base import Storage, StorageError
 
 __all__ = [
     "CHUNK_ROWS",
@@ -96,7 +96,8 @@ def prune(
 
     Events go first: a catch-up can then no longer fold one of them into a bucket that the
     buckets' deletion would miss. `pause` is called between transactions (default: a plain
-    sleep); when it returns True the prune stops there, consistent but unfinished.
+    sleep); when it returns True the prune stops there, unfinished: until a later prune
+    finishes it, the rollups and buckets of the days whose events went may still count them.
     """
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
@@ -202,11 +203,16 @@ class RetentionTask:
                 chunk=self._chunk,
                 pause=self._stop.wait,
             )
-        except Exception:  # never die: the next period may find the database back
+        except Exception as exc:  # never die: the next period may find the database back
             if self._failing:
                 logger.debug("retention: deleting old events still fails", exc_info=True)
             else:
-                logger.exception("retention: deleting old events failed (will retry)")
+                # A database that is down says enough in one line; anything else is a bug.
+                logger.error(
+                    "retention: deleting old events failed (will retry): %s",
+                    exc,
+                    exc_info=not isinstance(exc, StorageError),
+                )
             self._failing = True
             return None
         if self._failing:
