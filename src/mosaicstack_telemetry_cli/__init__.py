@@ -33,6 +33,7 @@ SERVER_COMMANDS = {
     "demo": "run the whole loop on this machine",
     "report": "usage report from the database",
     "export": "export stored events",
+    "prune": "delete the events stamped before a UTC day",
 }
 SERVER_MISSING = "the server needs: pip install 'mosaicstack-telemetry[server]'"
 

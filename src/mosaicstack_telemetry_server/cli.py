@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the server's subcommands (serve, keys, migrate, demo) to `commands`.
+    """Add the server's subcommands (serve, keys, migrate, prune, demo...) to `commands`.
 
     The light `mosaic-telemetry` entry (`mosaicstack_telemetry_cli`) calls this only when a
     server command is asked for, so the client commands never import the server's dependencies.
@@ -164,6 +165,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default "
         f"${ENV_SETTINGS['trusted_proxies']}, comma-separated; none)",
     )
+    serve.add_argument(
+        "--retention-days",
+        metavar="N",
+        type=_bounded(int, *LIMITS["retention_days"]),
+        help="delete events older than N days, in the background; 0 keeps them forever "
+        f"(default 0, ${ENV_SETTINGS['retention_days']})",
+    )
     serve.set_defaults(handler=_serve)
 
     keys = commands.add_parser("keys", help="manage API keys")
@@ -194,6 +202,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_database(migrate)
     migrate.set_defaults(handler=_migrate)
 
+    prune = commands.add_parser(
+        "prune", help="delete the events stamped before a UTC day, and their days' summaries"
+    )
+    prune.add_argument(
+        "--before",
+        metavar="DATE",
+        type=_prune_day,
+        required=True,
+        help="first UTC day kept (YYYY-MM-DD): events stamped before its midnight go",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="only print how many events and days would go"
+    )
+    _add_database(prune)
+    prune.set_defaults(handler=_prune)
+
     demo = commands.add_parser("demo", help="run the whole loop on this machine")
     # Imported here, not at the top: only the parser needs it before the demo runs.
     from mosaicstack_telemetry_server import demo as demo_module
@@ -219,6 +243,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         ("min_sample_size", "min_sample_size"),
         ("stats_max_age_seconds", "stats_max_age"),
         ("stats_window_days", "stats_window_days"),
+        ("retention_days", "retention_days"),
     ):
         value = getattr(args, option, None)
         if value is not None:
@@ -229,6 +254,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
             "min_sample_size": "--min-sample-size",
             "stats_max_age_seconds": "--stats-max-age",
             "stats_window_days": "--stats-window-days",
+            "retention_days": "--retention-days",
         }
     )
     return settings
@@ -391,6 +417,42 @@ def _migrate(args: argparse.Namespace) -> int:
         _err(f"schema version {storage.schema_version()}")
     finally:
         storage.close()
+    return 0
+
+
+def _prune_day(text: str) -> date:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    # A typo in the year must not wipe the database: tomorrow already deletes every event.
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    if day > tomorrow:
+        raise argparse.ArgumentTypeError(f"{day} is after tomorrow ({tomorrow}, UTC)")
+    return day
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from mosaicstack_telemetry_server.retention import prune
+
+    storage = _open(args)
+    try:
+        count = storage.count_prunable(args.before)
+        if args.dry_run:
+            span = f" ({count.first_day} to {count.last_day})" if count.events else ""
+            print(
+                f"would delete {count.events} events on {count.days} UTC days{span}, "
+                f"those stamped before {args.before}T00:00Z; nothing changed (dry run)"
+            )
+            return 0
+        report = prune(storage, args.before)
+    finally:
+        storage.close()
+    print(
+        f"deleted {report.events} events on {count.days} UTC days before {args.before}, "
+        f"{report.rollup_rows} usage rollup rows and {report.buckets} prediction buckets, "
+        f"in {report.transactions} transactions"
+    )
     return 0
 
 

@@ -49,6 +49,7 @@ ENV_SETTINGS: Mapping[str, str] = {
     "auth_failure_burst": "MOSAIC_TELEMETRY_AUTH_FAILURE_BURST",
     "trusted_proxies": "MOSAIC_TELEMETRY_TRUSTED_PROXIES",
     "metrics_token": ENV_METRICS_TOKEN,
+    "retention_days": "MOSAIC_TELEMETRY_RETENTION_DAYS",
 }
 # Log level of worker processes (set by `mosaic-telemetry serve --workers N`).
 ENV_LOG_LEVEL = "MOSAIC_TELEMETRY_LOG_LEVEL"

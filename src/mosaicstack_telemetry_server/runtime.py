@@ -18,6 +18,7 @@ from mosaicstack_telemetry_server.auth import KeyVerifier
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.service import PredictionService
 from mosaicstack_telemetry_server.ratelimit import RateLimiter
+from mosaicstack_telemetry_server.retention import RetentionTask
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage
 from mosaicstack_telemetry_server.storage.base import StorageError
@@ -47,6 +48,8 @@ class Runtime:
     limiter: RateLimiter = field(init=False)
     auth_failures: RateLimiter = field(init=False)
     predictions: PredictionService = field(init=False)
+    # Deletes old events in the background when `retention_days` is set (retention.py).
+    retention: RetentionTask | None = field(init=False, default=None)
     _migrated: bool = field(init=False, default=False)
     _next_attempt: float = field(init=False, default=0.0)
     # One ERROR per outage, not one per retry: later failures go to DEBUG until it is back.
@@ -67,6 +70,10 @@ class Runtime:
             stats_max_age_seconds=self.settings.stats_max_age_seconds,
             recency=Recency(window_days=self.settings.stats_window_days),
         )
+        if self.settings.retention_days:
+            self.retention = RetentionTask(
+                self.storage, self.settings.retention_days, ready=self.ensure_ready
+            )
 
     def start(self) -> None:
         """Migrate if the database answers, and start the background prediction refresher."""
@@ -74,12 +81,17 @@ class Runtime:
         with contextlib.suppress(StorageError):
             self.ensure_ready()
         self.predictions.start_background()
+        if self.retention is not None:
+            self.retention.start()
 
     def stop(self) -> None:
         """Stop the refresher and release storage if this app opened it."""
         # With the database unreachable the refresher can only be waiting for a connection:
         # closing storage ends that wait, so do not sit out the pool's timeout first.
         timeout = REFRESHER_STOP_SECONDS if self._migrated else 0.2
+        # Between two chunks at the latest: each is one short transaction.
+        if self.retention is not None and not self.retention.stop(timeout):
+            logger.warning("retention still busy at shutdown; closing storage anyway")
         if not self.predictions.stop_background(timeout):
             logger.warning("prediction refresher still busy at shutdown; closing storage anyway")
         if self.owns_storage:

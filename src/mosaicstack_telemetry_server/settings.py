@@ -34,6 +34,7 @@ LIMITS: Final[Mapping[str, tuple[float, float]]] = {
     "max_body_bytes": (1024, 64 * 1024 * 1024),
     "auth_failure_rate_per_second": (0, 1_000_000),
     "auth_failure_burst": (1, 1_000_000),
+    "retention_days": (0, 36_500),
 }
 _EXCLUSIVE_LOW: Final = frozenset({"rate_limit_per_second", "auth_failure_rate_per_second"})
 
@@ -89,6 +90,9 @@ class ServerSettings:
     trusted_proxies: str = ""
     # Bearer token that `GET /metrics` requires; empty: /metrics is open (bind it privately).
     metrics_token: str = field(default="", repr=False)
+    # Events older than this many days are deleted in the background (retention.py); 0 keeps
+    # them forever.
+    retention_days: int = 0
 
     def __post_init__(self) -> None:
         self.validate()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
@@ -24,6 +24,7 @@ __all__ = [
     "KeyRole",
     "NewEvents",
     "PartitionSnapshot",
+    "PruneCount",
     "StatsKey",
     "StatsRow",
     "Storage",
@@ -205,6 +206,16 @@ class NewEvents:
     complete: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PruneCount:
+    """The events a prune would delete: how many, on how many UTC days, the first and last."""
+
+    events: int
+    days: int
+    first_day: date | None
+    last_day: date | None
+
+
 class Storage(Protocol):
     """What the server needs from a database."""
 
@@ -363,3 +374,24 @@ class Storage(Protocol):
 
     def get_buckets(self, keys: Sequence[BucketKey], *, exact: bool) -> dict[BucketKey, BucketRow]:
         """The stored buckets asked for; their exact values only when `exact`."""
+
+    # retention (retention.py): every cut is at the UTC midnight starting day `before`
+    def count_prunable(self, before: date) -> PruneCount:
+        """The events stamped before `before` (UTC midnight): what a prune would delete."""
+
+    def prune_events(self, before: date, limit: int) -> int:
+        """Delete up to `limit` of the oldest events stamped before `before`, in one
+        transaction; returns how many. Concurrent callers delete disjoint events."""
+
+    def prune_rollups(self, before: date, limit: int) -> int:
+        """Delete up to `limit` usage rollup rows (daily, cube, token sketches) of days
+        before `before`, in one transaction; returns how many."""
+
+    def prune_buckets(self, before: date, limit: int) -> int:
+        """Delete up to `limit` prediction buckets of days before `before`, in one transaction.
+
+        The same transaction bumps the event cursor's generation, even when no bucket is left
+        (a catch-up that read events before they were pruned fails its compare-and-set and
+        reads again, so it cannot bring a pruned day back), and the data version of each task
+        type that lost a bucket (its statistics are stale). Returns how many it deleted.
+        """

@@ -36,6 +36,7 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
     utc,
 )
+from mosaicstack_telemetry_server.storage._postgres_retention import PostgresRetention
 from mosaicstack_telemetry_server.storage._postgres_summaries import PostgresSummaries
 from mosaicstack_telemetry_server.storage._rollups import (
     ALL,
@@ -199,7 +200,7 @@ def _cube_statement(source: str) -> str:
     return cube_statement(_DIALECT, source)
 
 
-class PostgresStorage(PostgresSummaries):
+class PostgresStorage(PostgresSummaries, PostgresRetention):
     """Storage in a PostgreSQL database (its schema is the connection's search_path).
 
     `timeout` is how long a call waits for a pooled connection before failing with

@@ -45,6 +45,7 @@ from mosaicstack_telemetry_server.storage._rollups import (
     sketches_of,
 )
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
+from mosaicstack_telemetry_server.storage._sqlite_retention import SQLiteRetention
 from mosaicstack_telemetry_server.storage._sqlite_summaries import SQLiteSummaries
 from mosaicstack_telemetry_server.storage._usage_sql import (
     Dialect,
@@ -181,7 +182,7 @@ def _cube_statement(source: str) -> str:
     return cube_statement(_DIALECT, source)
 
 
-class SQLiteStorage(SQLiteSummaries):
+class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
     """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
 
     def __init__(
