@@ -264,17 +264,27 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _open(args: argparse.Namespace) -> Storage:
-    # One clear line, not the pool's raw warning per reconnection attempt: a one-off command
-    # has no log configured, so Python's last-resort handler would print each of them.
-    logging.getLogger("psycopg").addHandler(logging.NullHandler())
-    logging.getLogger("psycopg").propagate = False
-    url = settings_from_args(args).database_url
+def _reachable(url: str) -> Storage:
+    """The storage at `url`, opened and pinged, or StorageError naming the (redacted) URL."""
+    # One clear line, not the pool's raw warning per reconnection attempt: a command has no
+    # log configured yet, so Python's last-resort handler would print each of them.
+    psycopg_logger = logging.getLogger("psycopg")
+    psycopg_logger.addHandler(logging.NullHandler())
+    psycopg_logger.propagate = False
     storage = open_storage(url)
     try:
         # A ping fails within seconds where a migration would wait out the pool's timeout.
         if not storage.ping():
             raise StorageError(f"the database at {redact_url(url)} cannot be reached")
+    except BaseException:
+        storage.close()
+        raise
+    return storage
+
+
+def _open(args: argparse.Namespace) -> Storage:
+    storage = _reachable(settings_from_args(args).database_url)
+    try:
         storage.migrate()
     except BaseException:
         storage.close()
@@ -316,6 +326,9 @@ def _serve(args: argparse.Namespace) -> int:
     from mosaicstack_telemetry_server.metrics import multiprocess_folder
 
     settings = settings_from_args(args)
+    # A database that cannot be reached at start is one clear line and exit 1, before any
+    # worker starts (a server already running rides out an outage: runtime.py).
+    _reachable(settings.database_url).close()
     # Through the environment, so that every worker process applies the same limits.
     os.environ.update(_guard_settings(args))
     configure_logging(args.log_level)

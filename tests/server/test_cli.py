@@ -141,7 +141,7 @@ def test_unreachable_database_exits_1(capsys: pytest.CaptureFixture[str]) -> Non
     assert "database error" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [("migrate",), ("keys", "list")])
+@pytest.mark.parametrize("command", [("migrate",), ("keys", "list"), ("serve",)])
 def test_unreachable_database_is_one_clear_line_without_a_password(
     command: tuple[str, ...],
 ) -> None:
