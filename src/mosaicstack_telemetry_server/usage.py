@@ -284,13 +284,22 @@ def _single(params: Iterable[tuple[str, str]]) -> dict[str, str]:
     return found
 
 
+# Times a range may name: wide enough for any real question, narrow enough that the default
+# span and the day arithmetic around a range never leave datetime's years 1 to 9999.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _time_param(found: dict[str, str], name: str) -> datetime | None:
     if name not in found:
         return None
     try:
-        return parse_time(found[name])
+        value = parse_time(found[name])
     except ValueError as exc:
         raise _invalid(name, f"not an ISO 8601 date or date-time with an offset ({exc})") from None
+    if not _EARLIEST <= value <= _LATEST:
+        raise _invalid(name, f"must be between {_EARLIEST.date()} and {_LATEST.date()}")
+    return value
 
 
 def parse_usage_query(

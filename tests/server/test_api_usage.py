@@ -137,6 +137,8 @@ def test_invalid_parameters_get_422_that_say_what_was_wrong(shared_api: httpx.Cl
         ({"group_by": "day,model,harness,outcome"}, "group_by"),
         ({"group_by": "day,,model"}, "group_by"),
         ([("from", "2026-01-01"), ("from", "2026-01-02")], "from"),
+        ({"to": "0001-01-01T00:00:00Z"}, "to"),  # the default span before it overflows
+        ({"from": "9999-12-31T23:00:00Z"}, "from"),  # its next day overflows
     ]
     for params, field in cases:
         response = shared_api.get("/v1/usage", params=params)

@@ -201,6 +201,10 @@ def test_a_forged_or_garbled_session_cookie_is_no_session(
     for value in ("0" * 64, "zz", "g" * 64, ""):
         client.cookies.set(SESSION_COOKIE, value)
         assert client.get("/dashboard").status_code == 303
+    client.cookies.clear()
+    # Non-ASCII letters pass isalnum(): the ASCII hash must never see them (it raised: a 500).
+    garbled = f"{SESSION_COOKIE}=".encode() + "é".encode("latin-1") * 64
+    assert client.get("/dashboard", headers={"Cookie": garbled}).status_code == 303
 
 
 def test_the_key_never_reaches_the_log(
@@ -249,6 +253,9 @@ def test_a_range_that_cannot_be_shown_says_why(sqlite_server: Served, client: ht
         ({"from": "2026-03-02", "to": "2026-03-01"}, "must not be after"),
         ({"from": "2024-01-01", "to": "2026-01-01"}, "at most 366 days"),
         ({"days": "0"}, "whole number"),
+        ({"days": "²"}, "whole number"),  # a digit to isdigit(), not to int()
+        ({"from": "9999-12-31"}, "dates must be from"),  # its next day overflows
+        ({"from": "0001-01-01", "to": "0001-01-02"}, "dates must be from"),
     ):
         page = client.get("/dashboard", params=params)
         assert page.status_code == 200

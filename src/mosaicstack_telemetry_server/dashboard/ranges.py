@@ -49,6 +49,10 @@ class DateRange:
         return None
 
 
+_EARLIEST = date(1970, 1, 1)
+_LATEST = date(8999, 12, 31)
+
+
 def _last_days(days: int, today: date, error: str | None = None) -> DateRange:
     return DateRange(today - timedelta(days=days - 1), today, error)
 
@@ -58,7 +62,8 @@ def parse_range(params: Mapping[str, str], today: date) -> DateRange:
     days when it asks for none, or for one that cannot be shown (with `error` saying why)."""
     if "from" not in params and "to" not in params:
         days = params.get("days", "")
-        if days.isdigit() and 1 <= int(days) <= MAX_DAYS:
+        # isascii: "²" is a digit to isdigit() but not to int().
+        if days.isascii() and days.isdigit() and 1 <= int(days) <= MAX_DAYS:
             return _last_days(int(days), today)
         error = None if not days else f"days must be a whole number from 1 to {MAX_DAYS}"
         return _last_days(DEFAULT_DAYS, today, error)
@@ -67,6 +72,9 @@ def parse_range(params: Mapping[str, str], today: date) -> DateRange:
         last = date.fromisoformat(params.get("to") or params.get("from") or "")
     except ValueError:
         return _last_days(DEFAULT_DAYS, today, "dates must be written YYYY-MM-DD")
+    if first < _EARLIEST or last > _LATEST:
+        # Beyond these, the day after `last` or the start of a span would leave datetime's range.
+        return _last_days(DEFAULT_DAYS, today, f"dates must be from {_EARLIEST} to {_LATEST}")
     if last < first:
         return _last_days(DEFAULT_DAYS, today, "the first day must not be after the last")
     if (last - first).days + 1 > MAX_DAYS:

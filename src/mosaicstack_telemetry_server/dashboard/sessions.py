@@ -57,7 +57,7 @@ class SessionStore:
     def find(self, token: str | None) -> ApiKeyRecord | None:
         """The active key behind a live session, or None (no, expired or ended session, or
         a key revoked since)."""
-        if not token or len(token) != _TOKEN_CHARS or not token.isalnum():
+        if token is None or not _well_formed(token):
             return None
         key_hash = self.storage.find_dashboard_session(_hash(token), self.clock())
         if key_hash is None:
@@ -71,5 +71,13 @@ class SessionStore:
 
     def end(self, token: str | None) -> None:
         """End a session (sign-out); nothing happens for an unknown token."""
-        if token and len(token) == _TOKEN_CHARS and token.isalnum():
+        if token is not None and _well_formed(token):
             self.storage.delete_dashboard_session(_hash(token))
+
+
+def _well_formed(token: str) -> bool:
+    """Whether a cookie's value can be a token we issued: lowercase hex of the right length.
+
+    Not `isalnum()`: that admits non-ASCII letters, which the ASCII hash refuses with an error.
+    """
+    return len(token) == _TOKEN_CHARS and all(char in "0123456789abcdef" for char in token)
