@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from mosaicstack_telemetry_agents.settings import AgentSettings, Profile
@@ -95,8 +96,14 @@ def run_hook(args: argparse.Namespace) -> int:
 
     # Not validated here: that imports the SDK (~0.2 s). The reporter and the prediction refresh
     # validate the profile and log what is wrong.
-    profile = Profile.from_env()
-    return run_hook(sys.stdin.buffer, sys.stdout, AgentSettings(), profile, wait=args.wait)
+    try:
+        profile = Profile.from_env()
+        settings = AgentSettings()
+    except Exception as exc:  # never in the agent's way: one line, exit 0
+        with contextlib.suppress(OSError, ValueError):
+            print(f"mosaic-telemetry: hook not run: {exc}"[:500], file=sys.stderr)
+        return 0
+    return run_hook(sys.stdin.buffer, sys.stdout, settings, profile, wait=args.wait)
 
 
 def run_report(args: argparse.Namespace) -> int:

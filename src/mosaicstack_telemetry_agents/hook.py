@@ -47,7 +47,8 @@ class HookInputError(Exception):
 def log_problem(settings: AgentSettings, message: str) -> None:
     """One line on stderr and in the log file; never raises."""
     line = " ".join(message.split())[:500]
-    print(f"mosaic-telemetry: {line}", file=sys.stderr)
+    with contextlib.suppress(OSError, ValueError):  # stderr closed or a broken pipe
+        print(f"mosaic-telemetry: {line}", file=sys.stderr)
     with contextlib.suppress(OSError):
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)
         with settings.log_file.open("a", encoding="utf-8") as handle:
@@ -146,7 +147,7 @@ def _before_task(
         out.write(json.dumps(output, ensure_ascii=False) + "\n")
         out.flush()
     if stale:
-        _spawn(["claude-code", "refresh", "--model", query.model], settings)
+        _spawn(["claude-code", "refresh", f"--model={query.model}"], settings)
 
 
 def _after_task(payload: dict[str, Any], settings: AgentSettings, wait: bool) -> None:
@@ -154,11 +155,17 @@ def _after_task(payload: dict[str, Any], settings: AgentSettings, wait: bool) ->
     transcript = _text(payload, "transcript_path")
     if not Path(transcript).is_file():
         raise HookInputError(f"transcript_path is not a file: {transcript[:200]!r}")
-    arguments = ["claude-code", "report", "--session-id", session_id, "--transcript", transcript]
+    # `--name=value`: a value starting with "-" must not be read as an option.
+    arguments = [
+        "claude-code",
+        "report",
+        f"--session-id={session_id}",
+        f"--transcript={transcript}",
+    ]
     if payload.get("hook_event_name") == "Stop":
         # A turn the person starts while the reporter runs belongs to the next Stop: reported
         # now, it would be split in two parts.
-        arguments += ["--until", datetime.now(UTC).isoformat()]
+        arguments += [f"--until={datetime.now(UTC).isoformat()}"]
     if not wait:
         _spawn(arguments, settings)
         return

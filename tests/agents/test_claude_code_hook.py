@@ -85,6 +85,21 @@ def test_stop_reports_the_turn_and_a_rerun_stores_nothing_new(
     assert server.storage.count_events() == 1
 
 
+def test_a_session_id_that_looks_like_an_option_is_still_reported(
+    env: Env, server: Server, tmp_path: Path
+) -> None:
+    # The hook hands values to its reporter as `--name=value`: a leading "-" is not an option.
+    transcript = write_lines(tmp_path / "odd.jsonl", _turn("p1", 0, ("m1", 40)))
+    payload = {
+        "session_id": "--server-url=http://127.0.0.1:9",
+        "transcript_path": str(transcript),
+        "hook_event_name": "Stop",
+    }
+    result = env.run("claude-code", "hook", "--wait", stdin=json.dumps(payload))
+    assert result.returncode == 0, result.stderr
+    assert server.storage.count_events() == 1
+
+
 def test_work_that_goes_on_after_a_stop_is_reported_once_and_in_full(
     env: Env, server: Server, tmp_path: Path
 ) -> None:
