@@ -193,7 +193,11 @@ def _report_from_api(
             file=sys.stderr,
         )
         return None
-    return UsageReport.model_validate(response.json())
+    try:
+        return UsageReport.model_validate_json(response.content)
+    except ValueError:  # pydantic's ValidationError included: not a usage answer
+        print(f"report: {server} did not answer with a usage report", file=sys.stderr)
+        return None
 
 
 def _message(response: Any) -> str:

@@ -169,6 +169,15 @@ def test_report_without_a_key_or_a_reachable_server_fails_cleanly(
     assert "cannot reach" in capsys.readouterr().err
 
 
+def test_report_from_a_server_that_is_not_the_usage_api_fails_cleanly(
+    sqlite_server: Served, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOSAIC_TELEMETRY_API_KEY", sqlite_server.key)
+    # The fragment drops the appended path: a real 200 JSON answer that is not a usage report.
+    assert main(["report", "--server", sqlite_server.url + "/v1/health#"]) == 1
+    assert "did not answer with a usage report" in capsys.readouterr().err
+
+
 def test_export_jsonl_writes_every_event_exactly_as_stored(
     loaded_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
