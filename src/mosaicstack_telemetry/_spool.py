@@ -8,17 +8,27 @@ Names sort oldest first: `<time_ns>-<pid>-<token>-<count>.events`.
 Several processes may share a directory. A sender claims a file by renaming it to
 `<name>.claimed-<pid>`; a rename succeeds for one process only. After delivery it deletes the file;
 if delivery fails it renames it back. A crash between a send and the deletion resends the batch,
-which the server's idempotency by `event_id` stores once. A claim whose process is gone is put
-back by the next sender. The size cap deletes the oldest unclaimed files first, and counts them.
+which the server's idempotency by `event_id` stores once. A claim nobody works on is put back by
+the next sender: its process is gone, or it bears our pid without being one we hold (in a
+container the app is pid 1 after every restart), or it is older than any delivery takes. The size
+cap deletes the oldest unclaimed files first, and counts them.
+
+The directory is used only if it is a real directory (not a symlink) of our user that nobody else
+may enter: its files are read back and sent, so another user who can write them could send
+events in our name. Spool files are opened without following symlinks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mosaicstack_telemetry._logs import logger
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
@@ -38,6 +48,12 @@ _MAX_LINE_BYTES = 64 * 1024
 # The SDK writes at most _EVENTS_PER_FILE per file; a file with more lines was not written by it,
 # and reading it whole could take any amount of memory.
 _MAX_LINES_READ = 10 * _EVENTS_PER_FILE
+# A claim older than this is put back even if its owner seems alive (a pid reused by another
+# process, or a pid of another container): a batch's delivery with its retries takes far less,
+# and a duplicate send of a batch still in flight is stored once by the server.
+_STALE_CLAIM_SECONDS = 600.0
+# Not following a symlink planted in place of a spool file; 0 where the OS has no such flag.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,79 @@ def _count_of(path: Path) -> int:
         return int(path.name.split(_CLAIMED)[0].removesuffix(_SUFFIX).rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return 0
+
+
+class _HeldClaims:
+    """The claim paths this process holds now, from any thread and any Spool."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: set[Path] = set()
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            self._paths.add(path)
+
+    def discard(self, path: Path) -> None:
+        with self._lock:
+            self._paths.discard(path)
+
+    def __contains__(self, path: object) -> bool:
+        with self._lock:
+            return path in self._paths
+
+    def reset(self) -> None:
+        # After fork: the parent's claims are not the child's, and the lock may be held by a
+        # thread that does not exist in the child.
+        self._lock = threading.Lock()
+        self._paths = set()
+
+
+_HELD = _HeldClaims()
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_HELD.reset)
+
+
+def _directory_problem(directory: Path) -> str | None:
+    """Why `directory` must not be used as a spool, or None when it may."""
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a directory (a symlink?)"
+    if not hasattr(os, "getuid"):
+        return None  # no owner or mode bits to judge on this OS
+    if info.st_uid != os.getuid():
+        return f"owned by uid {info.st_uid}, not {os.getuid()}"
+    if info.st_mode & 0o077:
+        return f"mode {stat.S_IMODE(info.st_mode):o} lets other users in (0700 wanted)"
+    return None
+
+
+def _lines(source: BinaryIO) -> Iterator[bytes | None]:
+    """Up to _MAX_LINES_READ lines of `source`; None for a line longer than _MAX_LINE_BYTES."""
+    for _ in range(_MAX_LINES_READ):
+        # Bounded reads: a huge line must not be held in memory whole.
+        line = source.readline(_MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) <= _MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := source.readline(_MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
+def _abandoned(path: Path, now: float) -> bool:
+    """Whether the claim at `path` is one nobody is working on."""
+    owner = path.name.rsplit(_CLAIMED, 1)[1].split("-")[0]
+    if not owner.isdigit() or path in _HELD:
+        return False
+    if int(owner) == os.getpid() or not _pid_alive(int(owner)):
+        return True  # ours but not held: a predecessor's with the same pid (pid 1 in containers)
+    try:
+        return now - path.lstat().st_mtime > _STALE_CLAIM_SECONDS
+    except OSError:
+        return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -73,6 +162,21 @@ class Spool:
         self.directory = directory
         self._max_bytes = max_bytes
         self._tally = tally
+        self._refused = False
+
+    def _usable(self) -> bool:
+        """Whether the directory, if it exists, is one we may use; told once when it is not."""
+        if self._refused:
+            return False
+        try:
+            problem = _directory_problem(self.directory)
+        except OSError:
+            return True  # missing or unreachable: writing creates it, or says why it cannot
+        if problem is not None:
+            # Refused for good: the client goes on as without a spool.
+            self._refused = True
+            logger.warning("spool directory %s is not used: %s", self.directory, problem)
+        return problem is None
 
     def _ensure_directory(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -80,6 +184,10 @@ class Spool:
     def write(self, events: list[TaskCompletionEvent]) -> int:
         """Spool `events` (in files of one batch each); return how many were written."""
         written = 0
+        with contextlib.suppress(OSError):  # told below, when the first file cannot be written
+            self._ensure_directory()
+        if not self._usable():
+            return 0
         for start in range(0, len(events), _EVENTS_PER_FILE):
             chunk = events[start : start + _EVENTS_PER_FILE]
             try:
@@ -118,6 +226,8 @@ class Spool:
             raise
 
     def _ready(self) -> list[Path]:
+        if not self._usable():
+            return []
         try:
             names = sorted(os.listdir(self.directory))
         except OSError:
@@ -131,48 +241,60 @@ class Spool:
     def claim(self) -> Claim | None:
         """Claim the oldest unclaimed file and read it; None when there is none."""
         for path in self._ready():
-            claimed = path.with_name(f"{path.name}{_CLAIMED}{os.getpid()}")
+            # The token keeps a claim's name unique even between processes with one pid
+            # (containers sharing the directory): nobody deletes another's claim by its name.
+            claimed = path.with_name(f"{path.name}{_CLAIMED}{os.getpid()}-{os.urandom(4).hex()}")
+            _HELD.add(claimed)  # before the rename: a recover() meanwhile must not put it back
             try:
                 os.rename(path, claimed)
             except OSError:
+                _HELD.discard(claimed)
                 continue  # another sender claimed it first
+            with contextlib.suppress(OSError):
+                os.utime(claimed)  # a rename keeps the old mtime; staleness counts from the claim
             events = self._read(claimed)
             if events:
                 return Claim(claimed, path, events)
             with contextlib.suppress(OSError):
                 claimed.unlink()
+            _HELD.discard(claimed)
         return None
 
     def _read(self, path: Path) -> list[TaskCompletionEvent]:
-        events: list[TaskCompletionEvent] = []
-        bad = 0
         try:
-            with path.open("rb") as source:
-                for number, line in enumerate(source):
-                    if number >= _MAX_LINES_READ:
-                        logger.warning(
-                            "spool file %s has more than %d lines: the rest is skipped",
-                            path.name,
-                            _MAX_LINES_READ,
-                        )
-                        break
-                    if line.strip():
-                        try:
-                            events.append(
-                                TaskCompletionEvent.model_validate_json(line[:_MAX_LINE_BYTES])
-                            )
-                        except ValueError:
-                            bad += 1
+            # No symlink followed, no FIFO waited on: only a regular file is read.
+            with os.fdopen(os.open(path, _OPEN_FLAGS), "rb") as source:
+                if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                    raise OSError("not a regular file")
+                return self._parse(source, path.name)
         except OSError as exc:
             logger.warning("could not read spool file %s (%s)", path.name, type(exc).__name__)
+            return []
+
+    def _parse(self, source: BinaryIO, name: str) -> list[TaskCompletionEvent]:
+        events: list[TaskCompletionEvent] = []
+        bad = 0
+        for line in _lines(source):
+            if line is None:
+                bad += 1
+            elif line.strip():
+                try:
+                    events.append(TaskCompletionEvent.model_validate_json(line))
+                except ValueError:
+                    bad += 1
+        if source.read(1):
+            logger.warning(
+                "spool file %s has more than %d lines: the rest is skipped", name, _MAX_LINES_READ
+            )
         if bad:
-            logger.warning("skipped %d unreadable lines in spool file %s", bad, path.name)
+            logger.warning("skipped %d unreadable lines in spool file %s", bad, name)
         return events
 
     def finish(self, claim: Claim) -> None:
         """Delete a claimed file whose events were all delivered."""
         with contextlib.suppress(FileNotFoundError):
             claim.path.unlink()
+        _HELD.discard(claim.path)
 
     def give_back(self, claim: Claim, unsent: list[TaskCompletionEvent]) -> None:
         """Return the `unsent` events of `claim` to the spool for a later sender."""
@@ -186,23 +308,27 @@ class Spool:
             claim.path.unlink()
         except OSError as exc:
             logger.warning("could not return events to the spool (%s)", type(exc).__name__)
+        finally:
+            _HELD.discard(claim.path)
 
     def recover(self) -> None:
-        """Put back the claims of processes that died, and remove their half-written files."""
+        """Put back the claims nobody works on, and remove half-written files of dead writers."""
+        if not self._usable():
+            return
         try:
             names = os.listdir(self.directory)
         except OSError:
             return
+        now = time.time()
         for name in names:
             path = self.directory / name
             if _CLAIMED in name:
-                owner = name.rsplit(_CLAIMED, 1)[1]
-                if owner.isdigit() and not _pid_alive(int(owner)):
+                if _abandoned(path, now):
                     with contextlib.suppress(OSError):
                         os.rename(path, self.directory / name.rsplit(_CLAIMED, 1)[0])
             elif name.startswith(_TEMP_PREFIX):
                 with contextlib.suppress(OSError):
-                    if time.time() - path.stat().st_mtime > _STALE_TEMP_SECONDS:
+                    if now - path.lstat().st_mtime > _STALE_TEMP_SECONDS:
                         path.unlink()
 
     def _enforce_cap(self) -> None:
@@ -210,7 +336,7 @@ class Spool:
         sizes: dict[Path, int] = {}
         for path in ready:
             with contextlib.suppress(OSError):
-                sizes[path] = path.stat().st_size
+                sizes[path] = path.lstat().st_size
         total = sum(sizes.values())
         evicted = 0
         for path in ready:  # oldest first

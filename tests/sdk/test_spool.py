@@ -370,7 +370,7 @@ def test_any_file_content_reads_as_its_valid_events_only(
     event = make_event()
     content = b"\n".join(event.model_dump_json().encode() if x == b"EVENT" else x for x in lines)
     directory = tmp_path / os.urandom(4).hex()
-    directory.mkdir()
+    directory.mkdir(mode=0o700)
     (directory / "00000000000000000001-1-ab-1.events").write_bytes(content)
     claim = Spool(directory, 10**9, Tally()).claim()
     expected = lines.count(b"EVENT")
