@@ -72,7 +72,8 @@ def deliver(
             "; ".join(problems) + " (set MOSAIC_TELEMETRY_SERVER_URL, MOSAIC_TELEMETRY_API_KEY "
             "and MOSAIC_TELEMETRY_INSTANCE_ID)"
         )
-    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    # 0700: the SDK uses a spool only if nobody else may enter it (its files are sent as ours).
+    settings.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     client = TelemetryClient(config)
     client.start()
     for event in events:

@@ -35,8 +35,15 @@ _APP = "mosaicstack-telemetry"
 
 
 def _cache_dir() -> Path:
-    from platformdirs import user_cache_dir
+    """The user's cache directory for this application (platformdirs' choice per system).
 
+    Without the `[agents]` extra, the XDG rule: `send` and `flush` need nothing but the SDK.
+    """
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / _APP
     return Path(user_cache_dir(_APP, appauthor=False))
 
 

@@ -36,6 +36,9 @@ SERVER_COMMANDS = {
     "prune": "delete the events stamped before a UTC day",
 }
 SERVER_MISSING = "the server needs: pip install 'mosaicstack-telemetry[server]'"
+AGENTS_MISSING = "this command needs: pip install 'mosaicstack-telemetry[agents]'"
+# What the `[agents]` extra adds to the SDK; `send` and `flush` work without it.
+_AGENTS_DEPENDENCIES = frozenset({"genai_prices", "platformdirs", "rich"})
 
 
 def _command(args: Sequence[str]) -> str | None:
@@ -55,6 +58,19 @@ def _run_server(args: list[str]) -> int:
     except ImportError:  # a dependency imported lazily by one command (uvicorn in `serve`)
         print(SERVER_MISSING, file=sys.stderr)
         return 1
+
+
+def _run_client(args: list[str]) -> int:
+    from mosaicstack_telemetry_agents.cli import main as client_main
+
+    try:
+        return client_main(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _AGENTS_DEPENDENCIES:
+            raise
+        print(AGENTS_MISSING, file=sys.stderr)
+        # The hook is never in the agent's way, even when it cannot run.
+        return 0 if args[:2] == ["claude-code", "hook"] else 1
 
 
 def _overview(args: list[str]) -> int:
@@ -79,9 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = _command(args)
     if command in CLIENT_COMMANDS:
-        from mosaicstack_telemetry_agents.cli import main as client_main
-
-        return client_main(args)
+        return _run_client(args)
     if command in SERVER_COMMANDS:
         return _run_server(args)
     return _overview(args)

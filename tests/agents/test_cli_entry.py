@@ -64,6 +64,21 @@ def test_a_server_command_without_the_server_extra_says_how_to_install_it() -> N
         assert result.stderr == b"the server needs: pip install 'mosaicstack-telemetry[server]'\n"
 
 
+def test_a_command_without_the_agents_extra_says_how_to_install_it(env: Env) -> None:
+    # The [agents] extra is absent: genai-prices, platformdirs and rich cannot be imported.
+    blocked = "; ".join(
+        f"sys.modules[{name!r}] = None" for name in ("genai_prices", "platformdirs", "rich")
+    )
+    argv = ["import", "aider", "--analytics-log", "/nonexistent"]
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys; {blocked}\nfrom mosaicstack_telemetry_cli import "
+         f"main\nsys.exit(main({argv!r}))"],
+        capture_output=True, timeout=60, env=env.variables, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == b"this command needs: pip install 'mosaicstack-telemetry[agents]'\n"
+
+
 def test_server_commands_still_run_through_the_entry(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'telemetry.db'}"
     result = subprocess.run(
