@@ -6,12 +6,12 @@ name and renamed into place (readers never see half a file), mode 0600 in a 0700
 Names sort oldest first: `<time_ns>-<pid>-<token>-<count>.events`.
 
 Several processes may share a directory. A sender claims a file by renaming it to
-`<name>.claimed-<pid>`; a rename succeeds for one process only. After delivery it deletes the file;
-if delivery fails it renames it back. A crash between a send and the deletion resends the batch,
-which the server's idempotency by `event_id` stores once. A claim nobody works on is put back by
-the next sender: its process is gone, or it bears our pid without being one we hold (in a
-container the app is pid 1 after every restart), or it is older than any delivery takes. The size
-cap deletes the oldest unclaimed files first, and counts them.
+`<name>.claimed-<pid>-<token>`; a rename succeeds for one process only. After delivery it deletes
+the file; if delivery fails it renames it back. A crash between a send and the deletion resends
+the batch, which the server's idempotency by `event_id` stores once. A claim nobody works on is
+put back by the next sender: its process is gone, or it bears our pid without being one we hold
+(in a container the app is pid 1 after every restart), or it is older than any delivery takes.
+The size cap deletes the oldest unclaimed files first, and counts them.
 
 The directory is used only if it is a real directory (not a symlink) of our user that nobody else
 may enter: its files are read back and sent, so another user who can write them could send
@@ -49,10 +49,12 @@ _MAX_LINE_BYTES = 64 * 1024
 # and reading it whole could take any amount of memory.
 _MAX_LINES_READ = 10 * _EVENTS_PER_FILE
 # A claim older than this is put back even if its owner seems alive (a pid reused by another
-# process, or a pid of another container): a batch's delivery with its retries takes far less,
-# and a duplicate send of a batch still in flight is stored once by the server.
+# process, or a pid of another container): with the default settings a file's delivery and its
+# retries take about a minute, and a longer one risks only a duplicate send, which the server
+# stores once (idempotency by event_id).
 _STALE_CLAIM_SECONDS = 600.0
-# Not following a symlink planted in place of a spool file; 0 where the OS has no such flag.
+# Not following a symlink planted in place of a spool file, nor waiting on a FIFO; 0 where the OS
+# has no such flag.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
