@@ -114,8 +114,13 @@ def _directory_problem(directory: Path) -> str | None:
         return None  # no owner or mode bits to judge on this OS
     if info.st_uid != os.getuid():
         return f"owned by uid {info.st_uid}, not {os.getuid()}"
+    if info.st_mode & 0o022:
+        # Others could have planted files that we would send as ours: refuse.
+        return f"mode {stat.S_IMODE(info.st_mode):o} lets other users write in it (0700 wanted)"
     if info.st_mode & 0o077:
-        return f"mode {stat.S_IMODE(info.st_mode):o} lets other users in (0700 wanted)"
+        # Ours, readable by others but not writable (a plain `mkdir` gives 0755): nothing can
+        # have been planted, so tighten it rather than leave the application without a spool.
+        os.chmod(directory, 0o700)
     return None
 
 

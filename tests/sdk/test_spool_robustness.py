@@ -6,6 +6,7 @@ Real files in tmp_path; the client's view is checked through a client against a 
 from __future__ import annotations
 
 import os
+import stat
 import time
 import tracemalloc
 from pathlib import Path
@@ -125,7 +126,7 @@ def test_an_event_line_is_read_up_to_the_line_limit_and_no_further(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(mode=st.integers(min_value=0, max_value=0o077))
-def test_a_spool_directory_other_users_may_enter_is_refused(
+def test_a_spool_directory_others_may_write_is_refused_and_one_they_may_read_is_tightened(
     tmp_path: Path, sdk_logs: pytest.LogCaptureFixture, mode: int
 ) -> None:
     directory = tmp_path / os.urandom(4).hex()
@@ -134,13 +135,14 @@ def test_a_spool_directory_other_users_may_enter_is_refused(
     sdk_logs.clear()
     spool = Spool(directory, 10**7, Tally())
     written = spool.write([make_event()]) + spool.write([make_event()])
-    if mode == 0:
-        assert written == 2
-        assert spool.pending() == 2
-    else:
+    if mode & 0o022:  # others could have planted files: never sent as ours
         assert written == 0
         assert spool.pending() == 0
         assert len([m for m in warnings_of(sdk_logs) if "is not used" in m]) == 1
+    else:  # ours and only readable by others (a plain mkdir's 0755): made 0700 and used
+        assert written == 2
+        assert spool.pending() == 2
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
 def test_a_symlinked_spool_directory_is_refused(
