@@ -119,26 +119,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="default 8000, $MOSAIC_TELEMETRY_PORT, else $PORT",
     )
     _add_database(serve)
-    serve.add_argument(
-        "--min-sample-size",
-        type=_bounded(int, *LIMITS["min_sample_size"]),
-        help="fewest events a fallback level needs (default 5, "
-        f"${ENV_SETTINGS['min_sample_size']})",
-    )
-    serve.add_argument(
-        "--stats-max-age",
-        metavar="SECONDS",
-        type=_bounded(float, *LIMITS["stats_max_age_seconds"]),
-        help="oldest precomputed statistics may be (default 300, "
-        f"${ENV_SETTINGS['stats_max_age_seconds']})",
-    )
-    serve.add_argument(
-        "--stats-window-days",
-        metavar="DAYS",
-        type=_bounded(int, *LIMITS["stats_window_days"]),
-        help="days of events a prediction stands on, 0 for all (default 14, "
-        f"${ENV_SETTINGS['stats_window_days']})",
-    )
+    _add_limit_flags(serve)
     serve.add_argument(
         "--workers",
         type=_bounded(int, 1, MAX_WORKERS),
@@ -183,14 +164,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default "
         f"${ENV_SETTINGS['trusted_proxies']}, comma-separated; none)",
     )
-    serve.add_argument(
-        "--retention-days",
-        metavar="N",
-        type=_bounded(int, *LIMITS["retention_days"]),
-        help="delete events older than N days, in the background; 0 keeps them forever "
-        f"(default 0, ${ENV_SETTINGS['retention_days']})",
-    )
-    _add_limit_flags(serve)
     serve.add_argument(
         "--metrics-token-file",
         metavar="PATH",
@@ -258,52 +231,65 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     reporting.register(commands)
 
 
-# Settings with a range (LIMITS) and a flag: (setting, flag's dest, help). The parser bounds a
-# flag with the setting's LIMITS; `settings_from_args` applies them over the environment.
-_LIMIT_FLAGS: tuple[tuple[str, str, str], ...] = (
-    ("min_sample_size", "min_sample_size", "fewest events a fallback level needs (default 5"),
+# Settings with a range (LIMITS) and a flag: (setting, flag's dest, metavar, help). The parser
+# bounds each flag with the setting's LIMITS; `settings_from_args` applies them over the
+# environment (`runner.ENV_SETTINGS`, named in each help).
+_LIMIT_FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    ("min_sample_size", "min_sample_size", "N", "fewest events a fallback level needs (default 5"),
     (
         "stats_max_age_seconds",
         "stats_max_age",
-        "oldest precomputed statistics may be, in seconds (default 300",
+        "SECONDS",
+        "oldest precomputed statistics may be (default 300",
     ),
     (
         "stats_window_days",
         "stats_window_days",
+        "DAYS",
         "days of events a prediction stands on, 0 for all (default 14",
     ),
     (
-        "retention_days",
-        "retention_days",
-        "delete events older than N days, in the background; 0 keeps them forever (default 0",
-    ),
-    (
         "rate_limit_per_second",
         "rate_limit_per_second",
+        "R",
         "requests per second per API key, sustained (default 50",
     ),
-    ("rate_limit_burst", "rate_limit_burst", "requests per API key in a burst (default 100"),
-    ("max_body_bytes", "max_body_bytes", "largest request body, decompressed (default 1048576"),
+    ("rate_limit_burst", "rate_limit_burst", "N", "requests per API key in a burst (default 100"),
+    (
+        "max_body_bytes",
+        "max_body_bytes",
+        "N",
+        "largest request body, decompressed (default 1048576",
+    ),
     (
         "auth_failure_rate_per_second",
         "auth_failure_rate_per_second",
+        "R",
         "failed authentications per second per client address (default 1",
     ),
     (
         "auth_failure_burst",
         "auth_failure_burst",
+        "N",
         "failed authentications per client address in a burst (default 20",
+    ),
+    (
+        "retention_days",
+        "retention_days",
+        "N",
+        "delete events older than N days, in the background; 0 keeps them forever (default 0",
     ),
 )
 
 
 def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
-    for name, dest, text in _LIMIT_FLAGS:
-        if dest in ("min_sample_size", "stats_max_age", "stats_window_days", "retention_days"):
-            continue  # declared above, where they always were
-        kind = float if "per_second" in name else int
+    for name, dest, metavar, text in _LIMIT_FLAGS:
+        kind = (
+            float if isinstance(ServerSettings.__dataclass_fields__[name].default, float) else int
+        )
         serve.add_argument(
             "--" + dest.replace("_", "-"),
+            metavar=metavar,
             type=_bounded(kind, *LIMITS[name]),
             help=f"{text}, ${ENV_SETTINGS[name]})",
         )
@@ -324,14 +310,14 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     token_file = getattr(args, "metrics_token_file", None)
     if token_file:
         settings.metrics_token = _read_token(token_file)
-    for name, dest, _ in _LIMIT_FLAGS:
+    for name, dest, *_ in _LIMIT_FLAGS:
         value = getattr(args, dest, None)
         if value is not None:
             setattr(settings, name, value)
     # The parser bounds the flags with the same LIMITS, but a rate's low is exclusive (0
     # would refuse everything) and a Namespace may be built by hand.
     given = [
-        (name, dest) for name, dest, _ in _LIMIT_FLAGS if getattr(args, dest, None) is not None
+        (name, dest) for name, dest, *_ in _LIMIT_FLAGS if getattr(args, dest, None) is not None
     ]
     settings.validate({name: "--" + dest.replace("_", "-") for name, dest in given})
     return settings
