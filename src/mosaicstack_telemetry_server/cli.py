@@ -19,6 +19,7 @@ from uuid import UUID
 from mosaicstack_telemetry_server import __version__, reporting
 from mosaicstack_telemetry_server.auth import MAX_LABEL_CHARS, issue_api_key
 from mosaicstack_telemetry_server.process_settings import (
+    DEFAULT_GRACEFUL_SECONDS,
     LOG_LEVELS,
     MAX_WORKERS,
     ProcessSettings,
@@ -43,8 +44,6 @@ __all__ = [
     "uvicorn_options",
 ]
 
-# How long `serve` lets in-flight requests finish after SIGTERM/SIGINT.
-DEFAULT_GRACEFUL_SECONDS = 30
 # A token file larger than this is not a token (and is not read whole).
 _MAX_TOKEN_BYTES = 4096
 

@@ -15,10 +15,19 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ENV_PROCESS", "LOG_LEVELS", "MAX_WORKERS", "ProcessSettings", "process_settings"]
+__all__ = [
+    "DEFAULT_GRACEFUL_SECONDS",
+    "ENV_PROCESS",
+    "LOG_LEVELS",
+    "MAX_WORKERS",
+    "ProcessSettings",
+    "process_settings",
+]
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_WORKERS = 64
+# How long `serve` lets in-flight requests finish after SIGTERM/SIGINT.
+DEFAULT_GRACEFUL_SECONDS = 30
 # Each field's variable; `PORT` is read after `MOSAIC_TELEMETRY_PORT`.
 ENV_PROCESS: Mapping[str, str] = {
     "host": "MOSAIC_TELEMETRY_HOST",
@@ -46,8 +55,7 @@ class ProcessSettings(BaseSettings):
         8000, ge=0, le=65535, validation_alias=AliasChoices("MOSAIC_TELEMETRY_PORT", "PORT")
     )
     workers: int = Field(1, ge=1, le=MAX_WORKERS)
-    # How long in-flight requests may finish after SIGTERM/SIGINT.
-    graceful_timeout: int = Field(30, ge=0, le=3600)
+    graceful_timeout: int = Field(DEFAULT_GRACEFUL_SECONDS, ge=0, le=3600)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 
