@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,7 +24,8 @@ __all__ = [
     "process_settings",
 ]
 
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 MAX_WORKERS = 64
 # How long `serve` lets in-flight requests finish after SIGTERM/SIGINT.
 DEFAULT_GRACEFUL_SECONDS = 30
@@ -56,7 +57,7 @@ class ProcessSettings(BaseSettings):
     )
     workers: int = Field(1, ge=1, le=MAX_WORKERS)
     graceful_timeout: int = Field(DEFAULT_GRACEFUL_SECONDS, ge=0, le=3600)
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: LogLevel = "info"
 
 
 def _source(name: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> str:
