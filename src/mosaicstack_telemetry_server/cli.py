@@ -18,6 +18,13 @@ from uuid import UUID
 
 from mosaicstack_telemetry_server import __version__, reporting
 from mosaicstack_telemetry_server.auth import MAX_LABEL_CHARS, issue_api_key
+from mosaicstack_telemetry_server.process_settings import (
+    DEFAULT_GRACEFUL_SECONDS,
+    LOG_LEVELS,
+    MAX_WORKERS,
+    ProcessSettings,
+    process_settings,
+)
 from mosaicstack_telemetry_server.proxies import parse_trusted_proxies
 from mosaicstack_telemetry_server.runner import (
     ENV_LOG_LEVEL,
@@ -28,12 +35,17 @@ from mosaicstack_telemetry_server.runner import (
 from mosaicstack_telemetry_server.settings import LIMITS, ServerSettings, format_number
 from mosaicstack_telemetry_server.storage import Storage, StorageError, open_storage, redact_url
 
-__all__ = ["build_parser", "main", "register", "settings_from_args", "uvicorn_options"]
+__all__ = [
+    "build_parser",
+    "effective_config",
+    "main",
+    "register",
+    "settings_from_args",
+    "uvicorn_options",
+]
 
-_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-# How long `serve` lets in-flight requests finish after SIGTERM/SIGINT.
-DEFAULT_GRACEFUL_SECONDS = 30
-_MAX_WORKERS = 64
+# A token file larger than this is not a token (and is not read whole).
+_MAX_TOKEN_BYTES = 4096
 
 
 def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
@@ -99,44 +111,30 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     server command is asked for, so the client commands never import the server's dependencies.
     """
     serve = commands.add_parser("serve", help="serve the API")
-    serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
-    serve.add_argument("--port", type=_bounded(int, 0, 65535), default=8000, help="default 8000")
+    serve.add_argument("--host", help="interface (default 127.0.0.1, $MOSAIC_TELEMETRY_HOST)")
+    serve.add_argument(
+        "--port",
+        type=_bounded(int, 0, 65535),
+        help="default 8000, $MOSAIC_TELEMETRY_PORT, else $PORT",
+    )
     _add_database(serve)
-    serve.add_argument(
-        "--min-sample-size",
-        type=_bounded(int, *LIMITS["min_sample_size"]),
-        help="fewest events a fallback level needs (default 5, "
-        f"${ENV_SETTINGS['min_sample_size']})",
-    )
-    serve.add_argument(
-        "--stats-max-age",
-        metavar="SECONDS",
-        type=_bounded(float, *LIMITS["stats_max_age_seconds"]),
-        help="oldest precomputed statistics may be (default 300, "
-        f"${ENV_SETTINGS['stats_max_age_seconds']})",
-    )
-    serve.add_argument(
-        "--stats-window-days",
-        metavar="DAYS",
-        type=_bounded(int, *LIMITS["stats_window_days"]),
-        help="days of events a prediction stands on, 0 for all (default 14, "
-        f"${ENV_SETTINGS['stats_window_days']})",
-    )
+    _add_limit_flags(serve)
     serve.add_argument(
         "--workers",
-        type=_bounded(int, 1, _MAX_WORKERS),
-        default=1,
-        help="worker processes (default 1); each is stateless apart from its rate limiter",
+        type=_bounded(int, 1, MAX_WORKERS),
+        help="worker processes (default 1, $MOSAIC_TELEMETRY_WORKERS); each is stateless "
+        "apart from its rate limiter",
     )
     serve.add_argument(
         "--graceful-timeout",
         metavar="SECONDS",
         type=_bounded(int, 0, 3600),
-        default=DEFAULT_GRACEFUL_SECONDS,
         help="how long in-flight requests may finish on shutdown "
-        f"(default {DEFAULT_GRACEFUL_SECONDS})",
+        f"(default {DEFAULT_GRACEFUL_SECONDS}, $MOSAIC_TELEMETRY_GRACEFUL_TIMEOUT)",
     )
-    serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info")
+    serve.add_argument(
+        "--log-level", choices=LOG_LEVELS, help="default info, $MOSAIC_TELEMETRY_LOG_LEVEL"
+    )
     serve.add_argument(
         "--header-timeout",
         metavar="SECONDS",
@@ -166,11 +164,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         f"${ENV_SETTINGS['trusted_proxies']}, comma-separated; none)",
     )
     serve.add_argument(
-        "--retention-days",
-        metavar="N",
-        type=_bounded(int, *LIMITS["retention_days"]),
-        help="delete events older than N days, in the background; 0 keeps them forever "
-        f"(default 0, ${ENV_SETTINGS['retention_days']})",
+        "--metrics-token-file",
+        metavar="PATH",
+        help="file holding the bearer token GET /metrics requires (default "
+        f"${ENV_SETTINGS['metrics_token']}; none: /metrics is open). A file, not a flag: "
+        "a flag's value shows in the process list",
+    )
+    serve.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective settings as JSON, secrets masked, and exit",
     )
     serve.set_defaults(handler=_serve)
 
@@ -227,6 +230,70 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     reporting.register(commands)
 
 
+# Settings with a range (LIMITS) and a flag: (setting, flag's dest, metavar, help). The parser
+# bounds each flag with the setting's LIMITS; `settings_from_args` applies them over the
+# environment (`runner.ENV_SETTINGS`, named in each help).
+_LIMIT_FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    ("min_sample_size", "min_sample_size", "N", "fewest events a fallback level needs (default 5"),
+    (
+        "stats_max_age_seconds",
+        "stats_max_age",
+        "SECONDS",
+        "oldest precomputed statistics may be (default 300",
+    ),
+    (
+        "stats_window_days",
+        "stats_window_days",
+        "DAYS",
+        "days of events a prediction stands on, 0 for all (default 14",
+    ),
+    (
+        "rate_limit_per_second",
+        "rate_limit_per_second",
+        "R",
+        "requests per second per API key, sustained (default 50",
+    ),
+    ("rate_limit_burst", "rate_limit_burst", "N", "requests per API key in a burst (default 100"),
+    (
+        "max_body_bytes",
+        "max_body_bytes",
+        "N",
+        "largest request body, decompressed (default 1048576",
+    ),
+    (
+        "auth_failure_rate_per_second",
+        "auth_failure_rate_per_second",
+        "R",
+        "failed authentications per second per client address (default 1",
+    ),
+    (
+        "auth_failure_burst",
+        "auth_failure_burst",
+        "N",
+        "failed authentications per client address in a burst (default 20",
+    ),
+    (
+        "retention_days",
+        "retention_days",
+        "N",
+        "delete events older than N days, in the background; 0 keeps them forever (default 0",
+    ),
+)
+
+
+def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
+    for name, dest, metavar, text in _LIMIT_FLAGS:
+        kind = (
+            float if isinstance(ServerSettings.__dataclass_fields__[name].default, float) else int
+        )
+        serve.add_argument(
+            "--" + dest.replace("_", "-"),
+            metavar=metavar,
+            type=_bounded(kind, *LIMITS[name]),
+            help=f"{text}, ${ENV_SETTINGS[name]})",
+        )
+
+
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     """Settings from the environment (`settings_from_env`), overridden by the flags given."""
     settings = settings_from_env()
@@ -239,24 +306,19 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
             parse_trusted_proxies(settings.trusted_proxies)
         except ValueError as exc:
             raise ValueError(f"{ENV_SETTINGS['trusted_proxies']}: {exc}") from None
-    for name, option in (
-        ("min_sample_size", "min_sample_size"),
-        ("stats_max_age_seconds", "stats_max_age"),
-        ("stats_window_days", "stats_window_days"),
-        ("retention_days", "retention_days"),
-    ):
-        value = getattr(args, option, None)
+    token_file = getattr(args, "metrics_token_file", None)
+    if token_file:
+        settings.metrics_token = _read_token(token_file)
+    for name, dest, *_ in _LIMIT_FLAGS:
+        value = getattr(args, dest, None)
         if value is not None:
             setattr(settings, name, value)
-    # The parser bounds the flags with the same LIMITS; this catches a Namespace built by hand.
-    settings.validate(
-        {
-            "min_sample_size": "--min-sample-size",
-            "stats_max_age_seconds": "--stats-max-age",
-            "stats_window_days": "--stats-window-days",
-            "retention_days": "--retention-days",
-        }
-    )
+    # The parser bounds the flags with the same LIMITS, but a rate's low is exclusive (0
+    # would refuse everything) and a Namespace may be built by hand.
+    given = [
+        (name, dest) for name, dest, *_ in _LIMIT_FLAGS if getattr(args, dest, None) is not None
+    ]
+    settings.validate({name: "--" + dest.replace("_", "-") for name, dest in given})
     return settings
 
 
@@ -296,26 +358,27 @@ def uvicorn_options(
     args: argparse.Namespace, settings: ServerSettings
 ) -> tuple[Any, dict[str, Any], dict[str, str]]:
     """What `serve` hands to `uvicorn.run`: (app or import string, keyword arguments, and the
-    environment variables worker processes need). I/O-free."""
+    environment variables worker processes need). Reads the environment, no other I/O."""
+    process = _process(args)
     options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
+        "host": process.host,
+        "port": process.port,
         "log_config": None,
-        "log_level": args.log_level,
+        "log_level": process.log_level,
         "access_log": False,  # ours is structured (logging_config.py)
-        "timeout_graceful_shutdown": args.graceful_timeout,
+        "timeout_graceful_shutdown": process.graceful_timeout,
         "proxy_headers": False,  # the app decides whom to believe (proxies.py)
         # uvicorn's h11 protocol plus request deadlines and a connection cap (guard.py).
         "http": "mosaicstack_telemetry_server.guard:GuardedH11Protocol",
     }
-    if args.workers == 1:
+    if process.workers == 1:
         from mosaicstack_telemetry_server.app import create_app
 
         return create_app(settings), options, {}
     # Each worker process builds its own app from the environment: stateless processes
     # sharing the database.
-    environment = {**settings_to_env(settings), ENV_LOG_LEVEL: args.log_level}
-    options.update(factory=True, workers=args.workers)
+    environment = {**settings_to_env(settings), ENV_LOG_LEVEL: process.log_level}
+    options.update(factory=True, workers=process.workers)
     return "mosaicstack_telemetry_server.runner:app_from_env", options, environment
 
 
@@ -326,18 +389,61 @@ def _serve(args: argparse.Namespace) -> int:
     from mosaicstack_telemetry_server.metrics import multiprocess_folder
 
     settings = settings_from_args(args)
+    process = _process(args)
+    guard = _guard_settings(args)
+    if args.print_config:
+        print(json.dumps(effective_config(process, settings, guard), indent=2))
+        return 0
     # A database that cannot be reached at start is one clear line and exit 1, before any
     # worker starts (a server already running rides out an outage: runtime.py).
     _reachable(settings.database_url).close()
     # Through the environment, so that every worker process applies the same limits.
-    os.environ.update(_guard_settings(args))
-    configure_logging(args.log_level)
-    _err(f"serving {redact_url(settings.database_url)} on http://{args.host}:{args.port}")
+    os.environ.update(guard)
+    configure_logging(process.log_level)
+    address = f"http://{process.host}:{process.port}"
+    _err(f"serving {redact_url(settings.database_url)} on {address}")
     app, options, environment = uvicorn_options(args, settings)
     os.environ.update(environment)
-    with multiprocess_folder(args.workers):
+    with multiprocess_folder(process.workers):
         uvicorn.run(app, **options)
     return 0
+
+
+def _process(args: argparse.Namespace) -> ProcessSettings:
+    return process_settings(
+        {name: getattr(args, name, None) for name in ProcessSettings.model_fields}
+    )
+
+
+def _read_token(path: str) -> str:
+    """The token in the file at `path` (surrounding whitespace removed)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(_MAX_TOKEN_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"--metrics-token-file: cannot read {path}: {exc.strerror}") from None
+    token = raw.decode("utf-8", errors="replace").strip()
+    if len(raw) > _MAX_TOKEN_BYTES or not token or not token.isprintable():
+        raise ValueError(
+            f"--metrics-token-file: {path} must hold one printable token of at most "
+            f"{_MAX_TOKEN_BYTES} bytes"
+        )
+    return token
+
+
+def effective_config(
+    process: ProcessSettings, settings: ServerSettings, guard: dict[str, str]
+) -> dict[str, Any]:
+    """Every `serve` setting's effective value, by setting name; secrets masked."""
+    from mosaicstack_telemetry_server.guard import ENV_GUARD, GuardSettings
+
+    guard_settings = GuardSettings.from_env(guard)
+    config: dict[str, Any] = process.model_dump()
+    config.update(dataclasses.asdict(settings))
+    config.update({name: getattr(guard_settings, name) for name in ENV_GUARD})
+    config["database_url"] = redact_url(settings.database_url)
+    config["metrics_token"] = "***" if settings.metrics_token else ""
+    return config
 
 
 def _guard_settings(args: argparse.Namespace) -> dict[str, str]:

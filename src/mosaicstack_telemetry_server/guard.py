@@ -102,10 +102,11 @@ class GuardSettings:
                     values[name] = kind(raw)
                 except ValueError:
                     raise ValueError(f"{variable} must be a valid {kind.__name__}") from None
-        try:
-            return cls(**values)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (from MOSAIC_TELEMETRY_* variables)") from None
+                try:  # checked alone, so that the error names this variable
+                    cls(**{name: values[name]})
+                except ValueError as exc:
+                    raise ValueError(f"{variable}: {exc}") from None
+        return cls(**values)
 
     def to_env(self) -> dict[str, str]:
         """The variables that make `from_env` rebuild these settings."""
