@@ -35,6 +35,7 @@ __all__ = [
     "backfill_source_sql",
     "cube_statement",
     "edge_tokens_sql",
+    "export_sql",
     "plan_range",
     "sketches_sql",
     "token_bucket_rows",
@@ -278,3 +279,43 @@ def token_bucket_rows(
         for (model, kind), histogram in sorted(counts.items())
         for index in np.flatnonzero(histogram)
     ]
+
+
+_EXPORT_SELECT = (
+    "SELECT id, instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
+    "complexity, harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
+    "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
+    "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
+    "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
+    "language, repo_size_category FROM events"
+)
+
+
+def export_sql(
+    dialect: Dialect,
+    bound: Callable[[Any], Any],
+    *,
+    instance_id: UUID | None,
+    start: datetime | None,
+    end: datetime | None,
+    after: int,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    """One page of `export_events`: the row id, then the event's columns, in id order.
+
+    Keyset pagination: rows with an id above `after`. `bound` turns a value into the backend's
+    parameter (text on SQLite). Fixed fragments only; every value is bound.
+    """
+    p = dialect.placeholder
+    conditions = [f"id > {p}"]
+    params: list[Any] = [after]
+    for condition, value in (
+        (f"instance_id = {p}", instance_id),
+        (f"timestamp >= {p}", start),
+        (f"timestamp < {p}", end),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            params.append(bound(value))
+    sql = f"{_EXPORT_SELECT} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {p}"
+    return sql, [*params, limit]

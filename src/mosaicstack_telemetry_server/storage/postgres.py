@@ -50,6 +50,7 @@ from mosaicstack_telemetry_server.storage._usage_sql import (
     backfill_source_sql,
     cube_statement,
     edge_tokens_sql,
+    export_sql,
     plan_range,
     sketches_sql,
     token_bucket_rows,
@@ -102,14 +103,6 @@ _SELECT_EVENT = (
     "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
     "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
     "language, repo_size_category FROM events WHERE instance_id = %s AND event_id = %s"
-)
-_EXPORT_SELECT = (
-    "SELECT id, instance_id, event_id, schema_version, timestamp, task_duration_ms, task_type, "
-    "complexity, harness, model, provider, estimated_input_tokens, estimated_output_tokens, "
-    "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
-    "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
-    "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
-    "language, repo_size_category FROM events"
 )
 _SELECT_PARTITION = (
     "SELECT model, provider, complexity, actual_input_tokens, actual_output_tokens, "
@@ -598,20 +591,17 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
         limit: int,
     ) -> list[tuple[int, TaskCompletionEvent]]:
         """One page of events with ids above `after`, in id order (keyset pagination)."""
-        conditions = ["id > %s"]
-        params: list[Any] = [after]
-        for condition, value in (
-            ("instance_id = %s", None if instance_id is None else instance_id),
-            ("timestamp >= %s", None if start is None else start),
-            ("timestamp < %s", None if end is None else end),
-        ):
-            if value is not None:
-                conditions.append(condition)
-                params.append(value)
-        # Fixed fragments only; every value is bound.
-        sql = _EXPORT_SELECT + " WHERE " + " AND ".join(conditions) + " ORDER BY id LIMIT %s"
+        sql, params = export_sql(
+            _DIALECT,
+            _bound,
+            instance_id=instance_id,
+            start=start,
+            end=end,
+            after=after,
+            limit=limit,
+        )
         with self._transaction() as conn:
-            rows = conn.execute(sql, [*params, limit]).fetchall()
+            rows = conn.execute(sql, params).fetchall()
         return [(int(row[0]), event_from_row(row[1:])) for row in rows]
 
     # dashboard sessions
