@@ -16,6 +16,8 @@ from uuid import UUID
 from mosaicstack_telemetry import QualityGate, TaskCompletionEvent
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
+    BucketKey,
+    BucketRow,
     StatsKey,
     StatsRow,
     StorageError,
@@ -347,3 +349,26 @@ def check_batch_size(count: int) -> None:
         raise ValueError(
             f"at most {MAX_EVENTS_PER_INSERT} events per insert_events call, got {count}"
         )
+
+
+def bucket_values(row: BucketRow) -> tuple[Any, ...]:
+    """A prediction bucket as the columns of `prediction_buckets`, in table order."""
+    k = row.key
+    return (
+        k.task_type,
+        k.model,
+        k.provider,
+        k.complexity,
+        k.day,
+        row.sample_size,
+        row.sketch,
+        row.exact,
+    )
+
+
+def bucket_row(values: Sequence[Any]) -> BucketRow:
+    """A `prediction_buckets` row back as a bucket (blobs as bytes whatever the driver gives)."""
+    exact = values[7]
+    return BucketRow(
+        BucketKey(*values[:5]), values[5], bytes(values[6]), None if exact is None else bytes(exact)
+    )

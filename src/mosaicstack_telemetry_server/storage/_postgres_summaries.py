@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from mosaicstack_telemetry_server.storage._common import bucket_row, bucket_values
 from mosaicstack_telemetry_server.storage.base import (
     BucketKey,
     BucketRow,
@@ -139,7 +140,7 @@ class PostgresSummaries:
             if changed == 0:
                 return False
             with conn.cursor() as cur:
-                cur.executemany(_UPSERT_BUCKET, [_bucket_values(row) for row in buckets])
+                cur.executemany(_UPSERT_BUCKET, [bucket_values(row) for row in buckets])
         return True
 
     def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
@@ -160,31 +161,10 @@ class PostgresSummaries:
         arrays = [[getattr(k, f) for k in unique] for f in BucketKey.__slots__]
         with self._transaction() as conn:
             rows = conn.execute(_SELECT_BUCKETS, (exact, *arrays)).fetchall()
-        return {row.key: row for row in map(_bucket_row, rows)}
+        return {row.key: row for row in map(bucket_row, rows)}
 
 
 def _one(row: Any) -> tuple[Any, ...]:
     if row is None:  # pragma: no cover - the migration inserts the one row
         raise psycopg.DataError("missing row")
     return tuple(row)
-
-
-def _bucket_values(row: BucketRow) -> tuple[Any, ...]:
-    k = row.key
-    return (
-        k.task_type,
-        k.model,
-        k.provider,
-        k.complexity,
-        k.day,
-        row.sample_size,
-        row.sketch,
-        row.exact,
-    )
-
-
-def _bucket_row(values: Sequence[Any]) -> BucketRow:
-    exact = values[7]
-    return BucketRow(
-        BucketKey(*values[:5]), values[5], bytes(values[6]), None if exact is None else bytes(exact)
-    )

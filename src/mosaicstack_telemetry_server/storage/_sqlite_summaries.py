@@ -10,8 +10,8 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
+from mosaicstack_telemetry_server.storage._common import bucket_row, bucket_values
 from mosaicstack_telemetry_server.storage.base import (
     BucketKey,
     BucketRow,
@@ -99,7 +99,7 @@ class SQLiteSummaries:
             ).rowcount
             if changed == 0:
                 return False
-            conn.executemany(_UPSERT_BUCKET, [_bucket_values(row) for row in buckets])
+            conn.executemany(_UPSERT_BUCKET, [bucket_values(row) for row in buckets])
         return True
 
     def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
@@ -121,26 +121,4 @@ class SQLiteSummaries:
         )
         with self._transaction(write=False) as conn:
             rows = conn.execute(_SELECT_BUCKETS, (exact, wanted)).fetchall()
-        return {row.key: row for row in map(_bucket_row, rows)}
-
-
-def _bucket_values(row: BucketRow) -> tuple[Any, ...]:
-    k = row.key
-    return (
-        k.task_type,
-        k.model,
-        k.provider,
-        k.complexity,
-        k.day,
-        row.sample_size,
-        row.sketch,
-        row.exact,
-    )
-
-
-def _bucket_row(values: Sequence[Any]) -> BucketRow:
-    return BucketRow(BucketKey(*values[:5]), values[5], bytes(values[6]), _bytes(values[7]))
-
-
-def _bytes(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
+        return {row.key: row for row in map(bucket_row, rows)}
