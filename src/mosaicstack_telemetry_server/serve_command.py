@@ -75,42 +75,44 @@ def database_help() -> str:
 
 def add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     """One flag per `ServerSettings` field, and `--print-config`."""
-    for name, field in ServerSettings.model_fields.items():
-        cli = cli_of(name)
-        flag, metavar = str(cli["flag"]), str(cli["metavar"]) or None
-        if name == "database_url":
-            serve.add_argument(flag, dest="database", metavar=metavar, help=_help(name))
-        elif name == "trusted_proxies":
-            serve.add_argument(
-                flag,
-                dest=name,
-                metavar=metavar,
-                action="append",
-                type=_trusted_proxy,
-                help=_help(name, str(cli_of(name)["flag_note"]) + "; "),
-            )
-        elif name == "metrics_token":
-            serve.add_argument(
-                flag,
-                dest="metrics_token_file",
-                metavar=metavar,
-                help="file holding the bearer token GET /metrics requires; a file, not a flag, "
-                "as a flag's value shows in the process list (default none: /metrics is open; "
-                f"${env_names(name)[0]} holds the token itself)",
-            )
-        elif get_origin(field.annotation) is Literal:
-            serve.add_argument(
-                flag, dest=name, choices=get_args(field.annotation), help=_help(name)
-            )
-        else:
-            serve.add_argument(
-                flag, dest=name, metavar=metavar, type=_parser(name), help=_help(name)
-            )
+    for name in ServerSettings.model_fields:
+        _add_flag(serve, name)
     serve.add_argument(
         "--print-config",
         action="store_true",
         help="print the effective settings as JSON, secrets masked, and exit",
     )
+
+
+def _add_flag(serve: argparse.ArgumentParser, name: str) -> None:
+    field = ServerSettings.model_fields[name]
+    cli = cli_of(name)
+    flag, metavar = str(cli["flag"]), str(cli["metavar"]) or None
+    if name == "database_url":  # the same flag as every other command's
+        serve.add_argument(flag, dest="database", metavar=metavar, help=_help(name))
+    elif name == "trusted_proxies":  # repeatable, one network each
+        note = str(cli["flag_note"]) + "; "
+        serve.add_argument(
+            flag,
+            dest=name,
+            metavar=metavar,
+            action="append",
+            type=_trusted_proxy,
+            help=_help(name, note),
+        )
+    elif name == "metrics_token":  # a path: a flag's value would show in the process list
+        serve.add_argument(
+            flag,
+            dest="metrics_token_file",
+            metavar=metavar,
+            help="file holding the bearer token GET /metrics requires; a file, not a flag, "
+            "as a flag's value shows in the process list (default none: /metrics is open; "
+            f"${env_names(name)[0]} holds the token itself)",
+        )
+    elif get_origin(field.annotation) is Literal:
+        serve.add_argument(flag, dest=name, choices=get_args(field.annotation), help=_help(name))
+    else:
+        serve.add_argument(flag, dest=name, metavar=metavar, type=_parser(name), help=_help(name))
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
