@@ -305,12 +305,10 @@ class _MappingEnvSource(EnvSettingsSource):
     """pydantic-settings' own variable reading, over a given mapping instead of `os.environ`."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
         super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        # As pydantic-settings' own reading of os.environ: names without case, empty = unset.
-        return {name.lower(): value for name, value in self._environ.items() if value != ""}
+        # The source's public table of variables, read as it reads os.environ: names without
+        # case (the model's config), an empty value as unset.
+        self.env_vars = {name.lower(): value for name, value in environ.items() if value != ""}
 
 
 @contextmanager

@@ -485,3 +485,20 @@ def test_worker_variables_rebuild_every_setting_the_parent_had(sqlite_url: str) 
     # A worker sees the parent's variables, PORT included: the parent's port still wins.
     assert load_settings({}, {**environment, "PORT": "82"}) == parent
     assert environment["MOSAIC_TELEMETRY_METRICS_TOKEN"] == "m-5e"
+
+
+def test_a_given_environment_is_read_as_the_process_environment_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    environment = {
+        "PORT": "8123",
+        "mosaic_telemetry_workers": "3",  # names without case, as pydantic-settings reads them
+        "MOSAIC_TELEMETRY_STATS_MAX_AGE": "7.5",
+        "MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE": "",  # empty: unset
+        "MOSAIC_TELEMETRY_DATABASE_URL": "sqlite:///never-opened.db",
+    }
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    from_process = load_settings()
+    assert load_settings({}, environment) == from_process
+    assert (from_process.port, from_process.workers, from_process.min_sample_size) == (8123, 3, 5)
