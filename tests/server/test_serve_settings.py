@@ -438,6 +438,9 @@ def test_two_workers_apply_flags_variables_and_the_token_file(
     argv += ["--metrics-token-file", str(token_file), "--header-timeout", "0.5"]
     environment = {**os.environ, "PORT": str(port), "MOSAIC_TELEMETRY_RATE_LIMIT_BURST": "3"}
     environment["MOSAIC_TELEMETRY_RATE_LIMIT_PER_SECOND"] = "0.001"  # no refill in the test
+    # Variables the flags above must win over, in the workers too.
+    environment["MOSAIC_TELEMETRY_MAX_BODY_BYTES"] = str(64 * 1024 * 1024)
+    environment["MOSAIC_TELEMETRY_HEADER_TIMEOUT"] = "3600"
     process = subprocess.Popen(argv, env=environment, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
 
@@ -457,11 +460,11 @@ def test_two_workers_apply_flags_variables_and_the_token_file(
             httpx.post(url + "/v1/events/batch", json=big, headers=auth, timeout=10).status_code
             for _ in range(8)
         ]
-        assert 413 in statuses  # --max-body-bytes, a flag
+        assert 413 in statuses  # --max-body-bytes, a flag, over its variable
         assert 429 in statuses  # the burst of 3 and the rate, variables
         assert set(statuses) <= {413, 429}
         assert httpx.get(url + "/metrics", timeout=10).status_code == 401  # the token file
-        assert _closed_by_server(port, within=10)  # --header-timeout 0.5
+        assert _closed_by_server(port, within=10)  # --header-timeout 0.5, over its variable
     finally:
         process.send_signal(signal.SIGTERM)
         try:
