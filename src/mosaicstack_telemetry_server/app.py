@@ -31,7 +31,6 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
     Startup migrates the schema and starts the prediction refresher; shutdown stops it and
     closes storage this app opened (storage passed in stays open: the caller owns it).
     """
-    settings.validate()  # fields may have been changed since construction
     app = FastAPI(
         title="Mosaic Stack Telemetry API",
         version=__version__,

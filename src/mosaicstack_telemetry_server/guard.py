@@ -17,39 +17,35 @@ docs/benchmarks.md, "Slow clients"):
 - **One line per interval.** Closures and any accept errors left are counted and logged at
   most once per `REPORT_SECONDS`, with their counts.
 
-Settings reach every worker process through environment variables (`from_env`).
+The settings are `ServerSettings`' `header_timeout`, `body_timeout` and `max_connections`:
+`guarded_protocol(settings)` binds them where the app runs in this process; worker processes,
+which uvicorn starts from an import string, read them from the variables `serve` sets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import resource
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from mosaicstack_telemetry_server.settings import ServerSettings, load_settings
+
 __all__ = [
-    "ENV_GUARD",
-    "GuardSettings",
     "GuardedH11Protocol",
     "descriptor_ceiling",
+    "effective_max_connections",
+    "guarded_protocol",
 ]
 
 logger = logging.getLogger("mosaicstack_telemetry_server.guard")
 
-ENV_GUARD: Mapping[str, str] = {
-    "header_timeout": "MOSAIC_TELEMETRY_HEADER_TIMEOUT",
-    "body_timeout": "MOSAIC_TELEMETRY_BODY_TIMEOUT",
-    "max_connections": "MOSAIC_TELEMETRY_MAX_CONNECTIONS",
-}
 # At most one report of closed connections and accept errors per this many seconds.
 REPORT_SECONDS = 60.0
 _SWEEP_SECONDS = 0.5
@@ -68,49 +64,10 @@ def descriptor_ceiling(soft_limit: int | None = None) -> int:
     return max(1, soft_limit - max(_RESERVED_MIN, soft_limit // 8))
 
 
-@dataclass(frozen=True)
-class GuardSettings:
-    """Deadlines (seconds) and the connection cap (0: as many as descriptors allow)."""
-
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    max_connections: int = 0
-
-    def __post_init__(self) -> None:
-        for name, low, high in (("header_timeout", 0.1, 3600), ("body_timeout", 0.1, 3600)):
-            seconds = getattr(self, name)
-            if not low <= seconds <= high:  # also refuses NaN
-                raise ValueError(f"{name} must be between {low} and {high} s, not {seconds!r}")
-        if not 0 <= self.max_connections <= 1_000_000:
-            raise ValueError(f"max_connections must be 0 to 1000000, not {self.max_connections}")
-
-    def effective_max_connections(self, soft_limit: int | None = None) -> int:
-        """The cap applied: the one asked for, never above `descriptor_ceiling`."""
-        ceiling = descriptor_ceiling(soft_limit)
-        return min(self.max_connections, ceiling) if self.max_connections else ceiling
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> GuardSettings:
-        """The settings in `ENV_GUARD`'s variables (unset or empty: the default)."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, variable in ENV_GUARD.items():
-            raw = environ.get(variable)
-            if raw:
-                kind = int if name == "max_connections" else float
-                try:
-                    values[name] = kind(raw)
-                except ValueError:
-                    raise ValueError(f"{variable} must be a valid {kind.__name__}") from None
-                try:  # checked alone, so that the error names this variable
-                    cls(**{name: values[name]})
-                except ValueError as exc:
-                    raise ValueError(f"{variable}: {exc}") from None
-        return cls(**values)
-
-    def to_env(self) -> dict[str, str]:
-        """The variables that make `from_env` rebuild these settings."""
-        return {variable: str(getattr(self, name)) for name, variable in ENV_GUARD.items()}
+def effective_max_connections(asked: int, soft_limit: int | None = None) -> int:
+    """The cap applied: the one asked for (0: none asked), never above `descriptor_ceiling`."""
+    ceiling = descriptor_ceiling(soft_limit)
+    return min(asked, ceiling) if asked else ceiling
 
 
 class _Tally:
@@ -139,9 +96,10 @@ class _Tally:
 class _Guard:
     """Per event loop: connections waiting for their client's bytes, oldest first."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, settings: GuardSettings) -> None:
-        self.settings = settings
-        self.cap = settings.effective_max_connections()
+    def __init__(self, loop: asyncio.AbstractEventLoop, settings: ServerSettings) -> None:
+        self.header_timeout = settings.header_timeout
+        self.body_timeout = settings.body_timeout
+        self.cap = effective_max_connections(settings.max_connections)
         self.tally = _Tally()
         self._loop = loop
         self._waiting: OrderedDict[GuardedH11Protocol, float] = OrderedDict()
@@ -198,10 +156,11 @@ class _Guard:
 _guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Guard] = weakref.WeakKeyDictionary()
 
 
-def _guard_for(loop: asyncio.AbstractEventLoop) -> _Guard:
+def _guard_for(loop: asyncio.AbstractEventLoop, settings: ServerSettings | None) -> _Guard:
     guard = _guards.get(loop)
     if guard is None:
-        guard = _guards[loop] = _Guard(loop, GuardSettings.from_env())
+        # A worker process's protocol has no settings bound: the parent's are in the variables.
+        guard = _guards[loop] = _Guard(loop, settings if settings is not None else load_settings())
     return guard
 
 
@@ -209,17 +168,18 @@ class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with request deadlines and a connection cap (see the module)."""
 
     phase = "head"  # what the client owes: "head", "body", or nothing ("app")
+    settings: ClassVar[ServerSettings | None] = None  # see `guarded_protocol`
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the head deadline; over the cap, make room."""
         super().connection_made(transport)
-        guard = _guard_for(self.loop)
-        guard.expect(self, guard.settings.header_timeout)
+        guard = _guard_for(self.loop, self.settings)
+        guard.expect(self, guard.header_timeout)
         guard.admit(self, len(self.connections))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop watching this connection."""
-        _guard_for(self.loop).forget(self)
+        _guard_for(self.loop, self.settings).forget(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -233,7 +193,7 @@ class GuardedH11Protocol(H11Protocol):
         self._follow()
 
     def _follow(self) -> None:
-        guard = _guard_for(self.loop)
+        guard = _guard_for(self.loop, self.settings)
         state = self.conn.their_state
         phase = "head" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "app"
         if phase == self.phase:
@@ -242,8 +202,13 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing():
             guard.forget(self)
         elif phase == "head":
-            guard.expect(self, guard.settings.header_timeout)
+            guard.expect(self, guard.header_timeout)
         elif phase == "body":
-            guard.expect(self, guard.settings.body_timeout)
+            guard.expect(self, guard.body_timeout)
         else:
             guard.forget(self)
+
+
+def guarded_protocol(settings: ServerSettings) -> type[GuardedH11Protocol]:
+    """`GuardedH11Protocol` applying `settings`, for a uvicorn serving in this process."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"settings": settings})

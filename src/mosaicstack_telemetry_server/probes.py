@@ -79,7 +79,7 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """The Prometheus text exposition of every worker process's metrics."""
-    token: str = request.app.state.runtime.settings.metrics_token
+    token: str = request.app.state.runtime.settings.metrics_token.get_secret_value()
     if token:
         given = request.headers.get("authorization", "")
         expected = f"Bearer {token}"

@@ -77,7 +77,7 @@ def test_keys_create_prints_the_key_alone_on_stdout(database_url: str) -> None:
         (("keys", "create", "--instance-id", INSTANCE, "--label", "a\x1b[2Jb"), "printable"),
         (("serve", "--port", "70000"), "between 0 and 65535"),
         (("serve", "--workers", "0"), "between 1 and 64"),
-        (("serve", "--min-sample-size", "many"), "not a valid int"),
+        (("serve", "--min-sample-size", "many"), "must be an integer between 1 and"),
         (("nonsense",), "invalid choice"),
     ],
 )
@@ -100,7 +100,10 @@ def test_bad_setting_in_environment_exits_2(
 ) -> None:
     monkeypatch.setenv("MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE", "lots")
     assert main(["migrate", "--database", sqlite_url]) == 2
-    assert "MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE must be a valid int" in capsys.readouterr().err
+    assert (
+        "MOSAIC_TELEMETRY_MIN_SAMPLE_SIZE must be an integer between 1 and 1000000, not 'lots'"
+        in (capsys.readouterr().err)
+    )
 
 
 @pytest.mark.parametrize(
@@ -268,16 +271,19 @@ def test_serve_options_for_one_worker_and_for_several(sqlite_url: str) -> None:
     )
     settings = settings_from_args(args)
     assert settings == ServerSettings(
-        database_url=sqlite_url, min_sample_size=7, stats_max_age_seconds=0
+        database_url=sqlite_url, port=9000, min_sample_size=7, stats_max_age_seconds=0
     )
-    app, options, environment = uvicorn_options(args, settings)
+    app, options, environment = uvicorn_options(settings)
     assert isinstance(app, FastAPI)
     assert environment == {}
     assert options["port"] == 9000
     assert options["timeout_graceful_shutdown"] == 30
 
     args = parser.parse_args(["serve", "--workers", "3", "--log-level", "debug"])
-    target, options, environment = uvicorn_options(args, settings)
+    args.database = sqlite_url
+    args.min_sample_size, args.stats_max_age_seconds = 7, 0
+    settings = settings_from_args(args)
+    target, options, environment = uvicorn_options(settings)
     assert target == "mosaicstack_telemetry_server.runner:app_from_env"
     assert options["factory"] is True
     assert options["workers"] == 3

@@ -25,9 +25,13 @@ from _api_helpers import free_port, wait_until
 
 from mosaicstack_telemetry_server.app import create_app
 from mosaicstack_telemetry_server.cli import main
-from mosaicstack_telemetry_server.guard import GuardedH11Protocol, GuardSettings, descriptor_ceiling
+from mosaicstack_telemetry_server.guard import (
+    GuardedH11Protocol,
+    descriptor_ceiling,
+    effective_max_connections,
+)
 from mosaicstack_telemetry_server.runner import serve_in_thread
-from mosaicstack_telemetry_server.settings import ServerSettings
+from mosaicstack_telemetry_server.settings import ServerSettings, load_settings, settings_to_env
 
 EXE = str(Path(sys.executable).with_name("mosaic-telemetry"))
 HEAD = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -164,14 +168,19 @@ def test_guard_settings_come_from_flags_and_the_environment(
 ) -> None:
     monkeypatch.setenv("MOSAIC_TELEMETRY_HEADER_TIMEOUT", "4.5")
     monkeypatch.setenv("MOSAIC_TELEMETRY_MAX_CONNECTIONS", "500")
-    assert GuardSettings.from_env() == GuardSettings(header_timeout=4.5, max_connections=500)
-    assert GuardSettings.from_env().to_env()["MOSAIC_TELEMETRY_BODY_TIMEOUT"] == "30.0"
+    settings = load_settings()
+    assert (settings.header_timeout, settings.body_timeout, settings.max_connections) == (
+        4.5,
+        30.0,
+        500,
+    )
+    assert settings_to_env(settings)["MOSAIC_TELEMETRY_BODY_TIMEOUT"] == "30.0"
     monkeypatch.setenv("MOSAIC_TELEMETRY_BODY_TIMEOUT", "soon")
-    with pytest.raises(ValueError, match="MOSAIC_TELEMETRY_BODY_TIMEOUT must be a valid float"):
-        GuardSettings.from_env()
+    with pytest.raises(ValueError, match=r"BODY_TIMEOUT must be a number between 0\.1 and 3600"):
+        load_settings()
     monkeypatch.setenv("MOSAIC_TELEMETRY_BODY_TIMEOUT", "0")
-    with pytest.raises(ValueError, match=r"body_timeout must be between 0\.1 and 3600"):
-        GuardSettings.from_env()
+    with pytest.raises(ValueError, match=r"BODY_TIMEOUT must be between 0\.1 and 3600"):
+        load_settings()
     with pytest.raises(SystemExit):
         main(["serve", "--header-timeout", "0"])
     assert "between 0.1 and 3600" in capsys.readouterr().err
@@ -180,9 +189,9 @@ def test_guard_settings_come_from_flags_and_the_environment(
 def test_the_cap_stays_below_the_descriptor_limit() -> None:
     assert descriptor_ceiling(1024) == 896
     assert descriptor_ceiling(160) == 96
-    assert GuardSettings(max_connections=5000).effective_max_connections(1024) == 896
-    assert GuardSettings(max_connections=100).effective_max_connections(1024) == 100
-    assert GuardSettings().effective_max_connections(1 << 20) == (1 << 20) - (1 << 17)
+    assert effective_max_connections(5000, 1024) == 896
+    assert effective_max_connections(100, 1024) == 100
+    assert effective_max_connections(0, 1 << 20) == (1 << 20) - (1 << 17)
     assert descriptor_ceiling() >= 1
 
 
