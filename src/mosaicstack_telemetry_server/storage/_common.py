@@ -79,8 +79,9 @@ STATS_COLUMNS = (
     "computed_at",
 )
 
-# The migration that creates the usage rollups: the storage backfills them right after it.
-USAGE_ROLLUPS_VERSION = 3
+# The migration that creates the usage rollups as they are now (0003 made a first design,
+# 0006 replaced it): the storage backfills them from the stored events right after it.
+USAGE_ROLLUPS_VERSION = 6
 # Events added to the rollups per step of that backfill: bounded work per statement.
 BACKFILL_CHUNK = 50_000
 
