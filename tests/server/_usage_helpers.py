@@ -156,10 +156,18 @@ def _ints(values: Sequence[Any]) -> tuple[int, ...]:
 
 def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
     """For each rollup table: (its rows, the same rows recounted from every stored event), as
-    comparable dicts. The recount is plain Python over the events, independent of the server:
-    every set of at most three dimensions, for the event's instance and for all ("*")."""
+    comparable dicts, once every pending event is folded. The recount is plain Python over the
+    events, independent of the server: every set of at most three dimensions, for the event's
+    instance and for all ("*")."""
+    from mosaicstack_telemetry_server.storage import open_storage
     from mosaicstack_telemetry_server.token_sketch import bucket_of
 
+    storage = open_storage(database_url)
+    try:
+        while storage.fold_pending_usage():
+            pass
+    finally:
+        storage.close()
     with _query(database_url) as query:
         events = query(_EVENTS)
         daily_rows = query(

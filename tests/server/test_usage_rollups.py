@@ -7,10 +7,20 @@ import random
 
 import pytest
 from _storage_helpers import INSTANCE, run_together
-from _usage_helpers import execute, generated_events, insert_raw, rollups_and_recount
+from _usage_helpers import (
+    FIRST,
+    LAST,
+    execute,
+    expected_usage,
+    generated_events,
+    insert_raw,
+    rollups_and_recount,
+)
 
 from mosaicstack_telemetry_server.storage import open_storage
 from mosaicstack_telemetry_server.storage._common import split_statements
+from mosaicstack_telemetry_server.storage._rollups import FOLD_AT
+from mosaicstack_telemetry_server.usage import query_usage
 
 
 def test_rollups_equal_a_recount_after_concurrent_ingestion_with_resends(
@@ -24,11 +34,17 @@ def test_rollups_equal_a_recount_after_concurrent_ingestion_with_resends(
 
         def ingest(worker: int) -> int:
             # Every worker sends every batch, in its own order, some twice: each event is
-            # offered 8 to 16 times, concurrently, and must count once.
+            # offered 8 to 16 times, concurrently, and must count once. Workers also fold
+            # now and then, so folds race each other and the inserts.
             rng = random.Random(worker)
             order = batches + rng.sample(batches, len(batches) // 2)
             rng.shuffle(order)
-            return sum(storage.insert_events(batch) for batch in order)
+            stored = 0
+            for number, batch in enumerate(order):
+                stored += storage.insert_events(batch)
+                if number % 5 == worker % 5:
+                    storage.fold_pending_usage()
+            return stored
 
         stored = run_together(8, ingest, timeout=120)
         assert sum(stored) == len(events)
@@ -58,6 +74,47 @@ def test_migration_backfills_the_rollups_of_events_stored_before_it(database_url
         assert stored == recount, name
     totals = [sums for key, sums in tables["daily"][0].items() if key[0] == "" and key[2] == "*"]
     assert sum(sums[0] for sums in totals) == 700
+
+
+def test_a_database_at_schema_5_upgrades_and_answers_as_a_recount(database_url: str) -> None:
+    events = generated_events(400, seed=6)
+    storage = open_storage(database_url)
+    try:
+        storage.migrate(target=5)
+        insert_raw(database_url, events)
+        storage.migrate()  # 0006: the new rollups, backfilled from the stored events
+        assert storage.schema_version() == 6
+        assert storage.fold_pending_usage() == 0  # the backfill left nothing pending
+        for group_by in (["model", "task_type", "harness"], ["day", "instance_id", "outcome"]):
+            report = query_usage(
+                storage, instance_id=None, start=FIRST, end=LAST, group_by=group_by
+            )
+            groups, _ = expected_usage(
+                events, instance_id=None, start=FIRST, end=LAST, group_by=group_by
+            )
+            got = {tuple(group.key.values()): group.tasks for group in report.groups}
+            assert got == {key: sums["tasks"] for key, sums in groups.items()}
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(database_url).items():
+        assert stored == recount, name
+
+
+def test_insert_events_folds_by_itself_once_enough_events_are_pending(
+    database_url: str,
+) -> None:
+    events = generated_events(FOLD_AT + 300, seed=7)
+    storage = open_storage(database_url)
+    try:
+        storage.migrate()
+        for start in range(0, len(events), 500):
+            storage.insert_events(events[start : start + 500])
+        # The batch that brought FOLD_AT events pending folded them: fewer are left.
+        assert 0 < storage.fold_pending_usage() < FOLD_AT
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(database_url).items():
+        assert stored == recount, name
 
 
 def test_admin_keys_have_no_instance_and_instance_keys_need_one(database_url: str) -> None:

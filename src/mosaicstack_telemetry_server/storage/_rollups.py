@@ -1,12 +1,16 @@
-"""The daily rollups of usage: what they hold, and the statements that add new events to them.
+"""The daily rollups of usage: what they hold, and the statements that fold events into them.
 
-`insert_events` stores a batch, then adds the events it newly stored (a resend adds nothing)
-to the rollups in the same transaction, so they never disagree with the events. Each table
-gets one `INSERT ... SELECT ... GROUP BY` over the new rows: summed in SQL (no Python per
-event or per row), upserted in key order, so that concurrent PostgreSQL writers lock rollup
-rows in one order (no deadlock; a conflicting upsert waits for the other transaction, then
-adds to its committed row: exact). Migration 0006's backfill runs the same statements over
-the stored events, a page of ids at a time.
+`insert_events` stores a batch and notes the events it newly stored (a resend adds nothing) in
+`usage_pending`, in the same transaction. Once `FOLD_AT` events are pending, it folds them
+(`fold_pending_usage`): one transaction takes them out of `usage_pending` and adds them to the
+rollups, so a reader's snapshot sees each event exactly once, either pending or folded; the
+usage queries (`_usage_sql.py`) read the rollups plus the pending events of the range. Folding
+in big groups is what makes the rollups cheap: a day's rows are upserted once per fold rather
+than once per batch. Each table gets one `INSERT ... SELECT ... GROUP BY` over the folded rows,
+summed in SQL (no Python per event or per row), upserted in key order, so that concurrent
+PostgreSQL folds lock rollup rows in one order (no deadlock; they take disjoint pending rows,
+and a conflicting upsert waits for the other transaction, then adds to its committed row:
+exact). Migration 0006's backfill folds every stored event the same way.
 
 Two tables, keyed by UTC day and owner: an instance, or `ALL` for the sum of every instance,
 so that an admin's answer reads as few rows as an instance's.
@@ -17,7 +21,8 @@ so that an admin's answer reads as few rows as an instance's.
 - `usage_token_buckets`: per model and kind (input or output tokens), how many events fell in
   each logarithmic bucket (`token_sketch.py`), added to by `count = count + excluded.count`.
 
-A 90-day answer then reads 90 days of one cuboid's rows, whatever the number of events.
+A 90-day answer then reads 90 days of one cuboid's rows and at most a few thousand pending
+events, whatever the number of events.
 """
 
 # Identifiers come only from CATEGORICAL and the Dialect constants; values are bound.
@@ -33,6 +38,8 @@ __all__ = [
     "ALL",
     "CATEGORICAL",
     "CUBOIDS",
+    "FOLD_AT",
+    "FOLD_LIMIT",
     "MAX_CATEGORICAL",
     "SUM_NAMES",
     "RollupDialect",
@@ -52,6 +59,11 @@ CUBOIDS: tuple[tuple[str, ...], ...] = tuple(
     for size in range(MAX_CATEGORICAL + 1)
     for cuboid in itertools.combinations(CATEGORICAL, size)
 )
+# Pending events that make insert_events fold: a reader sums at most about this many events
+# beside the rollups, and a fold upserts a day's rows once for this many events.
+FOLD_AT = 2_000
+# Most events one fold takes: one transaction stays a bounded amount of work.
+FOLD_LIMIT = 50_000
 SUM_NAMES = (
     "tasks",
     "input_tokens",

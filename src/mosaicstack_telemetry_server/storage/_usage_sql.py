@@ -1,8 +1,9 @@
 """The SQL of usage: reading sums and token histograms back; shared by both backends.
 
-A range `[start, end)` is cut into whole UTC days, read from the rollups (`_rollups.py`), and
-the partial days at its edges, read from the events by their timestamp index. Both parts are
-summed by one query, so an answer is one consistent snapshot.
+A range `[start, end)` is cut into whole UTC days, read from the rollups (`_rollups.py`) plus
+the events still pending a fold, and the partial days at its edges, read from the events by
+their timestamp index. All parts are summed by one query, so an answer is one consistent
+snapshot: an event is either pending or folded in it, never both.
 
 Only identifiers from `USAGE_DIMENSIONS` and `CATEGORICAL` are ever written into the SQL; every
 value is a bound parameter.
@@ -57,6 +58,9 @@ class Dialect:
     # edges' events are bucketed inside their statements (on SQLite by `bucket_of` itself,
     # registered on each connection as `token_bucket`).
     log_bucket: str
+    # The events of `usage_pending`, not yet folded into the rollups, as a condition on
+    # `events` that makes the planner look them up by id (a few thousand at most).
+    pending: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,27 @@ def _rollup_part(
     return f"SELECT {select} FROM usage_daily WHERE {where}", params  # nosec B608
 
 
+def _event_parts(
+    dialect: Dialect, plan: RangePlan, instance_id: UUID | None, convert: Callable[[Any], Any]
+) -> list[tuple[str, list[Any]]]:
+    """(condition on `events`, its parameters) for each part of a range read from the events:
+    the partial days at its edges (every event), and the whole days' pending events."""
+    p = dialect.placeholder
+    spans = [("", span) for span in plan.spans]
+    if plan.days is not None:
+        whole = tuple(datetime.combine(day, time(0), UTC) for day in plan.days)
+        spans.append((f"{dialect.pending} AND ", (whole[0], whole[1])))
+    parts = []
+    for pending, (start, end) in spans:
+        where = f"{pending}timestamp >= {p} AND timestamp < {p}"
+        params = [convert(start), convert(end)]
+        if instance_id is not None:
+            where += f" AND {dialect.instance_filter} = {p}"
+            params.append(convert(instance_id))
+        parts.append((where, params))
+    return parts
+
+
 def usage_sql(
     dialect: Dialect,
     plan: RangePlan,
@@ -128,13 +153,8 @@ def usage_sql(
         sql, values = _rollup_part(dialect, plan.days, dimensions, instance)
         parts.append(sql)
         params += [convert(value) for value in values]
-    p = dialect.placeholder
-    for span_start, span_end in plan.spans:
-        where = f"timestamp >= {p} AND timestamp < {p}"
-        params += [convert(span_start), convert(span_end)]
-        if instance_id is not None:
-            where += f" AND {dialect.instance_filter} = {p}"
-            params.append(convert(instance_id))
+    for where, values in _event_parts(dialect, plan, instance_id, convert):
+        params += values
         renamed = {"day": dialect.event_day, "instance_id": dialect.event_instance}
         columns = [f"{renamed[n]} AS {n}" if n in renamed else n for n in dimensions]
         sums = [
@@ -181,12 +201,7 @@ def token_buckets_sql(
         )
         owner = ALL if instance_id is None else str(instance_id)
         params += [convert(owner), convert(plan.days[0]), convert(plan.days[1])]
-    for span_start, span_end in plan.spans:
-        where = f"timestamp >= {p} AND timestamp < {p}"
-        span = [convert(span_start), convert(span_end)]
-        if instance_id is not None:
-            where += f" AND {dialect.instance_filter} = {p}"
-            span.append(convert(instance_id))
+    for where, span in _event_parts(dialect, plan, instance_id, convert):
         for kind in ("input", "output"):
             bucket = dialect.log_bucket.format(f"actual_{kind}_tokens")
             parts.append(

@@ -317,6 +317,11 @@ class Storage(Protocol):
         read from the events (by an index).
         """
 
+    def fold_pending_usage(self) -> int:
+        """Fold up to a bounded number of the events pending for the usage rollups into them,
+        in one transaction; returns how many it took (insert_events does this by itself once
+        enough are pending; answers count pending events either way)."""
+
     def token_buckets(
         self, *, instance_id: UUID | None, start: datetime, end: datetime
     ) -> list[TokenBucketRow]:
@@ -384,8 +389,8 @@ class Storage(Protocol):
         transaction; returns how many. Concurrent callers delete disjoint events."""
 
     def prune_rollups(self, before: date, limit: int) -> int:
-        """Delete up to `limit` usage rollup rows (daily, cube, token sketches) of days
-        before `before`, in one transaction; returns how many."""
+        """Delete up to `limit` usage rollup rows (cuboids, token buckets) of days before
+        `before`, in one transaction; returns how many."""
 
     def prune_buckets(self, before: date, limit: int) -> int:
         """Delete up to `limit` prediction buckets of days before `before`, in one transaction.

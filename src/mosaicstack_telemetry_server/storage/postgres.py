@@ -20,7 +20,6 @@ from psycopg_pool import ConnectionPool
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import (
-    BACKFILL_CHUNK,
     USAGE_ROLLUPS_VERSION,
     api_key_record,
     check_api_key_fields,
@@ -39,6 +38,8 @@ from mosaicstack_telemetry_server.storage._common import (
 from mosaicstack_telemetry_server.storage._postgres_retention import PostgresRetention
 from mosaicstack_telemetry_server.storage._postgres_summaries import PostgresSummaries
 from mosaicstack_telemetry_server.storage._rollups import (
+    FOLD_AT,
+    FOLD_LIMIT,
     cuboids_statement,
     token_buckets_statement,
 )
@@ -88,7 +89,9 @@ _INSERT_EVENTS = (
     # Sorted, so that concurrent batches lock the version rows in one order (no deadlock).
     "bump AS (INSERT INTO partition_versions (task_type, version) "
     "SELECT task_type, 1 FROM counts ORDER BY task_type "
-    "ON CONFLICT (task_type) DO UPDATE SET version = partition_versions.version + 1) "
+    "ON CONFLICT (task_type) DO UPDATE SET version = partition_versions.version + 1), "
+    # Noted for the usage rollups, which fold them in groups (see _rollups.py).
+    "pending AS (INSERT INTO usage_pending (id) SELECT id FROM new) "
     "SELECT id, instance_id, event_id FROM new"
 )
 _SELECT_EVENT = (
@@ -141,6 +144,14 @@ _DIALECT = Dialect(
         + repr(LN_GAMMA)
         + ")::integer ELSE -1 END)"
     ),
+    # An array of ids: looked up by the primary key, never a scan of the range's events.
+    pending="id = ANY(ARRAY(SELECT id FROM usage_pending))",
+)
+_PENDING_COUNT = "SELECT count(*) FROM (SELECT 1 FROM usage_pending LIMIT %s) AS p"
+# Concurrent folds skip each other's rows: each event is taken by one fold.
+_TAKE_PENDING = (
+    "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT %s "
+    "FOR UPDATE SKIP LOCKED) RETURNING id"
 )
 
 
@@ -292,8 +303,8 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
     # events
 
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
-        """Store new events, bump their task types' versions and add them to the usage
-        rollups, in one transaction."""
+        """Store new events, bump their task types' versions and note them as pending for the
+        usage rollups, in one transaction; then fold the pending events if enough are."""
         check_batch_size(len(events))
         if not events:
             return 0
@@ -308,10 +319,25 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
         # new ones: one round trip per batch (binary arrays: no text escaping to pay for).
         with self._transaction() as conn:
             stored = conn.execute(_INSERT_EVENTS, columns).fetchall()
+            due = False
             if stored:
-                ids = [row_id for row_id, _, _ in stored]
-                self._add_rollups(conn, "id = ANY(%s)", (ids,))
+                pending = conn.execute(_PENDING_COUNT, (FOLD_AT,)).fetchone()
+                due = int(cast(tuple[int], pending)[0]) >= FOLD_AT
+        if due:
+            self.fold_pending_usage()
         return len(stored)
+
+    def fold_pending_usage(self) -> int:
+        """Add up to FOLD_LIMIT pending events to the usage rollups, in one transaction;
+        returns how many were taken."""
+        with self._transaction() as conn:
+            return self._fold(conn)
+
+    def _fold(self, conn: psycopg.Connection[Any]) -> int:
+        ids = [row[0] for row in conn.execute(_TAKE_PENDING, (FOLD_LIMIT,))]
+        if ids:
+            self._add_rollups(conn, "id = ANY(%s)", (ids,))
+        return len(ids)
 
     @staticmethod
     def _add_rollups(conn: psycopg.Connection[Any], source: str, params: Sequence[Any]) -> None:
@@ -320,11 +346,10 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
             conn.execute(statement, params)
 
     def _backfill_rollups(self, conn: psycopg.Connection[Any]) -> None:
-        """Add every stored event to the (new, empty) rollups, a page of ids at a time."""
-        row = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
-        last = int(cast(tuple[int], row)[0])
-        for after in range(0, last, BACKFILL_CHUNK):
-            self._add_rollups(conn, "id > %s AND id <= %s", (after, after + BACKFILL_CHUNK))
+        """Fold every stored event into the (new, empty) rollups, FOLD_LIMIT at a time."""
+        conn.execute("INSERT INTO usage_pending (id) SELECT id FROM events")
+        while self._fold(conn):
+            pass
 
     def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
         """The stored event with this id from this instance, or None."""

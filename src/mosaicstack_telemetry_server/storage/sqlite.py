@@ -23,7 +23,6 @@ from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import (
-    BACKFILL_CHUNK,
     USAGE_ROLLUPS_VERSION,
     api_key_record,
     check_api_key_fields,
@@ -38,6 +37,8 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
 )
 from mosaicstack_telemetry_server.storage._rollups import (
+    FOLD_AT,
+    FOLD_LIMIT,
     cuboids_statement,
     token_buckets_statement,
 )
@@ -130,6 +131,14 @@ _DIALECT = Dialect(
     successes="sum(outcome = 'success')",
     gate_passes="sum(quality_gate_passed)",
     log_bucket="token_bucket({})",
+    pending="id IN (SELECT id FROM usage_pending)",
+)
+# Events waiting to be folded into the usage rollups (see _rollups.py).
+_NOTE_PENDING = "INSERT INTO usage_pending (id) SELECT id FROM events WHERE id > ?"
+_PENDING_COUNT = "SELECT count(*) FROM (SELECT 1 FROM usage_pending LIMIT ?)"
+_TAKE_PENDING = (
+    "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT ?) "
+    "RETURNING id"
 )
 
 
@@ -297,8 +306,8 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
     # events
 
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
-        """Store new events, bump their task types' versions and add them to the usage
-        rollups, in one transaction."""
+        """Store new events, bump their task types' versions and note them as pending for the
+        usage rollups, in one transaction; then fold the pending events if enough are."""
         check_batch_size(len(events))
         if not events:
             return 0
@@ -322,9 +331,26 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
             for task_type in sorted(by_task_type):
                 conn.executemany(_INSERT_EVENT, by_task_type[task_type])
                 conn.execute(_BUMP_VERSION, (task_type,))
+            due = False
             if rows:
-                self._add_rollups(conn, "id > ?", (last,))
+                conn.execute(_NOTE_PENDING, (last,))
+                (pending,) = conn.execute(_PENDING_COUNT, (FOLD_AT,)).fetchone()
+                due = pending >= FOLD_AT
+        if due:
+            self.fold_pending_usage()
         return len(rows)
+
+    def fold_pending_usage(self) -> int:
+        """Add up to FOLD_LIMIT pending events to the usage rollups, in one transaction;
+        returns how many were taken."""
+        with self._transaction(write=True) as conn:
+            return self._fold(conn)
+
+    def _fold(self, conn: sqlite3.Connection) -> int:
+        ids = [row[0] for row in conn.execute(_TAKE_PENDING, (FOLD_LIMIT,))]
+        if ids:
+            self._add_rollups(conn, "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
+        return len(ids)
 
     @staticmethod
     def _add_rollups(conn: sqlite3.Connection, source: str, params: Sequence[Any]) -> None:
@@ -333,10 +359,10 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
             conn.execute(statement, params)
 
     def _backfill_rollups(self, conn: sqlite3.Connection) -> None:
-        """Add every stored event to the (new, empty) rollups, a page of ids at a time."""
-        (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
-        for after in range(0, last, BACKFILL_CHUNK):
-            self._add_rollups(conn, "id > ? AND id <= ?", (after, after + BACKFILL_CHUNK))
+        """Fold every stored event into the (new, empty) rollups, FOLD_LIMIT at a time."""
+        conn.execute("INSERT INTO usage_pending (id) SELECT id FROM events")
+        while self._fold(conn):
+            pass
 
     def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
         """The stored event with this id from this instance, or None."""

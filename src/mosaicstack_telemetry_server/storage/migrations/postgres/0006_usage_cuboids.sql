@@ -4,9 +4,11 @@
 -- usage_daily now holds every set of at most three categorical dimensions (a third value
 -- column), which replaces usage_cube; token histograms are one row per bucket, added to by
 -- `count = count + excluded.count`, which replaces the JSON arrays of usage_token_sketches.
+-- usage_pending lists the events stored but not yet folded into the rollups: insert_events
+-- notes them there and folds them in groups (readers add them to the rollups' sums).
 -- The old tables are dropped and the new ones backfilled from the stored events by the
--- storage's migrate() right after these statements, in the same transaction, with the very
--- statements ingestion uses. The events are the source: retention deletes the events and the
+-- storage's migrate() right after these statements, in the same transaction, by the very
+-- fold that ingestion uses. The events are the source: retention deletes the events and the
 -- rollups of the same days, so they hold the same days (a database upgraded from before schema
 -- 3 never had rollups to convert).
 
@@ -48,3 +50,7 @@ CREATE TABLE usage_token_buckets (
 
 -- For retention, which deletes old days of every owner.
 CREATE INDEX usage_token_buckets_day_idx ON usage_token_buckets (day);
+
+CREATE TABLE usage_pending (
+    id bigint PRIMARY KEY
+);
