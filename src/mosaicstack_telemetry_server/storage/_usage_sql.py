@@ -58,9 +58,10 @@ class Dialect:
     # edges' events are bucketed inside their statements (on SQLite by `bucket_of` itself,
     # registered on each connection as `token_bucket`).
     log_bucket: str
-    # The events of `usage_pending`, not yet folded into the rollups, as a condition on
-    # `events` that makes the planner look them up by id (a few thousand at most).
-    pending: str
+    # The events of `usage_pending` (not yet folded into the rollups, a few thousand at
+    # most), as a table expression named `events`: planned on its own, so that they are
+    # looked up by id whatever the range's time condition outside it.
+    pending_events: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,22 +115,22 @@ def _rollup_part(
 
 def _event_parts(
     dialect: Dialect, plan: RangePlan, instance_id: UUID | None, convert: Callable[[Any], Any]
-) -> list[tuple[str, list[Any]]]:
-    """(condition on `events`, its parameters) for each part of a range read from the events:
-    the partial days at its edges (every event), and the whole days' pending events."""
+) -> list[tuple[str, str, list[Any]]]:
+    """(table expression, condition, its parameters) for each part of a range read from the
+    events: the partial days at its edges (every event), and the whole days' pending events."""
     p = dialect.placeholder
-    spans = [("", span) for span in plan.spans]
+    spans = [("events", span) for span in plan.spans]
     if plan.days is not None:
         whole = tuple(datetime.combine(day, time(0), UTC) for day in plan.days)
-        spans.append((f"{dialect.pending} AND ", (whole[0], whole[1])))
+        spans.append((dialect.pending_events, (whole[0], whole[1])))
     parts = []
-    for pending, (start, end) in spans:
-        where = f"{pending}timestamp >= {p} AND timestamp < {p}"
+    for source, (start, end) in spans:
+        where = f"timestamp >= {p} AND timestamp < {p}"
         params = [convert(start), convert(end)]
         if instance_id is not None:
             where += f" AND {dialect.instance_filter} = {p}"
             params.append(convert(instance_id))
-        parts.append((where, params))
+        parts.append((source, where, params))
     return parts
 
 
@@ -153,7 +154,7 @@ def usage_sql(
         sql, values = _rollup_part(dialect, plan.days, dimensions, instance)
         parts.append(sql)
         params += [convert(value) for value in values]
-    for where, values in _event_parts(dialect, plan, instance_id, convert):
+    for source, where, values in _event_parts(dialect, plan, instance_id, convert):
         params += values
         renamed = {"day": dialect.event_day, "instance_id": dialect.event_instance}
         columns = [f"{renamed[n]} AS {n}" if n in renamed else n for n in dimensions]
@@ -167,7 +168,7 @@ def usage_sql(
             f"{dialect.gate_passes} AS gate_passes",
         ]
         select = ", ".join([*columns, *sums])
-        parts.append(f"SELECT {select} FROM events WHERE {where}{group_by}")  # nosec B608
+        parts.append(f"SELECT {select} FROM {source} WHERE {where}{group_by}")  # nosec B608
     if not parts:
         return "", []
     outer = ", ".join([*dimensions, *(f"sum({name})" for name in SUM_NAMES)])
@@ -201,12 +202,12 @@ def token_buckets_sql(
         )
         owner = ALL if instance_id is None else str(instance_id)
         params += [convert(owner), convert(plan.days[0]), convert(plan.days[1])]
-    for where, span in _event_parts(dialect, plan, instance_id, convert):
+    for source, where, span in _event_parts(dialect, plan, instance_id, convert):
         for kind in ("input", "output"):
             bucket = dialect.log_bucket.format(f"actual_{kind}_tokens")
             parts.append(
-                f"SELECT model, '{kind}' AS kind, {bucket} AS bucket, 1 AS count FROM events "  # nosec B608
-                f"WHERE {where}"
+                f"SELECT model, '{kind}' AS kind, {bucket} AS bucket, 1 AS count "  # nosec B608
+                f"FROM {source} WHERE {where}"
             )
             params += span
     if not parts:

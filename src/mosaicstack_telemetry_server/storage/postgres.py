@@ -144,8 +144,12 @@ _DIALECT = Dialect(
         + repr(LN_GAMMA)
         + ")::integer ELSE -1 END)"
     ),
-    # An array of ids: looked up by the primary key, never a scan of the range's events.
-    pending="id = ANY(ARRAY(SELECT id FROM usage_pending))",
+    # An array of ids, looked up by the primary key; OFFSET 0 keeps the range's time
+    # condition outside, so that it cannot turn this into a scan of the range's events.
+    pending_events=(
+        "(SELECT * FROM events WHERE id = ANY(ARRAY(SELECT id FROM usage_pending)) OFFSET 0) "
+        "AS events"
+    ),
 )
 _PENDING_COUNT = "SELECT count(*) FROM (SELECT 1 FROM usage_pending LIMIT %s) AS p"
 # Concurrent folds skip each other's rows: each event is taken by one fold.

@@ -131,7 +131,7 @@ _DIALECT = Dialect(
     successes="sum(outcome = 'success')",
     gate_passes="sum(quality_gate_passed)",
     log_bucket="token_bucket({})",
-    pending="id IN (SELECT id FROM usage_pending)",
+    pending_events="(SELECT * FROM events WHERE id IN (SELECT id FROM usage_pending)) AS events",
 )
 # Events waiting to be folded into the usage rollups (see _rollups.py).
 _NOTE_PENDING = "INSERT INTO usage_pending (id) SELECT id FROM events WHERE id > ?"
