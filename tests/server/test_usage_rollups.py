@@ -4,6 +4,7 @@ resends, after a backfill by the migration, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 import pytest
 from _storage_helpers import INSTANCE, run_together
@@ -17,6 +18,7 @@ from _usage_helpers import (
     rollups_and_recount,
 )
 
+from mosaicstack_telemetry_server.retention import prune
 from mosaicstack_telemetry_server.storage import open_storage
 from mosaicstack_telemetry_server.storage._common import split_statements
 from mosaicstack_telemetry_server.storage._rollups import FOLD_AT
@@ -111,6 +113,26 @@ def test_insert_events_folds_by_itself_once_enough_events_are_pending(
             storage.insert_events(events[start : start + 500])
         # The batch that brought FOLD_AT events pending folded them: fewer are left.
         assert 0 < storage.fold_pending_usage() < FOLD_AT
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(database_url).items():
+        assert stored == recount, name
+
+
+def test_events_pruned_while_pending_are_never_counted_and_their_ids_may_come_back(
+    database_url: str,
+) -> None:
+    storage = open_storage(database_url)
+    try:
+        storage.migrate()
+        assert storage.insert_events(generated_events(300, seed=8)) == 300  # all pending
+        report = prune(storage, LAST.date() + timedelta(days=1))
+        assert report.events == 300
+        # SQLite gives an emptied table's ids again: the stale pending ids now name these.
+        fresh = generated_events(300, seed=9)
+        assert storage.insert_events(fresh) == 300
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == sum(FIRST <= event.timestamp < LAST for event in fresh)
     finally:
         storage.close()
     for name, (stored, recount) in rollups_and_recount(database_url).items():

@@ -133,8 +133,12 @@ _DIALECT = Dialect(
     log_bucket="token_bucket({})",
     pending_events="(SELECT * FROM events WHERE id IN (SELECT id FROM usage_pending)) AS events",
 )
-# Events waiting to be folded into the usage rollups (see _rollups.py).
-_NOTE_PENDING = "INSERT INTO usage_pending (id) SELECT id FROM events WHERE id > ?"
+# Events waiting to be folded into the usage rollups (see _rollups.py). A pending id may
+# outlive its event (pruned before its fold) and, once the table was emptied, be given to a new
+# event: that one is then pending, as it should be.
+_NOTE_PENDING = (
+    "INSERT INTO usage_pending (id) SELECT id FROM events WHERE id > ? ON CONFLICT (id) DO NOTHING"
+)
 _PENDING_COUNT = "SELECT count(*) FROM (SELECT 1 FROM usage_pending LIMIT ?)"
 _TAKE_PENDING = (
     "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT ?) "
