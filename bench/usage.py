@@ -31,6 +31,7 @@ from mosaicstack_telemetry import (
 )
 from mosaicstack_telemetry_server.auth import issue_api_key
 from mosaicstack_telemetry_server.storage import Storage, open_storage
+from mosaicstack_telemetry_server.storage._rollups import FOLD_AT
 from mosaicstack_telemetry_server.usage import query_token_percentiles, query_usage
 
 __all__ = ["run"]
@@ -226,6 +227,10 @@ def _backend(backend: str, count: int, repeats: int) -> list[Result]:
                     f"batches of {_CHUNK:,} in time order, with rollups, {inserting:.1f} s",
                 )
             )
+            # The worst case for the answers: as many events pending a fold as there can be
+            # (one fewer than a fold takes), spread over the range, read beside the rollups.
+            pending = _chunk(np.random.default_rng(12), now, FOLD_AT - 1, (0, 0.7))
+            storage.insert_events(pending)
             scan = _scan_ms(url, start, end)
             for group_by in _GROUP_BYS:
                 median, p99 = _median_ms(
