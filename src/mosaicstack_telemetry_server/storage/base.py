@@ -301,7 +301,7 @@ class Storage(Protocol):
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for (absent groups are left out)."""
 
-    # usage (daily rollups kept by the database in the inserting transaction)
+    # usage (daily rollups, folded from pending events by insert_events)
     def sum_usage(
         self,
         *,
@@ -313,8 +313,8 @@ class Storage(Protocol):
         """Sums over events with `start <= timestamp < end` (of one instance, or all when
         None), grouped by `dimensions` (a subset of USAGE_DIMENSIONS), groups in no order.
 
-        Whole UTC days come from the daily rollups; only the partial days at the edges are
-        read from the events (by an index).
+        Whole UTC days come from the daily rollups and their events still pending a fold
+        (by id); only the partial days at the edges are read from the events (by an index).
         """
 
     def fold_pending_usage(self) -> int:
