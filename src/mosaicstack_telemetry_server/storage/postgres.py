@@ -172,7 +172,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _rollup_statements(source: str) -> tuple[bytes, bytes]:
-    # Bytes: psycopg then leaves the statements' text alone (no %-formatting of literals).
+    # Built once per source and encoded, as the migrations' statements are executed.
     return (
         cuboids_statement(_DIALECT, source).encode(),
         token_buckets_statement(_DIALECT, source).encode(),
