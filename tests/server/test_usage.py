@@ -167,8 +167,8 @@ def test_query_usage_refuses_an_unknown_or_repeated_dimension(loaded: Storage) -
         check_group_by(["day", "model", "harness", "outcome"])
     with pytest.raises(ValueError, match="distinct names"):
         loaded.sum_usage(instance_id=None, start=FIRST, end=LAST, dimensions=["week"])
+    four = ["task_type", "complexity", "harness", "model"]
     with pytest.raises(ValueError, match="at most 3 categorical"):
-        four = ["task_type", "complexity", "harness", "model"]
         loaded.sum_usage(instance_id=None, start=FIRST, end=LAST, dimensions=four)
 
 
