@@ -1,7 +1,7 @@
 """Dashboard pages over a large table: the overview and the explorer at 1,000,000 events.
 
-The table is loaded as the `usage` suite loads it (events over the last 120 days, rollups kept
-by the database on insert). Pages are fetched over HTTP from a server process by a signed-in
+The table is loaded as the `usage` suite loads it (events over the last 120 days, folded into
+the rollups as they are stored). Pages are fetched over HTTP from a server process by a signed-in
 client, as a browser gets them: each overview page runs five usage queries and the token
 percentiles (plus the instance list for an admin), all from rollups.
 """

@@ -3,8 +3,9 @@
 A token count `x > 0` falls in bucket `ceil(ln(x) / ln(gamma))` with `gamma = (1 + a) / (1 - a)`
 and `a = 1%`; zero falls in bucket -1. Every value of bucket `i` is within 1% of the bucket's
 representative `2 * gamma**i / (gamma + 1)`, so a quantile read from the counts is within 1% of
-an event's real value. Histograms merge by adding counts: the database keeps one per day, model
-and instance (migration 0003) and sums the days of a range in SQL, never rescanning events.
+an event's real value. Histograms merge by adding counts: the database keeps a row per day,
+instance, model and bucket (migration 0006) and sums the days of a range in SQL, never
+rescanning events.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["LN_GAMMA", "RELATIVE_ACCURACY", "bucket_of", "bucket_value", "quanti
 
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-# Written out in the migrations' SQL too: both must stay this very number.
+# PostgreSQL buckets in SQL with this very number (storage/postgres.py); SQLite calls bucket_of.
 LN_GAMMA = 0.020000666706669435
 _ZERO = -1
 

@@ -4,7 +4,6 @@ rollup tables read back next to a recount from the events."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import sqlite3
@@ -157,65 +156,50 @@ def _ints(values: Sequence[Any]) -> tuple[int, ...]:
 
 def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
     """For each rollup table: (its rows, the same rows recounted from every stored event), as
-    comparable dicts. The recount is plain Python over the events, independent of the server."""
+    comparable dicts, once every pending event is folded. The recount is plain Python over the
+    events, independent of the server: every set of at most three dimensions, for the event's
+    instance and for all ("*")."""
+    from mosaicstack_telemetry_server.storage import open_storage
     from mosaicstack_telemetry_server.token_sketch import bucket_of
 
+    storage = open_storage(database_url)
+    try:
+        while storage.fold_pending_usage():
+            pass
+    finally:
+        storage.close()
     with _query(database_url) as query:
         events = query(_EVENTS)
         daily_rows = query(
-            "SELECT dims, day, instance_id, v1, v2, tasks, input_tokens, output_tokens, "
+            "SELECT dims, day, instance_id, v1, v2, v3, tasks, input_tokens, output_tokens, "
             "cost_usd_micros, duration_ms, successes, gate_passes FROM usage_daily"
         )
-        cube_rows = query(
-            "SELECT instance_id, day, task_type, complexity, harness, model, provider, outcome, "
-            "tasks, input_tokens, output_tokens, cost_usd_micros, duration_ms, successes, "
-            "gate_passes FROM usage_cube"
+        bucket_rows = query(
+            "SELECT instance_id, day, model, kind, bucket, count FROM usage_token_buckets"
         )
-        sketch_rows = query(
-            "SELECT instance_id, day, model, tasks, input_counts, output_counts "
-            "FROM usage_token_sketches"
-        )
+    cuboids = [dims for size in range(4) for dims in itertools.combinations(_DIMS, size)]
     daily: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 7)
-    cube: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 7)
-    sketches: dict[tuple[str, ...], list[Any]] = defaultdict(lambda: [0, Counter(), Counter()])
+    buckets: Counter[tuple[Any, ...]] = Counter()
     for row in events:
         instance_id, day = str(row[0]), _day(row[1])
         values = dict(zip(_DIMS, row[2:8], strict=True))
         sums = (1, row[8], row[9], row[10], row[11], row[7] == "success", bool(row[12]))
-        totals = [cube[(instance_id, day, *row[2:8])]]
         for owner in (instance_id, "*"):
-            for dims in ((), *((name,) for name in _DIMS)):
-                padded = [*(values[name] for name in dims), "", ""][:2]
-                totals.append(daily[(",".join(dims), day, owner, *padded)])
-            sketch = sketches[(owner, day, row[5])]
-            sketch[0] += 1
-            sketch[1][bucket_of(row[8])] += 1
-            sketch[2][bucket_of(row[9])] += 1
-        for total in totals:
-            for index, value in enumerate(sums):
-                total[index] += int(value)
-
-    def counts(stored: Any) -> Counter[int]:
-        # Stored dense: [first bucket, its count, the next bucket's count, ...].
-        parsed = json.loads(stored) if isinstance(stored, str) else stored
-        pairs = zip(itertools.count(parsed[0] if parsed else 0), parsed[1:], strict=False)
-        return Counter({bucket: count for bucket, count in pairs if count})
-
+            for dims in cuboids:
+                padded = [*(values[name] for name in dims), "", "", ""][:3]
+                total = daily[(",".join(dims), day, owner, *padded)]
+                for index, value in enumerate(sums):
+                    total[index] += int(value)
+            buckets[(owner, day, row[5], "input", bucket_of(row[8]))] += 1
+            buckets[(owner, day, row[5], "output", bucket_of(row[9]))] += 1
     return {
         "daily": (
-            {(r[0], _day(r[1]), str(r[2]), r[3], r[4]): _ints(r[5:]) for r in daily_rows},
+            {(r[0], _day(r[1]), str(r[2]), *r[3:6]): _ints(r[6:]) for r in daily_rows},
             {key: tuple(sums) for key, sums in daily.items()},
         ),
-        "cube": (
-            {(str(r[0]), _day(r[1]), *r[2:8]): _ints(r[8:]) for r in cube_rows},
-            {key: tuple(sums) for key, sums in cube.items()},
-        ),
-        "sketches": (
-            {
-                (str(r[0]), _day(r[1]), r[2]): (int(r[3]), counts(r[4]), counts(r[5]))
-                for r in sketch_rows
-            },
-            {key: (value[0], value[1], value[2]) for key, value in sketches.items()},
+        "token_buckets": (
+            {(str(r[0]), _day(r[1]), r[2], r[3], int(r[4])): int(r[5]) for r in bucket_rows},
+            dict(buckets),
         ),
     }
 

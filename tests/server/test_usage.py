@@ -81,7 +81,10 @@ def loaded(
 
 def _load(storage: Storage) -> Storage:
     storage.migrate()
-    assert storage.insert_events(EVENTS) == len(EVENTS)
+    # Two thirds folded into the rollups, the rest pending: answers must add both.
+    assert storage.insert_events(EVENTS[:600]) == 600
+    assert storage.fold_pending_usage() == 600
+    assert storage.insert_events(EVENTS) == len(EVENTS) - 600
     assert storage.insert_events(EVENTS[:100]) == 0  # a resend adds nothing
     return storage
 
@@ -164,6 +167,9 @@ def test_query_usage_refuses_an_unknown_or_repeated_dimension(loaded: Storage) -
         check_group_by(["day", "model", "harness", "outcome"])
     with pytest.raises(ValueError, match="distinct names"):
         loaded.sum_usage(instance_id=None, start=FIRST, end=LAST, dimensions=["week"])
+    four = ["task_type", "complexity", "harness", "model"]
+    with pytest.raises(ValueError, match="at most 3 categorical"):
+        loaded.sum_usage(instance_id=None, start=FIRST, end=LAST, dimensions=four)
 
 
 @settings(

@@ -4,13 +4,25 @@ resends, after a backfill by the migration, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 import pytest
 from _storage_helpers import INSTANCE, run_together
-from _usage_helpers import execute, generated_events, insert_raw, rollups_and_recount
+from _usage_helpers import (
+    FIRST,
+    LAST,
+    execute,
+    expected_usage,
+    generated_events,
+    insert_raw,
+    rollups_and_recount,
+)
 
+from mosaicstack_telemetry_server.retention import prune
 from mosaicstack_telemetry_server.storage import open_storage
 from mosaicstack_telemetry_server.storage._common import split_statements
+from mosaicstack_telemetry_server.storage._rollups import FOLD_AT
+from mosaicstack_telemetry_server.usage import query_usage
 
 
 def test_rollups_equal_a_recount_after_concurrent_ingestion_with_resends(
@@ -24,11 +36,17 @@ def test_rollups_equal_a_recount_after_concurrent_ingestion_with_resends(
 
         def ingest(worker: int) -> int:
             # Every worker sends every batch, in its own order, some twice: each event is
-            # offered 8 to 16 times, concurrently, and must count once.
+            # offered 8 to 16 times, concurrently, and must count once. Workers also fold
+            # now and then, so folds race each other and the inserts.
             rng = random.Random(worker)
             order = batches + rng.sample(batches, len(batches) // 2)
             rng.shuffle(order)
-            return sum(storage.insert_events(batch) for batch in order)
+            stored = 0
+            for number, batch in enumerate(order):
+                stored += storage.insert_events(batch)
+                if number % 5 == worker % 5:
+                    storage.fold_pending_usage()
+            return stored
 
         stored = run_together(8, ingest, timeout=120)
         assert sum(stored) == len(events)
@@ -38,8 +56,8 @@ def test_rollups_equal_a_recount_after_concurrent_ingestion_with_resends(
     tables = rollups_and_recount(database_url)
     for name, (stored, recount) in tables.items():
         assert stored == recount, name
-    cube = tables["cube"][0]
-    assert sum(sums[0] for sums in cube.values()) == len(events)
+    totals = [sums for key, sums in tables["daily"][0].items() if key[0] == "" and key[2] == "*"]
+    assert sum(sums[0] for sums in totals) == len(events)
 
 
 def test_migration_backfills_the_rollups_of_events_stored_before_it(database_url: str) -> None:
@@ -56,7 +74,69 @@ def test_migration_backfills_the_rollups_of_events_stored_before_it(database_url
     tables = rollups_and_recount(database_url)
     for name, (stored, recount) in tables.items():
         assert stored == recount, name
-    assert sum(sums[0] for sums in tables["cube"][0].values()) == 700
+    totals = [sums for key, sums in tables["daily"][0].items() if key[0] == "" and key[2] == "*"]
+    assert sum(sums[0] for sums in totals) == 700
+
+
+def test_a_database_at_schema_5_upgrades_and_answers_as_a_recount(database_url: str) -> None:
+    events = generated_events(400, seed=6)
+    storage = open_storage(database_url)
+    try:
+        storage.migrate(target=5)
+        insert_raw(database_url, events)
+        storage.migrate()  # 0006: the new rollups, backfilled from the stored events
+        assert storage.schema_version() == 6
+        assert storage.fold_pending_usage() == 0  # the backfill left nothing pending
+        for group_by in (["model", "task_type", "harness"], ["day", "instance_id", "outcome"]):
+            report = query_usage(
+                storage, instance_id=None, start=FIRST, end=LAST, group_by=group_by
+            )
+            groups, _ = expected_usage(
+                events, instance_id=None, start=FIRST, end=LAST, group_by=group_by
+            )
+            got = {tuple(group.key.values()): group.tasks for group in report.groups}
+            assert got == {key: sums["tasks"] for key, sums in groups.items()}
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(database_url).items():
+        assert stored == recount, name
+
+
+def test_insert_events_folds_by_itself_once_enough_events_are_pending(
+    database_url: str,
+) -> None:
+    events = generated_events(FOLD_AT + 300, seed=7)
+    storage = open_storage(database_url)
+    try:
+        storage.migrate()
+        for start in range(0, len(events), 500):
+            storage.insert_events(events[start : start + 500])
+        # The batch that brought FOLD_AT events pending folded them: fewer are left.
+        assert 0 < storage.fold_pending_usage() < FOLD_AT
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(database_url).items():
+        assert stored == recount, name
+
+
+def test_events_pruned_while_pending_are_never_counted_and_their_ids_may_come_back(
+    database_url: str,
+) -> None:
+    storage = open_storage(database_url)
+    try:
+        storage.migrate()
+        assert storage.insert_events(generated_events(300, seed=8)) == 300  # all pending
+        report = prune(storage, LAST.date() + timedelta(days=1))
+        assert report.events == 300
+        # SQLite gives an emptied table's ids again: the stale pending ids now name these.
+        fresh = generated_events(300, seed=9)
+        assert storage.insert_events(fresh) == 300
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == sum(FIRST <= event.timestamp < LAST for event in fresh)
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(database_url).items():
+        assert stored == recount, name
 
 
 def test_admin_keys_have_no_instance_and_instance_keys_need_one(database_url: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from mosaicstack_telemetry_server.storage._rollups import PLANS
+from mosaicstack_telemetry_server.storage._rollups import CUBOIDS
 
 __all__ = [
     "PruneDialect",
@@ -69,24 +69,21 @@ def events_sql(d: PruneDialect) -> str:
 def rollup_sql(d: PruneDialect) -> list[tuple[str, tuple[str, ...]]]:
     """(statement, leading parameters) per rollup table; each takes (*leading, day, limit).
 
-    `usage_daily` is deleted one `dims` at a time, so that its primary key (dims, day, ...)
-    finds the rows; `usage_cube` has an index on the day; the token sketches are few.
+    `usage_daily` is deleted one cuboid (`dims`) at a time, so that its primary key (dims,
+    day, ...) finds the rows; the token buckets have an index on the day.
     """
     p = d.placeholder
+    key = "dims, day, instance_id, v1, v2, v3"
     daily = (
-        "DELETE FROM usage_daily WHERE (dims, day, instance_id, v1, v2) IN (SELECT dims, day, "  # nosec B608
-        f"instance_id, v1, v2 FROM usage_daily WHERE dims = {p} AND day < {p} LIMIT {p}{d.lock})"
+        f"DELETE FROM usage_daily WHERE ({key}) IN (SELECT {key} FROM usage_daily "  # nosec B608
+        f"WHERE dims = {p} AND day < {p} LIMIT {p}{d.lock})"
     )
-    cube_key = "instance_id, day, task_type, complexity, harness, model, provider, outcome"
-    cube = (
-        f"DELETE FROM usage_cube WHERE ({cube_key}) IN (SELECT {cube_key} FROM usage_cube "  # nosec B608
-        f"WHERE day < {p} LIMIT {p}{d.lock})"
+    bucket_key = "instance_id, day, model, kind, bucket"
+    buckets = (
+        f"DELETE FROM usage_token_buckets WHERE ({bucket_key}) IN (SELECT {bucket_key} "  # nosec B608
+        f"FROM usage_token_buckets WHERE day < {p} LIMIT {p}{d.lock})"
     )
-    sketches = (
-        "DELETE FROM usage_token_sketches WHERE (instance_id, day, model) IN (SELECT "  # nosec B608
-        f"instance_id, day, model FROM usage_token_sketches WHERE day < {p} LIMIT {p}{d.lock})"
-    )
-    return [(cube, ()), *((daily, (dims,)) for dims, _, _ in PLANS), (sketches, ())]
+    return [*((daily, (",".join(cuboid),)) for cuboid in CUBOIDS), (buckets, ())]
 
 
 def delete_buckets_sql(d: PruneDialect) -> str:

@@ -1,188 +1,186 @@
-"""The daily rollups of usage, computed from a batch of newly stored events, free of I/O.
+"""The daily rollups of usage: what they hold, and the statements that fold events into them.
 
-`insert_events` stores a batch, then adds the events it newly stored (a resend adds nothing)
-to the tables of migration 0003, in the same transaction, so the rollups never disagree with
-the events: the cube by SQL over the new rows (`_usage_sql.cube_statement`), the daily sums and
-token histograms computed here. The migration's backfill goes through the same code, a page at
-a time.
+`insert_events` stores a batch and notes the events it newly stored (a resend adds nothing) in
+`usage_pending`, in the same transaction. Once `FOLD_AT` events are pending, it folds them
+(`fold_pending_usage`): one transaction takes them out of `usage_pending` and adds them to the
+rollups, so a reader's snapshot sees each event exactly once, either pending or folded; the
+usage queries (`_usage_sql.py`) read the rollups plus the pending events of the range. Folding
+in big groups is what makes the rollups cheap: a day's rows are upserted once per fold rather
+than once per batch. Each table gets one `INSERT ... SELECT ... GROUP BY` over the folded rows,
+summed in SQL (no Python per event or per row), upserted in key order, so that concurrent
+PostgreSQL folds lock rollup rows in one order (no deadlock; they take disjoint pending rows,
+and a conflicting upsert waits for the other transaction, then adds to its committed row:
+exact). Migration 0006's backfill folds every stored event the same way.
 
-Three tables, each keyed by instance and UTC day:
-- `usage_daily`: cuboids, the sums by every set of at most two of `CATEGORICAL`, plus the
-  sums by nothing (`dims` = ""); for the sums by nothing or by one dimension, rows of instance
-  `ALL` also sum every instance, so that an admin's answer reads as few rows as an instance's;
-- `usage_cube`: the sums by all of `CATEGORICAL` at once, for questions about three of them;
-- `usage_token_sketches`: per model, DDSketch-style histograms of input and output tokens
-  (`token_sketch.py`) as dense JSON arrays, merged on write.
+Two tables, keyed by UTC day and owner: an instance, or `ALL` for the sum of every instance,
+so that an admin's answer reads as few rows as an instance's.
+- `usage_daily`: cuboids, the sums by every set of at most three of `CATEGORICAL` (42 of them:
+  the sums by nothing, `dims` = "", 6 single dimensions, 15 pairs and 20 triples), the values
+  in `v1`..`v3` in `CATEGORICAL`'s order ("" where unused). Any `GET /v1/usage` question reads
+  one cuboid: `instance_id` with two categorical dimensions reads the instances' pair rows.
+- `usage_token_buckets`: per model and kind (input or output tokens), how many events fell in
+  each logarithmic bucket (`token_sketch.py`), added to by `count = count + excluded.count`.
 
-A 90-day answer then reads a few thousand rows whatever the number of events.
+A 90-day answer then reads 90 days of one cuboid's rows and at most a few thousand pending
+events, whatever the number of events.
 """
+
+# Identifiers come only from CATEGORICAL and the Dialect constants; values are bound.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
-
-from mosaicstack_telemetry_server.token_sketch import bucket_of
+import itertools
+from collections.abc import Sequence
+from typing import Protocol
 
 __all__ = [
     "ALL",
     "CATEGORICAL",
     "CUBOIDS",
-    "PLANS",
+    "FOLD_AT",
+    "FOLD_LIMIT",
+    "MAX_CATEGORICAL",
+    "SUM_NAMES",
+    "RollupDialect",
     "cuboid_for",
-    "daily_of",
-    "decode_counts",
-    "merge_sketch",
-    "rollup_input",
-    "sketches_of",
+    "cuboids_statement",
+    "token_buckets_statement",
 ]
 
 # The instance_id of rows that sum every instance.
 ALL = "*"
 CATEGORICAL = ("task_type", "complexity", "harness", "model", "provider", "outcome")
-# Every set of at most two categorical dimensions, in CATEGORICAL's order.
-CUBOIDS: tuple[tuple[str, ...], ...] = (
-    (),
-    *((name,) for name in CATEGORICAL),
+# GET /v1/usage groups by at most three dimensions, so a cuboid needs at most three.
+MAX_CATEGORICAL = 3
+# Every set of at most three categorical dimensions, each in CATEGORICAL's order.
+CUBOIDS: tuple[tuple[str, ...], ...] = tuple(
+    cuboid
+    for size in range(MAX_CATEGORICAL + 1)
+    for cuboid in itertools.combinations(CATEGORICAL, size)
+)
+# Pending events that make insert_events fold: a reader sums at most about this many events
+# beside the rollups, and a fold upserts a day's rows once for this many events.
+FOLD_AT = 2_000
+# Most events one fold takes: one transaction stays a bounded amount of work.
+FOLD_LIMIT = 50_000
+SUM_NAMES = (
+    "tasks",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd_micros",
+    "duration_ms",
+    "successes",
+    "gate_passes",
 )
 
 
-def cuboid_for(categorical: Sequence[str]) -> tuple[str, ...] | None:
-    """The cuboid holding sums by exactly these categorical dimensions (None: use the cube)."""
-    wanted = tuple(name for name in CATEGORICAL if name in categorical)
-    return wanted if wanted in CUBOIDS else None
+class RollupDialect(Protocol):
+    """What the statements need of a backend's SQL (`_usage_sql.Dialect` provides it)."""
+
+    @property
+    def event_day(self) -> str: ...  # an event's UTC day, as the rollups store it
+    @property
+    def event_instance(self) -> str: ...  # an event's instance_id as the rollups' text
+    @property
+    def successes(self) -> str: ...  # count of events with outcome "success"
+    @property
+    def gate_passes(self) -> str: ...  # count of events that passed their quality gates
+    @property
+    def log_bucket(self) -> str: ...  # `token_sketch.bucket_of` of "{}", in SQL
 
 
-# Per cuboid: its `dims` text, its dimensions, and whether it also has rows of ALL. Only the
-# small cuboids do: an admin's question by two dimensions sums the instances' rows, still a few
-# thousand for 90 days.
-PLANS: tuple[tuple[str, tuple[str, ...], bool], ...] = tuple(
-    (",".join(cuboid), cuboid, len(cuboid) < 2) for cuboid in CUBOIDS
-)
+def cuboid_for(categorical: Sequence[str]) -> tuple[str, ...]:
+    """The cuboid holding sums by exactly these categorical dimensions (ValueError: too many)."""
+    if len(categorical) > MAX_CATEGORICAL:
+        raise ValueError(f"usage sums take at most {MAX_CATEGORICAL} categorical dimensions")
+    return tuple(name for name in CATEGORICAL if name in categorical)
 
 
-def rollup_input(event_row: Sequence[Any], day: Any) -> tuple[Any, ...]:
-    """What the rollups need of an event, from `_common.event_row`'s values and its UTC day
-    (as the backend stores a day: text or a date)."""
-    outcome = event_row[22]
-    return (
-        str(event_row[0]),  # instance_id
-        day,
-        *event_row[5:10],  # task_type, complexity, harness, model, provider
-        outcome,
-        event_row[12],  # actual_input_tokens
-        event_row[13],  # actual_output_tokens
-        event_row[15],  # actual_cost_usd_micros
-        event_row[4],  # task_duration_ms
-        outcome == "success",
-        bool(event_row[16]),  # quality_gate_passed
-    )
+def _add(names: Sequence[str]) -> str:
+    return ", ".join(f"{name} = u.{name} + excluded.{name}" for name in names)
 
 
-def daily_of(inputs: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    """The `usage_daily` rows of some new events, each given as (instance_id, day, task_type,
-    complexity, harness, model, provider, outcome, input tokens, output tokens, cost, duration,
-    success, gate passed); sorted by key."""
-    daily: dict[tuple[Any, ...], list[int]] = {}
-    for row in inputs:
-        sums = (1, row[8], row[9], row[10], row[11], int(row[12]), int(row[13]))
-        instance_id, day = str(row[0]), row[1]
-        for dims, cuboid, shared in _POSITIONS:
-            values = tuple(row[position] for position in cuboid) + ("",) * (2 - len(cuboid))
-            for owner in (instance_id, ALL) if shared else (instance_id,):
-                total = daily.get((dims, day, owner, *values))
-                if total is None:
-                    daily[(dims, day, owner, *values)] = list(sums)
-                else:
-                    for index, value in enumerate(sums):
-                        total[index] += value
-    return sorted((*key, *sums) for key, sums in daily.items())
+# Each smaller cuboid is summed from one a dimension larger (few rows) rather than from the
+# events: a fold groups its events 20 times (the triples), not 42. The dimension added is the
+# one with the fewest values, so the parent is small.
+_FEWEST_VALUES_FIRST = ("harness", "outcome", "complexity", "provider", "model", "task_type")
 
 
-_POSITIONS = tuple(
-    (dims, tuple(2 + CATEGORICAL.index(name) for name in cuboid), shared)
-    for dims, cuboid, shared in PLANS
-)
+def _parent(cuboid: tuple[str, ...]) -> tuple[str, ...]:
+    extra = next(name for name in _FEWEST_VALUES_FIRST if name not in cuboid)
+    return cuboid_for([*cuboid, extra])
 
 
-def sketches_of(inputs: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    """The token histogram rows of some new events (each from `rollup_input`); sorted by key."""
-    tokens: dict[tuple[str, Any, str], tuple[Counter[int], Counter[int]]] = {}
-    for row in inputs:
-        instance_id, day, model, input_tokens, output_tokens = (
-            row[0],
-            row[1],
-            row[5],
-            row[8],
-            row[9],
+def _grouped(
+    dialect: RollupDialect, cuboid: tuple[str, ...], names: dict[tuple[str, ...], str]
+) -> str:
+    """The cuboid's sums per day and instance: from the events, or from its parent cuboid."""
+    keys = ", ".join(["day", "instance_id", *cuboid])
+    if len(cuboid) == MAX_CATEGORICAL:
+        sums = (
+            "count(*) AS tasks, sum(actual_input_tokens) AS input_tokens, "
+            "sum(actual_output_tokens) AS output_tokens, "
+            "sum(actual_cost_usd_micros) AS cost_usd_micros, sum(task_duration_ms) AS duration_ms, "
+            f"{dialect.successes} AS successes, {dialect.gate_passes} AS gate_passes"
         )
-        for owner in (str(instance_id), ALL):
-            counts = tokens.setdefault((owner, day, model), (Counter(), Counter()))
-            counts[0][bucket_of(input_tokens)] += 1
-            counts[1][bucket_of(output_tokens)] += 1
-    return sorted(
-        (*key, sum(inputs.values()), _json(inputs), _json(outputs))
-        for key, (inputs, outputs) in tokens.items()
+        source = "new"
+    else:
+        sums = ", ".join(f"sum({name}) AS {name}" for name in SUM_NAMES)
+        source = names[_parent(cuboid)]
+    return f"{names[cuboid]} AS MATERIALIZED (SELECT {keys}, {sums} FROM {source} GROUP BY {keys})"  # nosec B608
+
+
+def cuboids_statement(dialect: RollupDialect, source: str) -> str:
+    """Add the events selected by `source` (a condition on `events`, with the caller's
+    parameters) to every cuboid of `usage_daily`, for their instance and for ALL."""
+    new = (
+        f"new AS MATERIALIZED (SELECT {dialect.event_day} AS day, "  # nosec B608
+        f"{dialect.event_instance} AS instance_id, {', '.join(CATEGORICAL)}, "
+        "actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, task_duration_ms, "
+        f"quality_gate_passed FROM events WHERE {source})"
+    )
+    names = {cuboid: f"c{index}" for index, cuboid in enumerate(CUBOIDS)}
+    # Largest first: each CTE names only ones before it.
+    ctes = [new, *(_grouped(dialect, c, names) for c in sorted(CUBOIDS, key=len, reverse=True))]
+    sums = ", ".join(SUM_NAMES)
+    total = ", ".join(f"sum({name})" for name in SUM_NAMES)
+    branches = []
+    for cuboid in CUBOIDS:
+        values = ", ".join([*cuboid, *(["''"] * (MAX_CATEGORICAL - len(cuboid)))])
+        dims, table = ",".join(cuboid), names[cuboid]
+        branches += [
+            f"SELECT '{dims}', day, instance_id, {values}, {sums} FROM {table}",  # nosec B608
+            f"SELECT '{dims}', day, '{ALL}', {values}, {total} FROM {table} "  # nosec B608
+            f"GROUP BY {', '.join(['day', *cuboid])}",
+        ]
+    key = "dims, day, instance_id, v1, v2, v3"
+    return (
+        f"WITH {', '.join(ctes)} INSERT INTO usage_daily AS u ({key}, {sums}) "  # nosec B608
+        f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS added WHERE true "
+        f"ORDER BY 1, 2, 3, 4, 5, 6 ON CONFLICT ({key}) DO UPDATE SET {_add(SUM_NAMES)}"
     )
 
 
-def merge_sketch(new: tuple[Any, ...], stored: Sequence[Any] | None) -> tuple[Any, ...]:
-    """A row of `sketches_of` with a stored row's (tasks, input JSON, output JSON) added."""
-    if stored is None:
-        return new
-    merged = [
-        _encode(*_add(decode_counts(fresh), decode_counts(old)))
-        for fresh, old in ((new[4], stored[1]), (new[5], stored[2]))
+def token_buckets_statement(dialect: RollupDialect, source: str) -> str:
+    """Add the events selected by `source` to `usage_token_buckets`, for their instance and
+    for ALL."""
+    bucket = dialect.log_bucket
+    new = (
+        f"WITH new AS MATERIALIZED (SELECT {dialect.event_day} AS day, "  # nosec B608
+        f"{dialect.event_instance} AS instance_id, model, "
+        f"{bucket.format('actual_input_tokens')} AS input_bucket, "
+        f"{bucket.format('actual_output_tokens')} AS output_bucket FROM events WHERE {source}) "
+    )
+    branches = [
+        f"SELECT {owner}, day, model, '{kind}', {kind}_bucket, count(*) FROM new "  # nosec B608
+        f"GROUP BY {', '.join([*keys, 'day', 'model', f'{kind}_bucket'])}"
+        for kind in ("input", "output")
+        for owner, keys in (("instance_id", ["instance_id"]), (f"'{ALL}'", []))
     ]
-    return (*new[:3], new[3] + int(stored[0]), *merged)
-
-
-def _json(counts: Counter[int]) -> str:
-    """A histogram as stored: `[first bucket, its count, the next one's, ...]` (dense: a day's
-    buckets are mostly contiguous, and a list of numbers parses several times faster than an
-    object keyed by strings)."""
-    if not counts:
-        return "[]"
-    first = min(counts)
-    dense = np.zeros(max(counts) - first + 1, dtype=np.int64)
-    for bucket, count in counts.items():
-        dense[bucket - first] = count
-    return _encode(first, dense)
-
-
-def _encode(first: int, dense: NDArray[np.int64]) -> str:
-    # Vectorised, not a Python loop per bucket: merging runs for every batch stored.
-    nonzero = np.flatnonzero(dense)
-    if not nonzero.size:
-        return "[]"
-    low, high = int(nonzero[0]), int(nonzero[-1])
-    return json.dumps([first + low, *dense[low : high + 1].tolist()])
-
-
-def _add(
-    one: tuple[int, NDArray[np.int64]], other: tuple[int, NDArray[np.int64]]
-) -> tuple[int, NDArray[np.int64]]:
-    """The sum of two dense histograms, each (first bucket, counts)."""
-    (first_a, a), (first_b, b) = one, other
-    if not b.size:
-        return one
-    if not a.size:
-        return other
-    low = min(first_a, first_b)
-    total = np.zeros(max(first_a + a.size, first_b + b.size) - low, dtype=np.int64)
-    total[first_a - low : first_a - low + a.size] += a
-    total[first_b - low : first_b - low + b.size] += b
-    return low, total
-
-
-def decode_counts(stored: str | list[int]) -> tuple[int, NDArray[np.int64]]:
-    """A stored histogram (JSON text, or a list from a JSON column): (first bucket, counts)."""
-    parsed = json.loads(stored) if isinstance(stored, str) else stored
-    if not parsed:
-        return 0, np.zeros(0, dtype=np.int64)
-    return int(parsed[0]), np.asarray(parsed[1:], dtype=np.int64)
+    key = "instance_id, day, model, kind, bucket"
+    return (
+        f"{new}INSERT INTO usage_token_buckets AS u ({key}, count) "  # nosec B608
+        f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS added WHERE true "
+        f"ORDER BY 1, 2, 3, 4, 5 ON CONFLICT ({key}) DO UPDATE SET {_add(['count'])}"
+    )

@@ -1,8 +1,9 @@
-"""The SQL of usage: adding rollups on insert, and reading sums back; shared by both backends.
+"""The SQL of usage: reading sums and token histograms back; shared by both backends.
 
-A range `[start, end)` is cut into whole UTC days, read from the rollups (`_rollups.py`), and
-the partial days at its edges, read from the events by their timestamp index. Both parts are
-summed by one query, so an answer is one consistent snapshot.
+A range `[start, end)` is cut into whole UTC days, read from the rollups (`_rollups.py`) plus
+the events still pending a fold, and the partial days at its edges, read from the events by
+their timestamp index. All parts are summed by one query, so an answer is one consistent
+snapshot: an event is either pending or folded in it, never both.
 
 Only identifiers from `USAGE_DIMENSIONS` and `CATEGORICAL` are ever written into the SQL; every
 value is a bound parameter.
@@ -13,7 +14,7 @@ value is a bound parameter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -23,38 +24,21 @@ from mosaicstack_telemetry_server.storage._common import utc
 from mosaicstack_telemetry_server.storage._rollups import (
     ALL,
     CATEGORICAL,
+    SUM_NAMES,
     cuboid_for,
-    decode_counts,
 )
 from mosaicstack_telemetry_server.storage.base import USAGE_DIMENSIONS, TokenBucketRow, UsageRow
-from mosaicstack_telemetry_server.token_sketch import bucket_of
 
 __all__ = [
     "Dialect",
     "RangePlan",
-    "backfill_source_sql",
-    "cube_statement",
-    "edge_tokens_sql",
     "export_sql",
     "plan_range",
-    "sketches_sql",
     "token_bucket_rows",
-    "upsert_daily_sql",
+    "token_buckets_sql",
     "usage_rows",
     "usage_sql",
 ]
-
-# Largest token count the schema allows (SDK reference): the histograms' top bucket.
-_MAX_TOKENS = 10_000_000
-_SUM_NAMES = (
-    "tasks",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd_micros",
-    "duration_ms",
-    "successes",
-    "gate_passes",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +54,14 @@ class Dialect:
     instance_filter: str
     successes: str  # count of events with outcome "success"
     gate_passes: str  # count of events that passed their quality gates
+    # `token_sketch.bucket_of` of the column named by "{}", in SQL: the rollups and the
+    # edges' events are bucketed inside their statements (on SQLite by `bucket_of` itself,
+    # registered on each connection as `token_bucket`).
+    log_bucket: str
+    # The events of `usage_pending` (not yet folded into the rollups, a few thousand at
+    # most), as a table expression named `events`: planned on its own, so that they are
+    # looked up by id whatever the range's time condition outside it.
+    pending_events: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,77 +91,47 @@ def plan_range(start: datetime, end: datetime) -> RangePlan:
     return RangePlan((first, last), tuple(spans))
 
 
-def upsert_daily_sql(p: str) -> str:
-    """Add one row of sums (from `_rollups.daily_of`) to `usage_daily`."""
-    return (
-        "INSERT INTO usage_daily AS u (dims, day, instance_id, v1, v2, tasks, input_tokens, "  # nosec B608
-        "output_tokens, cost_usd_micros, duration_ms, successes, gate_passes) VALUES "
-        f"({', '.join([p] * 12)}) ON CONFLICT (dims, day, instance_id, v1, v2) DO UPDATE SET "
-        + _add_sums("u")
-    )
-
-
-def cube_statement(dialect: Dialect, source: str) -> str:
-    """The statement that adds the events selected by `source` (a condition on `events`, with
-    the caller's parameters) to `usage_cube`: summed in SQL, upserted in key order, so that
-    concurrent writers lock rollup rows in one order."""
-    sums = (
-        "count(*), sum(actual_input_tokens), sum(actual_output_tokens), "
-        f"sum(actual_cost_usd_micros), sum(task_duration_ms), {dialect.successes}, "
-        f"{dialect.gate_passes}"
-    )
-    keys = f"{dialect.event_instance}, {dialect.event_day}, " + ", ".join(CATEGORICAL)
-    return (
-        "INSERT INTO usage_cube AS u (instance_id, day, task_type, complexity, harness, "  # nosec B608
-        "model, provider, outcome, tasks, input_tokens, output_tokens, cost_usd_micros, "
-        f"duration_ms, successes, gate_passes) SELECT {keys}, {sums} FROM events "
-        f"WHERE {source} GROUP BY {keys} ORDER BY {keys} ON CONFLICT (instance_id, day, "
-        "task_type, complexity, harness, model, provider, outcome) DO UPDATE SET " + _add_sums("u")
-    )
-
-
-def backfill_source_sql(source: str) -> str:
-    """What the rollups need of the events selected by `source`, in `rollup_input`'s order
-    (the day still a timestamp, no success flag yet)."""
-    return (
-        "SELECT instance_id, timestamp, task_type, complexity, harness, model, provider, "
-        "outcome, actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, "
-        f"task_duration_ms, quality_gate_passed FROM events WHERE {source}"  # nosec B608
-    )
-
-
-def _add_sums(alias: str) -> str:
-    return ", ".join(f"{name} = {alias}.{name} + excluded.{name}" for name in _SUM_NAMES)
-
-
 def _rollup_part(
     dialect: Dialect, days: tuple[date, date], dimensions: Sequence[str], instance: str | None
 ) -> tuple[str, list[Any]]:
     p = dialect.placeholder
     cuboid = cuboid_for([name for name in dimensions if name in CATEGORICAL])
-    if cuboid is None:  # three categorical dimensions: the full cube
-        where = f"day >= {p} AND day < {p}"
-        params: list[Any] = [days[0], days[1]]
-        if instance is not None:
-            where += f" AND instance_id = {p}"
-            params.append(instance)
-        select = ", ".join([*dimensions, *_SUM_NAMES])
-        return f"SELECT {select} FROM usage_cube WHERE {where}", params  # nosec B608
     where = f"dims = {p} AND day >= {p} AND day < {p} AND instance_id "
-    params = [",".join(cuboid), days[0], days[1]]  # dims, then the days
+    params: list[Any] = [",".join(cuboid), days[0], days[1]]  # dims, then the days
     if instance is not None:
         where += f"= {p}"
         params.append(instance)
-    elif "instance_id" in dimensions or len(cuboid) == 2:
-        where += f"<> {p}"  # the instances' own rows (pairs have no rows of ALL)
+    elif "instance_id" in dimensions:
+        where += f"<> {p}"  # the instances' own rows
         params.append(ALL)
     else:
         where += f"= {p}"
         params.append(ALL)
     slots = {name: f"v{index + 1}" for index, name in enumerate(cuboid)}
     columns = [f"{slots[name]} AS {name}" if name in slots else name for name in dimensions]
-    select = ", ".join([*columns, *_SUM_NAMES])
+    select = ", ".join([*columns, *SUM_NAMES])
     return f"SELECT {select} FROM usage_daily WHERE {where}", params  # nosec B608
+
+
+def _event_parts(
+    dialect: Dialect, plan: RangePlan, instance_id: UUID | None, convert: Callable[[Any], Any]
+) -> list[tuple[str, str, list[Any]]]:
+    """(table expression, condition, its parameters) for each part of a range read from the
+    events: the partial days at its edges (every event), and the whole days' pending events."""
+    p = dialect.placeholder
+    spans = [("events", span) for span in plan.spans]
+    if plan.days is not None:
+        whole = tuple(datetime.combine(day, time(0), UTC) for day in plan.days)
+        spans.append((dialect.pending_events, (whole[0], whole[1])))
+    parts = []
+    for source, (start, end) in spans:
+        where = f"timestamp >= {p} AND timestamp < {p}"
+        params = [convert(start), convert(end)]
+        if instance_id is not None:
+            where += f" AND {dialect.instance_filter} = {p}"
+            params.append(convert(instance_id))
+        parts.append((source, where, params))
+    return parts
 
 
 def usage_sql(
@@ -192,13 +154,8 @@ def usage_sql(
         sql, values = _rollup_part(dialect, plan.days, dimensions, instance)
         parts.append(sql)
         params += [convert(value) for value in values]
-    p = dialect.placeholder
-    for span_start, span_end in plan.spans:
-        where = f"timestamp >= {p} AND timestamp < {p}"
-        params += [convert(span_start), convert(span_end)]
-        if instance_id is not None:
-            where += f" AND {dialect.instance_filter} = {p}"
-            params.append(convert(instance_id))
+    for source, where, values in _event_parts(dialect, plan, instance_id, convert):
+        params += values
         renamed = {"day": dialect.event_day, "instance_id": dialect.event_instance}
         columns = [f"{renamed[n]} AS {n}" if n in renamed else n for n in dimensions]
         sums = [
@@ -211,10 +168,10 @@ def usage_sql(
             f"{dialect.gate_passes} AS gate_passes",
         ]
         select = ", ".join([*columns, *sums])
-        parts.append(f"SELECT {select} FROM events WHERE {where}{group_by}")  # nosec B608
+        parts.append(f"SELECT {select} FROM {source} WHERE {where}{group_by}")  # nosec B608
     if not parts:
         return "", []
-    outer = ", ".join([*dimensions, *(f"sum({name})" for name in _SUM_NAMES)])
+    outer = ", ".join([*dimensions, *(f"sum({name})" for name in SUM_NAMES)])
     union = " UNION ALL ".join(parts)
     # Columns are named in each part (SQLite takes no column list after a subquery's alias).
     return f"SELECT {outer} FROM ({union}) AS pieces{group_by}", params  # nosec B608
@@ -230,54 +187,45 @@ def usage_rows(rows: Sequence[Sequence[Any]], width: int) -> list[UsageRow]:
     return found
 
 
-def sketches_sql(dialect: Dialect, days: tuple[date, date]) -> str:
-    """The stored histograms of one owner (instance or ALL) over whole days."""
+def token_buckets_sql(
+    dialect: Dialect, plan: RangePlan, instance_id: UUID | None, convert: Callable[[Any], Any]
+) -> tuple[str, list[Any]]:
+    """The one query of `token_buckets` (model, kind, bucket, count; sorted), and its
+    parameters: the stored buckets of the whole days plus the edges' events, bucketed in SQL."""
     p = dialect.placeholder
+    parts: list[str] = []
+    params: list[Any] = []
+    if plan.days is not None:
+        parts.append(
+            "SELECT model, kind, bucket, count FROM usage_token_buckets "  # nosec B608
+            f"WHERE instance_id = {p} AND day >= {p} AND day < {p}"
+        )
+        owner = ALL if instance_id is None else str(instance_id)
+        params += [convert(owner), convert(plan.days[0]), convert(plan.days[1])]
+    for source, where, span in _event_parts(dialect, plan, instance_id, convert):
+        for kind in ("input", "output"):
+            bucket = dialect.log_bucket.format(f"actual_{kind}_tokens")
+            parts.append(
+                f"SELECT model, '{kind}' AS kind, {bucket} AS bucket, 1 AS count "  # nosec B608
+                f"FROM {source} WHERE {where}"
+            )
+            params += span
+    if not parts:
+        return "", []
+    union = " UNION ALL ".join(parts)
     return (
-        "SELECT model, input_counts, output_counts FROM usage_token_sketches "  # nosec B608
-        f"WHERE instance_id = {p} AND day >= {p} AND day < {p}"
+        "SELECT model, kind, bucket, sum(count) FROM "  # nosec B608
+        f"({union}) AS pieces "
+        "GROUP BY model, kind, bucket ORDER BY model, kind, bucket",
+        params,
     )
 
 
-def edge_tokens_sql(dialect: Dialect, instance_id: UUID | None) -> str:
-    """Token counts of the events of one partial day (the edges of a range)."""
-    p = dialect.placeholder
-    sql = (
-        "SELECT model, actual_input_tokens, actual_output_tokens FROM events "  # nosec B608
-        f"WHERE timestamp >= {p} AND timestamp < {p}"
-    )
-    return sql if instance_id is None else sql + f" AND {dialect.instance_filter} = {p}"
-
-
-def token_bucket_rows(
-    sketches: Iterable[Sequence[Any]], edges: Iterable[Sequence[Any]]
-) -> list[TokenBucketRow]:
-    """Merge stored histograms (model, input JSON, output JSON) and edge events' token counts
-    (model, input, output) into one histogram per model and kind."""
-    # Dense arrays indexed by bucket + 1 (bucket -1 holds zero tokens): adding a day's
-    # histogram is one numpy call, whatever its number of buckets.
-    import numpy as np
-
-    size = bucket_of(_MAX_TOKENS) + 2
-    counts: dict[tuple[str, str], Any] = {}
-
-    def add(model: str, kind: str, stored: str | list[int]) -> None:
-        first, values = decode_counts(stored)
-        if values.size:
-            total = counts.setdefault((model, kind), np.zeros(size, dtype=np.int64))
-            total[first + 1 : first + 1 + len(values)] += values
-
-    for model, inputs, outputs in sketches:
-        add(model, "input", inputs)
-        add(model, "output", outputs)
-    for model, inputs, outputs in edges:
-        for kind, tokens in (("input", inputs), ("output", outputs)):
-            total = counts.setdefault((model, kind), np.zeros(size, dtype=np.int64))
-            total[min(bucket_of(tokens) + 1, size - 1)] += 1
+def token_bucket_rows(rows: Sequence[Sequence[Any]]) -> list[TokenBucketRow]:
+    """TokenBucketRows from the query's rows."""
     return [
-        TokenBucketRow(model, kind, int(index) - 1, int(histogram[index]))
-        for (model, kind), histogram in sorted(counts.items())
-        for index in np.flatnonzero(histogram)
+        TokenBucketRow(str(model), str(kind), int(bucket), int(count))
+        for model, kind, bucket, count in rows
     ]
 
 

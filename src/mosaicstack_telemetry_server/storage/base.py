@@ -301,7 +301,7 @@ class Storage(Protocol):
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for (absent groups are left out)."""
 
-    # usage (daily rollups kept by the database in the inserting transaction)
+    # usage (daily rollups, folded from pending events by insert_events)
     def sum_usage(
         self,
         *,
@@ -313,9 +313,14 @@ class Storage(Protocol):
         """Sums over events with `start <= timestamp < end` (of one instance, or all when
         None), grouped by `dimensions` (a subset of USAGE_DIMENSIONS), groups in no order.
 
-        Whole UTC days come from the daily rollups; only the partial days at the edges are
-        read from the events (by an index).
+        Whole UTC days come from the daily rollups and their events still pending a fold
+        (by id); only the partial days at the edges are read from the events (by an index).
         """
+
+    def fold_pending_usage(self) -> int:
+        """Fold up to a bounded number of the events pending for the usage rollups into them,
+        in one transaction; returns how many it took (insert_events does this by itself once
+        enough are pending; answers count pending events either way)."""
 
     def token_buckets(
         self, *, instance_id: UUID | None, start: datetime, end: datetime
@@ -384,8 +389,8 @@ class Storage(Protocol):
         transaction; returns how many. Concurrent callers delete disjoint events."""
 
     def prune_rollups(self, before: date, limit: int) -> int:
-        """Delete up to `limit` usage rollup rows (daily, cube, token sketches) of days
-        before `before`, in one transaction; returns how many."""
+        """Delete up to `limit` usage rollup rows (cuboids, token buckets) of days before
+        `before`, in one transaction; returns how many."""
 
     def prune_buckets(self, before: date, limit: int) -> int:
         """Delete up to `limit` prediction buckets of days before `before`, in one transaction.

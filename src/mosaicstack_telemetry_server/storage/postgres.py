@@ -20,7 +20,6 @@ from psycopg_pool import ConnectionPool
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import (
-    BACKFILL_CHUNK,
     USAGE_ROLLUPS_VERSION,
     api_key_record,
     check_api_key_fields,
@@ -39,21 +38,17 @@ from mosaicstack_telemetry_server.storage._common import (
 from mosaicstack_telemetry_server.storage._postgres_retention import PostgresRetention
 from mosaicstack_telemetry_server.storage._postgres_summaries import PostgresSummaries
 from mosaicstack_telemetry_server.storage._rollups import (
-    ALL,
-    daily_of,
-    merge_sketch,
-    rollup_input,
-    sketches_of,
+    FOLD_AT,
+    FOLD_LIMIT,
+    cuboids_statement,
+    token_buckets_statement,
 )
 from mosaicstack_telemetry_server.storage._usage_sql import (
     Dialect,
-    backfill_source_sql,
-    cube_statement,
-    edge_tokens_sql,
     export_sql,
     plan_range,
-    sketches_sql,
     token_bucket_rows,
+    token_buckets_sql,
     usage_rows,
     usage_sql,
 )
@@ -67,6 +62,7 @@ from mosaicstack_telemetry_server.storage.base import (
     TokenBucketRow,
     UsageRow,
 )
+from mosaicstack_telemetry_server.token_sketch import LN_GAMMA
 
 __all__ = ["PostgresStorage"]
 
@@ -93,7 +89,9 @@ _INSERT_EVENTS = (
     # Sorted, so that concurrent batches lock the version rows in one order (no deadlock).
     "bump AS (INSERT INTO partition_versions (task_type, version) "
     "SELECT task_type, 1 FROM counts ORDER BY task_type "
-    "ON CONFLICT (task_type) DO UPDATE SET version = partition_versions.version + 1) "
+    "ON CONFLICT (task_type) DO UPDATE SET version = partition_versions.version + 1), "
+    # Noted for the usage rollups, which fold them in groups (see _rollups.py).
+    "pending AS (INSERT INTO usage_pending (id) SELECT id FROM new) "
     "SELECT id, instance_id, event_id FROM new"
 )
 _SELECT_EVENT = (
@@ -133,40 +131,6 @@ _LIST_API_KEYS = (
 _MIGRATION_LOCK = 0x6D6F736169630001
 
 
-_UPSERT_DAILY = (
-    "INSERT INTO usage_daily AS u (dims, day, instance_id, v1, v2, tasks, input_tokens, "
-    "output_tokens, cost_usd_micros, duration_ms, successes, gate_passes) "
-    "SELECT * FROM unnest(%b::text[], %b::date[], %b::text[], %b::text[], %b::text[], "
-    "%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], "
-    "%b::bigint[]) ON CONFLICT (dims, day, instance_id, v1, v2) DO UPDATE SET "
-    "tasks = u.tasks + excluded.tasks, input_tokens = u.input_tokens + excluded.input_tokens, "
-    "output_tokens = u.output_tokens + excluded.output_tokens, "
-    "cost_usd_micros = u.cost_usd_micros + excluded.cost_usd_micros, "
-    "duration_ms = u.duration_ms + excluded.duration_ms, "
-    "successes = u.successes + excluded.successes, "
-    "gate_passes = u.gate_passes + excluded.gate_passes"
-)
-# Token histograms are merged in Python (jsonb merges in SQL cost a millisecond a row): rows
-# for new keys first (so that concurrent writers meet on a row lock, not on an insert), then
-# every row locked in key order, read, merged and written back.
-_CREATE_SKETCHES = (
-    "INSERT INTO usage_token_sketches (instance_id, day, model, tasks, input_counts, "
-    "output_counts) SELECT k.instance_id, k.day, k.model, 0, '{}', '{}' FROM "
-    "unnest(%b::text[], %b::date[], %b::text[]) AS k(instance_id, day, model) "
-    "ORDER BY 1, 2, 3 ON CONFLICT (instance_id, day, model) DO NOTHING"
-)
-_LOCK_SKETCHES = (
-    "SELECT s.instance_id, s.day, s.model, s.tasks, s.input_counts, s.output_counts "
-    "FROM usage_token_sketches AS s JOIN unnest(%b::text[], %b::date[], %b::text[]) AS "
-    "k(instance_id, day, model) ON (s.instance_id, s.day, s.model) = "
-    "(k.instance_id, k.day, k.model) ORDER BY 1, 2, 3 FOR UPDATE OF s"
-)
-_WRITE_SKETCHES = (
-    "UPDATE usage_token_sketches AS s SET tasks = u.tasks, input_counts = u.i::jsonb, "
-    "output_counts = u.o::jsonb FROM unnest(%b::text[], %b::date[], %b::text[], %b::bigint[], "
-    "%b::text[], %b::text[]) AS u(instance_id, day, model, tasks, i, o) "
-    "WHERE (s.instance_id, s.day, s.model) = (u.instance_id, u.day, u.model)"
-)
 _DIALECT = Dialect(
     placeholder="%s",
     event_day="(timestamp AT TIME ZONE 'UTC')::date",
@@ -174,6 +138,24 @@ _DIALECT = Dialect(
     event_instance="instance_id::text",
     successes="count(*) FILTER (WHERE outcome = 'success')",
     gate_passes="count(*) FILTER (WHERE quality_gate_passed)",
+    # token_sketch.bucket_of in SQL: the same libm log() and IEEE division as Python's.
+    log_bucket=(
+        "(CASE WHEN {0} > 0 THEN ceil(ln({0}::double precision) / "
+        + repr(LN_GAMMA)
+        + ")::integer ELSE -1 END)"
+    ),
+    # An array of ids, looked up by the primary key; OFFSET 0 keeps the range's time
+    # condition outside, so that it cannot turn this into a scan of the range's events.
+    pending_events=(
+        "(SELECT * FROM events WHERE id = ANY(ARRAY(SELECT id FROM usage_pending)) OFFSET 0) "
+        "AS events"
+    ),
+)
+_PENDING_COUNT = "SELECT count(*) FROM (SELECT 1 FROM usage_pending LIMIT %s) AS p"
+# Concurrent folds skip each other's rows: each event is taken by one fold.
+_TAKE_PENDING = (
+    "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT %s "
+    "FOR UPDATE SKIP LOCKED) RETURNING id"
 )
 
 
@@ -189,8 +171,12 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _cube_statement(source: str) -> str:
-    return cube_statement(_DIALECT, source)
+def _rollup_statements(source: str) -> tuple[bytes, bytes]:
+    # Built once per source and encoded, as the migrations' statements are executed.
+    return (
+        cuboids_statement(_DIALECT, source).encode(),
+        token_buckets_statement(_DIALECT, source).encode(),
+    )
 
 
 class PostgresStorage(PostgresSummaries, PostgresRetention):
@@ -321,8 +307,8 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
     # events
 
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
-        """Store new events, bump their task types' versions and add them to the usage
-        rollups, in one transaction."""
+        """Store new events, bump their task types' versions and note them as pending for the
+        usage rollups, in one transaction; then fold the pending events if enough are."""
         check_batch_size(len(events))
         if not events:
             return 0
@@ -337,43 +323,37 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
         # new ones: one round trip per batch (binary arrays: no text escaping to pay for).
         with self._transaction() as conn:
             stored = conn.execute(_INSERT_EVENTS, columns).fetchall()
+            due = False
             if stored:
-                new = [unique[(instance_id, event_id)] for _, instance_id, event_id in stored]
-                inputs = [rollup_input(row, utc(row[3]).date()) for row in new]
-                ids = [row_id for row_id, _, _ in stored]
-                self._add_rollups(conn, "id = ANY(%s)", (ids,), inputs)
+                pending = conn.execute(_PENDING_COUNT, (FOLD_AT,)).fetchone()
+                due = int(cast(tuple[int], pending)[0]) >= FOLD_AT
+        if due:
+            self.fold_pending_usage()
         return len(stored)
 
+    def fold_pending_usage(self) -> int:
+        """Add up to FOLD_LIMIT pending events to the usage rollups, in one transaction;
+        returns how many were taken."""
+        with self._transaction() as conn:
+            return self._fold(conn)
+
+    def _fold(self, conn: psycopg.Connection[Any]) -> int:
+        ids = [row[0] for row in conn.execute(_TAKE_PENDING, (FOLD_LIMIT,))]
+        if ids:
+            self._add_rollups(conn, "id = ANY(%s)", (ids,))
+        return len(ids)
+
     @staticmethod
-    def _add_rollups(
-        conn: psycopg.Connection[Any], source: str, params: Sequence[Any], inputs: list[Any]
-    ) -> None:
-        """Add the events selected by `source` to the rollups; `inputs` are the same events as
-        `rollup_input` gives them."""
-        conn.execute(_cube_statement(source).encode(), params)
-        # Rows as arrays, already in key order: one round trip per statement.
-        daily = daily_of(inputs)
-        conn.execute(_UPSERT_DAILY, [list(column) for column in zip(*daily, strict=True)])
-        new = sketches_of(inputs)
-        keys = [list(column) for column in zip(*(row[:3] for row in new), strict=True)]
-        conn.execute(_CREATE_SKETCHES, keys)
-        stored = {tuple(row[:3]): row[3:] for row in conn.execute(_LOCK_SKETCHES, keys)}
-        merged = [merge_sketch(row, stored.get(tuple(row[:3]))) for row in new]
-        conn.execute(_WRITE_SKETCHES, [list(column) for column in zip(*merged, strict=True)])
+    def _add_rollups(conn: psycopg.Connection[Any], source: str, params: Sequence[Any]) -> None:
+        """Add the events selected by `source` (a condition on `events`) to the rollups."""
+        for statement in _rollup_statements(source):
+            conn.execute(statement, params)
 
     def _backfill_rollups(self, conn: psycopg.Connection[Any]) -> None:
-        """Add every stored event to the (new, empty) rollups, a page of ids at a time."""
-        row = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
-        last = int(cast(tuple[int], row)[0])
-        source = "id > %s AND id <= %s"
-        for after in range(0, last, BACKFILL_CHUNK):
-            params = (after, after + BACKFILL_CHUNK)
-            rows = conn.execute(backfill_source_sql(source).encode(), params).fetchall()
-            inputs = [
-                (str(i), utc(ts).date(), *rest, rest[5] == "success", bool(gate))
-                for i, ts, *rest, gate in rows
-            ]
-            self._add_rollups(conn, source, params, inputs)
+        """Fold every stored event into the (new, empty) rollups, FOLD_LIMIT at a time."""
+        conn.execute("INSERT INTO usage_pending (id) SELECT id FROM events")
+        while self._fold(conn):
+            pass
 
     def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
         """The stored event with this id from this instance, or None."""
@@ -565,21 +545,12 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
         self, *, instance_id: UUID | None, start: datetime, end: datetime
     ) -> list[TokenBucketRow]:
         """Per model, token histograms over `[start, end)`: rollups, then the edges' events."""
-        plan = plan_range(start, end)
-        owner = ALL if instance_id is None else str(instance_id)
-        extra = () if instance_id is None else (instance_id,)
+        sql, params = token_buckets_sql(_DIALECT, plan_range(start, end), instance_id, _bound)
+        if not sql:
+            return []
         with self._transaction() as conn:
-            sketches: list[Any] = []
-            if plan.days is not None:
-                sketches = conn.execute(
-                    sketches_sql(_DIALECT, plan.days), (owner, *plan.days)
-                ).fetchall()
-            edges: list[Any] = []
-            for span_start, span_end in plan.spans:
-                edges += conn.execute(
-                    edge_tokens_sql(_DIALECT, instance_id), (span_start, span_end, *extra)
-                ).fetchall()
-        return token_bucket_rows(sketches, edges)
+            rows = conn.execute(sql, params).fetchall()
+        return token_bucket_rows(rows)
 
     def export_events(
         self,

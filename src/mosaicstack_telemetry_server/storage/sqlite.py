@@ -23,7 +23,6 @@ from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import (
-    BACKFILL_CHUNK,
     USAGE_ROLLUPS_VERSION,
     api_key_record,
     check_api_key_fields,
@@ -38,25 +37,20 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
 )
 from mosaicstack_telemetry_server.storage._rollups import (
-    ALL,
-    daily_of,
-    merge_sketch,
-    rollup_input,
-    sketches_of,
+    FOLD_AT,
+    FOLD_LIMIT,
+    cuboids_statement,
+    token_buckets_statement,
 )
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
 from mosaicstack_telemetry_server.storage._sqlite_retention import SQLiteRetention
 from mosaicstack_telemetry_server.storage._sqlite_summaries import SQLiteSummaries
 from mosaicstack_telemetry_server.storage._usage_sql import (
     Dialect,
-    backfill_source_sql,
-    cube_statement,
-    edge_tokens_sql,
     export_sql,
     plan_range,
-    sketches_sql,
     token_bucket_rows,
-    upsert_daily_sql,
+    token_buckets_sql,
     usage_rows,
     usage_sql,
 )
@@ -70,6 +64,7 @@ from mosaicstack_telemetry_server.storage.base import (
     TokenBucketRow,
     UsageRow,
 )
+from mosaicstack_telemetry_server.token_sketch import bucket_of
 
 __all__ = ["SQLiteStorage"]
 
@@ -128,18 +123,6 @@ _STORED_KEYS = (
     "SELECT e.instance_id, e.event_id FROM json_each(?) AS k JOIN events AS e ON "
     "e.instance_id = json_extract(k.value, '$[0]') AND e.event_id = json_extract(k.value, '$[1]')"
 )
-_STORED_SKETCHES = (
-    "SELECT s.instance_id, s.day, s.model, s.tasks, s.input_counts, s.output_counts FROM "
-    "json_each(?) AS k JOIN usage_token_sketches AS s ON s.instance_id = "
-    "json_extract(k.value, '$[0]') AND s.day = json_extract(k.value, '$[1]') AND s.model = "
-    "json_extract(k.value, '$[2]')"
-)
-_UPSERT_SKETCH = (
-    "INSERT INTO usage_token_sketches (instance_id, day, model, tasks, input_counts, "
-    "output_counts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, day, model) DO UPDATE "
-    "SET tasks = excluded.tasks, input_counts = excluded.input_counts, "
-    "output_counts = excluded.output_counts"
-)
 _DIALECT = Dialect(
     placeholder="?",
     event_day="substr(timestamp, 1, 10)",
@@ -147,6 +130,19 @@ _DIALECT = Dialect(
     event_instance="instance_id",
     successes="sum(outcome = 'success')",
     gate_passes="sum(quality_gate_passed)",
+    log_bucket="token_bucket({})",
+    pending_events="(SELECT * FROM events WHERE id IN (SELECT id FROM usage_pending)) AS events",
+)
+# Events waiting to be folded into the usage rollups (see _rollups.py). A pending id may
+# outlive its event (pruned before its fold) and, once the table was emptied, be given to a new
+# event: that one is then pending, as it should be.
+_NOTE_PENDING = (
+    "INSERT INTO usage_pending (id) SELECT id FROM events WHERE id > ? ON CONFLICT (id) DO NOTHING"
+)
+_PENDING_COUNT = "SELECT count(*) FROM (SELECT 1 FROM usage_pending LIMIT ?)"
+_TAKE_PENDING = (
+    "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT ?) "
+    "RETURNING id"
 )
 
 
@@ -171,8 +167,8 @@ def _driver_errors() -> Iterator[None]:
 
 
 @functools.lru_cache(maxsize=4)
-def _cube_statement(source: str) -> str:
-    return cube_statement(_DIALECT, source)
+def _rollup_statements(source: str) -> tuple[str, str]:
+    return cuboids_statement(_DIALECT, source), token_buckets_statement(_DIALECT, source)
 
 
 class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
@@ -222,6 +218,9 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
             # 16 MiB page cache per connection (default 2 MiB): the unique index on random
             # UUIDs is touched all over at every batch.
             conn.execute("PRAGMA cache_size = -16384")
+            # The rollups' statements bucket token counts with the very function the
+            # percentiles are read with (SQLite's ln() is an optional build feature).
+            conn.create_function("token_bucket", 1, bucket_of, deterministic=True)
         except BaseException:
             conn.close()
             raise
@@ -311,8 +310,8 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
     # events
 
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
-        """Store new events, bump their task types' versions and add them to the usage
-        rollups, in one transaction."""
+        """Store new events, bump their task types' versions and note them as pending for the
+        usage rollups, in one transaction; then fold the pending events if enough are."""
         check_batch_size(len(events))
         if not events:
             return 0
@@ -336,38 +335,38 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
             for task_type in sorted(by_task_type):
                 conn.executemany(_INSERT_EVENT, by_task_type[task_type])
                 conn.execute(_BUMP_VERSION, (task_type,))
+            due = False
             if rows:
-                inputs = [rollup_input(row, row[3][:10]) for row in rows.values()]
-                self._add_rollups(conn, "id > ?", (last,), inputs)
+                conn.execute(_NOTE_PENDING, (last,))
+                (pending,) = conn.execute(_PENDING_COUNT, (FOLD_AT,)).fetchone()
+                due = pending >= FOLD_AT
+        if due:
+            self.fold_pending_usage()
         return len(rows)
 
+    def fold_pending_usage(self) -> int:
+        """Add up to FOLD_LIMIT pending events to the usage rollups, in one transaction;
+        returns how many were taken."""
+        with self._transaction(write=True) as conn:
+            return self._fold(conn)
+
+    def _fold(self, conn: sqlite3.Connection) -> int:
+        ids = [row[0] for row in conn.execute(_TAKE_PENDING, (FOLD_LIMIT,))]
+        if ids:
+            self._add_rollups(conn, "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
+        return len(ids)
+
     @staticmethod
-    def _add_rollups(
-        conn: sqlite3.Connection, source: str, params: Sequence[Any], inputs: list[Any]
-    ) -> None:
-        """Add the events selected by `source` to the rollups; `inputs` are the same events as
-        `rollup_input` gives them."""
-        conn.execute(_cube_statement(source), params)
-        conn.executemany(upsert_daily_sql("?"), daily_of(inputs))
-        # Histograms are merged here rather than in SQL (JSON in SQLite is slow to merge); the
-        # write lock is held, so nothing changes between the read and the write.
-        new = sketches_of(inputs)
-        keys = json.dumps([row[:3] for row in new])
-        stored = {tuple(row[:3]): row[3:] for row in conn.execute(_STORED_SKETCHES, (keys,))}
-        conn.executemany(_UPSERT_SKETCH, [merge_sketch(row, stored.get(row[:3])) for row in new])
+    def _add_rollups(conn: sqlite3.Connection, source: str, params: Sequence[Any]) -> None:
+        """Add the events selected by `source` (a condition on `events`) to the rollups."""
+        for statement in _rollup_statements(source):
+            conn.execute(statement, params)
 
     def _backfill_rollups(self, conn: sqlite3.Connection) -> None:
-        """Add every stored event to the (new, empty) rollups, a page of ids at a time."""
-        (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
-        source = "id > ? AND id <= ?"
-        for after in range(0, last, BACKFILL_CHUNK):
-            params = (after, after + BACKFILL_CHUNK)
-            rows = conn.execute(backfill_source_sql(source), params).fetchall()
-            inputs = [
-                (str(i), ts[:10], *rest, rest[5] == "success", bool(gate))
-                for i, ts, *rest, gate in rows
-            ]
-            self._add_rollups(conn, source, params, inputs)
+        """Fold every stored event into the (new, empty) rollups, FOLD_LIMIT at a time."""
+        conn.execute("INSERT INTO usage_pending (id) SELECT id FROM events")
+        while self._fold(conn):
+            pass
 
     def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
         """The stored event with this id from this instance, or None."""
@@ -550,23 +549,12 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
         self, *, instance_id: UUID | None, start: datetime, end: datetime
     ) -> list[TokenBucketRow]:
         """Per model, token histograms over `[start, end)`: rollups, then the edges' events."""
-        plan = plan_range(start, end)
-        owner = ALL if instance_id is None else str(instance_id)
-        extra = () if instance_id is None else (str(instance_id),)
+        sql, params = token_buckets_sql(_DIALECT, plan_range(start, end), instance_id, _bound)
+        if not sql:
+            return []
         with self._transaction(write=False) as conn:
-            sketches = []
-            if plan.days is not None:
-                days = (plan.days[0].isoformat(), plan.days[1].isoformat())
-                sketches = conn.execute(
-                    sketches_sql(_DIALECT, plan.days), (owner, *days)
-                ).fetchall()
-            edges = []
-            for span_start, span_end in plan.spans:
-                edges += conn.execute(
-                    edge_tokens_sql(_DIALECT, instance_id),
-                    (iso_utc(span_start), iso_utc(span_end), *extra),
-                ).fetchall()
-        return token_bucket_rows(sketches, edges)
+            rows = conn.execute(sql, params).fetchall()
+        return token_bucket_rows(rows)
 
     def export_events(
         self,
