@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from mosaicstack_telemetry_server.predictions.layout import VERSION, Reader, Writer
 from mosaicstack_telemetry_server.predictions.sketch import EXACT_LIMIT, MetricSummary, sketch_keys
 from mosaicstack_telemetry_server.storage.base import BucketKey, BucketRow
 
@@ -34,7 +35,6 @@ METRICS: Final = (
     "output_ratio",
 )
 _Floats = npt.NDArray[np.float64]
-_ENCODING: Final = 1.0  # first number of every blob: the layout's version
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,27 +60,45 @@ class BucketSummary:
         )
 
     def to_row(self, key: BucketKey) -> BucketRow:
-        """The bucket as stored: float64 numbers as bytes (exact values while few)."""
-        parts = [np.array([_ENCODING, self.count, self.gate_passed, self.successes])]
+        """The bucket as stored (`layout`): counts and sketches, exact values while few."""
+        sketch = Writer()
+        sketch.numbers(self.count, self.gate_passed, self.successes)
         for name in METRICS:
-            parts.extend(self.metrics[name].sketch_parts())
+            self.metrics[name].write(sketch)
         exact = None
         if self.count <= EXACT_LIMIT:
             values = [_exact_of(self.metrics[name]) for name in METRICS]
-            sizes = np.array([_ENCODING, *(v.size for v in values)], dtype=np.float64)
-            exact = np.concatenate([sizes, *values]).tobytes()
-        return BucketRow(key, self.count, np.concatenate(parts).tobytes(), exact)
+            written = Writer()
+            written.numbers(*(v.size for v in values))
+            for v in values:
+                written.array(v)
+            exact = written.blob()
+        return BucketRow(key, self.count, sketch.blob(), exact)
 
     @classmethod
     def from_row(cls, row: BucketRow) -> BucketSummary:
         """Read a stored bucket (with its exact values if the row carries them)."""
-        data = np.frombuffer(row.sketch, dtype=np.float64)
-        exacts = _split_exact(row.exact)
-        count, gate_passed, successes = (int(v) for v in data[1:4])
-        at, metrics = 4, {}
-        for i, name in enumerate(METRICS):
-            metrics[name], at = MetricSummary.from_sketch(data, at, exacts[i])
+        if not row.sketch or row.sketch[0] != VERSION:
+            return _from_first_layout(row)
+        exacts: list[_Floats | None] = [None] * len(METRICS)
+        if row.exact is not None:
+            reader = Reader(row.exact)
+            exacts = [reader.array(size) for size in reader.numbers(len(METRICS))]
+        sketch = Reader(row.sketch)
+        count, gate_passed, successes = sketch.numbers(3)
+        metrics = {name: MetricSummary.read(sketch, exacts[i]) for i, name in enumerate(METRICS)}
         return cls(count, gate_passed, successes, metrics)
+
+
+def _from_first_layout(row: BucketRow) -> BucketSummary:
+    """A bucket stored by the first layout (every number a float64), as older servers did."""
+    data = np.frombuffer(row.sketch, dtype=np.float64)
+    exacts = _split_exact(row.exact)
+    count, gate_passed, successes = (int(v) for v in data[1:4])
+    at, metrics = 4, {}
+    for i, name in enumerate(METRICS):
+        metrics[name], at = MetricSummary.from_sketch(data, at, exacts[i])
+    return BucketSummary(count, gate_passed, successes, metrics)
 
 
 def _exact_of(summary: MetricSummary) -> _Floats:
