@@ -32,6 +32,7 @@ from typing import Final
 from mosaicstack_telemetry import PredictionQuery, PredictionResponse
 from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
+from mosaicstack_telemetry_server.predictions.group_bases import GroupBases
 from mosaicstack_telemetry_server.predictions.incremental import CatchUp, catch_up
 from mosaicstack_telemetry_server.predictions.recency import DEFAULT_RECENCY, Recency
 from mosaicstack_telemetry_server.predictions.row_cache import RowCache
@@ -98,6 +99,7 @@ class PredictionService:
         self._thread_guard = threading.Lock()
         self._recency = recency
         self._rows = RowCache()
+        self._bases = GroupBases()
         # One fold of new events at a time in this process (others: the cursor's CAS).
         self._update_lock = threading.Lock()
         self._behind = False  # a backlog is being drained: requests do not wait for it
@@ -265,7 +267,14 @@ class PredictionService:
         rebuilt = set()
         for task_type in sorted(stale):
             version = done.versions.get(task_type, stale[task_type])
-            rows = served_stats(self._storage, task_type, done.read_at, self._recency)
+            rows = served_stats(
+                self._storage,
+                task_type,
+                done.read_at,
+                self._recency,
+                bases=self._bases,
+                fresh=done.buckets,
+            )
             # False means another process stored statistics of this version or newer: fine.
             self._storage.replace_stats(task_type, version, done.read_at, rows)
             self._record(task_type, version)
