@@ -191,3 +191,14 @@ def test_merging_bins_over_a_very_wide_span_adds_the_counts_too() -> None:
     merged = MetricSummary.merge([MetricSummary.of(np.array(w)) for w in ([v] for v in wide)])
     same(merged, MetricSummary.of(np.array(wide)))
     assert merged.counts.tolist() == [1, 2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.integers(0, 10**9).map(float), st.floats(0, 1e6)), min_size=1),
+    st.lists(st.sampled_from([0.1, 0.25, 0.5, 0.75, 0.9]), min_size=1, max_size=5),
+)
+def test_exact_percentiles_are_numpys_to_the_last_bit(values: list[float], qs: list[float]) -> None:
+    summary = MetricSummary.of(np.array(values))
+    expected = np.percentile(np.array(values), [q * 100 for q in qs])
+    assert np.array(summary.percentiles(qs)).tobytes() == expected.tobytes()

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from ddsketch.mapping import LogarithmicMapping
 
 from mosaicstack_telemetry_server.predictions.layout import Reader, Writer
+from mosaicstack_telemetry_server.predictions.statistics import sorted_percentiles
 
 __all__ = ["EXACT_LIMIT", "RELATIVE_ACCURACY", "MetricSummary"]
 
@@ -105,11 +106,12 @@ class MetricSummary:
         return cls(count, exact, sum(p.zeros for p in parts), keys, counts)
 
     def percentiles(self, quantiles: Sequence[float]) -> list[float]:
-        """Exact (numpy's linear method) when the values are kept, else from the sketch."""
+        """Exact (numpy.percentile's linear method, bit for bit) when the values are kept,
+        else from the sketch."""
         if self.count == 0:
             raise ValueError("no values")
         if self.exact is not None:
-            return [float(v) for v in np.percentile(self.exact, [q * 100 for q in quantiles])]
+            return sorted_percentiles(np.sort(self.exact), [q * 100 for q in quantiles])
         cumulative = np.cumsum(self.counts)
         out = []
         for q in quantiles:
