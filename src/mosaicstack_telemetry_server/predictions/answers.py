@@ -19,8 +19,9 @@ from mosaicstack_telemetry import PredictionQuery, PredictionResponse
 
 __all__ = ["MAX_ANSWERS", "AnswerCache", "AnswerKey", "answer_key"]
 
-# Most answers kept (a few KB each): past it the cache is dropped and refilled.
-MAX_ANSWERS: Final = 20_000
+# Most answers kept: about 8 KB each as Python objects, so at most about 35 MB; 40 batches of
+# 100 distinct queries. Past it the cache is dropped and refilled.
+MAX_ANSWERS: Final = 4_000
 
 AnswerKey = tuple[Hashable, ...]
 
