@@ -34,11 +34,12 @@ _DTYPES: Final[dict[int, np.dtype[np.generic]]] = {
 _LIMITS: Final = ((1, 0xFF), (2, 0xFFFF), (4, 0xFFFF_FFFF))
 
 
-def _code(values: _Floats) -> int:
-    """The narrowest width code whose dtype holds every value exactly."""
+def _code(values: _Floats, *, whole: bool) -> int:
+    """The narrowest width code whose dtype holds every value exactly (`whole`: the values
+    are known to be integers >= 0, so only their size is checked)."""
     if values.size == 0:
         return 1
-    if np.signbit(values).any() or not np.array_equal(values, np.trunc(values)):
+    if not whole and (np.signbit(values).any() or not np.array_equal(values, np.trunc(values))):
         return 8  # negative (-0.0 too), fractional, NaN or inf: float64 keeps them as they are
     high = float(values.max())
     return next((code for code, limit in _LIMITS if high <= limit), 8)
@@ -54,10 +55,13 @@ class Writer:
         """Fixed int64 numbers (counts, lengths, a first key)."""
         self._parts.append(np.array(values, dtype="<i8").tobytes())
 
-    def array(self, values: npt.NDArray[np.generic]) -> None:
-        """An array of numbers in its narrowest exact width (its length is written apart)."""
+    def array(self, values: npt.NDArray[np.generic], *, whole: bool = False) -> None:
+        """An array of numbers in its narrowest exact width (its length is written apart).
+
+        `whole`: the caller knows them to be integers >= 0 (counts, steps).
+        """
         floats = np.asarray(values, dtype=np.float64)
-        code = _code(floats)
+        code = _code(floats, whole=whole)
         self._parts.append(bytes([code]))
         self._parts.append(floats.astype(_DTYPES[code]).tobytes())
 
@@ -65,7 +69,7 @@ class Writer:
         """Sorted unique keys: the first as a number, then each step from the one before."""
         first = int(keys[0]) if keys.size else 0
         self.numbers(first)
-        self.array(np.diff(keys, prepend=first))
+        self.array(np.diff(keys, prepend=first), whole=True)
 
     def blob(self) -> bytes:
         """The blob written so far."""

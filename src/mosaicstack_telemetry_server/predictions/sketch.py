@@ -129,7 +129,7 @@ class MetricSummary:
         """[count, zeros, bins], then the keys as steps and the counts."""
         writer.numbers(self.count, self.zeros, self.keys.size)
         writer.steps(self.keys)
-        writer.array(self.counts)
+        writer.array(self.counts, whole=True)
 
     @classmethod
     def read(cls, reader: Reader, exact: _Floats | None) -> MetricSummary:
