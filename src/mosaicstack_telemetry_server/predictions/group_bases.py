@@ -22,7 +22,7 @@ from typing import Final
 from mosaicstack_telemetry_server.predictions.buckets import METRICS, BucketSummary
 from mosaicstack_telemetry_server.storage.base import BucketKey
 
-__all__ = ["MAX_BYTES", "GroupBases"]
+__all__ = ["MAX_BYTES", "GroupBases", "summary_bytes"]
 
 # 64 MB: a 10M-event database's 216 groups need about a tenth of it.
 MAX_BYTES: Final = 64 << 20
@@ -48,21 +48,21 @@ class GroupBases:
         self._lock = threading.Lock()
 
     def get(
-        self, group: Hashable, older: Mapping[BucketKey, int], *, exact: bool
+        self, group: Hashable, covers: Mapping[BucketKey, int], *, exact: bool
     ) -> BucketSummary | None:
         """The merge of exactly these buckets at these sizes, if kept (with exact values
         when `exact`)."""
         with self._lock:
             entry = self._entries.get(group)
-        if entry is None or entry[0] != frozenset(older.items()):
+        if entry is None or entry[0] != frozenset(covers.items()):
             return None
         summary = entry[1]
         if exact and any(summary.metrics[m].exact is None for m in METRICS):
             return None
         return summary
 
-    def put(self, group: Hashable, older: Mapping[BucketKey, int], summary: BucketSummary) -> None:
-        """Keep the merge of `older` for the group (replacing what it had)."""
+    def put(self, group: Hashable, covers: Mapping[BucketKey, int], summary: BucketSummary) -> None:
+        """Keep the merge of the buckets `covers` for the group (replacing what it had)."""
         size = summary_bytes(summary)
         if size > self._max_bytes:
             return
@@ -73,5 +73,5 @@ class GroupBases:
             if self._bytes + size > self._max_bytes:
                 self._entries.clear()
                 self._bytes = 0
-            self._entries[group] = (frozenset(older.items()), summary)
+            self._entries[group] = (frozenset(covers.items()), summary)
             self._bytes += size
