@@ -745,3 +745,35 @@ def test_the_answer_cache_stays_within_its_bound() -> None:
     assert cache.get(keys[0]) is answer
     cache.put(keys[2], answer)  # full: the others are dropped
     assert (cache.get(keys[0]), cache.get(keys[2])) == (None, answer)
+
+
+class RefreshedMeanwhile(WrappedStorage):
+    """Another call of the process refreshes the statistics just after a request read their
+    stamps (as the background refresher may)."""
+
+    service: PredictionService | None = None
+
+    def stats_versions(self) -> dict[str, tuple[int, datetime]]:
+        stamps = self.inner.stats_versions()
+        service, self.service = self.service, None
+        if service is not None:
+            assert service.refresh_stale() == 1
+        return stamps
+
+
+def test_a_request_answers_with_statistics_refreshed_meanwhile_by_another_call(
+    storage: Storage, rng: random.Random
+) -> None:
+    racing = RefreshedMeanwhile(storage)
+    service = PredictionService(
+        racing,  # type: ignore[arg-type]
+        min_sample_size=1,
+        stats_max_age_seconds=0,
+    )
+    storage.insert_events([make_event(rng) for _ in range(3)])
+    racing.service = service
+    # The request finds no statistics, the other call computes them, so the request does
+    # not: it must still answer with them (every event accepted before it), not "no data".
+    [answer] = service.predict_batch([query()])
+    assert answer.metadata.sample_size == 3
+    assert answer.prediction is not None

@@ -139,8 +139,8 @@ class PredictionService:
         if not queries:
             return []
         refreshed, stamps = self._refresh({q.task_type.value for q in queries}, ahead_seconds=0.0)
-        if refreshed or stamps is None:
-            stamps = self._storage.stats_versions()  # moved by this refresh: read again
+        if stamps is None:
+            stamps = self._storage.stats_versions()  # something was stale: read them again
         behind = self._behind
         hits = [q.task_type.value not in refreshed for q in queries]
         keys = [
@@ -194,7 +194,8 @@ class PredictionService:
     def _refresh(
         self, only: Collection[str] | None, *, ahead_seconds: float
     ) -> tuple[set[str], dict[str, tuple[int, datetime]] | None]:
-        """The task types refreshed, and the statistics stamps read to decide (if read)."""
+        """The task types refreshed, and the statistics stamps read to decide, if they still
+        hold (None: read them again)."""
         with self._locks_guard:
             seen = dict(self._computed)  # taken before the versions are read: see _recompute
         # Also taken before the versions are read: statistics found to be of the current data
@@ -210,7 +211,9 @@ class PredictionService:
                 refreshed.add(task_type)
         if stale:
             refreshed |= self._update(stale, seen, request=only is not None)
-        return refreshed, stamps
+        # The stamps hold only if nothing was stale: a stale task type may have been
+        # refreshed meanwhile by another call (the background refresher) even if not by us.
+        return refreshed, None if found else stamps
 
     def _stale(
         self, only: Collection[str] | None, ahead_seconds: float, now: datetime
