@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -22,11 +22,12 @@ from mosaicstack_telemetry import (
     TaskType,
 )
 from mosaicstack_telemetry_server.predictions import compute_partition_stats
+from mosaicstack_telemetry_server.predictions.buckets import fold_events
 from mosaicstack_telemetry_server.predictions.incremental import catch_up
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.service import REQUEST_MAX_EVENTS, PredictionService
 from mosaicstack_telemetry_server.storage import Storage, open_storage
-from mosaicstack_telemetry_server.storage.base import StatsKey
+from mosaicstack_telemetry_server.storage.base import BucketKey, StatsKey
 
 DAY0 = datetime(2026, 9, 1, 12, tzinfo=UTC)
 INSTANCE = uuid4()
@@ -408,3 +409,101 @@ def test_postgres_a_long_transaction_elsewhere_does_not_grow_the_reread(
             idle.rollback()
     finally:
         storage.close()
+
+
+def test_a_read_that_takes_exactly_the_events_left_says_it_is_complete(
+    storage: Storage, rng: random.Random
+) -> None:
+    storage.insert_events([event(rng) for _ in range(5)])
+    cursor = storage.event_cursor()
+    exactly = storage.read_new_events(cursor, 5)
+    assert (len(exactly.rows), exactly.complete) == (5, True)
+    short = storage.read_new_events(cursor, 4)
+    assert (len(short.rows), short.complete) == (4, False)
+    assert short.cursor.last_id < exactly.cursor.last_id
+
+
+def test_a_request_folds_a_backlog_of_exactly_its_limit_and_answers_with_it(
+    storage: Storage, rng: random.Random
+) -> None:
+    service = PredictionService(storage, min_sample_size=1, stats_max_age_seconds=0)
+    storage.insert_events([event(rng) for _ in range(5)])
+    service.predict_batch([query()])
+    storage.insert_events([event(rng) for _ in range(REQUEST_MAX_EVENTS)])
+    [answer] = service.predict_batch([query()])
+    assert answer.metadata.sample_size == REQUEST_MAX_EVENTS + 5
+    assert "backlog" not in (answer.metadata.fallback_note or "")
+
+
+class BucketReads:
+    """A real storage that counts the buckets read back (a test of what a refresh reads)."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.read: list[BucketKey] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get_buckets(self, keys: Sequence[BucketKey], *, exact: bool) -> dict[BucketKey, Any]:
+        self.read += keys
+        return self.inner.get_buckets(keys, exact=exact)
+
+
+def test_a_refresh_reads_no_older_day_again_and_still_gives_the_full_numbers(
+    storage: Storage, rng: random.Random
+) -> None:
+    counted = BucketReads(storage)
+    service = PredictionService(
+        counted,  # type: ignore[arg-type]
+        min_sample_size=1,
+        stats_max_age_seconds=0,
+        recency=ALL_DAYS,
+    )
+    for day in range(4):
+        storage.insert_events([event(rng, day=day, model=m) for m in "ab" for _ in range(30)])
+    served(service, storage)
+    storage.insert_events([event(rng, day=3, model=m) for m in "ab" for _ in range(30)])
+    counted.read.clear()
+    got = served(service, storage)
+    # The fold reads the two newest buckets it adds to; the rebuild reads nothing more.
+    assert sorted(k.model for k in counted.read) == ["a", "b"]
+    assert all(k.day == "2026-09-04" for k in counted.read)
+    full = {r.key: r for r in compute_partition_stats(storage.read_partition(TASK.value), DAY0)}
+    level0 = StatsKey(0, TASK.value, "a", "anthropic", "medium")
+    assert got[level0].stats == full[level0].stats
+    # An event on an older day: that group (only) reads its days again and merges afresh.
+    storage.insert_events([event(rng, day=1, model="a")])
+    counted.read.clear()
+    got = served(service, storage)
+    assert {k.model for k in counted.read} == {"a"}
+    assert {k.day for k in counted.read} == {f"2026-09-0{d}" for d in range(1, 5)}
+    full = {r.key: r for r in compute_partition_stats(storage.read_partition(TASK.value), DAY0)}
+    assert got[level0].stats == full[level0].stats
+    assert got[level0].sample_size == 4 * 30 + 30 + 1
+
+
+def test_kept_group_merges_stay_within_their_memory_bound() -> None:
+    from mosaicstack_telemetry_server.predictions.buckets import BucketSummary
+    from mosaicstack_telemetry_server.predictions.group_bases import GroupBases, summary_bytes
+
+    rows = [
+        ("implementation", "m", "anthropic", "medium", "2026-09-01", i, i, i, i, i, i, True, "x")
+        for i in range(1, 101)
+    ]
+    [(key, summary)] = fold_events(rows).items()
+    size = summary_bytes(summary)
+    bases = GroupBases(max_bytes=2 * size)
+    groups = [StatsKey(0, "implementation", m, "anthropic", "medium") for m in "abc"]
+    older = {key: 100}
+    bases.put(groups[0], older, summary)
+    bases.put(groups[1], older, summary)
+    assert bases.get(groups[0], older, exact=True) is summary
+    assert bases.get(groups[0], {key: 99}, exact=False) is None  # another size: a miss
+    bases.put(groups[2], older, summary)  # over the bound: the others are dropped
+    assert bases.get(groups[0], older, exact=False) is None
+    assert bases.get(groups[2], older, exact=False) is summary
+    sketch_only = BucketSummary.merge([summary], keep_exact=False)
+    bases.put(groups[2], older, sketch_only)
+    assert bases.get(groups[2], older, exact=True) is None  # exact values asked, none kept
+    GroupBases(max_bytes=size - 1).put(groups[0], older, summary)  # too big alone: not kept

@@ -694,3 +694,86 @@ def test_confidence_follows_level_and_sample_size_end_to_end(
     assert response.metadata.fallback_level == level
     assert response.metadata.sample_size == (exact if level == 0 else exact + other_route)
     assert response.metadata.confidence == confidence
+
+
+def test_warm_answers_are_kept_until_their_statistics_move(
+    storage: Storage, rng: random.Random
+) -> None:
+    clock = FakeClock()
+    service = PredictionService(storage, min_sample_size=1, stats_max_age_seconds=60, clock=clock)
+    storage.insert_events([make_event(rng) for _ in range(3)])
+    [first] = service.predict_batch([query()])
+    assert (first.metadata.sample_size, first.metadata.cache_hit) == (3, False)
+    [again, twin] = service.predict_batch([query(), query()])
+    assert again.metadata.cache_hit
+    assert again is twin  # the same answer, built once
+    assert service.predict_batch([query()])[0] is again
+    # A new event: young statistics still answer as they are (the maximum age rules) ...
+    storage.insert_events([make_event(rng)])
+    assert service.predict_batch([query()])[0] is again
+    # ... and once they reach it, the recomputed statistics give a new answer.
+    clock.advance(60)
+    [fresh] = service.predict_batch([query()])
+    assert (fresh.metadata.sample_size, fresh.metadata.cache_hit) == (4, False)
+    [warm] = service.predict_batch([query()])
+    assert warm.metadata.cache_hit
+    assert warm.metadata.last_updated == fresh.metadata.last_updated
+
+
+def test_the_answer_cache_stays_within_its_bound() -> None:
+    from mosaicstack_telemetry import PredictionResponse
+    from mosaicstack_telemetry_server.predictions.answers import AnswerCache, answer_key
+
+    cache = AnswerCache(max_answers=2)
+    answer = PredictionResponse.model_validate(
+        {
+            "prediction": None,
+            "metadata": {
+                "sample_size": 0,
+                "fallback_level": -1,
+                "confidence": "none",
+                "last_updated": None,
+                "dimensions_matched": None,
+                "fallback_note": None,
+                "cache_hit": True,
+            },
+        }
+    )
+    keys = [answer_key(query(model=m), (1, T0), cache_hit=True, catching_up=False) for m in "abc"]
+    cache.put(keys[0], answer)
+    cache.put(keys[1], answer)
+    assert cache.get(keys[0]) is answer
+    cache.put(keys[2], answer)  # full: the others are dropped
+    assert (cache.get(keys[0]), cache.get(keys[2])) == (None, answer)
+
+
+class RefreshedMeanwhile(WrappedStorage):
+    """Another call of the process refreshes the statistics just after a request read their
+    stamps (as the background refresher may)."""
+
+    service: PredictionService | None = None
+
+    def stats_versions(self) -> dict[str, tuple[int, datetime]]:
+        stamps = self.inner.stats_versions()
+        service, self.service = self.service, None
+        if service is not None:
+            assert service.refresh_stale() == 1
+        return stamps
+
+
+def test_a_request_answers_with_statistics_refreshed_meanwhile_by_another_call(
+    storage: Storage, rng: random.Random
+) -> None:
+    racing = RefreshedMeanwhile(storage)
+    service = PredictionService(
+        racing,  # type: ignore[arg-type]
+        min_sample_size=1,
+        stats_max_age_seconds=0,
+    )
+    storage.insert_events([make_event(rng) for _ in range(3)])
+    racing.service = service
+    # The request finds no statistics, the other call computes them, so the request does
+    # not: it must still answer with them (every event accepted before it), not "no data".
+    [answer] = service.predict_batch([query()])
+    assert answer.metadata.sample_size == 3
+    assert answer.prediction is not None

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mosaicstack_telemetry_server.predictions.buckets import BucketSummary, fold_events
+from mosaicstack_telemetry_server.predictions.buckets import METRICS, BucketSummary, fold_events
+from mosaicstack_telemetry_server.predictions.layout import Reader, Writer
 from mosaicstack_telemetry_server.predictions.sketch import (
     EXACT_LIMIT,
     MAPPING,
@@ -16,6 +18,7 @@ from mosaicstack_telemetry_server.predictions.sketch import (
     MetricSummary,
     sketch_keys,
 )
+from mosaicstack_telemetry_server.storage.base import BucketKey, BucketRow
 
 values_strategy = st.lists(
     st.one_of(st.just(0.0), st.integers(1, 50_000_000).map(float), st.floats(0.001, 1e4)),
@@ -114,3 +117,88 @@ def test_a_bucket_survives_its_stored_form() -> None:
     # Unknown durations (0) and ratios without an estimate (0) are left out.
     assert again.metrics["duration_ms"].count == 33
     assert again.metrics["input_ratio"].count == 25
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, 2**40).map(float),
+            st.sampled_from([0.0, -0.0, 255.0, 256.0, 65_535.0, 65_536.0, 2.0**32 - 1, 2.0**32]),
+            st.floats(-1e6, 1e12, allow_nan=False),
+        ),
+        max_size=50,
+    ),
+    st.lists(st.integers(-(2**40), 2**40), max_size=50, unique=True),
+)
+def test_the_compact_layout_reads_back_every_number_bit_for_bit(
+    values: list[float], keys: list[int]
+) -> None:
+    writer = Writer()
+    writer.numbers(len(values), len(keys))
+    writer.array(np.array(values, dtype=np.float64))
+    writer.steps(np.array(sorted(keys), dtype=np.int64))
+    reader = Reader(writer.blob())
+    assert reader.numbers(2) == [len(values), len(keys)]
+    assert reader.array(len(values)).tobytes() == np.array(values, dtype=np.float64).tobytes()
+    assert reader.steps(len(keys)).tolist() == sorted(keys)
+
+
+def test_small_whole_numbers_take_a_byte_each_and_fractions_eight() -> None:
+    def size(values: list[float]) -> int:
+        writer = Writer()
+        writer.array(np.array(values))
+        return len(writer.blob())
+
+    assert size([0, 1, 255] * 100) == 2 + 300  # version byte, width code, one byte each
+    assert size([256, 65_535]) == 2 + 4
+    assert size([70_000.0]) == 2 + 4
+    assert size([2.0**32]) == 2 + 8
+    assert size([0.5]) == 2 + 8
+    with pytest.raises(ValueError, match="layout"):
+        Reader(b"\x00\x00")
+
+
+def test_buckets_stored_by_the_first_layout_still_read() -> None:
+    """Every number a float64: [1, count, gate, successes], then per metric [count, zeros,
+    bins, keys..., counts...]; the exact blob [1, six sizes, values...]."""
+    key = BucketKey("implementation", "m", "anthropic", "medium", "2026-09-01")
+    sketch = [1.0, 3, 2, 1]
+    exact = [1.0, 3, 3, 3, 3, 3, 3]
+    for _ in METRICS:
+        sketch += [3, 1, 2, 100, 200, 1, 1]  # one zero, bins 100 and 200
+        exact += [0.0, 5.0, 7.0]
+    row = BucketRow(key, 3, np.array(sketch).tobytes(), np.array(exact, dtype=np.float64).tobytes())
+    summary = BucketSummary.from_row(row)
+    assert (summary.count, summary.gate_passed, summary.successes) == (3, 2, 1)
+    metric = summary.metrics["input_tokens"]
+    assert (metric.count, metric.zeros, metric.keys.tolist(), metric.counts.tolist()) == (
+        3,
+        1,
+        [100, 200],
+        [1, 1],
+    )
+    assert metric.exact is not None
+    assert metric.exact.tolist() == [0.0, 5.0, 7.0]
+    # Written again, it takes the compact layout and reads back the same.
+    again = BucketSummary.from_row(summary.to_row(key))
+    same(again.metrics["input_tokens"], metric)
+
+
+def test_merging_bins_over_a_very_wide_span_adds_the_counts_too() -> None:
+    # Values over 300 orders of magnitude: too wide a span for the dense addition.
+    wide = [1e-150, 1e150, 1e150]
+    merged = MetricSummary.merge([MetricSummary.of(np.array(w)) for w in ([v] for v in wide)])
+    same(merged, MetricSummary.of(np.array(wide)))
+    assert merged.counts.tolist() == [1, 2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.integers(0, 10**9).map(float), st.floats(0, 1e6)), min_size=1),
+    st.lists(st.sampled_from([0.1, 0.25, 0.5, 0.75, 0.9]), min_size=1, max_size=5),
+)
+def test_exact_percentiles_are_numpys_to_the_last_bit(values: list[float], qs: list[float]) -> None:
+    summary = MetricSummary.of(np.array(values))
+    expected = np.percentile(np.array(values), [q * 100 for q in qs])
+    assert np.array(summary.percentiles(qs)).tobytes() == expected.tobytes()

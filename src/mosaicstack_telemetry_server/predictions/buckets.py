@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from mosaicstack_telemetry_server.predictions.layout import VERSION, Reader, Writer
 from mosaicstack_telemetry_server.predictions.sketch import EXACT_LIMIT, MetricSummary, sketch_keys
 from mosaicstack_telemetry_server.storage.base import BucketKey, BucketRow
 
@@ -34,7 +35,8 @@ METRICS: Final = (
     "output_ratio",
 )
 _Floats = npt.NDArray[np.float64]
-_ENCODING: Final = 1.0  # first number of every blob: the layout's version
+# Rows turned into arrays at a time by `fold_events` (see `_columns`).
+_SLICE: Final = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,27 +62,45 @@ class BucketSummary:
         )
 
     def to_row(self, key: BucketKey) -> BucketRow:
-        """The bucket as stored: float64 numbers as bytes (exact values while few)."""
-        parts = [np.array([_ENCODING, self.count, self.gate_passed, self.successes])]
+        """The bucket as stored (`layout`): counts and sketches, exact values while few."""
+        sketch = Writer()
+        sketch.numbers(self.count, self.gate_passed, self.successes)
         for name in METRICS:
-            parts.extend(self.metrics[name].sketch_parts())
+            self.metrics[name].write(sketch)
         exact = None
         if self.count <= EXACT_LIMIT:
             values = [_exact_of(self.metrics[name]) for name in METRICS]
-            sizes = np.array([_ENCODING, *(v.size for v in values)], dtype=np.float64)
-            exact = np.concatenate([sizes, *values]).tobytes()
-        return BucketRow(key, self.count, np.concatenate(parts).tobytes(), exact)
+            written = Writer()
+            written.numbers(*(v.size for v in values))
+            for v in values:
+                written.array(v)
+            exact = written.blob()
+        return BucketRow(key, self.count, sketch.blob(), exact)
 
     @classmethod
     def from_row(cls, row: BucketRow) -> BucketSummary:
         """Read a stored bucket (with its exact values if the row carries them)."""
-        data = np.frombuffer(row.sketch, dtype=np.float64)
-        exacts = _split_exact(row.exact)
-        count, gate_passed, successes = (int(v) for v in data[1:4])
-        at, metrics = 4, {}
-        for i, name in enumerate(METRICS):
-            metrics[name], at = MetricSummary.from_sketch(data, at, exacts[i])
+        if not row.sketch or row.sketch[0] != VERSION:
+            return _from_first_layout(row)
+        exacts: list[_Floats | None] = [None] * len(METRICS)
+        if row.exact is not None:
+            reader = Reader(row.exact)
+            exacts = [reader.array(size) for size in reader.numbers(len(METRICS))]
+        sketch = Reader(row.sketch)
+        count, gate_passed, successes = sketch.numbers(3)
+        metrics = {name: MetricSummary.read(sketch, exacts[i]) for i, name in enumerate(METRICS)}
         return cls(count, gate_passed, successes, metrics)
+
+
+def _from_first_layout(row: BucketRow) -> BucketSummary:
+    """A bucket stored by the first layout (every number a float64), as older servers did."""
+    data = np.frombuffer(row.sketch, dtype=np.float64)
+    exacts = _split_exact(row.exact)
+    count, gate_passed, successes = (int(v) for v in data[1:4])
+    at, metrics = 4, {}
+    for i, name in enumerate(METRICS):
+        metrics[name], at = MetricSummary.from_sketch(data, at, exacts[i])
+    return BucketSummary(count, gate_passed, successes, metrics)
 
 
 def _exact_of(summary: MetricSummary) -> _Floats:
@@ -107,14 +127,11 @@ def fold_events(rows: Sequence[tuple[Any, ...]]) -> dict[BucketKey, BucketSummar
     """
     if not rows:
         return {}
-    columns = list(zip(*rows, strict=True))
-    bucket, keys = _bucket_ids(columns[:5])
+    bucket, keys, numbers, gate_passed, succeeded = _columns(rows)
     order = np.argsort(bucket, kind="stable")
     sorted_bucket = bucket[order]
     bounds = np.searchsorted(sorted_bucket, np.arange(len(keys) + 1))
-    actual_in, actual_out, cost, duration, est_in, est_out = np.array(
-        columns[5:11], dtype=np.float64
-    )[:, order]
+    actual_in, actual_out, cost, duration, est_in, est_out = numbers[:, order]
     known = {
         "input_tokens": (actual_in, None),
         "output_tokens": (actual_out, None),
@@ -127,10 +144,8 @@ def fold_events(rows: Sequence[tuple[Any, ...]]) -> dict[BucketKey, BucketSummar
         name: _summaries(values, mask, sorted_bucket, len(keys))
         for name, (values, mask) in known.items()
     }
-    gate = np.bincount(bucket, np.array(columns[11], dtype=np.float64), len(keys))
-    success = np.bincount(
-        bucket, np.array([o == "success" for o in columns[12]], dtype=np.float64), len(keys)
-    )
+    gate = np.bincount(bucket, gate_passed, len(keys))
+    success = np.bincount(bucket, succeeded, len(keys))
     return {
         key: BucketSummary(
             int(bounds[b + 1] - bounds[b]),
@@ -142,14 +157,32 @@ def fold_events(rows: Sequence[tuple[Any, ...]]) -> dict[BucketKey, BucketSummar
     }
 
 
-def _bucket_ids(
-    key_columns: Sequence[Sequence[Any]],
-) -> tuple[npt.NDArray[np.int64], list[BucketKey]]:
-    """One id per row for its (task type, model, provider, complexity, day), and the keys."""
-    numbers: dict[tuple[Any, ...], int] = {}
-    # A list comprehension over one dict: the cheapest per-row work Python offers here.
-    ids = [numbers.setdefault(key, len(numbers)) for key in zip(*key_columns, strict=True)]
-    return np.array(ids, dtype=np.int64), [BucketKey(*key) for key in numbers]
+def _columns(
+    rows: Sequence[tuple[Any, ...]],
+) -> tuple[npt.NDArray[np.int64], list[BucketKey], _Floats, _Floats, _Floats]:
+    """Per row: its bucket id, its six numbers (one row each), gate passed, succeeded.
+
+    Converted `_SLICE` rows at a time: turning 50,000 rows into columns and arrays in one
+    C call each held the GIL for tens of milliseconds, and every request thread of the
+    process waited that long for it while a drain ran.
+    """
+    ids: dict[tuple[Any, ...], int] = {}
+    bucket: list[int] = []
+    numbers, gate, success = [], [], []
+    for start in range(0, len(rows), _SLICE):
+        columns = list(zip(*rows[start : start + _SLICE], strict=True))
+        # A list comprehension over one dict: the cheapest per-row work Python offers here.
+        bucket += [ids.setdefault(key, len(ids)) for key in zip(*columns[:5], strict=True)]
+        numbers.append(np.array(columns[5:11], dtype=np.float64))
+        gate.append(np.array(columns[11], dtype=np.float64))
+        success.append(np.array([o == "success" for o in columns[12]], dtype=np.float64))
+    return (
+        np.array(bucket, dtype=np.int64),
+        [BucketKey(*key) for key in ids],
+        np.concatenate(numbers, axis=1),
+        np.concatenate(gate),
+        np.concatenate(success),
+    )
 
 
 def _ratio(actual: _Floats, estimated: _Floats) -> tuple[_Floats, npt.NDArray[np.bool_]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mosaicstack_telemetry_server.predictions.buckets import BucketSummary, fold_events
-from mosaicstack_telemetry_server.storage.base import BucketRow, EventCursor, NewEvents, Storage
+from mosaicstack_telemetry_server.storage.base import BucketKey, EventCursor, NewEvents, Storage
 
 __all__ = ["CatchUp", "catch_up"]
 
@@ -25,6 +25,8 @@ class CatchUp:
 
     `versions` are the data versions of the last snapshot read, which the buckets now
     reflect in full when `complete`; `read_at` is the time taken just before that read.
+    `buckets` are the summaries stored for the buckets it touched, as stored (a rebuild
+    right after need not read them back).
     """
 
     read_at: datetime
@@ -32,6 +34,7 @@ class CatchUp:
     touched: set[str] = field(default_factory=set)
     versions: dict[str, int] = field(default_factory=dict)
     complete: bool = False
+    buckets: dict[BucketKey, BucketSummary] = field(default_factory=dict)
 
 
 def catch_up(
@@ -43,8 +46,10 @@ def catch_up(
         cursor = storage.event_cursor()
         read_at = clock()
         batch = storage.read_new_events(cursor, max(1, min(chunk, max_events - done.events)))
-        if not _store(storage, cursor, batch):
+        merged = _merged(storage, batch) if batch.rows else {}
+        if not _store(storage, cursor, batch, merged):
             continue  # another process advanced the cursor meanwhile: read again from it
+        done.buckets.update(merged)
         done.events += len(batch.rows)
         done.touched.update(row[0] for row in batch.rows)
         done.versions, done.read_at, done.complete = batch.versions, read_at, batch.complete
@@ -52,7 +57,9 @@ def catch_up(
             return done
 
 
-def _store(storage: Storage, cursor: EventCursor, batch: NewEvents) -> bool:
+def _store(
+    storage: Storage, cursor: EventCursor, batch: NewEvents, merged: dict[BucketKey, BucketSummary]
+) -> bool:
     new = batch.cursor
     if not batch.rows and (new.last_id, new.horizon, new.in_flight) == (
         cursor.last_id,
@@ -60,16 +67,17 @@ def _store(storage: Storage, cursor: EventCursor, batch: NewEvents) -> bool:
         cursor.in_flight,
     ):
         return True  # nothing new: spare the write
-    return storage.advance_events(cursor, new, _merged(storage, batch))
+    rows = [summary.to_row(key) for key, summary in merged.items()]
+    return storage.advance_events(cursor, new, rows)
 
 
-def _merged(storage: Storage, batch: NewEvents) -> list[BucketRow]:
+def _merged(storage: Storage, batch: NewEvents) -> dict[BucketKey, BucketSummary]:
     """The touched buckets: their stored summary merged with the new events' one."""
     new = fold_events(batch.rows)
     stored = storage.get_buckets(list(new), exact=True)
-    rows = []
-    for key, summary in new.items():
-        if key in stored:
-            summary = BucketSummary.merge([BucketSummary.from_row(stored[key]), summary])
-        rows.append(summary.to_row(key))
-    return rows
+    return {
+        key: BucketSummary.merge([BucketSummary.from_row(stored[key]), summary])
+        if key in stored
+        else summary
+        for key, summary in new.items()
+    }

@@ -31,12 +31,14 @@ from typing import Final
 
 from mosaicstack_telemetry import PredictionQuery, PredictionResponse
 from mosaicstack_telemetry.models import MAX_BATCH_SIZE
+from mosaicstack_telemetry_server.predictions.answers import AnswerCache, AnswerKey, answer_key
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
+from mosaicstack_telemetry_server.predictions.group_bases import GroupBases
 from mosaicstack_telemetry_server.predictions.incremental import CatchUp, catch_up
 from mosaicstack_telemetry_server.predictions.recency import DEFAULT_RECENCY, Recency
 from mosaicstack_telemetry_server.predictions.row_cache import RowCache
 from mosaicstack_telemetry_server.predictions.served import served_stats
-from mosaicstack_telemetry_server.storage.base import StatsKey, Storage
+from mosaicstack_telemetry_server.storage.base import Storage
 
 __all__ = ["MAX_QUERIES_PER_BATCH", "Clock", "PredictionService"]
 
@@ -98,6 +100,8 @@ class PredictionService:
         self._thread_guard = threading.Lock()
         self._recency = recency
         self._rows = RowCache()
+        self._answers = AnswerCache()
+        self._bases = GroupBases()
         # One fold of new events at a time in this process (others: the cursor's CAS).
         self._update_lock = threading.Lock()
         self._behind = False  # a backlog is being drained: requests do not wait for it
@@ -134,22 +138,48 @@ class PredictionService:
             raise ValueError(f"at most {MAX_QUERIES_PER_BATCH} queries per batch")
         if not queries:
             return []
-        refreshed = self._refresh({q.task_type.value for q in queries}, ahead_seconds=0.0)
+        refreshed, stamps = self._refresh({q.task_type.value for q in queries}, ahead_seconds=0.0)
+        if stamps is None:
+            stamps = self._storage.stats_versions()  # something was stale: read them again
         behind = self._behind
-        keys: dict[StatsKey, None] = {}
-        for query in queries:
-            keys.update(dict.fromkeys(chain_keys(query)))
-        found = self._rows.get(self._storage, list(keys), self._storage.stats_versions())
-        return [
-            build_response(
+        hits = [q.task_type.value not in refreshed for q in queries]
+        keys = [
+            answer_key(q, stamps.get(q.task_type.value), cache_hit=hit, catching_up=behind)
+            for q, hit in zip(queries, hits, strict=True)
+        ]
+        answers: dict[AnswerKey, PredictionResponse] = {}
+        missing = {}
+        for key, query, hit in zip(keys, queries, hits, strict=True):
+            kept = self._answers.get(key)
+            if kept is None:
+                missing[key] = (query, hit)
+            else:
+                answers[key] = kept
+        if missing:
+            answers.update(self._build(missing, stamps, catching_up=behind))
+        return [answers[key] for key in keys]
+
+    def _build(
+        self,
+        missing: dict[AnswerKey, tuple[PredictionQuery, bool]],
+        stamps: dict[str, tuple[int, datetime]],
+        *,
+        catching_up: bool,
+    ) -> dict[AnswerKey, PredictionResponse]:
+        """Answers not kept yet: from the rows of their chains, then kept for next time."""
+        chains = dict.fromkeys(k for query, _ in missing.values() for k in chain_keys(query))
+        found = self._rows.get(self._storage, list(chains), stamps)
+        built = {}
+        for key, (query, hit) in missing.items():
+            built[key] = build_response(
                 query,
                 found,
                 min_sample_size=self._min_sample_size,
-                cache_hit=query.task_type.value not in refreshed,
-                catching_up=behind,
+                cache_hit=hit,
+                catching_up=catching_up,
             )
-            for query in queries
-        ]
+            self._answers.put(key, built[key])
+        return built
 
     # --- freshness
 
@@ -159,9 +189,13 @@ class PredictionService:
         `ahead_seconds` also counts as stale the statistics that will be stale that much
         later, so a periodic caller can refresh them before a request has to.
         """
-        return len(self._refresh(None, ahead_seconds=ahead_seconds))
+        return len(self._refresh(None, ahead_seconds=ahead_seconds)[0])
 
-    def _refresh(self, only: Collection[str] | None, *, ahead_seconds: float) -> set[str]:
+    def _refresh(
+        self, only: Collection[str] | None, *, ahead_seconds: float
+    ) -> tuple[set[str], dict[str, tuple[int, datetime]] | None]:
+        """The task types refreshed, and the statistics stamps read to decide, if they still
+        hold (None: read them again)."""
         with self._locks_guard:
             seen = dict(self._computed)  # taken before the versions are read: see _recompute
         # Also taken before the versions are read: statistics found to be of the current data
@@ -169,19 +203,23 @@ class PredictionService:
         checked_at = self._clock()
         refreshed: set[str] = set()
         stale: dict[str, int] = {}
-        for task_type, version, restamp in self._stale(only, ahead_seconds, checked_at):
+        found, stamps = self._stale(only, ahead_seconds, checked_at)
+        for task_type, version, restamp in found:
             if not restamp:
                 stale[task_type] = version
             elif self._restamp(task_type, version, checked_at, seen.get(task_type)):
                 refreshed.add(task_type)
         if stale:
             refreshed |= self._update(stale, seen, request=only is not None)
-        return refreshed
+        # The stamps hold only if nothing was stale: a stale task type may have been
+        # refreshed meanwhile by another call (the background refresher) even if not by us.
+        return refreshed, None if found else stamps
 
     def _stale(
         self, only: Collection[str] | None, ahead_seconds: float, now: datetime
-    ) -> list[tuple[str, int, bool]]:
-        """(task type, version, re-stamp only?) of each stale task type with events.
+    ) -> tuple[list[tuple[str, int, bool]], dict[str, tuple[int, datetime]] | None]:
+        """(task type, version, re-stamp only?) of each stale task type with events, and the
+        statistics stamps read (None when there was nothing to compare).
 
         The version is the data version to recompute at, or, for a re-stamp, the version of
         the stored statistics (already the current one).
@@ -190,7 +228,7 @@ class PredictionService:
         if only is not None:
             partitions = {t: v for t, v in partitions.items() if t in only}
             if not partitions:  # nothing to compare: spare the second read
-                return []
+                return [], None
         stored = self._storage.stats_versions()
         limit = self._max_age - ahead_seconds
         stale = []
@@ -207,7 +245,7 @@ class PredictionService:
                 # With a maximum age of 0 every request re-stamps for itself: re-stamping
                 # ahead of it as well would only add writes.
                 stale.append((task_type, stats_version, True))
-        return stale
+        return stale, stored
 
     def _restamp(
         self, task_type: str, version: int, checked_at: datetime, seen: tuple[int, int] | None
@@ -265,7 +303,14 @@ class PredictionService:
         rebuilt = set()
         for task_type in sorted(stale):
             version = done.versions.get(task_type, stale[task_type])
-            rows = served_stats(self._storage, task_type, done.read_at, self._recency)
+            rows = served_stats(
+                self._storage,
+                task_type,
+                done.read_at,
+                self._recency,
+                bases=self._bases,
+                fresh=done.buckets,
+            )
             # False means another process stored statistics of this version or newer: fine.
             self._storage.replace_stats(task_type, version, done.read_at, rows)
             self._record(task_type, version)

@@ -24,6 +24,9 @@ import numpy as np
 import numpy.typing as npt
 from ddsketch.mapping import LogarithmicMapping
 
+from mosaicstack_telemetry_server.predictions.layout import Reader, Writer
+from mosaicstack_telemetry_server.predictions.statistics import sorted_percentiles
+
 __all__ = ["EXACT_LIMIT", "RELATIVE_ACCURACY", "MetricSummary"]
 
 # Groups up to this many events are computed exactly (contract).
@@ -36,12 +39,38 @@ _LOG2_GAMMA: Final = math.log2(MAPPING.gamma)
 _Floats = npt.NDArray[np.float64]
 _Ints = npt.NDArray[np.int64]
 _NO_VALUES: Final = np.empty(0, dtype=np.float64)
+# Widest key span merged through a dense array: 64K bins of float64 are 512 KB.
+_DENSE_SPAN: Final = 1 << 16
 
 
 def sketch_keys(values: _Floats) -> _Ints:
     """The DDSketch bin of each value > 0, vectorized (`MAPPING.key` one at a time)."""
     keys: _Ints = np.ceil(np.log2(values) / _LOG2_GAMMA).astype(np.int64)
     return keys
+
+
+def _add_bins(keys: Sequence[_Ints], counts: Sequence[_Ints]) -> tuple[_Ints, _Ints]:
+    """The bins of several sketches added up: sorted unique keys and their summed counts.
+
+    Keys of one metric span a few thousand bins, so the counts are added into a dense array
+    over that span (one `bincount`), cheaper than sorting every key; a wider span (values
+    over many orders of magnitude) falls back to `numpy.unique`.
+    """
+    all_keys = np.concatenate(keys) if keys else np.empty(0, np.int64)
+    all_counts = np.concatenate(counts) if counts else np.empty(0, np.int64)
+    if all_keys.size == 0:
+        return all_keys, all_counts
+    low = int(all_keys.min())
+    span = int(all_keys.max()) - low + 1
+    if span <= _DENSE_SPAN:
+        # float64 weights hold counts exactly (far below 2**53).
+        dense = np.bincount(all_keys - low, weights=all_counts, minlength=span)
+        present = np.flatnonzero(dense)
+        return present + low, dense[present].astype(np.int64)
+    unique, where = np.unique(all_keys, return_inverse=True)
+    summed = np.zeros(unique.size, dtype=np.int64)
+    np.add.at(summed, where, all_counts)
+    return unique, summed
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +102,16 @@ class MetricSummary:
         exact = None
         if keep_exact and count <= EXACT_LIMIT and all(p.exact is not None for p in parts):
             exact = np.concatenate([p.exact for p in parts if p.exact is not None] or [_NO_VALUES])
-        all_keys = np.concatenate([p.keys for p in parts] or [np.empty(0, np.int64)])
-        all_counts = np.concatenate([p.counts for p in parts] or [np.empty(0, np.int64)])
-        keys, where = np.unique(all_keys, return_inverse=True)
-        counts = np.zeros(keys.size, dtype=np.int64)
-        np.add.at(counts, where, all_counts)
+        keys, counts = _add_bins([p.keys for p in parts], [p.counts for p in parts])
         return cls(count, exact, sum(p.zeros for p in parts), keys, counts)
 
     def percentiles(self, quantiles: Sequence[float]) -> list[float]:
-        """Exact (numpy's linear method) when the values are kept, else from the sketch."""
+        """Exact (numpy.percentile's linear method, bit for bit) when the values are kept,
+        else from the sketch."""
         if self.count == 0:
             raise ValueError("no values")
         if self.exact is not None:
-            return [float(v) for v in np.percentile(self.exact, [q * 100 for q in quantiles])]
+            return sorted_percentiles(np.sort(self.exact), [q * 100 for q in quantiles])
         cumulative = np.cumsum(self.counts)
         out = []
         for q in quantiles:
@@ -97,18 +123,26 @@ class MetricSummary:
             out.append(float(MAPPING.value(int(self.keys[min(index, self.keys.size - 1)]))))
         return out
 
-    # --- bytes, for the database
+    # --- bytes, for the database (`layout`)
 
-    def sketch_parts(self) -> list[_Floats]:
-        """[count, zeros, bins], keys, counts: float64 holds these integers exactly."""
-        head = np.array([self.count, self.zeros, self.keys.size], dtype=np.float64)
-        return [head, self.keys.astype(np.float64), self.counts.astype(np.float64)]
+    def write(self, writer: Writer) -> None:
+        """[count, zeros, bins], then the keys as steps and the counts."""
+        writer.numbers(self.count, self.zeros, self.keys.size)
+        writer.steps(self.keys)
+        writer.array(self.counts, whole=True)
+
+    @classmethod
+    def read(cls, reader: Reader, exact: _Floats | None) -> MetricSummary:
+        """Read one summary written by `write`."""
+        count, zeros, bins = reader.numbers(3)
+        keys = reader.steps(bins)
+        return cls(count, exact, zeros, keys, reader.array(bins).astype(np.int64))
 
     @classmethod
     def from_sketch(
         cls, data: _Floats, at: int, exact: _Floats | None
     ) -> tuple[MetricSummary, int]:
-        """Read one summary written by `sketch_parts` at `at`; returns it and where it ends."""
+        """Read one summary of the first layout (all float64) at `at`; returns it and its end."""
         count, zeros, bins = (int(v) for v in data[at : at + 3])
         keys = data[at + 3 : at + 3 + bins].astype(np.int64)
         counts = data[at + 3 + bins : at + 3 + 2 * bins].astype(np.int64)

@@ -37,7 +37,7 @@ from mosaicstack_telemetry_server.storage.base import (
     StatsRow,
 )
 
-__all__ = ["PERCENTILES", "compute_partition_stats"]
+__all__ = ["PERCENTILES", "compute_partition_stats", "sorted_percentiles"]
 
 # The contract's token percentiles, in the order of `TokenDistribution`'s fields.
 PERCENTILES: Final = (10.0, 25.0, 50.0, 75.0, 90.0)
@@ -204,6 +204,20 @@ def _ratios(actual: _Floats, estimated: _Floats) -> _Floats:
     out = np.full(actual.shape, np.nan)
     np.divide(actual, estimated, out=out, where=estimated > 0)
     return out
+
+
+def sorted_percentiles(ordered: _Floats, percentiles: Sequence[float]) -> list[float]:
+    """`numpy.percentile(values, percentiles)` to the last bit, from the values sorted.
+
+    Without numpy.percentile's own overhead (about 70 us a call, which a rebuild of
+    hundreds of small groups paid thousands of times).
+    """
+    quantiles = np.true_divide(np.asarray(percentiles, dtype=np.float64), 100)
+    found = _percentiles(ordered, _FIRST, np.array([ordered.size]), quantiles)
+    return [float(v) for v in found[0]]
+
+
+_FIRST: Final = np.zeros(1, dtype=np.int64)
 
 
 def _percentiles(grouped: _Floats, starts: _Ints, counts: _Ints, quantiles: _Floats) -> _Floats:

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from mosaicstack_telemetry.models import BatchPredictionRequest, BatchPredictionResponse
@@ -35,19 +35,21 @@ router = APIRouter()
 async def post_predictions(
     request: Request,
     _key: ApiKeyRecord = Depends(authenticated),  # noqa: B008
-) -> JSONResponse:
+) -> Response:
     """Predictions over every instance's events, one per query, in order."""
     runtime = runtime_of(request)
     raw = await read_body(request, runtime.settings.max_body_bytes)
 
-    def predict() -> BatchPredictionResponse:
+    def predict() -> bytes:
         body: Any = decode_json(raw)
         try:
             batch = BatchPredictionRequest.model_validate(body)
         except ValidationError as exc:
             errors = exc.errors(include_input=False, include_url=False)
             raise invalid_request(errors) from None
-        return BatchPredictionResponse(results=runtime.predictions.predict_batch(batch.queries))
+        results = runtime.predictions.predict_batch(batch.queries)
+        # Straight to JSON bytes in pydantic-core, in the worker thread: a dict of 100 answers
+        # dumped and then encoded again by `json` was a fifth of a warm request.
+        return BatchPredictionResponse(results=results).model_dump_json().encode()
 
-    response = await run_in_threadpool(predict)
-    return JSONResponse(response.model_dump(mode="json"))
+    return Response(await run_in_threadpool(predict), media_type="application/json")

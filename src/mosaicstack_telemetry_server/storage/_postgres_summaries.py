@@ -72,6 +72,10 @@ _SELECT_BUCKETS = (
 )
 
 
+# Rows converted at a time (see `_in_parts`): a few milliseconds of holding the GIL.
+_PART_ROWS = 2_000
+
+
 class PostgresSummaries:
     """The summary methods of `PostgresStorage` (which provides `_transaction`)."""
 
@@ -117,14 +121,16 @@ class PostgresSummaries:
                 late += conn.execute(
                     _SELECT_LATE_STARTED, (cursor.horizon, xmax, cursor.last_id)
                 ).fetchall()
-            fresh = conn.execute(_SELECT_NEW_EVENTS, (cursor.last_id, limit)).fetchall()
-            last_id = fresh[-1][0] if fresh else cursor.last_id
+            # One row more than taken: `complete` is then exact (see the SQLite side).
+            fresh = _in_parts(conn.execute(_SELECT_NEW_EVENTS, (cursor.last_id, limit + 1)))
             versions = dict(conn.execute("SELECT task_type, version FROM partition_versions"))
+        taken = fresh[:limit]
+        last_id = taken[-1][0] if taken else cursor.last_id
         return NewEvents(
-            [row[1:] for row in (*late, *fresh)],
+            [row[1:] for row in (*late, *taken)],
             EventCursor(cursor.generation + 1, last_id, xmax, tuple(in_flight)),
             versions,
-            complete=len(fresh) < limit,
+            complete=len(fresh) <= limit,
         )
 
     def advance_events(
@@ -160,8 +166,21 @@ class PostgresSummaries:
             return {}
         arrays = [[getattr(k, f) for k in unique] for f in BucketKey.__slots__]
         with self._transaction() as conn:
-            rows = conn.execute(_SELECT_BUCKETS, (exact, *arrays)).fetchall()
+            # Binary results: the blobs arrive as they are, not as hex text twice their size.
+            rows = conn.execute(_SELECT_BUCKETS, (exact, *arrays), binary=True).fetchall()
         return {row.key: row for row in map(bucket_row, rows)}
+
+
+def _in_parts(result: psycopg.Cursor[Any]) -> list[Any]:
+    """Every row of a result, converted to Python a few thousand at a time.
+
+    `fetchall` converts all of them in C without releasing the GIL: for a drain's
+    50,000-row chunk that stalled every request thread of the process for its whole length.
+    """
+    rows: list[Any] = []
+    while part := result.fetchmany(_PART_ROWS):
+        rows += part
+    return rows
 
 
 def _one(row: Any) -> tuple[Any, ...]:

@@ -71,14 +71,17 @@ class SQLiteSummaries:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         with self._transaction(write=False) as conn:
-            rows = conn.execute(_SELECT_NEW_EVENTS, (cursor.last_id, limit)).fetchall()
+            # One row more than taken: `complete` is then exact, also when exactly `limit`
+            # events were left (a request must not leave its last event for the drain).
+            rows = conn.execute(_SELECT_NEW_EVENTS, (cursor.last_id, limit + 1)).fetchall()
             versions = dict(conn.execute("SELECT task_type, version FROM partition_versions"))
-        last_id = rows[-1][0] if rows else cursor.last_id
+        taken = rows[:limit]
+        last_id = taken[-1][0] if taken else cursor.last_id
         return NewEvents(
-            [(*row[1:12], bool(row[12]), row[13]) for row in rows],
+            [(*row[1:12], bool(row[12]), row[13]) for row in taken],
             EventCursor(cursor.generation + 1, last_id),
             versions,
-            complete=len(rows) < limit,
+            complete=len(rows) <= limit,
         )
 
     def advance_events(
