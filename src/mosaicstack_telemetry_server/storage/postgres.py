@@ -191,7 +191,9 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
         self,
         url: str,
         *,
-        min_connections: int = 1,
+        # Two kept open: the background refresher can hold one for a whole drain chunk, and
+        # a request should not pay for a new connection meanwhile.
+        min_connections: int = 2,
         max_connections: int = 10,
         timeout: float = 3.0,
         ping_timeout: float = 2.0,
