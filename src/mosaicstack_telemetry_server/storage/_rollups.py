@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Protocol
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_CATEGORICAL",
     "SUM_NAMES",
     "RollupDialect",
+    "block_start",
     "cuboid_for",
     "cuboids_statement",
     "token_blocks_statement",
@@ -98,6 +100,14 @@ class RollupDialect(Protocol):
     def log_bucket(self) -> str: ...  # `token_sketch.bucket_of` of "{}", in SQL
     @property
     def block_of(self) -> str: ...  # the first day of the BLOCK_DAYS block of the day "{}"
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def block_start(day: date) -> date:
+    """The first day of the block of `day` in usage_token_blocks."""
+    return day - timedelta(days=(day - _EPOCH).days % BLOCK_DAYS)
 
 
 def cuboid_for(categorical: Sequence[str]) -> tuple[str, ...]:

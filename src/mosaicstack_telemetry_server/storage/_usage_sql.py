@@ -26,6 +26,7 @@ from mosaicstack_telemetry_server.storage._rollups import (
     BLOCK_DAYS,
     CATEGORICAL,
     SUM_NAMES,
+    block_start,
     cuboid_for,
 )
 from mosaicstack_telemetry_server.storage.base import USAGE_DIMENSIONS, TokenBucketRow, UsageRow
@@ -191,25 +192,15 @@ def usage_rows(rows: Sequence[Sequence[Any]], width: int) -> list[UsageRow]:
     return found
 
 
-_EPOCH = date(1970, 1, 1)
-
-
-def _block_start(day: date, *, up: bool) -> date:
-    """The first day of `day`'s block, or (`up`) of the first block starting at or after it."""
-    offset = (day - _EPOCH).days
-    offset -= offset % BLOCK_DAYS
-    if up and _EPOCH + timedelta(days=offset) < day:
-        offset += BLOCK_DAYS
-    return _EPOCH + timedelta(days=offset)
-
-
 def block_split(
     days: tuple[date, date],
 ) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
     """Cut whole days `[first, end)` into the whole blocks inside them (their first block's
     start, the end of their last; None: none) and the days left at either side."""
     first, end = days
-    blocks_from, blocks_to = _block_start(first, up=True), _block_start(end, up=False)
+    blocks_from, blocks_to = block_start(first), block_start(end)
+    if blocks_from < first:
+        blocks_from += timedelta(days=BLOCK_DAYS)
     if blocks_from >= blocks_to:
         return None, [days]
     sides = [(first, blocks_from), (blocks_to, end)]
