@@ -110,9 +110,9 @@ def rebuild_block_sql(d: PruneDialect) -> tuple[str, str]:
     p = d.placeholder
     key = "instance_id, model, kind, bucket"
     return (
-        f"DELETE FROM usage_token_blocks WHERE block_start = {p}",
+        f"DELETE FROM usage_token_blocks WHERE block_start = {p}",  # nosec B608
         "INSERT INTO usage_token_blocks (instance_id, block_start, model, kind, bucket, count) "
-        f"SELECT instance_id, {p}, model, kind, bucket, sum(count) FROM usage_token_buckets "
+        f"SELECT instance_id, {p}, model, kind, bucket, sum(count) FROM usage_token_buckets "  # nosec B608
         f"WHERE day >= {p} AND day < {p} GROUP BY {key} ORDER BY {key}",
     )
 
