@@ -10,7 +10,7 @@ import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -177,6 +177,9 @@ def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
         bucket_rows = query(
             "SELECT instance_id, day, model, kind, bucket, count FROM usage_token_buckets"
         )
+        block_rows = query(
+            "SELECT instance_id, block_start, model, kind, bucket, count FROM usage_token_blocks"
+        )
     cuboids = [dims for size in range(4) for dims in itertools.combinations(_DIMS, size)]
     daily: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 7)
     buckets: Counter[tuple[Any, ...]] = Counter()
@@ -190,18 +193,35 @@ def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
                 total = daily[(",".join(dims), day, owner, *padded)]
                 for index, value in enumerate(sums):
                     total[index] += int(value)
-            buckets[(owner, day, row[5], "input", bucket_of(row[8]))] += 1
-            buckets[(owner, day, row[5], "output", bucket_of(row[9]))] += 1
+            for period in (day, block_of(day)):
+                buckets[(owner, period, row[5], "input", bucket_of(row[8]))] += 1
+                buckets[(owner, period, row[5], "output", bucket_of(row[9]))] += 1
     return {
         "daily": (
             {(r[0], _day(r[1]), str(r[2]), *r[3:6]): _ints(r[6:]) for r in daily_rows},
             {key: tuple(sums) for key, sums in daily.items()},
         ),
+        # Days and blocks (keyed by their first day, "B" + the day) in one dict.
         "token_buckets": (
-            {(str(r[0]), _day(r[1]), r[2], r[3], int(r[4])): int(r[5]) for r in bucket_rows},
+            {
+                **{(str(r[0]), _day(r[1]), *r[2:4], int(r[4])): int(r[5]) for r in bucket_rows},
+                **{
+                    (str(r[0]), f"B{_day(r[1])}", *r[2:4], int(r[4])): int(r[5]) for r in block_rows
+                },
+            },
             dict(buckets),
         ),
     }
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def block_of(day: str) -> str:
+    """The key of a day's 16-day token block in `rollups_and_recount`, computed here by
+    plain arithmetic: "B" and the block's first day, a multiple of 16 days after 1970-01-01."""
+    offset = (date.fromisoformat(day) - _EPOCH).days // 16 * 16
+    return f"B{(_EPOCH + timedelta(days=offset)).isoformat()}"
 
 
 def execute(database_url: str, sql: str, params: Sequence[Any] = ()) -> None:

@@ -143,6 +143,39 @@ def test_a_prune_commits_chunks_of_at_most_the_chunk_size(database_url: str) -> 
         assert stored == recount == {}, name
 
 
+@pytest.mark.parametrize(
+    ("cut", "chunk"),
+    [
+        (date(2026, 1, 11), 50),  # a block's first day: whole blocks go, none straddles
+        (date(2026, 1, 12), 50),  # one day into a block: rebuilt, its day in several chunks
+        (date(2026, 1, 26), 10_000),  # its last day: rebuilt from one day, in one transaction
+    ],
+)
+def test_token_blocks_straddling_the_cut_answer_as_the_days_they_keep(
+    database_url: str, cut: date, chunk: int
+) -> None:
+    events = generated_events(700, seed=29)  # 500 folded, the rest pending
+    kept = [event for event in events if event.timestamp >= midnight(cut)]
+    storage = open_storage(database_url)
+    try:
+        storage.migrate()
+        _insert(storage, events)
+        report = prune(storage, cut, chunk=chunk, pause=lambda s: False)
+        assert report.events == len(events) - len(kept)
+        assert max(report.chunks) <= chunk
+        end = datetime(2026, 3, 1, tzinfo=UTC)
+        found = storage.token_buckets(instance_id=None, start=midnight(cut), end=end)
+        assert sum(row.count for row in found) == 2 * len(kept)
+        whole = storage.token_buckets(
+            instance_id=None, start=datetime(2025, 1, 1, tzinfo=UTC), end=end
+        )
+        assert whole == found  # the blocks before and around the cut hold only kept days
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(database_url).items():
+        assert stored == recount, name
+
+
 def test_a_prune_asked_to_stop_stops_between_chunks(sqlite_url: str) -> None:
     storage = open_storage(sqlite_url)
     try:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from _storage_helpers import INSTANCE, OTHER_INSTANCE
 from _usage_helpers import FIRST, LAST, expected_usage, generated_events, postgres_base_url
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mosaicstack_telemetry import TaskCompletionEvent
@@ -47,6 +48,14 @@ _instants = st.one_of(
         timezones=st.just(UTC),
     ),
 )
+# Midnights at, just before and just after every 16-day token block's first day.
+_BLOCK_EDGES = [
+    day + timedelta(days=shift)
+    for day in _MIDNIGHTS
+    if (day.date() - date(1970, 1, 1)).days % 16 == 0
+    for shift in (-1, 0, 1)
+]
+_block_instants = st.one_of(st.sampled_from(_BLOCK_EDGES), _instants)
 _group_bys = st.lists(st.sampled_from(GROUP_BY), unique=True, max_size=3)
 _instance_ids = st.sampled_from([None, INSTANCE, OTHER_INSTANCE, uuid.uuid4()])
 
@@ -212,3 +221,22 @@ def test_token_sketch_mapping_keeps_every_value_within_one_percent() -> None:
     assert quantile({}, 0.5) == 0
     assert quantile({bucket_of(100): 1, bucket_of(1000): 1}, 0.0) == 100
     assert quantile({bucket_of(100): 1, bucket_of(1000): 1}, 1.0) == bucket_value(bucket_of(1000))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(start=_block_instants, end=_block_instants, instance_id=_instance_ids)
+@example(start=_MIDNIGHTS[0], end=_MIDNIGHTS[-1], instance_id=None)  # whole blocks and days
+@example(start=_BLOCK_EDGES[1], end=_BLOCK_EDGES[4], instance_id=INSTANCE)  # one block exactly
+def test_token_buckets_equal_a_recount_for_ranges_with_and_without_whole_blocks(
+    loaded: Storage, start: datetime, end: datetime, instance_id: uuid.UUID | None
+) -> None:
+    found = loaded.token_buckets(instance_id=instance_id, start=start, end=end)
+    expected: Counter[tuple[str, str, int]] = Counter()
+    for e in EVENTS:
+        if start <= e.timestamp < end and instance_id in (None, e.instance_id):
+            expected[(e.model, "input", bucket_of(e.actual_input_tokens))] += 1
+            expected[(e.model, "output", bucket_of(e.actual_output_tokens))] += 1
+    assert {(r.model, r.kind, r.bucket): r.count for r in found} == expected
+    assert [(r.model, r.kind, r.bucket) for r in found] == sorted(expected)

@@ -16,12 +16,12 @@ import psycopg
 
 from mosaicstack_telemetry_server.storage._retention_sql import (
     PruneDialect,
+    RollupPrune,
     check_limit,
     count_sql,
     delete_buckets_sql,
     events_sql,
     midnight,
-    rollup_sql,
 )
 from mosaicstack_telemetry_server.storage.base import PruneCount
 
@@ -33,7 +33,10 @@ _DIALECT = PruneDialect(
     event_day="(timestamp AT TIME ZONE 'UTC')::date",
 )
 _EVENTS = events_sql(_DIALECT)
-_ROLLUPS = rollup_sql(_DIALECT)
+# Conflicts with the folds' inserts and with itself, not with readers.
+_ROLLUPS = RollupPrune.of(
+    _DIALECT, lock_blocks="LOCK TABLE usage_token_blocks IN SHARE ROW EXCLUSIVE MODE"
+)
 _BUCKETS = delete_buckets_sql(_DIALECT)
 _COUNT = count_sql(_DIALECT)
 _BUMP_CURSOR = "UPDATE prediction_cursor SET generation = generation + 1 WHERE id = 1"
@@ -61,15 +64,10 @@ class PostgresRetention:
             return conn.execute(_EVENTS, (midnight(before), limit)).rowcount
 
     def prune_rollups(self, before: date, limit: int) -> int:
-        """Delete up to `limit` usage rollup rows of days before `before`."""
-        check_limit(limit)
-        left = limit
+        """Delete up to `limit` usage rollup rows of days before `before` (`RollupPrune`)."""
         with self._transaction() as conn:
-            for statement, leading in _ROLLUPS:
-                left -= conn.execute(statement, (*leading, before, left)).rowcount
-                if left == 0:
-                    break
-        return limit - left
+            execute = lambda sql, params: conn.execute(sql, params).rowcount  # noqa: E731
+            return _ROLLUPS.run(execute, before, limit, _day)
 
     def prune_buckets(self, before: date, limit: int) -> int:
         """Delete up to `limit` buckets of days before `before`; invalidate what they fed."""
@@ -88,3 +86,8 @@ class PostgresRetention:
                         [(task_type,) for task_type in sorted(set(task_types))],
                     )
         return len(task_types)
+
+
+def _day(day: date) -> date:
+    """A day as psycopg binds it: as it is."""
+    return day

@@ -20,6 +20,10 @@ so that an admin's answer reads as few rows as an instance's.
   one cuboid: `instance_id` with two categorical dimensions reads the instances' pair rows.
 - `usage_token_buckets`: per model and kind (input or output tokens), how many events fell in
   each logarithmic bucket (`token_sketch.py`), added to by `count = count + excluded.count`.
+- `usage_token_blocks`: the same counts summed over aligned blocks of `BLOCK_DAYS` days (a
+  block starts on a day whose days since 1970-01-01 are a multiple of `BLOCK_DAYS`), added to
+  by the same fold; a block always holds the sum of the daily rows of its days. A 90-day
+  token answer reads about 5 blocks and at most 30 days (about 2,500 rows a day for ALL).
 
 A 90-day answer then reads 90 days of one cuboid's rows and at most a few thousand pending
 events, whatever the number of events.
@@ -32,10 +36,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Protocol
 
 __all__ = [
     "ALL",
+    "BLOCK_DAYS",
     "CATEGORICAL",
     "CUBOIDS",
     "FOLD_AT",
@@ -43,8 +49,10 @@ __all__ = [
     "MAX_CATEGORICAL",
     "SUM_NAMES",
     "RollupDialect",
+    "block_start",
     "cuboid_for",
     "cuboids_statement",
+    "token_blocks_statement",
     "token_buckets_statement",
 ]
 
@@ -59,6 +67,8 @@ CUBOIDS: tuple[tuple[str, ...], ...] = tuple(
     for size in range(MAX_CATEGORICAL + 1)
     for cuboid in itertools.combinations(CATEGORICAL, size)
 )
+# Days summed by one row of usage_token_blocks.
+BLOCK_DAYS = 16
 # Pending events that make insert_events fold: a reader sums at most about this many events
 # beside the rollups, and a fold upserts a day's rows once for this many events.
 FOLD_AT = 2_000
@@ -88,6 +98,16 @@ class RollupDialect(Protocol):
     def gate_passes(self) -> str: ...  # count of events that passed their quality gates
     @property
     def log_bucket(self) -> str: ...  # `token_sketch.bucket_of` of "{}", in SQL
+    @property
+    def block_of(self) -> str: ...  # the first day of the BLOCK_DAYS block of the day "{}"
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def block_start(day: date) -> date:
+    """The first day of the block of `day` in usage_token_blocks."""
+    return day - timedelta(days=(day - _EPOCH).days % BLOCK_DAYS)
 
 
 def cuboid_for(categorical: Sequence[str]) -> tuple[str, ...]:
@@ -165,22 +185,35 @@ def cuboids_statement(dialect: RollupDialect, source: str) -> str:
 def token_buckets_statement(dialect: RollupDialect, source: str) -> str:
     """Add the events selected by `source` to `usage_token_buckets`, for their instance and
     for ALL."""
+    return _token_statement(dialect, source, "usage_token_buckets", "day", dialect.event_day)
+
+
+def token_blocks_statement(dialect: RollupDialect, source: str) -> str:
+    """Add the events selected by `source` to `usage_token_blocks`, for their instance and
+    for ALL."""
+    block = dialect.block_of.format(dialect.event_day)
+    return _token_statement(dialect, source, "usage_token_blocks", "block_start", block)
+
+
+def _token_statement(
+    dialect: RollupDialect, source: str, table: str, period: str, period_of_event: str
+) -> str:
     bucket = dialect.log_bucket
     new = (
-        f"WITH new AS MATERIALIZED (SELECT {dialect.event_day} AS day, "  # nosec B608
+        f"WITH new AS MATERIALIZED (SELECT {period_of_event} AS {period}, "  # nosec B608
         f"{dialect.event_instance} AS instance_id, model, "
         f"{bucket.format('actual_input_tokens')} AS input_bucket, "
         f"{bucket.format('actual_output_tokens')} AS output_bucket FROM events WHERE {source}) "
     )
     branches = [
-        f"SELECT {owner}, day, model, '{kind}', {kind}_bucket, count(*) FROM new "  # nosec B608
-        f"GROUP BY {', '.join([*keys, 'day', 'model', f'{kind}_bucket'])}"
+        f"SELECT {owner}, {period}, model, '{kind}', {kind}_bucket, count(*) FROM new "  # nosec B608
+        f"GROUP BY {', '.join([*keys, period, 'model', f'{kind}_bucket'])}"
         for kind in ("input", "output")
         for owner, keys in (("instance_id", ["instance_id"]), (f"'{ALL}'", []))
     ]
-    key = "instance_id, day, model, kind, bucket"
+    key = f"instance_id, {period}, model, kind, bucket"
     return (
-        f"{new}INSERT INTO usage_token_buckets AS u ({key}, count) "  # nosec B608
+        f"{new}INSERT INTO {table} AS u ({key}, count) "  # nosec B608
         f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS added WHERE true "
         f"ORDER BY 1, 2, 3, 4, 5 ON CONFLICT ({key}) DO UPDATE SET {_add(['count'])}"
     )

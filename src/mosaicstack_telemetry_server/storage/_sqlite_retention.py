@@ -13,12 +13,12 @@ from datetime import date
 from mosaicstack_telemetry_server.storage._common import iso_utc
 from mosaicstack_telemetry_server.storage._retention_sql import (
     PruneDialect,
+    RollupPrune,
     check_limit,
     count_sql,
     delete_buckets_sql,
     events_sql,
     midnight,
-    rollup_sql,
 )
 from mosaicstack_telemetry_server.storage.base import PruneCount
 
@@ -26,7 +26,7 @@ __all__ = ["SQLiteRetention"]
 
 _DIALECT = PruneDialect(placeholder="?", lock="", event_day="substr(timestamp, 1, 10)")
 _EVENTS = events_sql(_DIALECT)
-_ROLLUPS = rollup_sql(_DIALECT)
+_ROLLUPS = RollupPrune.of(_DIALECT, lock_blocks="")
 _BUCKETS = delete_buckets_sql(_DIALECT)
 _COUNT = count_sql(_DIALECT)
 
@@ -52,15 +52,14 @@ class SQLiteRetention:
             return conn.execute(_EVENTS, (iso_utc(midnight(before)), limit)).rowcount
 
     def prune_rollups(self, before: date, limit: int) -> int:
-        """Delete up to `limit` usage rollup rows of days before `before`."""
-        check_limit(limit)
-        left = limit
+        """Delete up to `limit` usage rollup rows of days before `before` (`RollupPrune`)."""
         with self._transaction(write=True) as conn:
-            for statement, leading in _ROLLUPS:
-                left -= conn.execute(statement, (*leading, before.isoformat(), left)).rowcount
-                if left == 0:
-                    break
-        return limit - left
+            return _ROLLUPS.run(
+                lambda sql, params: conn.execute(sql, params).rowcount,
+                before,
+                limit,
+                date.isoformat,
+            )
 
     def prune_buckets(self, before: date, limit: int) -> int:
         """Delete up to `limit` buckets of days before `before`; invalidate what they fed."""

@@ -23,8 +23,10 @@ from uuid import UUID
 from mosaicstack_telemetry_server.storage._common import utc
 from mosaicstack_telemetry_server.storage._rollups import (
     ALL,
+    BLOCK_DAYS,
     CATEGORICAL,
     SUM_NAMES,
+    block_start,
     cuboid_for,
 )
 from mosaicstack_telemetry_server.storage.base import USAGE_DIMENSIONS, TokenBucketRow, UsageRow
@@ -32,6 +34,7 @@ from mosaicstack_telemetry_server.storage.base import USAGE_DIMENSIONS, TokenBuc
 __all__ = [
     "Dialect",
     "RangePlan",
+    "block_split",
     "export_sql",
     "plan_range",
     "token_bucket_rows",
@@ -58,6 +61,8 @@ class Dialect:
     # edges' events are bucketed inside their statements (on SQLite by `bucket_of` itself,
     # registered on each connection as `token_bucket`).
     log_bucket: str
+    # The first day of the BLOCK_DAYS block (`_rollups.py`) of the day "{}", in SQL.
+    block_of: str
     # The events of `usage_pending` (not yet folded into the rollups, a few thousand at
     # most), as a table expression named `events`: planned on its own, so that they are
     # looked up by id whatever the range's time condition outside it.
@@ -187,21 +192,41 @@ def usage_rows(rows: Sequence[Sequence[Any]], width: int) -> list[UsageRow]:
     return found
 
 
+def block_split(
+    days: tuple[date, date],
+) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """Cut whole days `[first, end)` into the whole blocks inside them (their first block's
+    start, the end of their last; None: none) and the days left at either side."""
+    first, end = days
+    blocks_from, blocks_to = block_start(first), block_start(end)
+    if blocks_from < first:
+        blocks_from += timedelta(days=BLOCK_DAYS)
+    if blocks_from >= blocks_to:
+        return None, [days]
+    sides = [(first, blocks_from), (blocks_to, end)]
+    return (blocks_from, blocks_to), [(a, b) for a, b in sides if a < b]
+
+
 def token_buckets_sql(
     dialect: Dialect, plan: RangePlan, instance_id: UUID | None, convert: Callable[[Any], Any]
 ) -> tuple[str, list[Any]]:
     """The one query of `token_buckets` (model, kind, bucket, count; sorted), and its
-    parameters: the stored buckets of the whole days plus the edges' events, bucketed in SQL."""
+    parameters: the stored blocks and buckets of the whole days plus the edges' events,
+    bucketed in SQL."""
     p = dialect.placeholder
     parts: list[str] = []
     params: list[Any] = []
     if plan.days is not None:
-        parts.append(
-            "SELECT model, kind, bucket, count FROM usage_token_buckets "  # nosec B608
-            f"WHERE instance_id = {p} AND day >= {p} AND day < {p}"
-        )
-        owner = ALL if instance_id is None else str(instance_id)
-        params += [convert(owner), convert(plan.days[0]), convert(plan.days[1])]
+        owner = convert(ALL if instance_id is None else str(instance_id))
+        blocks, sides = block_split(plan.days)
+        stored = [("usage_token_blocks", "block_start", blocks)] if blocks else []
+        stored += [("usage_token_buckets", "day", side) for side in sides]
+        for table, period, (first, end) in stored:
+            parts.append(
+                f"SELECT model, kind, bucket, count FROM {table} "  # nosec B608
+                f"WHERE instance_id = {p} AND {period} >= {p} AND {period} < {p}"
+            )
+            params += [owner, convert(first), convert(end)]
     for source, where, span in _event_parts(dialect, plan, instance_id, convert):
         for kind in ("input", "output"):
             bucket = dialect.log_bucket.format(f"actual_{kind}_tokens")

@@ -38,9 +38,11 @@ from mosaicstack_telemetry_server.storage._common import (
 from mosaicstack_telemetry_server.storage._postgres_retention import PostgresRetention
 from mosaicstack_telemetry_server.storage._postgres_summaries import PostgresSummaries
 from mosaicstack_telemetry_server.storage._rollups import (
+    BLOCK_DAYS,
     FOLD_AT,
     FOLD_LIMIT,
     cuboids_statement,
+    token_blocks_statement,
     token_buckets_statement,
 )
 from mosaicstack_telemetry_server.storage._usage_sql import (
@@ -144,6 +146,11 @@ _DIALECT = Dialect(
         + repr(LN_GAMMA)
         + ")::integer ELSE -1 END)"
     ),
+    # date - integer is a date; the double mod() keeps days before 1970 in their block (and
+    # no "%" in the SQL, which psycopg would take for a placeholder).
+    block_of=("({0} - mod(mod({0} - DATE '1970-01-01', BLOCK) + BLOCK, BLOCK))").replace(
+        "BLOCK", str(BLOCK_DAYS)
+    ),
     # An array of ids, looked up by the primary key; OFFSET 0 keeps the range's time
     # condition outside, so that it cannot turn this into a scan of the range's events.
     pending_events=(
@@ -171,11 +178,12 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _rollup_statements(source: str) -> tuple[bytes, bytes]:
+def _rollup_statements(source: str) -> tuple[bytes, bytes, bytes]:
     # Built once per source and encoded, as the migrations' statements are executed.
     return (
         cuboids_statement(_DIALECT, source).encode(),
         token_buckets_statement(_DIALECT, source).encode(),
+        token_blocks_statement(_DIALECT, source).encode(),
     )
 
 

@@ -37,9 +37,11 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
 )
 from mosaicstack_telemetry_server.storage._rollups import (
+    BLOCK_DAYS,
     FOLD_AT,
     FOLD_LIMIT,
     cuboids_statement,
+    token_blocks_statement,
     token_buckets_statement,
 )
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
@@ -131,6 +133,11 @@ _DIALECT = Dialect(
     successes="sum(outcome = 'success')",
     gate_passes="sum(quality_gate_passed)",
     log_bucket="token_bucket({})",
+    # The day's Julian day number less 1970-01-01's is its days since the epoch.
+    block_of=(
+        "date({0}, '-' || ((CAST(julianday({0}) - 2440587.5 AS INTEGER) % BLOCK + BLOCK) % BLOCK) "
+        "|| ' days')"
+    ).replace("BLOCK", str(BLOCK_DAYS)),
     pending_events="(SELECT * FROM events WHERE id IN (SELECT id FROM usage_pending)) AS events",
 )
 # Events waiting to be folded into the usage rollups (see _rollups.py). A pending id may
@@ -167,8 +174,12 @@ def _driver_errors() -> Iterator[None]:
 
 
 @functools.lru_cache(maxsize=4)
-def _rollup_statements(source: str) -> tuple[str, str]:
-    return cuboids_statement(_DIALECT, source), token_buckets_statement(_DIALECT, source)
+def _rollup_statements(source: str) -> tuple[str, str, str]:
+    return (
+        cuboids_statement(_DIALECT, source),
+        token_buckets_statement(_DIALECT, source),
+        token_blocks_statement(_DIALECT, source),
+    )
 
 
 class SQLiteStorage(SQLiteSummaries, SQLiteRetention):

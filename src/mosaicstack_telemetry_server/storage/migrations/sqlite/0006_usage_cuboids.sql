@@ -4,6 +4,7 @@
 -- usage_daily now holds every set of at most three categorical dimensions (a third value
 -- column), which replaces usage_cube; token histograms are one row per bucket, added to by
 -- `count = count + excluded.count`, which replaces the JSON arrays of usage_token_sketches.
+-- usage_token_blocks sums the buckets over blocks of 16 days, for long ranges.
 -- usage_pending lists the events stored but not yet folded into the rollups: insert_events
 -- notes them there and folds them in groups (readers add them to the rollups' sums).
 -- The old tables are dropped and the new ones backfilled from the stored events by the
@@ -50,6 +51,21 @@ CREATE TABLE usage_token_buckets (
 
 -- For retention, which deletes old days of every owner.
 CREATE INDEX usage_token_buckets_day_idx ON usage_token_buckets (day);
+
+-- The same counts per block of 16 days (BLOCK_DAYS; block_start is a multiple of 16 days
+-- after 1970-01-01), so that a long range reads a few blocks rather than every day.
+CREATE TABLE usage_token_blocks (
+    instance_id TEXT NOT NULL,
+    block_start TEXT NOT NULL,
+    model TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (instance_id, block_start, model, kind, bucket)
+) WITHOUT ROWID;
+
+-- For retention, which deletes old blocks of every owner.
+CREATE INDEX usage_token_blocks_start_idx ON usage_token_blocks (block_start);
 
 CREATE TABLE usage_pending (
     id INTEGER PRIMARY KEY
