@@ -45,15 +45,8 @@ from mosaicstack_telemetry_server.storage._rollups import (
     token_blocks_statement,
     token_buckets_statement,
 )
-from mosaicstack_telemetry_server.storage._usage_sql import (
-    Dialect,
-    export_sql,
-    plan_range,
-    token_bucket_rows,
-    token_buckets_sql,
-    usage_rows,
-    usage_sql,
-)
+from mosaicstack_telemetry_server.storage._usage_reads import UsageReads
+from mosaicstack_telemetry_server.storage._usage_sql import Dialect
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
     KeyRole,
@@ -61,8 +54,6 @@ from mosaicstack_telemetry_server.storage.base import (
     StatsKey,
     StatsRow,
     StorageError,
-    TokenBucketRow,
-    UsageRow,
 )
 from mosaicstack_telemetry_server.token_sketch import LN_GAMMA
 
@@ -187,13 +178,16 @@ def _rollup_statements(source: str) -> tuple[bytes, bytes, bytes]:
     )
 
 
-class PostgresStorage(PostgresSummaries, PostgresRetention):
+class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
     """Storage in a PostgreSQL database (its schema is the connection's search_path).
 
     `timeout` is how long a call waits for a pooled connection before failing with
     StorageError: short, so that while the database is down requests fail fast with 503
     instead of holding the server's worker threads.
     """
+
+    _dialect = _DIALECT
+    _bind = staticmethod(_bound)
 
     def __init__(
         self,
@@ -535,55 +529,10 @@ class PostgresStorage(PostgresSummaries, PostgresRetention):
 
     # usage
 
-    def sum_usage(
-        self,
-        *,
-        instance_id: UUID | None,
-        start: datetime,
-        end: datetime,
-        dimensions: Sequence[str],
-    ) -> list[UsageRow]:
-        """Sums by `dimensions` over `[start, end)`: rollups for whole days, events for edges."""
-        sql, params = usage_sql(_DIALECT, plan_range(start, end), dimensions, instance_id, _bound)
-        if not sql:
-            return []
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """One read-only query's rows (the usage reads of `UsageReads`)."""
         with self._transaction() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return usage_rows(rows, len(dimensions))
-
-    def token_buckets(
-        self, *, instance_id: UUID | None, start: datetime, end: datetime
-    ) -> list[TokenBucketRow]:
-        """Per model, token histograms over `[start, end)`: rollups, then the edges' events."""
-        sql, params = token_buckets_sql(_DIALECT, plan_range(start, end), instance_id, _bound)
-        if not sql:
-            return []
-        with self._transaction() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return token_bucket_rows(rows)
-
-    def export_events(
-        self,
-        *,
-        instance_id: UUID | None,
-        start: datetime | None,
-        end: datetime | None,
-        after: int,
-        limit: int,
-    ) -> list[tuple[int, TaskCompletionEvent]]:
-        """One page of events with ids above `after`, in id order (keyset pagination)."""
-        sql, params = export_sql(
-            _DIALECT,
-            _bound,
-            instance_id=instance_id,
-            start=start,
-            end=end,
-            after=after,
-            limit=limit,
-        )
-        with self._transaction() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [(int(row[0]), event_from_row(row[1:])) for row in rows]
+            return conn.execute(sql, params).fetchall()
 
     # dashboard sessions
 

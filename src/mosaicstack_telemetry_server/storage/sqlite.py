@@ -47,15 +47,8 @@ from mosaicstack_telemetry_server.storage._rollups import (
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
 from mosaicstack_telemetry_server.storage._sqlite_retention import SQLiteRetention
 from mosaicstack_telemetry_server.storage._sqlite_summaries import SQLiteSummaries
-from mosaicstack_telemetry_server.storage._usage_sql import (
-    Dialect,
-    export_sql,
-    plan_range,
-    token_bucket_rows,
-    token_buckets_sql,
-    usage_rows,
-    usage_sql,
-)
+from mosaicstack_telemetry_server.storage._usage_reads import UsageReads
+from mosaicstack_telemetry_server.storage._usage_sql import Dialect
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
     KeyRole,
@@ -63,8 +56,6 @@ from mosaicstack_telemetry_server.storage.base import (
     StatsKey,
     StatsRow,
     StorageError,
-    TokenBucketRow,
-    UsageRow,
 )
 from mosaicstack_telemetry_server.token_sketch import bucket_of
 
@@ -182,8 +173,11 @@ def _rollup_statements(source: str) -> tuple[str, str, str]:
     )
 
 
-class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
+class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
     """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
+
+    _dialect = _DIALECT
+    _bind = staticmethod(_bound)
 
     def __init__(
         self,
@@ -540,55 +534,10 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention):
 
     # usage
 
-    def sum_usage(
-        self,
-        *,
-        instance_id: UUID | None,
-        start: datetime,
-        end: datetime,
-        dimensions: Sequence[str],
-    ) -> list[UsageRow]:
-        """Sums by `dimensions` over `[start, end)`: rollups for whole days, events for edges."""
-        sql, params = usage_sql(_DIALECT, plan_range(start, end), dimensions, instance_id, _bound)
-        if not sql:
-            return []
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """One read-only query's rows (the usage reads of `UsageReads`)."""
         with self._transaction(write=False) as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return usage_rows(rows, len(dimensions))
-
-    def token_buckets(
-        self, *, instance_id: UUID | None, start: datetime, end: datetime
-    ) -> list[TokenBucketRow]:
-        """Per model, token histograms over `[start, end)`: rollups, then the edges' events."""
-        sql, params = token_buckets_sql(_DIALECT, plan_range(start, end), instance_id, _bound)
-        if not sql:
-            return []
-        with self._transaction(write=False) as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return token_bucket_rows(rows)
-
-    def export_events(
-        self,
-        *,
-        instance_id: UUID | None,
-        start: datetime | None,
-        end: datetime | None,
-        after: int,
-        limit: int,
-    ) -> list[tuple[int, TaskCompletionEvent]]:
-        """One page of events with ids above `after`, in id order (keyset pagination)."""
-        sql, params = export_sql(
-            _DIALECT,
-            _bound,
-            instance_id=instance_id,
-            start=start,
-            end=end,
-            after=after,
-            limit=limit,
-        )
-        with self._transaction(write=False) as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [(int(row[0]), event_from_row(row[1:])) for row in rows]
+            return conn.execute(sql, params).fetchall()
 
     # dashboard sessions
 

@@ -1,0 +1,82 @@
+"""The usage reads of both backends, written once: `sum_usage`, `token_buckets`, `export_events`.
+
+Their SQL is built by `_usage_sql.py` from the backend's `Dialect`; what differs between the
+backends is only how a value is bound (`_bind`) and how one read-only query runs (`_read`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.storage._common import event_from_row
+from mosaicstack_telemetry_server.storage._usage_sql import (
+    Dialect,
+    export_sql,
+    plan_range,
+    token_bucket_rows,
+    token_buckets_sql,
+    usage_rows,
+    usage_sql,
+)
+from mosaicstack_telemetry_server.storage.base import TokenBucketRow, UsageRow
+
+__all__ = ["UsageReads"]
+
+
+class UsageReads:
+    """The usage methods of `SQLiteStorage` and `PostgresStorage`."""
+
+    _dialect: ClassVar[Dialect]
+
+    @staticmethod
+    def _bind(value: Any) -> Any:
+        raise NotImplementedError  # pragma: no cover - provided by each backend
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError  # pragma: no cover - provided by each backend
+
+    def sum_usage(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime,
+        end: datetime,
+        dimensions: Sequence[str],
+    ) -> list[UsageRow]:
+        """Sums by `dimensions` over `[start, end)`: rollups for whole days, events for edges."""
+        plan = plan_range(start, end)
+        sql, params = usage_sql(self._dialect, plan, dimensions, instance_id, self._bind)
+        return usage_rows(self._read(sql, params), len(dimensions)) if sql else []
+
+    def token_buckets(
+        self, *, instance_id: UUID | None, start: datetime, end: datetime
+    ) -> list[TokenBucketRow]:
+        """Per model, token histograms over `[start, end)`: rollups, then the edges' events."""
+        plan = plan_range(start, end)
+        sql, params = token_buckets_sql(self._dialect, plan, instance_id, self._bind)
+        return token_bucket_rows(self._read(sql, params)) if sql else []
+
+    def export_events(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime | None,
+        end: datetime | None,
+        after: int,
+        limit: int,
+    ) -> list[tuple[int, TaskCompletionEvent]]:
+        """One page of events with ids above `after`, in id order (keyset pagination)."""
+        sql, params = export_sql(
+            self._dialect,
+            self._bind,
+            instance_id=instance_id,
+            start=start,
+            end=end,
+            after=after,
+            limit=limit,
+        )
+        return [(int(row[0]), event_from_row(row[1:])) for row in self._read(sql, params)]
