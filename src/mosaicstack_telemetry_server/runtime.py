@@ -20,7 +20,7 @@ from mosaicstack_telemetry_server.predictions.service import PredictionService
 from mosaicstack_telemetry_server.ratelimit import RateLimiter
 from mosaicstack_telemetry_server.retention import RetentionTask
 from mosaicstack_telemetry_server.settings import ServerSettings
-from mosaicstack_telemetry_server.storage import Storage
+from mosaicstack_telemetry_server.storage import Storage, sqlite_path
 from mosaicstack_telemetry_server.storage.base import StorageError
 
 __all__ = ["MIGRATE_RETRY_SECONDS", "Runtime"]
@@ -69,11 +69,19 @@ class Runtime:
             min_sample_size=self.settings.min_sample_size,
             stats_max_age_seconds=self.settings.stats_max_age_seconds,
             recency=Recency(window_days=self.settings.stats_window_days),
+            drain_url=self._drain_url(),
         )
         if self.settings.retention_days:
             self.retention = RetentionTask(
                 self.storage, self.settings.retention_days, ready=self.ensure_ready
             )
+
+    def _drain_url(self) -> str | None:
+        """The URL a drain process can open: that of storage this app opened, unless private."""
+        url = self.settings.database_url
+        if not self.owns_storage or (url.startswith("sqlite:") and sqlite_path(url) == ":memory:"):
+            return None
+        return url
 
     def start(self) -> None:
         """Migrate if the database answers, and start the background prediction refresher."""

@@ -12,11 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from mosaicstack_telemetry_server.predictions.buckets import BucketSummary, fold_events
 from mosaicstack_telemetry_server.storage.base import BucketKey, EventCursor, NewEvents, Storage
 
-__all__ = ["CatchUp", "catch_up"]
+__all__ = ["CHUNK_EVENTS", "CatchUp", "catch_up"]
+
+# Events per chunk of a backlog's drain (one snapshot, one transaction each).
+CHUNK_EVENTS: Final = 50_000
 
 
 @dataclass(slots=True)

@@ -7,7 +7,9 @@ events not read yet into per-group, per-day buckets (`incremental`), then rebuil
 task types' statistics from their buckets (`served`): its cost follows what arrived, not the
 table's size. A request never waits for a backlog of more than `REQUEST_MAX_EVENTS` events
 (a bulk load, a first start): it answers from the statistics there are, saying so, while a
-background drain folds the backlog. Statistics live in the database and are replaced by
+background drain folds the backlog: in a process of its own when the service knows the
+database's URL (`drain_process`, so that requests do not queue behind it for the
+interpreter), else in a thread. Statistics live in the database and are replaced by
 compare-and-set on the data version, so every server process sharing it serves the same
 numbers, and a process that loses the race simply keeps the newer statistics.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Final
@@ -32,9 +35,10 @@ from typing import Final
 from mosaicstack_telemetry import PredictionQuery, PredictionResponse
 from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.predictions.answers import AnswerCache, AnswerKey, answer_key
+from mosaicstack_telemetry_server.predictions.drain_process import DrainProcess
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
 from mosaicstack_telemetry_server.predictions.group_bases import GroupBases
-from mosaicstack_telemetry_server.predictions.incremental import CatchUp, catch_up
+from mosaicstack_telemetry_server.predictions.incremental import CHUNK_EVENTS, CatchUp, catch_up
 from mosaicstack_telemetry_server.predictions.recency import DEFAULT_RECENCY, Recency
 from mosaicstack_telemetry_server.predictions.row_cache import RowCache
 from mosaicstack_telemetry_server.predictions.served import served_stats
@@ -49,8 +53,8 @@ logger = logging.getLogger(__name__)
 MAX_QUERIES_PER_BATCH: Final = MAX_BATCH_SIZE
 # Most new events a request folds itself; a larger backlog is drained in the background.
 REQUEST_MAX_EVENTS: Final = 10_000
-# Events per chunk of the background drain (one snapshot, one transaction each).
-CHUNK_EVENTS: Final = 50_000
+# After a drain process failed, how long before another is started.
+DRAIN_RETRY_SECONDS: Final = 5.0
 # How long a request waits for this process's fold in progress (a small one: see _update).
 _REQUEST_WAIT: Final = 2.0
 # Bounds of the background refresher's default period.
@@ -70,7 +74,10 @@ class PredictionService:
     Thread-safe. `min_sample_size` is the fewest events a fallback level needs;
     `stats_max_age_seconds` is the oldest served statistics may be (see the module's
     docstring: recomputed or re-stamped once they reach it); `clock` returns the current
-    time (aware, UTC) and is injectable for tests.
+    time (aware, UTC) and is injectable for tests. `drain_url`, the URL of the database
+    `storage` opened, has large backlogs folded in a child process (see the module's
+    docstring); without it (storage of a private in-memory database) they are folded in a
+    thread.
     """
 
     def __init__(
@@ -81,6 +88,7 @@ class PredictionService:
         stats_max_age_seconds: float,
         clock: Clock = _utc_now,
         recency: Recency = DEFAULT_RECENCY,
+        drain_url: str | None = None,
     ) -> None:
         if min_sample_size < 1:
             raise ValueError("min_sample_size must be at least 1")
@@ -107,6 +115,9 @@ class PredictionService:
         self._behind = False  # a backlog is being drained: requests do not wait for it
         self._wake = threading.Event()
         self._drain: threading.Thread | None = None
+        self._drain_process = None if drain_url is None else DrainProcess(drain_url, self._drained)
+        self._drain_retry_at = 0.0  # monotonic time before which no drain process is started
+        self._drain_failing = False
 
     @property
     def min_sample_size(self) -> int:
@@ -117,6 +128,17 @@ class PredictionService:
     def stats_max_age_seconds(self) -> float:
         """Oldest served statistics may be: at that age they are recomputed or re-stamped."""
         return self._max_age
+
+    @property
+    def drains_in_process(self) -> bool:
+        """Whether large backlogs are folded in a child process (else in a thread)."""
+        return self._drain_process is not None
+
+    @property
+    def drain_pid(self) -> int | None:
+        """Process id of the current or last drain process (None: none started yet, or
+        backlogs are drained in a thread)."""
+        return None if self._drain_process is None else self._drain_process.pid
 
     @property
     def background_running(self) -> bool:
@@ -275,12 +297,15 @@ class PredictionService:
         (at most `REQUEST_MAX_EVENTS` events) it folds itself, so that with a maximum age of
         0 an answer reflects every event accepted before the request.
         """
+        # Sized before folding anything: a request must not spend its time on a backlog, nor
+        # this process's interpreter when a drain process can take it.
+        if (request or self._drain_process is not None) and (
+            self._behind or self._storage.event_backlog() > REQUEST_MAX_EVENTS
+        ):
+            self._behind = True
+            self._kick()
+            return set()
         if request:
-            # Sized before folding anything: a request must not spend its time on a backlog.
-            if self._behind or self._storage.event_backlog() > REQUEST_MAX_EVENTS:
-                self._behind = True
-                self._kick()
-                return set()
             if not self._update_lock.acquire(timeout=_REQUEST_WAIT):
                 return set()  # a fold still running after that long: serve what there is
         else:
@@ -318,7 +343,12 @@ class PredictionService:
         return rebuilt
 
     def _kick(self) -> None:
-        """Have the backlog drained in the background: wake the refresher, or start a drain."""
+        """Have the backlog drained in the background: by a drain process, or else by the
+        refresher (woken) or a drain thread."""
+        if self._drain_process is not None:
+            if time.monotonic() >= self._drain_retry_at:
+                self._drain_process.start()  # no-op while one runs
+            return
         if self.background_running:
             self._wake.set()
             return
@@ -337,6 +367,33 @@ class PredictionService:
                 self._drain_step()
         except Exception:  # a thread of its own: log, the next request kicks again
             logger.exception("summarizing new events for predictions failed")
+
+    def _drained(self, failure: str | None) -> None:
+        """The drain process ended: rebuild what it made stale here, or log why it failed.
+
+        Called in the drain process's watcher thread. After a failure the service stays
+        behind (requests answer from what exists) and the next request or refresher period
+        at least `DRAIN_RETRY_SECONDS` later starts another drain process.
+        """
+        if failure is not None:
+            self._drain_retry_at = time.monotonic() + DRAIN_RETRY_SECONDS
+            # One traceback per outage, not one per retry.
+            if self._drain_failing:
+                logger.debug("summarizing new events for predictions still fails: %s", failure)
+            else:
+                logger.error("summarizing new events for predictions failed: %s", failure)
+            self._drain_failing = True
+            return
+        if self._drain_failing:
+            logger.info("summarizing new events for predictions works again")
+        self._drain_failing = False
+        self._behind = False
+        try:
+            # Folds what arrived meanwhile (or starts another drain if that is a backlog
+            # again), then rebuilds the statistics of every task type the drain made stale.
+            self.refresh_stale()
+        except Exception:
+            logger.exception("rebuilding prediction statistics after a drain failed")
 
     def _drain_step(self) -> None:
         """Fold one chunk of a backlog; once none is left, rebuild what it made stale."""
@@ -392,21 +449,28 @@ class PredictionService:
             self._thread.start()
 
     def stop_background(self, timeout: float | None = 5.0) -> bool:
-        """Stop the refresher (at once, even mid-wait); True when the thread has ended."""
+        """Stop the refresher (at once, even mid-wait) and any drain process; True when both
+        have ended."""
         with self._thread_guard:
             thread, self._thread = self._thread, None
             self._stop.set()
             self._wake.set()
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        started = time.monotonic()
+        if thread is not None:
+            thread.join(timeout)
+        if self._drain_process is not None:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            if not self._drain_process.stop(left):
+                return False
+        return thread is None or not thread.is_alive()
 
     def _run(self, interval: float, stop: threading.Event) -> None:
         failing = False
         while not stop.is_set():
             try:
-                if self._behind:
+                if self._behind and self._drain_process is not None:
+                    self._kick()  # a failed drain process is started again when due
+                elif self._behind:
                     self._drain_step()
                 else:
                     self.refresh_stale(ahead_seconds=interval)
@@ -423,7 +487,7 @@ class PredictionService:
                 failing = False
             # Woken early by a request that found a backlog; back at once while behind
             # (unless failing: then once a period, like any retry).
-            if failing or not self._behind:
+            if failing or not self._behind or self._drain_process is not None:
                 self._wake.wait(interval)
                 self._wake.clear()
 

@@ -1,0 +1,176 @@
+"""A large backlog drained by a real child process, on real SQLite and PostgreSQL databases.
+
+The child is a real `spawn`ed interpreter working on the same database as the test: what is
+checked is what the database ends up holding and what the service answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from _api_helpers import Served, serve, wait_until
+from _prediction_events import DAY0, TASK, event, query
+
+from mosaicstack_telemetry_server.predictions import compute_partition_stats
+from mosaicstack_telemetry_server.predictions.drain_process import drain
+from mosaicstack_telemetry_server.predictions.recency import Recency
+from mosaicstack_telemetry_server.predictions.service import REQUEST_MAX_EVENTS, PredictionService
+from mosaicstack_telemetry_server.runtime import Runtime
+from mosaicstack_telemetry_server.settings import ServerSettings
+from mosaicstack_telemetry_server.storage import Storage, open_storage
+
+BACKLOG = REQUEST_MAX_EVENTS + 500
+# A child imports the server and opens its database before folding: allow for a slow machine.
+DRAINED_WITHIN = 120.0
+
+
+@pytest.fixture
+def storage(database_url: str) -> Iterator[Storage]:
+    store = open_storage(database_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def backlog(storage: Storage) -> int:
+    """More events than a request folds itself, spread over a week."""
+    rng = random.Random(20261130)
+    storage.insert_events([event(rng, day=rng.randrange(7)) for _ in range(BACKLOG)])
+    return BACKLOG
+
+
+def bucket_total(storage: Storage) -> int:
+    return sum(size for _, size in storage.bucket_sizes(TASK.value))
+
+
+def test_a_backlog_is_folded_by_another_process_and_then_served_in_full(
+    storage: Storage, database_url: str, backlog: int
+) -> None:
+    service = PredictionService(
+        storage,
+        min_sample_size=1,
+        stats_max_age_seconds=0,
+        recency=Recency(window_days=0),
+        drain_url=database_url,
+    )
+    [first] = service.predict_batch([query()])
+    assert first.prediction is None
+    assert "backlog" in (first.metadata.fallback_note or "")
+    pid = service.drain_pid
+    assert pid is not None and pid != os.getpid()
+    wait_until(
+        lambda: service.predict_batch([query()])[0].metadata.sample_size == backlog,
+        DRAINED_WITHIN,
+        "the drain process to fold the backlog",
+    )
+    [later] = service.predict_batch([query()])
+    assert "backlog" not in (later.metadata.fallback_note or "")
+    # Folded by the child, exactly once each; served with the numbers of one computation.
+    assert bucket_total(storage) == backlog
+    assert storage.event_backlog() == 0
+    full = compute_partition_stats(storage.read_partition(TASK.value), DAY0)
+    level0 = next(row for row in full if row.key.level == 0)
+    assert later.prediction is not None
+    # Above 10,000 events a group is sketched: within the contract's 1% of the exact median.
+    exact = level0.stats["input_tokens"]["median"]
+    assert later.prediction.input_tokens.median == pytest.approx(exact, rel=0.01)
+    assert service.drain_pid == pid  # one child was enough
+    assert service.stop_background()
+
+
+def test_a_drain_process_stopped_midway_loses_nothing_and_the_next_one_finishes(
+    storage: Storage, database_url: str, backlog: int
+) -> None:
+    service = PredictionService(
+        storage, min_sample_size=1, stats_max_age_seconds=0, drain_url=database_url
+    )
+    service.predict_batch([query()])
+    assert service.drain_pid is not None
+    assert service.stop_background(timeout=30)  # ended however far it had come
+    assert 0 <= bucket_total(storage) <= backlog
+    again = PredictionService(
+        storage, min_sample_size=1, stats_max_age_seconds=0, drain_url=database_url
+    )
+    again.predict_batch([query()])
+    wait_until(lambda: bucket_total(storage) == backlog, DRAINED_WITHIN, "the second drain")
+    assert again.stop_background()
+
+
+def test_a_failing_drain_process_is_logged_once_with_its_error_and_not_restarted_at_once(
+    storage: Storage, backlog: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database without the schema: the child cannot read a cursor there.
+    broken = f"sqlite:///{tmp_path / 'unmigrated.db'}"
+    service = PredictionService(
+        storage, min_sample_size=1, stats_max_age_seconds=0, drain_url=broken
+    )
+    with caplog.at_level(logging.ERROR, logger="mosaicstack_telemetry_server"):
+        [answer] = service.predict_batch([query()])
+        pid = service.drain_pid
+        wait_until(
+            lambda: any("predictions failed" in r.getMessage() for r in caplog.records),
+            DRAINED_WITHIN,
+            "the failure to be logged",
+        )
+    [message] = [r.getMessage() for r in caplog.records if "predictions failed" in r.getMessage()]
+    assert "prediction_cursor" in message  # the child's own traceback, carried back
+    # Still answering from what exists, saying so, without starting a child per request.
+    [again] = service.predict_batch([query()])
+    assert "backlog" in (again.metadata.fallback_note or "")
+    assert answer.prediction is None and service.drain_pid == pid
+    assert service.stop_background()
+
+
+def test_drain_folds_everything_left_and_reports_how_many(
+    storage: Storage, database_url: str, backlog: int
+) -> None:
+    assert drain(database_url, parent_pid=os.getppid()) == backlog
+    assert drain(database_url) == 0
+    assert bucket_total(storage) == backlog
+
+
+def test_an_app_drains_in_a_process_only_on_a_database_another_process_can_open(
+    sqlite_url: str,
+) -> None:
+    def drains_in_process(url: str, *, owns: bool) -> bool:
+        store = open_storage(url)
+        try:
+            settings = ServerSettings(database_url=url)
+            runtime = Runtime(settings=settings, storage=store, owns_storage=owns)
+            return runtime.predictions.drains_in_process
+        finally:
+            store.close()
+
+    assert drains_in_process(sqlite_url, owns=True)
+    assert not drains_in_process("sqlite://:memory:", owns=True)
+    assert not drains_in_process(sqlite_url, owns=False)  # the caller's storage: URL unknown
+
+
+def test_over_http_a_bulk_load_is_answered_at_once_then_in_full(database_url: str) -> None:
+    with serve(database_url, stats_window_days=0) as served:
+        _bulk_load(served)
+        api = served.client()
+        body = {"queries": [query().model_dump(mode="json")]}
+        first = api.post("/v1/predictions/batch", json=body)
+        assert first.status_code == 200, first.text
+        assert "backlog" in (first.json()["results"][0]["metadata"]["fallback_note"] or "")
+
+        def answered_in_full() -> bool:
+            answer = api.post("/v1/predictions/batch", json=body).json()["results"][0]
+            return bool(answer["metadata"]["sample_size"] == BACKLOG)
+
+        wait_until(answered_in_full, DRAINED_WITHIN, "the server to answer with the bulk load")
+
+
+def _bulk_load(served: Served) -> None:
+    rng = random.Random(7)
+    served.storage.insert_events([event(rng, day=rng.randrange(3)) for _ in range(BACKLOG)])
+    assert served.storage.event_backlog() == BACKLOG
+    assert httpx.get(f"{served.url}/v1/health", timeout=10).status_code == 200
