@@ -28,7 +28,8 @@ __all__ = ["MIGRATE_RETRY_SECONDS", "Runtime"]
 logger = logging.getLogger("mosaicstack_telemetry_server")
 
 MIGRATE_RETRY_SECONDS = 1.0
-# How long shutdown waits for the prediction refresher to finish its current pass.
+# How long shutdown waits for the prediction refresher to finish its current pass (and for a
+# drain process to end and its work to be taken over).
 REFRESHER_STOP_SECONDS = 5.0
 
 
@@ -93,7 +94,7 @@ class Runtime:
             self.retention.start()
 
     def stop(self) -> None:
-        """Stop the refresher and release storage if this app opened it."""
+        """Stop the refresher and any drain process, and release storage if this app opened it."""
         # With the database unreachable the refresher can only be waiting for a connection:
         # closing storage ends that wait, so do not sit out the pool's timeout first.
         timeout = REFRESHER_STOP_SECONDS if self._migrated else 0.2
@@ -101,7 +102,9 @@ class Runtime:
         if self.retention is not None and not self.retention.stop(timeout):
             logger.warning("retention still busy at shutdown; closing storage anyway")
         if not self.predictions.stop_background(timeout):
-            logger.warning("prediction refresher still busy at shutdown; closing storage anyway")
+            logger.warning(
+                "prediction refresher or drain still busy at shutdown; closing storage anyway"
+            )
         if self.owns_storage:
             self.storage.close()
 

@@ -1,16 +1,22 @@
 """A large backlog drained by a real child process, on real SQLite and PostgreSQL databases.
 
-The child is a real `spawn`ed interpreter working on the same database as the test: what is
-checked is what the database ends up holding and what the service answers.
+The child is a real interpreter (`python -m ...drain_process`) working on the same database as
+the test: what is checked is what the database ends up holding, what the service answers and
+what it logs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -18,7 +24,13 @@ from _api_helpers import Served, serve, wait_until
 from _prediction_events import DAY0, TASK, event, query
 
 from mosaicstack_telemetry_server.predictions import compute_partition_stats
-from mosaicstack_telemetry_server.predictions.drain_process import drain
+from mosaicstack_telemetry_server.predictions.drain_process import (
+    DRAIN_FAILED,
+    DrainEnd,
+    DrainProcess,
+    Ended,
+    drain,
+)
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.service import REQUEST_MAX_EVENTS, PredictionService
 from mosaicstack_telemetry_server.runtime import Runtime
@@ -64,7 +76,8 @@ def test_a_backlog_is_folded_by_another_process_and_then_served_in_full(
     assert first.prediction is None
     assert "backlog" in (first.metadata.fallback_note or "")
     pid = service.drain_pid
-    assert pid is not None and pid != os.getpid()
+    assert pid is not None
+    assert pid != os.getpid()
     wait_until(
         lambda: service.predict_batch([query()])[0].metadata.sample_size == backlog,
         DRAINED_WITHIN,
@@ -85,22 +98,125 @@ def test_a_backlog_is_folded_by_another_process_and_then_served_in_full(
     assert service.stop_background()
 
 
-def test_a_drain_process_stopped_midway_loses_nothing_and_the_next_one_finishes(
+class Ends:
+    """What a `DrainProcess` reported, in order; `again` is what `on_end` answers."""
+
+    def __init__(self) -> None:
+        self.seen: list[DrainEnd] = []
+
+    def __call__(self, end: DrainEnd) -> bool:
+        self.seen.append(end)
+        return False
+
+
+def test_a_drain_process_stopped_midway_leaves_whole_chunks_and_the_next_one_finishes(
     storage: Storage, database_url: str, backlog: int
+) -> None:
+    ends = Ends()
+    first = DrainProcess(database_url, ends, chunk=1_000)
+    assert first.start()
+    assert not first.start()  # one at a time
+    wait_until(lambda: bucket_total(storage) > 0, DRAINED_WITHIN, "a first chunk")
+    assert first.stop(timeout=30)
+    assert not first.running
+    assert not first.start()
+    stopped_at = bucket_total(storage)
+    assert stopped_at % 1_000 == 0 or stopped_at == backlog  # no chunk half-stored
+    assert ends.seen == []  # a stop is not an end to take over
+    first.open()
+    assert first.start()
+    wait_until(lambda: ends.seen != [], DRAINED_WITHIN, "the second drain to end")
+    assert ends.seen == [DrainEnd(Ended.DRAINED)]
+    assert bucket_total(storage) == backlog  # every event once, across both children
+    assert first.stop(timeout=30)
+
+
+def test_a_drain_returns_between_chunks_once_its_server_is_gone(
+    storage: Storage, database_url: str, backlog: int
+) -> None:
+    # This test process is not the parent of itself: as if the server had gone.
+    assert drain(database_url, parent_pid=os.getpid(), chunk=1_000) == 1_000
+    assert drain(database_url, parent_pid=os.getppid(), chunk=4_000) == backlog - 1_000
+    assert drain(database_url) == 0
+    assert bucket_total(storage) == backlog
+
+
+def test_a_child_killed_by_a_signal_is_a_warning_and_the_answers_keep_saying_so(
+    storage: Storage, database_url: str, backlog: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = PredictionService(
         storage, min_sample_size=1, stats_max_age_seconds=0, drain_url=database_url
     )
-    service.predict_batch([query()])
-    assert service.drain_pid is not None
-    assert service.stop_background(timeout=30)  # ended however far it had come
-    assert 0 <= bucket_total(storage) <= backlog
-    again = PredictionService(
-        storage, min_sample_size=1, stats_max_age_seconds=0, drain_url=database_url
+    with caplog.at_level(logging.WARNING, logger="mosaicstack_telemetry_server"):
+        service.predict_batch([query()])
+        pid = service.drain_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # an OOM killer, say: long before it folds 10,500 events
+        wait_until(
+            lambda: any("signal 9" in r.getMessage() for r in caplog.records),
+            DRAINED_WITHIN,
+            "the end to be logged",
+        )
+    [record] = [r for r in caplog.records if "signal 9" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    [answer] = service.predict_batch([query()])
+    assert "backlog" in (answer.metadata.fallback_note or "")
+    assert service.drain_pid == pid  # not started again before DRAIN_RETRY_SECONDS
+    assert bucket_total(storage) == 0
+    assert service.stop_background()
+
+
+def test_where_no_drain_process_can_run_the_service_drains_in_a_thread(
+    storage: Storage, database_url: str, backlog: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # /bin/false stands for a Python that cannot run the module (a frozen or embedded app).
+    service = PredictionService(
+        storage,
+        min_sample_size=1,
+        stats_max_age_seconds=0,
+        drain_url=database_url,
+        drain_executable="/bin/false",
     )
-    again.predict_batch([query()])
-    wait_until(lambda: bucket_total(storage) == backlog, DRAINED_WITHIN, "the second drain")
-    assert again.stop_background()
+    with caplog.at_level(logging.ERROR, logger="mosaicstack_telemetry_server"):
+        service.predict_batch([query()])
+        wait_until(lambda: not service.drains_in_process, DRAINED_WITHIN, "the fallback")
+    assert any("in a thread instead" in r.getMessage() for r in caplog.records)
+    wait_until(
+        lambda: service.predict_batch([query()])[0].metadata.sample_size == backlog,
+        DRAINED_WITHIN,
+        "the thread drain",
+    )
+    assert bucket_total(storage) == backlog
+    assert service.stop_background()
+
+
+def test_a_drain_process_that_cannot_be_started_says_why(tmp_path: Path) -> None:
+    missing = DrainProcess("sqlite://:memory:", Ends(), executable=str(tmp_path / "no-python"))
+    with pytest.raises(FileNotFoundError, match="no-python"):
+        missing.start()
+    assert not missing.running
+    assert missing.pid is None
+
+
+def test_a_failing_child_reports_its_traceback_without_the_password() -> None:
+    # An order whose parent_pid is the password: the error names the value it could not read.
+    secret = "s3cr@t/pw"
+    url = f"postgresql://someone:{quote(secret, safe='')}@127.0.0.1:1/db"
+    child = subprocess.run(
+        [sys.executable, "-P", "-m", "mosaicstack_telemetry_server.predictions.drain_child"],
+        input=json.dumps({"url": url, "parent_pid": secret, "chunk": 10}).encode(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == DRAIN_FAILED
+    report = child.stderr.decode()
+    assert report.startswith("Traceback")  # nothing else: no warning either
+    assert "invalid literal for int()" in report
+    assert secret not in report
+    assert quote(secret, safe="") not in report
+    assert "***" in report
 
 
 def test_a_failing_drain_process_is_logged_once_with_its_error_and_not_restarted_at_once(
@@ -120,20 +236,14 @@ def test_a_failing_drain_process_is_logged_once_with_its_error_and_not_restarted
             "the failure to be logged",
         )
     [message] = [r.getMessage() for r in caplog.records if "predictions failed" in r.getMessage()]
-    assert "prediction_cursor" in message  # the child's own traceback, carried back
+    assert "Traceback" in message
+    assert "prediction_cursor" in message
     # Still answering from what exists, saying so, without starting a child per request.
     [again] = service.predict_batch([query()])
     assert "backlog" in (again.metadata.fallback_note or "")
-    assert answer.prediction is None and service.drain_pid == pid
+    assert answer.prediction is None
+    assert service.drain_pid == pid
     assert service.stop_background()
-
-
-def test_drain_folds_everything_left_and_reports_how_many(
-    storage: Storage, database_url: str, backlog: int
-) -> None:
-    assert drain(database_url, parent_pid=os.getppid()) == backlog
-    assert drain(database_url) == 0
-    assert bucket_total(storage) == backlog
 
 
 def test_an_app_drains_in_a_process_only_on_a_database_another_process_can_open(

@@ -8,18 +8,23 @@ own connection to the same database and folds the backlog there. That is as safe
 server process doing it: every chunk is stored with the cursor's compare-and-set, so each event
 is folded exactly once, and a process stopped mid-chunk leaves only an uncommitted transaction.
 
-The child is a fresh interpreter running this module (`python -m`), not a `multiprocessing`
-child: a fork of a server running threads and a connection pool would copy their locks, and
-`spawn` would run the embedding program's main module again. It reads the database URL on its
-standard input (never on a command line, where `ps` would show a password), folds until
-nothing is left, and exits 0; on failure its traceback, on standard error, goes back to the
-server, which logs it. It stops by itself between two chunks if the server that started it has
-gone. The server then rebuilds the statistics from the folded buckets itself: that takes
-seconds, not minutes, and fills its own per-group merges for the refreshes that follow.
+The child is a fresh interpreter running `main` (`python -m ...drain_child`), not a
+`multiprocessing` child: a fork of a server running threads and a connection pool would copy
+their locks, and `spawn` would run the embedding program's main module again. It reads the
+database URL on its standard input (never on a command line, where `ps` would show a
+password), folds until nothing is left, and exits 0; on failure its traceback (the URL's
+password blanked), on standard error, goes back to the server, which logs it. It runs in a
+session of its own, so a Ctrl-C meant for the server does not reach it (the server ends it on
+shutdown), and it stops by itself between two chunks if the server that started it has gone.
+The server then rebuilds the statistics from the folded buckets itself: that takes seconds,
+not minutes, and fills its
+own per-group merges for the refreshes that follow. Where no child can run (no process can be
+started, or it cannot import the server), the service drains in a thread instead.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import subprocess  # nosec B404 - runs this module in the same interpreter, no shell
@@ -27,15 +32,22 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
+from urllib.parse import unquote, urlsplit
 
 from mosaicstack_telemetry_server.predictions.incremental import CHUNK_EVENTS, catch_up
 from mosaicstack_telemetry_server.storage import open_storage
 
-__all__ = ["DrainProcess", "drain", "main"]
+__all__ = ["DRAIN_FAILED", "DrainEnd", "DrainProcess", "Ended", "drain", "main"]
 
-_MODULE: Final = "mosaicstack_telemetry_server.predictions.drain_process"
+# The child's entry point: a module of its own, so that `-m` does not run this module a second
+# time (the package imports it, through the service).
+_MODULE: Final = "mosaicstack_telemetry_server.predictions.drain_child"
+# The child's exit status when draining failed (its traceback is on standard error). Any other
+# non-zero status is the interpreter's own: the child could not even run this module.
+DRAIN_FAILED: Final = 3
 # The most of a failed child's standard error carried into the server's log.
 _REPORT_CHARS: Final = 4_000
 
@@ -44,8 +56,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def drain(url: str, *, parent_pid: int | None = None) -> int:
-    """Fold every event the summaries have not read yet; returns how many were folded.
+def drain(url: str, *, parent_pid: int | None = None, chunk: int = CHUNK_EVENTS) -> int:
+    """Fold every event the summaries have not read yet, `chunk` events per transaction;
+    returns how many were folded.
 
     Opens (and closes) its own storage for `url`, whose schema must be migrated. Returns early,
     between two chunks, once the process `parent_pid` is no longer this one's parent.
@@ -54,7 +67,7 @@ def drain(url: str, *, parent_pid: int | None = None) -> int:
     try:
         folded = 0
         while True:
-            done = catch_up(storage, _utc_now, chunk=CHUNK_EVENTS, max_events=CHUNK_EVENTS)
+            done = catch_up(storage, _utc_now, chunk=chunk, max_events=chunk)
             folded += done.events
             if done.complete or (parent_pid is not None and os.getppid() != parent_pid):
                 return folded
@@ -62,39 +75,80 @@ def drain(url: str, *, parent_pid: int | None = None) -> int:
         storage.close()
 
 
+def _blank_password(text: str, url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(str(secret), "***")
+    return text
+
+
 def main() -> int:
-    """The child: `{"url": ..., "parent_pid": ...}` on standard input; exit status 0 once
-    drained, else 1 with the traceback on standard error."""
+    """The child: `{"url": ..., "parent_pid": ..., "chunk": ...}` on standard input; exit
+    status 0 once drained, else `DRAIN_FAILED` with the traceback on standard error."""
+    url = ""
     try:
         order = json.loads(sys.stdin.read())
-        folded = drain(str(order["url"]), parent_pid=int(order["parent_pid"]))
+        url = str(order["url"])
+        folded = drain(url, parent_pid=int(order["parent_pid"]), chunk=int(order["chunk"]))
     except Exception:
-        traceback.print_exc()
-        return 1
+        sys.stderr.write(_blank_password(traceback.format_exc(), url))
+        return DRAIN_FAILED
     print(f"folded {folded} events")
     return 0
+
+
+class Ended(enum.Enum):
+    """How a drain child ended (other than by `DrainProcess.stop`)."""
+
+    DRAINED = "drained"  # folded everything
+    FAILED = "failed"  # draining failed: the database, most likely; worth another try later
+    SIGNALLED = "signalled"  # ended by a signal it was not sent by `stop`
+    CANNOT_RUN = "cannot run"  # no child could be started or run this module here
+
+
+@dataclass(frozen=True, slots=True)
+class DrainEnd:
+    """How a drain child ended, and what it said (its standard error, or a description)."""
+
+    how: Ended
+    detail: str = ""
 
 
 class DrainProcess:
     """One drain child at a time for a database URL, and a thread waiting for its end.
 
-    `on_end` is called in that thread with None when the child drained everything, else with
-    what went wrong (its standard error, or how it ended). It is not called for a child ended
-    by `stop`.
+    `on_end` is called in that thread when a child ends (not when `stop` ended it); it returns
+    whether to start another one. A child counts as running until `on_end` has returned, so
+    no other is started while its work is being taken over. `executable` is the Python to run
+    (this one by default).
     """
 
-    def __init__(self, url: str, on_end: Callable[[str | None], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_end: Callable[[DrainEnd], bool],
+        *,
+        chunk: int = CHUNK_EVENTS,
+        executable: str = sys.executable,
+    ) -> None:
         self._url = url
         self._on_end = on_end
+        self._chunk = chunk
+        self._executable = executable
         self._guard = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
+        self._watcher: threading.Thread | None = None
+        self._busy = False  # a child runs, or its end is being taken over
+        self._closed = False
         self._stopped: set[subprocess.Popen[bytes]] = set()
 
     @property
     def running(self) -> bool:
-        """Whether a drain child is alive."""
-        process = self._process
-        return process is not None and process.poll() is None
+        """Whether a drain child runs (or its end is still being taken over)."""
+        return self._busy
 
     @property
     def pid(self) -> int | None:
@@ -102,57 +156,80 @@ class DrainProcess:
         process = self._process
         return None if process is None else process.pid
 
-    def start(self) -> bool:
-        """Start a drain child unless one is running; returns whether this call started one."""
+    def open(self) -> None:
+        """Allow children again after `stop`."""
         with self._guard:
-            if self.running:
+            self._closed = False
+
+    def start(self) -> bool:
+        """Start a drain child unless one is running or this was stopped; returns whether this
+        call started one. Raises OSError if no process can be started."""
+        with self._guard:
+            if self._closed or self._busy:
                 return False
             process = subprocess.Popen(  # noqa: S603  # nosec B603 - fixed arguments, no shell
-                [sys.executable, "-m", _MODULE],
+                # -P: the working directory is not put on the path, so nothing there can shadow
+                # the package.
+                [self._executable, "-P", "-m", _MODULE],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                start_new_session=True,
             )
-            self._process = process
-        order = json.dumps({"url": self._url, "parent_pid": os.getpid()}).encode()
-        threading.Thread(
-            target=self._wait,
-            args=(process, order),
-            name="mosaic-telemetry-stats-drain-watch",
-            daemon=True,
-        ).start()
-        return True
+            order = {"url": self._url, "parent_pid": os.getpid(), "chunk": self._chunk}
+            watcher = threading.Thread(
+                target=self._wait,
+                args=(process, json.dumps(order).encode()),
+                name="mosaic-telemetry-stats-drain-watch",
+                daemon=True,
+            )
+            self._process, self._watcher, self._busy = process, watcher, True
+            watcher.start()
+            return True
 
     def stop(self, timeout: float | None) -> bool:
-        """End the child now (its open chunk is rolled back); True once it has ended."""
+        """End the child now (its open chunk is rolled back) and start none until `open`;
+        True once it has ended and its end has been taken over."""
         with self._guard:
-            process = self._process
-            if process is None or process.poll() is not None:
-                return True
-            self._stopped.add(process)
-            process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
+            self._closed = True
+            process, watcher = self._process, self._watcher
+            if process is not None and process.poll() is None:
+                self._stopped.add(process)
+                process.terminate()
+        if watcher is None:
+            return True
+        watcher.join(timeout)
+        return not watcher.is_alive()
 
     def _wait(self, process: subprocess.Popen[bytes], order: bytes) -> None:
+        again = False
         try:
-            _, errors = process.communicate(order)
-        except OSError:  # ended before it read its order (stopped at once)
-            process.wait()
-            errors = b""
-        with self._guard:
-            if process in self._stopped:
+            try:
+                _, errors = process.communicate(order)
+            except OSError:  # ended before it read its order (stopped at once)
+                process.wait()
+                errors = b""
+            with self._guard:
+                stopped = process in self._stopped
                 self._stopped.discard(process)
-                return
-        if process.returncode == 0:
-            self._on_end(None)
-            return
-        text = errors.decode("utf-8", "replace").strip()[-_REPORT_CHARS:]
-        self._on_end(text or f"the drain process ended with status {process.returncode}")
+            if not stopped:
+                again = self._on_end(_ending(process.returncode, errors))
+        finally:
+            with self._guard:
+                self._busy = False
+        if again:
+            try:
+                self.start()
+            except OSError as exc:
+                self._on_end(DrainEnd(Ended.CANNOT_RUN, str(exc)))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _ending(status: int, errors: bytes) -> DrainEnd:
+    text = errors.decode("utf-8", "replace").strip()[-_REPORT_CHARS:]
+    if status == 0:
+        return DrainEnd(Ended.DRAINED)
+    if status < 0:
+        return DrainEnd(Ended.SIGNALLED, f"the drain process was ended by signal {-status}")
+    if status == DRAIN_FAILED:
+        return DrainEnd(Ended.FAILED, text)
+    return DrainEnd(Ended.CANNOT_RUN, text or f"the drain process exited with status {status}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -35,7 +36,7 @@ from typing import Final
 from mosaicstack_telemetry import PredictionQuery, PredictionResponse
 from mosaicstack_telemetry.models import MAX_BATCH_SIZE
 from mosaicstack_telemetry_server.predictions.answers import AnswerCache, AnswerKey, answer_key
-from mosaicstack_telemetry_server.predictions.drain_process import DrainProcess
+from mosaicstack_telemetry_server.predictions.drain_process import DrainEnd, DrainProcess, Ended
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
 from mosaicstack_telemetry_server.predictions.group_bases import GroupBases
 from mosaicstack_telemetry_server.predictions.incremental import CHUNK_EVENTS, CatchUp, catch_up
@@ -77,7 +78,7 @@ class PredictionService:
     time (aware, UTC) and is injectable for tests. `drain_url`, the URL of the database
     `storage` opened, has large backlogs folded in a child process (see the module's
     docstring); without it (storage of a private in-memory database) they are folded in a
-    thread.
+    thread; `drain_executable` is the Python that process runs (this one).
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class PredictionService:
         clock: Clock = _utc_now,
         recency: Recency = DEFAULT_RECENCY,
         drain_url: str | None = None,
+        drain_executable: str = sys.executable,
     ) -> None:
         if min_sample_size < 1:
             raise ValueError("min_sample_size must be at least 1")
@@ -115,7 +117,11 @@ class PredictionService:
         self._behind = False  # a backlog is being drained: requests do not wait for it
         self._wake = threading.Event()
         self._drain: threading.Thread | None = None
-        self._drain_process = None if drain_url is None else DrainProcess(drain_url, self._drained)
+        self._drain_process = (
+            None
+            if drain_url is None
+            else DrainProcess(drain_url, self._drained, executable=drain_executable)
+        )
         self._drain_retry_at = 0.0  # monotonic time before which no drain process is started
         self._drain_failing = False
 
@@ -138,7 +144,8 @@ class PredictionService:
     def drain_pid(self) -> int | None:
         """Process id of the current or last drain process (None: none started yet, or
         backlogs are drained in a thread)."""
-        return None if self._drain_process is None else self._drain_process.pid
+        drainer = self._drain_process
+        return None if drainer is None else drainer.pid
 
     @property
     def background_running(self) -> bool:
@@ -345,9 +352,10 @@ class PredictionService:
     def _kick(self) -> None:
         """Have the backlog drained in the background: by a drain process, or else by the
         refresher (woken) or a drain thread."""
-        if self._drain_process is not None:
+        drainer = self._drain_process
+        if drainer is not None:
             if time.monotonic() >= self._drain_retry_at:
-                self._drain_process.start()  # no-op while one runs
+                self._start_drain(drainer)  # no-op while one runs
             return
         if self.background_running:
             self._wake.set()
@@ -368,32 +376,56 @@ class PredictionService:
         except Exception:  # a thread of its own: log, the next request kicks again
             logger.exception("summarizing new events for predictions failed")
 
-    def _drained(self, failure: str | None) -> None:
-        """The drain process ended: rebuild what it made stale here, or log why it failed.
-
-        Called in the drain process's watcher thread. After a failure the service stays
-        behind (requests answer from what exists) and the next request or refresher period
-        at least `DRAIN_RETRY_SECONDS` later starts another drain process.
-        """
-        if failure is not None:
-            self._drain_retry_at = time.monotonic() + DRAIN_RETRY_SECONDS
-            # One traceback per outage, not one per retry.
-            if self._drain_failing:
-                logger.debug("summarizing new events for predictions still fails: %s", failure)
-            else:
-                logger.error("summarizing new events for predictions failed: %s", failure)
-            self._drain_failing = True
-            return
-        if self._drain_failing:
-            logger.info("summarizing new events for predictions works again")
-        self._drain_failing = False
-        self._behind = False
+    def _start_drain(self, drainer: DrainProcess) -> None:
         try:
-            # Folds what arrived meanwhile (or starts another drain if that is a backlog
-            # again), then rebuilds the statistics of every task type the drain made stale.
-            self.refresh_stale()
-        except Exception:
-            logger.exception("rebuilding prediction statistics after a drain failed")
+            drainer.start()
+        except OSError as exc:
+            self._drained(DrainEnd(Ended.CANNOT_RUN, str(exc)))
+
+    def _drained(self, end: DrainEnd) -> bool:
+        """A drain process ended: take its work over here; returns whether to start another.
+
+        Called in the drain process's watcher thread. Drained: fold what arrived meanwhile and
+        rebuild the statistics it made stale, here (another drain process if what arrived is
+        a backlog again). Failed: log it (one traceback per outage) and stay behind (requests
+        answer from what exists); the next request or refresher period at least
+        `DRAIN_RETRY_SECONDS` later starts another. Cannot run here (no process can be
+        started, or it cannot import the server): drain in a thread from now on.
+        """
+        if end.how is Ended.DRAINED:
+            if self._drain_failing:
+                logger.info("summarizing new events for predictions works again")
+            self._drain_failing = False
+            try:
+                return self._after_drain()
+            except Exception:
+                logger.exception("rebuilding prediction statistics after a drain failed")
+                return False
+        if end.how is Ended.CANNOT_RUN:
+            logger.error(
+                "cannot summarize new events for predictions in a process of its own, "
+                "summarizing in a thread instead: %s",
+                end.detail,
+            )
+            self._drain_process = None
+            self._kick()
+            return False
+        self._drain_retry_at = time.monotonic() + DRAIN_RETRY_SECONDS
+        if end.how is Ended.SIGNALLED:
+            logger.warning("%s; another is started when due", end.detail)
+        elif self._drain_failing:
+            logger.debug("summarizing new events for predictions still fails: %s", end.detail)
+        else:
+            logger.error("summarizing new events for predictions failed: %s", end.detail)
+            self._drain_failing = True
+        return False
+
+    def _after_drain(self) -> bool:
+        """Fold what arrived during a drain and rebuild; True if that is a backlog again."""
+        if self._storage.event_backlog() > REQUEST_MAX_EVENTS:
+            return True
+        self._drain_step()
+        return self._behind
 
     def _drain_step(self) -> None:
         """Fold one chunk of a backlog; once none is left, rebuild what it made stale."""
@@ -435,6 +467,9 @@ class PredictionService:
         interval = self.default_interval_seconds() if interval_seconds is None else interval_seconds
         if not interval > 0:
             raise ValueError("interval_seconds must be > 0")
+        drainer = self._drain_process
+        if drainer is not None:
+            drainer.open()
         with self._thread_guard:
             if self.background_running:
                 return
@@ -449,26 +484,28 @@ class PredictionService:
             self._thread.start()
 
     def stop_background(self, timeout: float | None = 5.0) -> bool:
-        """Stop the refresher (at once, even mid-wait) and any drain process; True when both
-        have ended."""
+        """Stop the refresher (at once, even mid-wait) and any drain process, and start no
+        drain process until `start_background`; True when the refresher, the drain process
+        and the thread taking its work over have ended."""
         with self._thread_guard:
             thread, self._thread = self._thread, None
             self._stop.set()
             self._wake.set()
         started = time.monotonic()
+        drainer = self._drain_process
+        # The child first: it ends at once, and its watcher may be rebuilding meanwhile.
+        ended = drainer is None or drainer.stop(timeout)
         if thread is not None:
-            thread.join(timeout)
-        if self._drain_process is not None:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-            if not self._drain_process.stop(left):
-                return False
-        return thread is None or not thread.is_alive()
+            thread.join(left)
+            ended = ended and not thread.is_alive()
+        return ended
 
     def _run(self, interval: float, stop: threading.Event) -> None:
         failing = False
         while not stop.is_set():
             try:
-                if self._behind and self._drain_process is not None:
+                if self._behind and self.drains_in_process:
                     self._kick()  # a failed drain process is started again when due
                 elif self._behind:
                     self._drain_step()
@@ -487,7 +524,7 @@ class PredictionService:
                 failing = False
             # Woken early by a request that found a backlog; back at once while behind
             # (unless failing: then once a period, like any retry).
-            if failing or not self._behind or self._drain_process is not None:
+            if failing or not self._behind or self.drains_in_process:
                 self._wake.wait(interval)
                 self._wake.clear()
 

@@ -193,8 +193,9 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
         self,
         url: str,
         *,
-        # Two kept open: the background refresher can hold one for a whole drain chunk, and
-        # a request should not pay for a new connection meanwhile.
+        # Two kept open: the background refresher can hold one for a fold (a whole drain chunk
+        # where backlogs are drained in a thread), and a request should not pay for a new
+        # connection meanwhile.
         min_connections: int = 2,
         max_connections: int = 10,
         timeout: float = 3.0,
