@@ -75,8 +75,8 @@ def _backend(backend: str, count: int, repeats: int) -> list[Result]:
             storage.close()
         with serve_process(url, workers=1) as base_url:
             # A server started on a bulk-loaded table first summarizes it for predictions in
-            # the background (seconds at 1M events), and pages wait on that thread for the
-            # interpreter: timed once during it, then the steady state once it is done.
+            # the background (seconds at 1M events; in a process of its own, so that pages
+            # need not wait for it): timed once during it, then the steady state once done.
             with _signed_in(base_url, admin) as client:
                 times = _page_ms(client, "/dashboard", {"days": "90"}, 10)
                 label = f"overview, 90 days, admin, {name}, while summarizing the load"

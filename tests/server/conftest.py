@@ -8,6 +8,19 @@ import httpx
 import pytest
 from _api_helpers import Served, serve
 
+from mosaicstack_telemetry_server.storage import Storage, open_storage
+
+
+@pytest.fixture
+def storage(database_url: str) -> Iterator[Storage]:
+    """A migrated storage on each backend in turn (SQLite file, PostgreSQL schema)."""
+    store = open_storage(database_url)
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.close()
+
 
 @pytest.fixture
 def server(database_url: str) -> Iterator[Served]:

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from mosaicstack_telemetry_server.auth import issue_api_key
 from mosaicstack_telemetry_server.dashboard.sessions import SessionStore, csrf_token_for
-from mosaicstack_telemetry_server.storage import Storage, open_storage
-
-
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:
-    store = open_storage(database_url)
-    store.migrate()
-    try:
-        yield store
-    finally:
-        store.close()
+from mosaicstack_telemetry_server.storage import Storage
 
 
 class Clock:

@@ -14,7 +14,6 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,14 +39,6 @@ from mosaicstack_telemetry_server.storage import Storage, open_storage
 BACKLOG = REQUEST_MAX_EVENTS + 500
 # A child imports the server and opens its database before folding: allow for a slow machine.
 DRAINED_WITHIN = 120.0
-
-
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:
-    store = open_storage(database_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -29,14 +29,6 @@ ALL_DAYS = Recency(window_days=0)
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     api_wait_until(condition, timeout, "the condition")
-
-
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:
-    store = open_storage(database_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -148,14 +148,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(0.01)
-
-
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:
-    store = open_storage(database_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
@@ -22,17 +21,7 @@ from mosaicstack_telemetry_server.storage import (
     MAX_EVENTS_PER_INSERT,
     PartitionSnapshot,
     Storage,
-    open_storage,
 )
-
-
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:
-    """A migrated storage on each backend."""
-    store = open_storage(database_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def test_event_round_trips_field_for_field(storage: Storage) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,19 +13,9 @@ from mosaicstack_telemetry_server.storage import (
     StatsKey,
     StatsRow,
     Storage,
-    open_storage,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)
-
-
-@pytest.fixture
-def storage(database_url: str) -> Iterator[Storage]:
-    """A migrated storage on each backend."""
-    store = open_storage(database_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def _hash(secret: str) -> str:
