@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-import subprocess  # nosec B404 - runs this module in the same interpreter, no shell
+import subprocess  # nosec B404
 import sys
 import threading
 import traceback
@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 from mosaicstack_telemetry_server.predictions.incremental import CHUNK_EVENTS, catch_up
 from mosaicstack_telemetry_server.storage import open_storage
+from mosaicstack_telemetry_server.storage._common import scrub
 
 __all__ = ["DRAIN_FAILED", "DrainEnd", "DrainProcess", "Ended", "drain", "main"]
 
@@ -80,8 +81,8 @@ def _blank_password(text: str, url: str) -> str:
         password = urlsplit(url).password
     except ValueError:
         return text
-    for secret in {password, unquote(password or "")} - {None, ""}:
-        text = text.replace(str(secret), "***")
+    for secret in {password, unquote(password or "")}:
+        text = scrub(text, secret)
     return text
 
 
@@ -167,7 +168,8 @@ class DrainProcess:
         with self._guard:
             if self._closed or self._busy:
                 return False
-            process = subprocess.Popen(  # noqa: S603  # nosec B603 - fixed arguments, no shell
+            # Fixed arguments, no shell (S603, B603).
+            process = subprocess.Popen(  # noqa: S603  # nosec B603
                 # -P: the working directory is not put on the path, so nothing there can shadow
                 # the package.
                 [self._executable, "-P", "-m", _MODULE],
