@@ -154,6 +154,22 @@ def test_sqlite_database_is_in_wal_mode(sqlite_url: str) -> None:
     assert _sql(sqlite_url, "PRAGMA journal_mode") == [("wal",)]
 
 
+def test_postgres_stores_bucket_blobs_without_trying_to_compress_them(postgres_url: str) -> None:
+    # Schema 7: compressing them on every write was most of a refresh's write (and never
+    # reached the ratio PostgreSQL keeps a compressed value for).
+    storage = open_storage(postgres_url)
+    try:
+        storage.migrate()
+    finally:
+        storage.close()
+    rows = _sql(
+        postgres_url,
+        "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = "
+        "'prediction_buckets'::regclass AND attname IN ('sketch', 'exact') ORDER BY attname",
+    )
+    assert rows == [("exact", "e"), ("sketch", "e")]
+
+
 def test_sql_statements_use_the_shared_column_order() -> None:
     # The row conversions zip values with these tuples: the literal SQL must agree.
     from mosaicstack_telemetry_server.storage import postgres, sqlite
