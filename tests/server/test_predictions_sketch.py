@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mosaicstack_telemetry import PredictionData
 from mosaicstack_telemetry_server.predictions.buckets import METRICS, BucketSummary, fold_events
 from mosaicstack_telemetry_server.predictions.layout import Reader, Writer
+from mosaicstack_telemetry_server.predictions.served import stats_of
 from mosaicstack_telemetry_server.predictions.sketch import (
     EXACT_LIMIT,
     MAPPING,
@@ -144,6 +148,32 @@ def test_the_compact_layout_reads_back_every_number_bit_for_bit(
     assert reader.steps(len(keys)).tolist() == sorted(keys)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, 2**40),
+            st.sampled_from([0, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32]),
+            st.integers(-(2**40), -1),
+        ),
+        max_size=50,
+    ),
+    st.booleans(),
+)
+def test_whole_numbers_read_back_the_same_whatever_their_type_and_sign(
+    values: list[int], as_floats: bool
+) -> None:
+    # `whole` skips the check of each value's fraction: integers of either dtype, a
+    # negative one included, still read back exactly, in the width the full check picks.
+    array = np.array(values, dtype=np.float64 if as_floats else np.int64)
+    whole, checked = Writer(), Writer()
+    whole.array(array, whole=True)
+    checked.array(array.astype(np.float64))
+    assert whole.blob() == checked.blob()
+    assert Reader(whole.blob()).array(len(values)).tolist() == [float(v) for v in values]
+    assert Reader(whole.blob()).ints(len(values)).tolist() == values
+
+
 def test_small_whole_numbers_take_a_byte_each_and_fractions_eight() -> None:
     def size(values: list[float]) -> int:
         writer = Writer()
@@ -202,3 +232,35 @@ def test_exact_percentiles_are_numpys_to_the_last_bit(values: list[float], qs: l
     summary = MetricSummary.of(np.array(values))
     expected = np.percentile(np.array(values), [q * 100 for q in qs])
     assert np.array(summary.percentiles(qs)).tobytes() == expected.tobytes()
+
+
+event_rows = st.lists(
+    st.tuples(
+        st.integers(0, 5_000_000),  # input tokens
+        st.integers(0, 500_000),  # output tokens
+        st.integers(0, 10**9),  # cost
+        st.sampled_from([0, 1, 999, 86_400_000]),  # duration (0: not measured)
+        st.integers(0, 5_000_000),  # estimated input (0: no estimate)
+        st.integers(0, 500_000),  # estimated output
+        st.booleans(),
+        st.sampled_from(["success", "failure"]),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_rows, st.booleans())
+def test_served_statistics_are_what_the_contracts_model_dumps(
+    events: list[tuple[Any, ...]], sketched: bool
+) -> None:
+    # stats_of builds the dict itself, without validating a model per group: it must be the
+    # very JSON PredictionData gives, types included (int tokens, float factors and rates).
+    rows = [("implementation", "m", "p", "low", "2026-11-30", *e) for e in events]
+    [summary] = fold_events(rows).values()
+    if sketched:
+        summary = BucketSummary.merge([summary], keep_exact=False)
+    stats = stats_of(summary)
+    dumped = PredictionData.model_validate(stats).model_dump(mode="json")
+    assert json.dumps(stats, sort_keys=True) == json.dumps(dumped, sort_keys=True)

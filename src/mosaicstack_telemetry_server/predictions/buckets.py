@@ -34,6 +34,9 @@ METRICS: Final = (
     "input_ratio",
     "output_ratio",
 )
+# Metrics whose values are whole numbers (integer columns): written without a check of
+# each value's fraction. The ratios are checked (they are whole only by chance).
+_WHOLE: Final = frozenset(METRICS[:4])
 _Floats = npt.NDArray[np.float64]
 # Rows turned into arrays at a time by `fold_events` (see `_columns`).
 _SLICE: Final = 2_000
@@ -72,8 +75,8 @@ class BucketSummary:
             values = [_exact_of(self.metrics[name]) for name in METRICS]
             written = Writer()
             written.numbers(*(v.size for v in values))
-            for v in values:
-                written.array(v)
+            for name, v in zip(METRICS, values, strict=True):
+                written.array(v, whole=name in _WHOLE)
             exact = written.blob()
         return BucketRow(key, self.count, sketch.blob(), exact)
 

@@ -14,6 +14,7 @@ float64 1.0 (a zero byte first), so both are told apart and read.
 
 from __future__ import annotations
 
+import struct
 from typing import Final
 
 import numpy as np
@@ -34,12 +35,15 @@ _DTYPES: Final[dict[int, np.dtype[np.generic]]] = {
 _LIMITS: Final = ((1, 0xFF), (2, 0xFFFF), (4, 0xFFFF_FFFF))
 
 
-def _code(values: _Floats, *, whole: bool) -> int:
+def _code(values: npt.NDArray[np.generic], *, whole: bool) -> int:
     """The narrowest width code whose dtype holds every value exactly (`whole`: the values
-    are known to be integers >= 0, so only their size is checked)."""
+    are known to be integers, so only their range is checked)."""
     if values.size == 0:
         return 1
-    if not whole and (np.signbit(values).any() or not np.array_equal(values, np.trunc(values))):
+    if whole:
+        if values.min() < 0:
+            return 8  # never written by this server; kept exact all the same
+    elif np.signbit(values).any() or not np.array_equal(values, np.trunc(values)):
         return 8  # negative (-0.0 too), fractional, NaN or inf: float64 keeps them as they are
     high = float(values.max())
     return next((code for code, limit in _LIMITS if high <= limit), 8)
@@ -53,23 +57,24 @@ class Writer:
 
     def numbers(self, *values: int) -> None:
         """Fixed int64 numbers (counts, lengths, a first key)."""
-        self._parts.append(np.array(values, dtype="<i8").tobytes())
+        self._parts.append(struct.pack(f"<{len(values)}q", *values))
 
     def array(self, values: npt.NDArray[np.generic], *, whole: bool = False) -> None:
         """An array of numbers in its narrowest exact width (its length is written apart).
 
-        `whole`: the caller knows them to be integers >= 0 (counts, steps).
+        `whole`: the caller knows them to be integers (counts, steps, token counts): only
+        their range is checked, not each value's fraction.
         """
-        floats = np.asarray(values, dtype=np.float64)
-        code = _code(floats, whole=whole)
+        code = _code(values, whole=whole)
         self._parts.append(bytes([code]))
-        self._parts.append(floats.astype(_DTYPES[code]).tobytes())
+        self._parts.append(values.astype(_DTYPES[code]).tobytes())
 
     def steps(self, keys: _Ints) -> None:
         """Sorted unique keys: the first as a number, then each step from the one before."""
-        first = int(keys[0]) if keys.size else 0
-        self.numbers(first)
-        self.array(np.diff(keys, prepend=first), whole=True)
+        self.numbers(int(keys[0]) if keys.size else 0)
+        steps = np.zeros_like(keys)
+        np.subtract(keys[1:], keys[:-1], out=steps[1:])
+        self.array(steps, whole=True)
 
     def blob(self) -> bytes:
         """The blob written so far."""
@@ -87,20 +92,29 @@ class Reader:
 
     def numbers(self, count: int) -> list[int]:
         """`count` int64 numbers."""
-        values = np.frombuffer(self._blob, dtype="<i8", count=count, offset=self._at)
+        values = struct.unpack_from(f"<{count}q", self._blob, self._at)
         self._at += 8 * count
-        return [int(v) for v in values]
+        return list(values)
 
-    def array(self, size: int) -> _Floats:
-        """An array of `size` numbers, as float64."""
+    def _raw(self, size: int) -> npt.NDArray[np.generic]:
         dtype = _DTYPES[self._blob[self._at]]
         values = np.frombuffer(self._blob, dtype=dtype, count=size, offset=self._at + 1)
         self._at += 1 + dtype.itemsize * size
-        floats: _Floats = values.astype(np.float64)
+        return values
+
+    def array(self, size: int) -> _Floats:
+        """An array of `size` numbers, as float64."""
+        floats: _Floats = self._raw(size).astype(np.float64)
         return floats
+
+    def ints(self, size: int) -> _Ints:
+        """An array of `size` whole numbers (written with `whole`), as int64."""
+        ints: _Ints = self._raw(size).astype(np.int64)
+        return ints
 
     def steps(self, size: int) -> _Ints:
         """`size` keys written by `Writer.steps`."""
         [first] = self.numbers(1)
-        keys: _Ints = first + np.cumsum(self.array(size).astype(np.int64))
+        keys: _Ints = np.cumsum(self.ints(size))
+        keys += first
         return keys

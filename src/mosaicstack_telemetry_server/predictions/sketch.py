@@ -39,6 +39,7 @@ _LOG2_GAMMA: Final = math.log2(MAPPING.gamma)
 _Floats = npt.NDArray[np.float64]
 _Ints = npt.NDArray[np.int64]
 _NO_VALUES: Final = np.empty(0, dtype=np.float64)
+_NO_KEYS: Final = np.empty(0, dtype=np.int64)
 # Widest key span merged through a dense array: 64K bins of float64 are 512 KB.
 _DENSE_SPAN: Final = 1 << 16
 
@@ -56,21 +57,27 @@ def _add_bins(keys: Sequence[_Ints], counts: Sequence[_Ints]) -> tuple[_Ints, _I
     over that span (one `bincount`), cheaper than sorting every key; a wider span (values
     over many orders of magnitude) falls back to `numpy.unique`.
     """
-    all_keys = np.concatenate(keys) if keys else np.empty(0, np.int64)
-    all_counts = np.concatenate(counts) if counts else np.empty(0, np.int64)
-    if all_keys.size == 0:
-        return all_keys, all_counts
-    low = int(all_keys.min())
-    span = int(all_keys.max()) - low + 1
+    filled = [i for i, k in enumerate(keys) if k.size]
+    if len(filled) <= 1:
+        # Nothing to add up: the one sketch with bins (arrays are never written to in place).
+        return (keys[filled[0]], counts[filled[0]]) if filled else (_NO_KEYS, _NO_KEYS)
+    # Keys are sorted: the extremes are the parts' ends, no pass over the bins needed.
+    low = min(int(keys[i][0]) for i in filled)
+    span = max(int(keys[i][-1]) for i in filled) - low + 1
+    all_keys = np.concatenate([keys[i] for i in filled])
+    all_counts = np.concatenate([counts[i] for i in filled])
     if span <= _DENSE_SPAN:
         # float64 weights hold counts exactly (far below 2**53).
-        dense = np.bincount(all_keys - low, weights=all_counts, minlength=span)
-        present = np.flatnonzero(dense)
-        return present + low, dense[present].astype(np.int64)
+        all_keys -= low
+        dense = np.bincount(all_keys, weights=all_counts, minlength=span)
+        present = dense.nonzero()[0]
+        summed: _Ints = dense[present].astype(np.int64)
+        present += low
+        return present, summed
     unique, where = np.unique(all_keys, return_inverse=True)
-    summed = np.zeros(unique.size, dtype=np.int64)
-    np.add.at(summed, where, all_counts)
-    return unique, summed
+    added = np.zeros(unique.size, dtype=np.int64)
+    np.add.at(added, where, all_counts)
+    return unique, added
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +119,14 @@ class MetricSummary:
             raise ValueError("no values")
         if self.exact is not None:
             return sorted_percentiles(np.sort(self.exact), [q * 100 for q in quantiles])
-        cumulative = np.cumsum(self.counts)
-        out = []
-        for q in quantiles:
-            rank = q * (self.count - 1) - self.zeros
-            if rank < 0:
-                out.append(0.0)
-                continue
-            index = int(np.searchsorted(cumulative, rank, side="right"))
-            out.append(float(MAPPING.value(int(self.keys[min(index, self.keys.size - 1)]))))
-        return out
+        ranks = [q * (self.count - 1) - self.zeros for q in quantiles]
+        # One search for every quantile; a rank below 0 falls among the zeros.
+        found = np.searchsorted(np.cumsum(self.counts), ranks, side="right").tolist()
+        last = self.keys.size - 1
+        return [
+            float(MAPPING.value(int(self.keys[min(index, last)]))) if rank >= 0 else 0.0
+            for rank, index in zip(ranks, found, strict=True)
+        ]
 
     # --- bytes, for the database (`layout`)
 
@@ -136,7 +141,7 @@ class MetricSummary:
         """Read one summary written by `write`."""
         count, zeros, bins = reader.numbers(3)
         keys = reader.steps(bins)
-        return cls(count, exact, zeros, keys, reader.array(bins).astype(np.int64))
+        return cls(count, exact, zeros, keys, reader.ints(bins))
 
     @classmethod
     def from_sketch(
