@@ -51,9 +51,7 @@ _SELECT_NEW_EVENTS = _COLUMNS + "WHERE id > %s ORDER BY id LIMIT %s"
 # `id + 0` so that no index serves it: without statistics (a bulk load not analyzed yet,
 # autovacuum off) the planner ANDed the xid range with a bitmap of `id <= last_id` over the
 # primary key, every id of the table (0.65 s at 10M events on each refresh).
-_SELECT_LATE_IN_FLIGHT = (
-    _COLUMNS + "WHERE ingest_xid = ANY(%s::text[]::xid8[]) AND id + 0 <= %s"
-)
+_SELECT_LATE_IN_FLIGHT = _COLUMNS + "WHERE ingest_xid = ANY(%s::text[]::xid8[]) AND id + 0 <= %s"
 _SELECT_LATE_STARTED = (
     _COLUMNS + "WHERE ingest_xid >= %s::xid8 AND ingest_xid < %s::xid8 AND id + 0 <= %s"
 )
