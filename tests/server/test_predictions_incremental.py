@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 from _api_helpers import wait_until
 from _prediction_events import DAY0, TASK, event, query
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mosaicstack_telemetry import (
     Complexity,
@@ -19,10 +22,10 @@ from mosaicstack_telemetry import (
 from mosaicstack_telemetry_server.predictions import compute_partition_stats
 from mosaicstack_telemetry_server.predictions.buckets import fold_events
 from mosaicstack_telemetry_server.predictions.incremental import catch_up
-from mosaicstack_telemetry_server.predictions.recency import Recency
+from mosaicstack_telemetry_server.predictions.recency import Recency, choose_buckets
 from mosaicstack_telemetry_server.predictions.service import REQUEST_MAX_EVENTS, PredictionService
 from mosaicstack_telemetry_server.storage import Storage, open_storage
-from mosaicstack_telemetry_server.storage.base import BucketKey, StatsKey
+from mosaicstack_telemetry_server.storage.base import BucketKey, BucketRow, EventCursor, StatsKey
 
 ALL_DAYS = Recency(window_days=0)
 
@@ -235,9 +238,6 @@ def test_the_window_is_a_server_setting_with_a_flag_and_a_variable() -> None:
 
 
 def test_recency_picks_the_window_and_reaches_back_only_for_quiet_groups() -> None:
-    from mosaicstack_telemetry_server.predictions.recency import choose_buckets
-    from mosaicstack_telemetry_server.storage.base import BucketKey
-
     def key(model: str, day: str) -> BucketKey:
         return BucketKey("implementation", model, "anthropic", "low", day)
 
@@ -258,6 +258,47 @@ def test_recency_picks_the_window_and_reaches_back_only_for_quiet_groups() -> No
     assert choose_buckets([], Recency()) == {}
     with pytest.raises(ValueError, match="min_events"):
         Recency(min_events=-1)
+
+
+_GROUPS = ("a", "b", "c", "d")
+_window_buckets = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(1, 80)),
+    max_size=60,
+    unique_by=lambda bucket: bucket[:2],
+)
+
+
+def _day(offset: int) -> str:
+    return (DAY0 + timedelta(days=offset)).date().isoformat()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(_window_buckets, st.sampled_from([0, 1, 3, 7, 14]), st.sampled_from([0, 1, 50, 100, 300]))
+def test_the_database_chooses_the_window_as_recency_does(
+    storage: Storage, buckets: list[tuple[int, int, int]], window_days: int, min_events: int
+) -> None:
+    # A task type of its own per example: the storage is shared by every example.
+    task_type = f"window-{uuid.uuid4().hex[:12]}"
+    rows = [
+        BucketRow(
+            BucketKey(
+                task_type, _GROUPS[g], "anthropic", "low", (DAY0 + timedelta(d)).date().isoformat()
+            ),
+            size,
+            b"\x02",
+            None,
+        )
+        for g, d, size in buckets
+    ]
+    cursor = storage.event_cursor()
+    moved = EventCursor(cursor.generation + 1, cursor.last_id, cursor.horizon, cursor.in_flight)
+    assert storage.advance_events(cursor, moved, rows)
+    chosen = storage.window_buckets(task_type, window_days, min_events)
+    expected = choose_buckets(storage.bucket_sizes(task_type), Recency(window_days, min_events))
+    assert dict(chosen) == expected
+    assert len(chosen) == len(expected)
 
 
 def test_with_the_refresher_running_a_backlog_wakes_it_and_requests_never_wait(

@@ -520,9 +520,11 @@ class CountingStorage(WrappedStorage):
 
     partition_reads = 0
 
-    def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
+    def window_buckets(
+        self, task_type: str, window_days: int, min_events: int
+    ) -> list[tuple[BucketKey, int]]:
         self.partition_reads += 1
-        return self.inner.bucket_sizes(task_type)
+        return self.inner.window_buckets(task_type, window_days, min_events)
 
 
 class SlowReadStorage(WrappedStorage):

@@ -56,7 +56,11 @@ DEFAULT_RECENCY: Final = Recency()
 def choose_buckets(
     sizes: Sequence[tuple[BucketKey, int]], recency: Recency
 ) -> dict[BucketKey, int]:
-    """The buckets (and their sizes) the statistics of one task type stand on."""
+    """The buckets (and their sizes) the statistics of one task type stand on.
+
+    The reference of `Storage.window_buckets`, which makes the same choice in the database
+    (a refresh then reads the window, not every day kept); a test holds the two equal.
+    """
     if not sizes:
         return {}
     if recency.window_days == 0:

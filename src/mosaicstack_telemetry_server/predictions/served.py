@@ -17,7 +17,7 @@ from typing import Any, Final
 from mosaicstack_telemetry_server.predictions.buckets import BucketSummary
 from mosaicstack_telemetry_server.predictions.group_bases import GroupBases
 from mosaicstack_telemetry_server.predictions.levels import FALLBACK_LEVELS, kept_dimensions
-from mosaicstack_telemetry_server.predictions.recency import Recency, choose_buckets
+from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.sketch import EXACT_LIMIT, MetricSummary
 from mosaicstack_telemetry_server.predictions.widening import widen_intervals
 from mosaicstack_telemetry_server.storage.base import (
@@ -53,7 +53,7 @@ def served_stats(
     merged between calls; `fresh` are buckets the caller has just stored (a catch-up's), used
     as they are while their size is still the stored one.
     """
-    chosen = choose_buckets(storage.bucket_sizes(task_type), recency)
+    chosen = dict(storage.window_buckets(task_type, recency.window_days, recency.min_events))
     days: dict[StatsKey, list[BucketKey]] = {}
     for key in chosen:
         days.setdefault(_group_key(key, 0), []).append(key)

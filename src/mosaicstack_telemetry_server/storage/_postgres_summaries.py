@@ -65,6 +65,15 @@ _UPSERT_BUCKET = (
     "model, provider, complexity, day) DO UPDATE SET sample_size = EXCLUDED.sample_size, "
     "sketch = EXCLUDED.sketch, exact = EXCLUDED.exact"
 )
+# recency.choose_buckets in SQL: a group's days newest first, each kept while inside the
+# window or while the group's newer days hold fewer than the fewest events asked for.
+_SELECT_WINDOW = (
+    "SELECT task_type, model, provider, complexity, day::text, sample_size FROM (SELECT "
+    "task_type, model, provider, complexity, day, sample_size, max(day) OVER () AS newest, "
+    "COALESCE(sum(sample_size) OVER (PARTITION BY model, provider, complexity ORDER BY day DESC "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer FROM prediction_buckets "
+    "WHERE task_type = %s) AS b WHERE %s = 0 OR day > newest - %s::integer OR newer < %s"
+)
 # One fixed statement for any number of keys: the keys arrive as five parallel arrays.
 _SELECT_BUCKETS = (
     "SELECT b.task_type, b.model, b.provider, b.complexity, b.day::text, b.sample_size, "
@@ -159,6 +168,16 @@ class PostgresSummaries:
                 "SELECT task_type, model, provider, complexity, day::text, sample_size "
                 "FROM prediction_buckets WHERE task_type = %s",
                 (task_type,),
+            ).fetchall()
+        return [(BucketKey(*row[:5]), row[5]) for row in rows]
+
+    def window_buckets(
+        self, task_type: str, window_days: int, min_events: int
+    ) -> list[tuple[BucketKey, int]]:
+        """The buckets a task type's statistics stand on (see `Storage.window_buckets`)."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                _SELECT_WINDOW, (task_type, window_days, window_days, min_events)
             ).fetchall()
         return [(BucketKey(*row[:5]), row[5]) for row in rows]
 

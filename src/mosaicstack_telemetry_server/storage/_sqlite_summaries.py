@@ -33,6 +33,15 @@ _UPSERT_BUCKET = (
     "complexity, day) DO UPDATE SET sample_size = excluded.sample_size, sketch = excluded.sketch, "
     "exact = excluded.exact"
 )
+# recency.choose_buckets in SQL: a group's days newest first, each kept while inside the
+# window or while the group's newer days hold fewer than the fewest events asked for.
+_SELECT_WINDOW = (
+    "SELECT task_type, model, provider, complexity, day, sample_size FROM (SELECT task_type, "
+    "model, provider, complexity, day, sample_size, max(day) OVER () AS newest, "
+    "COALESCE(sum(sample_size) OVER (PARTITION BY model, provider, complexity ORDER BY day DESC "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer FROM prediction_buckets "
+    "WHERE task_type = ?) WHERE ? = 0 OR day > date(newest, ?) OR newer < ?"
+)
 # One fixed statement for any number of keys: they arrive as one JSON array of 5-tuples.
 _SELECT_BUCKETS = (
     "SELECT b.task_type, b.model, b.provider, b.complexity, b.day, b.sample_size, b.sketch, "
@@ -112,6 +121,16 @@ class SQLiteSummaries:
                 "SELECT task_type, model, provider, complexity, day, sample_size "
                 "FROM prediction_buckets WHERE task_type = ?",
                 (task_type,),
+            ).fetchall()
+        return [(BucketKey(*row[:5]), row[5]) for row in rows]
+
+    def window_buckets(
+        self, task_type: str, window_days: int, min_events: int
+    ) -> list[tuple[BucketKey, int]]:
+        """The buckets a task type's statistics stand on (see `Storage.window_buckets`)."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                _SELECT_WINDOW, (task_type, window_days, f"-{window_days} days", min_events)
             ).fetchall()
         return [(BucketKey(*row[:5]), row[5]) for row in rows]
 

@@ -377,6 +377,14 @@ class Storage(Protocol):
     def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
         """Every bucket of a task type and its number of events, without the summaries."""
 
+    def window_buckets(
+        self, task_type: str, window_days: int, min_events: int
+    ) -> list[tuple[BucketKey, int]]:
+        """The buckets (and their sizes) a task type's statistics stand on: those of the
+        newest `window_days` days (0: all), and older days of a group while the newer ones
+        hold fewer than `min_events` events. `recency.choose_buckets` made in the database,
+        so that a refresh does not read a year of buckets to keep two weeks."""
+
     def get_buckets(self, keys: Sequence[BucketKey], *, exact: bool) -> dict[BucketKey, BucketRow]:
         """The stored buckets asked for; their exact values only when `exact`."""
 
