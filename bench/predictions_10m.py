@@ -12,6 +12,7 @@ loaded database and measured:
 - the first `POST /v1/predictions/batch` (100 queries) after the load: it must not wait for
   the 10M events to be summarized (goal < 100 ms);
 - the requests answered while they are summarized, one every 0.25 s: median, p95, max;
+- how soon an answer has numbers (statistics the drain publishes from what it has folded);
 - how long the background drain takes to summarize them all (once, after a bulk load);
 - a refresh after 10,000 new events: the request that folds them in and answers (goal < 1 s);
 - 200 requests of 100 queries, median and p99 (goal p99 < 20 ms);
@@ -258,9 +259,12 @@ def _measure(url: str, total: int, backend: str) -> dict[str, float]:
         behind = "backlog" in (first["results"][0]["metadata"]["fallback_note"] or "")
         started = time.perf_counter()
         during: list[float] = []  # requests answered while the load is being summarized
+        numbers_at: list[float] = []  # when an answer first had numbers (partial statistics)
 
         def caught_up() -> bool:
             elapsed, answer = ask()
+            if not numbers_at and any(r["prediction"] for r in answer["results"]):
+                numbers_at.append(time.perf_counter() - started)
             if "backlog" not in (answer["results"][0]["metadata"]["fallback_note"] or ""):
                 return True
             during.append(elapsed)
@@ -304,6 +308,7 @@ def _measure(url: str, total: int, backend: str) -> dict[str, float]:
         "during_max_ms": max(during, default=float("nan")),
         "during_requests": float(len(during)),
         "drain_seconds": drain,
+        "first_numbers_seconds": numbers_at[0] if numbers_at else float("nan"),
         "refresh_10k_ms": refresh_ms,
         "refresh_new_events": float(grown),
         "load_average": max(load_before, load_after),
@@ -353,6 +358,13 @@ def run(events: int, backends: list[str]) -> list[Result]:
                 "ms",
                 f"p95 {m['during_p95_ms']:.1f} ms, max {m['during_max_ms']:.1f} ms, "
                 f"{m['during_requests']:.0f} requests {_DURING_PAUSE} s apart",
+            ),
+            Result(
+                SUITE,
+                f"first answer with numbers after the load, {name}",
+                m["first_numbers_seconds"],
+                "s",
+                "statistics published by the drain from what it has folded so far",
             ),
             Result(
                 SUITE, f"background summary of the load, {name}", m["drain_seconds"], "s", "once"

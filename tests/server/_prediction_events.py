@@ -15,10 +15,13 @@ from mosaicstack_telemetry import (
     TaskCompletionEvent,
     TaskType,
 )
+from mosaicstack_telemetry_server.storage.base import WILDCARD, StatsKey
 
 DAY0 = datetime(2026, 9, 1, 12, tzinfo=UTC)
 INSTANCE = uuid4()
 TASK = TaskType.IMPLEMENTATION
+# The task type's fallback level 3 group: every event of the task type.
+TASK_WIDE = StatsKey(3, TASK.value, WILDCARD, WILDCARD, WILDCARD)
 
 
 def event(

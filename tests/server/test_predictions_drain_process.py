@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from _api_helpers import Served, serve, wait_until
-from _prediction_events import DAY0, TASK, event, query
+from _prediction_events import DAY0, TASK, TASK_WIDE, event, query
 
 from mosaicstack_telemetry_server.predictions import compute_partition_stats
 from mosaicstack_telemetry_server.predictions.drain_process import (
@@ -120,6 +120,25 @@ def test_a_drain_process_stopped_midway_leaves_whole_chunks_and_the_next_one_fin
     assert ends.seen == [DrainEnd(Ended.DRAINED)]
     assert bucket_total(storage) == backlog  # every event once, across both children
     assert first.stop(timeout=30)
+
+
+def test_a_drain_process_publishes_what_it_has_folded_as_it_goes(
+    storage: Storage, database_url: str, backlog: int
+) -> None:
+    ends = Ends()
+    child = DrainProcess(database_url, ends, chunk=1_000, recency=Recency(window_days=0))
+    assert child.start()
+    wait_until(lambda: ends.seen != [], DRAINED_WITHIN, "the drain to end")
+    assert ends.seen == [DrainEnd(Ended.DRAINED)]
+    # Published by the child between chunks (the first at once, the next 10 s later): the
+    # numbers of the events folded by then, under minus what was left. The last chunk is the
+    # server's to rebuild from.
+    version, _ = storage.stats_versions()[TASK.value]
+    published = storage.get_stats([TASK_WIDE])[TASK_WIDE].sample_size
+    assert published % 1_000 == 0
+    assert 1_000 <= published < backlog
+    assert version == -(backlog - published)
+    assert child.stop(timeout=30)
 
 
 def test_a_drain_returns_between_chunks_once_its_server_is_gone(

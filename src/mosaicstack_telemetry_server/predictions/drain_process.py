@@ -16,9 +16,10 @@ password), folds until nothing is left, and exits 0; on failure its traceback (t
 password blanked), on standard error, goes back to the server, which logs it. It runs in a
 session of its own, so a Ctrl-C meant for the server does not reach it (the server ends it on
 shutdown), and it stops by itself between two chunks if the server that started it has gone.
-The server then rebuilds the statistics from the folded buckets itself: that takes seconds,
-not minutes, and fills its
-own per-group merges for the refreshes that follow. Where no child can run (no process can be
+Between chunks it publishes statistics of the task types that have none yet (`partial`),
+so they answer with numbers long before the end. The server then rebuilds the statistics from
+the folded buckets itself: that takes seconds, not minutes, and fills its own per-group merges
+for the refreshes that follow. Where no child can run (no process can be
 started, or it cannot import the server), the service drains in a thread instead.
 """
 
@@ -38,6 +39,8 @@ from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from mosaicstack_telemetry_server.predictions.incremental import CHUNK_EVENTS, catch_up
+from mosaicstack_telemetry_server.predictions.partial import PUBLISH_SECONDS, PartialPublisher
+from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.storage import open_storage
 from mosaicstack_telemetry_server.storage._common import scrub
 
@@ -57,21 +60,37 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def drain(url: str, *, parent_pid: int | None = None, chunk: int = CHUNK_EVENTS) -> int:
+def drain(
+    url: str,
+    *,
+    parent_pid: int | None = None,
+    chunk: int = CHUNK_EVENTS,
+    recency: Recency | None = None,
+    publish_every: float = PUBLISH_SECONDS,
+) -> int:
     """Fold every event the summaries have not read yet, `chunk` events per transaction;
     returns how many were folded.
 
     Opens (and closes) its own storage for `url`, whose schema must be migrated. Returns early,
-    between two chunks, once the process `parent_pid` is no longer this one's parent.
+    between two chunks, once the process `parent_pid` is no longer this one's parent. With a
+    `recency`, publishes statistics from what is folded so far for the task types that have
+    none yet, every `publish_every` seconds (`partial`).
     """
     storage = open_storage(url)
     try:
+        publisher = (
+            None
+            if recency is None
+            else PartialPublisher(storage, recency, _utc_now, every=publish_every)
+        )
         folded = 0
         while True:
             done = catch_up(storage, _utc_now, chunk=chunk, max_events=chunk)
             folded += done.events
             if done.complete or (parent_pid is not None and os.getppid() != parent_pid):
                 return folded
+            if publisher is not None:
+                publisher.between_chunks()
     finally:
         storage.close()
 
@@ -87,13 +106,20 @@ def _blank_password(text: str, url: str) -> str:
 
 
 def main() -> int:
-    """The child: `{"url": ..., "parent_pid": ..., "chunk": ...}` on standard input; exit
+    """The child: `{"url": ..., "parent_pid": ..., "chunk": ..., "recency": [window days,
+    fewest events] or null}` on standard input; exit
     status 0 once drained, else `DRAIN_FAILED` with the traceback on standard error."""
     url = ""
     try:
         order = json.loads(sys.stdin.read())
         url = str(order["url"])
-        folded = drain(url, parent_pid=int(order["parent_pid"]), chunk=int(order["chunk"]))
+        window = order.get("recency")
+        folded = drain(
+            url,
+            parent_pid=int(order["parent_pid"]),
+            chunk=int(order["chunk"]),
+            recency=None if window is None else Recency(int(window[0]), int(window[1])),
+        )
     except Exception:
         sys.stderr.write(_blank_password(traceback.format_exc(), url))
         return DRAIN_FAILED
@@ -124,7 +150,8 @@ class DrainProcess:
     `on_end` is called in that thread when a child ends (not when `stop` ended it); it returns
     whether to start another one. A child counts as running until `on_end` has returned, so
     no other is started while its work is being taken over. `executable` is the Python to run
-    (this one by default).
+    (this one by default). With a `recency`, the child publishes statistics of task types that
+    have none yet as it goes (`partial`).
     """
 
     def __init__(
@@ -134,8 +161,10 @@ class DrainProcess:
         *,
         chunk: int = CHUNK_EVENTS,
         executable: str = sys.executable,
+        recency: Recency | None = None,
     ) -> None:
         self._url = url
+        self._recency = recency
         self._on_end = on_end
         self._chunk = chunk
         self._executable = executable
@@ -178,7 +207,13 @@ class DrainProcess:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
             )
-            order = {"url": self._url, "parent_pid": os.getpid(), "chunk": self._chunk}
+            window = self._recency
+            order = {
+                "url": self._url,
+                "parent_pid": os.getpid(),
+                "chunk": self._chunk,
+                "recency": None if window is None else [window.window_days, window.min_events],
+            }
             watcher = threading.Thread(
                 target=self._wait,
                 args=(process, json.dumps(order).encode()),

@@ -40,6 +40,7 @@ from mosaicstack_telemetry_server.predictions.drain_process import DrainEnd, Dra
 from mosaicstack_telemetry_server.predictions.fallback import build_response, chain_keys
 from mosaicstack_telemetry_server.predictions.group_bases import GroupBases
 from mosaicstack_telemetry_server.predictions.incremental import CHUNK_EVENTS, CatchUp, catch_up
+from mosaicstack_telemetry_server.predictions.partial import PartialPublisher
 from mosaicstack_telemetry_server.predictions.recency import DEFAULT_RECENCY, Recency
 from mosaicstack_telemetry_server.predictions.row_cache import RowCache
 from mosaicstack_telemetry_server.predictions.served import served_stats
@@ -120,8 +121,12 @@ class PredictionService:
         self._drain_process = (
             None
             if drain_url is None
-            else DrainProcess(drain_url, self._drained, executable=drain_executable)
+            else DrainProcess(
+                drain_url, self._drained, executable=drain_executable, recency=recency
+            )
         )
+        # A drain in a thread publishes partial statistics as a drain process does.
+        self._publisher = PartialPublisher(storage, recency, clock, bases=self._bases)
         self._drain_retry_at = 0.0  # monotonic time before which no drain process is started
         self._drain_failing = False
 
@@ -266,8 +271,10 @@ class PredictionService:
                 stale.append((task_type, version, False))
                 continue
             stats_version, computed_at = stored[task_type]
-            if _age_seconds(now, computed_at) < limit:
-                continue  # young enough: served as they are, even if events arrived since
+            if stats_version > 0 and _age_seconds(now, computed_at) < limit:
+                # Young enough: served as they are, even if events arrived since. Partial
+                # statistics (a version <= 0, `partial`) never are: a drain is not finished.
+                continue
             if stats_version < version:
                 stale.append((task_type, version, False))
             elif self._max_age > 0 or ahead_seconds <= 0:
@@ -432,7 +439,9 @@ class PredictionService:
         with self._update_lock:
             done = catch_up(self._storage, self._clock, chunk=CHUNK_EVENTS, max_events=CHUNK_EVENTS)
             self._behind = not done.complete
-            if done.complete:
+            if not done.complete:
+                self._publisher.between_chunks()
+            else:
                 stored = self._storage.stats_versions()
                 stale = {
                     t: v for t, v in done.versions.items() if t not in stored or stored[t][0] < v
