@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,6 +36,7 @@ from mosaicstack_telemetry_server.predictions.service import REQUEST_MAX_EVENTS,
 from mosaicstack_telemetry_server.runtime import Runtime
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, open_storage
+from mosaicstack_telemetry_server.storage.base import Lease
 
 BACKLOG = REQUEST_MAX_EVENTS + 500
 # A child imports the server and opens its database before folding: allow for a slow machine.
@@ -139,6 +141,80 @@ def test_a_drain_process_publishes_what_it_has_folded_as_it_goes(
     assert 1_000 <= published < backlog
     assert version == -(backlog - published)
     assert child.stop(timeout=30)
+
+
+def test_drains_at_once_take_turns_under_the_lease_and_the_later_finds_nothing_left(
+    storage: Storage, database_url: str, backlog: int
+) -> None:
+    # As the drain children of two server processes on one database would: without the lease
+    # both fold chunks, and the loser of each compare-and-set folds it again.
+    folded: list[int] = []
+    drains = [
+        threading.Thread(target=lambda: folded.append(drain(database_url, chunk=1_000)))
+        for _ in range(2)
+    ]
+    for thread in drains:
+        thread.start()
+    for thread in drains:
+        thread.join(DRAINED_WITHIN)
+    assert sorted(folded) == [0, backlog]
+    assert bucket_total(storage) == backlog
+
+
+def test_a_drain_waiting_for_the_lease_leaves_once_its_server_is_gone(
+    storage: Storage, database_url: str, backlog: int
+) -> None:
+    held = storage.try_drain_lease()
+    assert held is not None
+    try:
+        assert storage.try_drain_lease() is None  # one holder at a time
+        # This test process is not the parent of itself: as if the server had gone.
+        assert drain(database_url, parent_pid=os.getpid()) == 0
+    finally:
+        held.release()
+        held.release()  # idempotent
+    assert bucket_total(storage) == 0
+    again = storage.try_drain_lease()
+    assert again is not None
+    again.release()
+
+
+def test_a_lease_holder_killed_frees_the_lease(storage: Storage, database_url: str) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LEASE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdin is not None
+        assert holder.stdout is not None
+        holder.stdin.write(database_url + "\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "held"
+        assert storage.try_drain_lease() is None
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    taken: list[Lease] = []
+
+    def free() -> bool:
+        lease = storage.try_drain_lease()
+        if lease is not None:
+            taken.append(lease)
+        return lease is not None
+
+    wait_until(free, 30.0, "the killed holder's lease to be freed")
+    taken[0].release()
+
+
+_HOLD_LEASE = """
+import sys, time
+from mosaicstack_telemetry_server.storage import open_storage
+lease = open_storage(sys.stdin.readline().strip()).try_drain_lease()
+print("held" if lease is not None else "refused", flush=True)
+time.sleep(120)
+"""
 
 
 def test_a_drain_returns_between_chunks_once_its_server_is_gone(

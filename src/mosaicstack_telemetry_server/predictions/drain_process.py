@@ -31,6 +31,7 @@ import os
 import subprocess  # nosec B404
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from mosaicstack_telemetry_server.predictions.partial import PUBLISH_SECONDS, Pa
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.storage import open_storage
 from mosaicstack_telemetry_server.storage._common import scrub
+from mosaicstack_telemetry_server.storage.base import Lease, Storage
 
 __all__ = ["DRAIN_FAILED", "DrainEnd", "DrainProcess", "Ended", "drain", "main"]
 
@@ -52,6 +54,8 @@ _MODULE: Final = "mosaicstack_telemetry_server.predictions.drain_child"
 # The child's exit status when draining failed (its traceback is on standard error). Any other
 # non-zero status is the interpreter's own: the child could not even run this module.
 DRAIN_FAILED: Final = 3
+# How often a drain waiting for the lease (another server process drains) tries again.
+LEASE_POLL_SECONDS: Final = 0.5
 # The most of a failed child's standard error carried into the server's log.
 _REPORT_CHARS: Final = 4_000
 
@@ -71,28 +75,55 @@ def drain(
     """Fold every event the summaries have not read yet, `chunk` events per transaction;
     returns how many were folded.
 
-    Opens (and closes) its own storage for `url`, whose schema must be migrated. Returns early,
-    between two chunks, once the process `parent_pid` is no longer this one's parent. With a
+    Opens (and closes) its own storage for `url`, whose schema must be migrated. Drains under
+    the database's drain lease, waiting for it while another process holds it (several server
+    processes on one database then fold each chunk once, not once each). Returns early,
+    between two chunks or while waiting, once the process `parent_pid` is no longer this
+    one's parent. With a
     `recency`, publishes statistics from what is folded so far for the task types that have
     none yet, every `publish_every` seconds (`partial`).
     """
     storage = open_storage(url)
     try:
-        publisher = (
-            None
-            if recency is None
-            else PartialPublisher(storage, recency, _utc_now, every=publish_every)
-        )
-        folded = 0
-        while True:
-            done = catch_up(storage, _utc_now, chunk=chunk, max_events=chunk)
-            folded += done.events
-            if done.complete or (parent_pid is not None and os.getppid() != parent_pid):
-                return folded
-            if publisher is not None:
-                publisher.between_chunks()
+        lease = _lease(storage, parent_pid)
+        if lease is None:
+            return 0
+        try:
+            publisher = (
+                None
+                if recency is None
+                else PartialPublisher(storage, recency, _utc_now, every=publish_every)
+            )
+            folded = 0
+            while True:
+                done = catch_up(storage, _utc_now, chunk=chunk, max_events=chunk)
+                folded += done.events
+                if done.complete or _orphaned(parent_pid):
+                    return folded
+                if publisher is not None:
+                    publisher.between_chunks()
+        finally:
+            lease.release()
     finally:
         storage.close()
+
+
+def _orphaned(parent_pid: int | None) -> bool:
+    return parent_pid is not None and os.getppid() != parent_pid
+
+
+def _lease(storage: Storage, parent_pid: int | None) -> Lease | None:
+    """The database's drain lease, once whoever holds it (another server process's drain) is
+    done; None if the server that started this one went away meanwhile.
+
+    Waiting rather than leaving: the server takes a drain's end as "the backlog is folded" and
+    rebuilds; the holder's chunks are then all stored, and this drain finds little left.
+    """
+    while (lease := storage.try_drain_lease()) is None:
+        if _orphaned(parent_pid):
+            return None
+        time.sleep(LEASE_POLL_SECONDS)
+    return lease
 
 
 def _blank_password(text: str, url: str) -> str:

@@ -216,6 +216,13 @@ class PruneCount:
     last_day: date | None
 
 
+class Lease(Protocol):
+    """A lock held until `release` (or until the process holding it ends)."""
+
+    def release(self) -> None:
+        """Give the lock back (idempotent)."""
+
+
 class Storage(Protocol):
     """What the server needs from a database."""
 
@@ -376,6 +383,14 @@ class Storage(Protocol):
 
     def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
         """Every bucket of a task type and its number of events, without the summaries."""
+
+    def try_drain_lease(self) -> Lease | None:
+        """The database's one drain lease, unless another holder has it (None).
+
+        Whoever drains a backlog holds it, so that several server processes on one database
+        do not all fold the same chunks (all but one would lose the cursor's compare-and-set
+        and redo them). Freed when released, or when its process ends, even by a crash.
+        """
 
     def window_buckets(
         self, task_type: str, window_days: int, min_events: int

@@ -216,6 +216,7 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
         if "application_name" not in params:
             kwargs["application_name"] = "mosaicstack-telemetry"
         self._ping_timeout = ping_timeout
+        self._connect_kwargs = kwargs
         self._pool = ConnectionPool(
             url,
             kwargs=kwargs,
@@ -247,6 +248,15 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
                 # wait=False: an unreachable database must not block the server's start.
                 self._pool.open(wait=False)
                 self._opened = True
+
+    def _own_connection(self) -> psycopg.Connection[Any]:
+        """A connection outside the pool (autocommit), for a session lock held for long."""
+        if self._closed:
+            raise StorageError("the storage is closed")
+        try:
+            return psycopg.connect(self._url, autocommit=True, **self._connect_kwargs)
+        except psycopg.Error as exc:
+            raise StorageError(scrub(f"PostgreSQL error: {exc}", self._password)) from exc
 
     @contextlib.contextmanager
     def _transaction(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
