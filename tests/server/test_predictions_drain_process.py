@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,12 +32,12 @@ from mosaicstack_telemetry_server.predictions.drain_process import (
     Ended,
     drain,
 )
+from mosaicstack_telemetry_server.predictions.partial import PARTIAL_OFFSET
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.service import REQUEST_MAX_EVENTS, PredictionService
 from mosaicstack_telemetry_server.runtime import Runtime
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, open_storage
-from mosaicstack_telemetry_server.storage.base import Lease
 
 BACKLOG = REQUEST_MAX_EVENTS + 500
 # A child imports the server and opens its database before folding: allow for a slow machine.
@@ -133,13 +134,13 @@ def test_a_drain_process_publishes_what_it_has_folded_as_it_goes(
     wait_until(lambda: ends.seen != [], DRAINED_WITHIN, "the drain to end")
     assert ends.seen == [DrainEnd(Ended.DRAINED)]
     # Published by the child between chunks (the first at once, the next 10 s later): the
-    # numbers of the events folded by then, under minus what was left. The last chunk is the
-    # server's to rebuild from.
+    # numbers of the events folded by then, under the generation of then (one per chunk)
+    # less 2**62. The last chunk is the server's to rebuild from.
     version, _ = storage.stats_versions()[TASK.value]
     published = storage.get_stats([TASK_WIDE])[TASK_WIDE].sample_size
     assert published % 1_000 == 0
     assert 1_000 <= published < backlog
-    assert version == -(backlog - published)
+    assert version == published // 1_000 - PARTIAL_OFFSET
     assert child.stop(timeout=30)
 
 
@@ -164,19 +165,35 @@ def test_drains_at_once_take_turns_under_the_lease_and_the_later_finds_nothing_l
 def test_a_drain_waiting_for_the_lease_leaves_once_its_server_is_gone(
     storage: Storage, database_url: str, backlog: int
 ) -> None:
-    held = storage.try_drain_lease()
-    assert held is not None
+    held = storage.drain_lease()
+    assert held.try_acquire()
     try:
-        assert storage.try_drain_lease() is None  # one holder at a time
+        other = storage.drain_lease()
+        assert not other.try_acquire()  # one holder at a time
+        other.release()
         # This test process is not the parent of itself: as if the server had gone.
-        assert drain(database_url, parent_pid=os.getpid()) == 0
+        assert in_thread(lambda: drain(database_url, parent_pid=os.getpid())) == 0
     finally:
         held.release()
         held.release()  # idempotent
     assert bucket_total(storage) == 0
-    again = storage.try_drain_lease()
-    assert again is not None
+    again = storage.drain_lease()
+    assert again.try_acquire()
     again.release()
+
+
+def test_a_holder_that_folds_nothing_is_waited_for_only_so_long(
+    storage: Storage, database_url: str, backlog: int
+) -> None:
+    # A lease held by a connection that does no work (behind a pooler, say): the drain goes
+    # ahead once the cursor has not moved for the stall time, exact all the same.
+    held = storage.drain_lease()
+    assert held.try_acquire()
+    try:
+        assert in_thread(lambda: drain(database_url, chunk=4_000, lease_stall=1.0)) == backlog
+    finally:
+        held.release()
+    assert bucket_total(storage) == backlog
 
 
 def test_a_lease_holder_killed_frees_the_lease(storage: Storage, database_url: str) -> None:
@@ -192,27 +209,31 @@ def test_a_lease_holder_killed_frees_the_lease(storage: Storage, database_url: s
         holder.stdin.write(database_url + "\n")
         holder.stdin.flush()
         assert holder.stdout.readline().strip() == "held"
-        assert storage.try_drain_lease() is None
+        lease = storage.drain_lease()
+        assert not lease.try_acquire()
     finally:
         holder.kill()
         holder.wait(timeout=30)
-    taken: list[Lease] = []
+    wait_until(lease.try_acquire, 30.0, "the killed holder's lease to be freed")
+    lease.release()
 
-    def free() -> bool:
-        lease = storage.try_drain_lease()
-        if lease is not None:
-            taken.append(lease)
-        return lease is not None
 
-    wait_until(free, 30.0, "the killed holder's lease to be freed")
-    taken[0].release()
+def in_thread(work: Callable[[], int], timeout: float = DRAINED_WITHIN) -> int:
+    """`work()` in a thread, failing (not hanging) if it does not return in time."""
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(work()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still running after {timeout} s"
+    assert result, "raised instead of returning (see the thread's traceback above)"
+    return result[0]
 
 
 _HOLD_LEASE = """
 import sys, time
 from mosaicstack_telemetry_server.storage import open_storage
-lease = open_storage(sys.stdin.readline().strip()).try_drain_lease()
-print("held" if lease is not None else "refused", flush=True)
+lease = open_storage(sys.stdin.readline().strip()).drain_lease()
+print("held" if lease.try_acquire() else "refused", flush=True)
 time.sleep(120)
 """
 

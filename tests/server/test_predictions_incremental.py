@@ -260,9 +260,16 @@ def test_recency_picks_the_window_and_reaches_back_only_for_quiet_groups() -> No
         Recency(min_events=-1)
 
 
-_GROUPS = ("a", "b", "c", "d")
+# Groups differing in each of the three dimensions: a window sum must keep them apart.
+_GROUPS = (
+    ("a", "anthropic", "low"),
+    ("b", "anthropic", "low"),
+    ("a", "openai", "low"),
+    ("a", "anthropic", "high"),
+    ("b", "openai", "high"),
+)
 _window_buckets = st.lists(
-    st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(1, 80)),
+    st.tuples(st.integers(0, len(_GROUPS) - 1), st.integers(0, 40), st.integers(1, 80)),
     max_size=60,
     unique_by=lambda bucket: bucket[:2],
 )
@@ -283,9 +290,7 @@ def test_the_database_chooses_the_window_as_recency_does(
     task_type = f"window-{uuid.uuid4().hex[:12]}"
     rows = [
         BucketRow(
-            BucketKey(
-                task_type, _GROUPS[g], "anthropic", "low", (DAY0 + timedelta(d)).date().isoformat()
-            ),
+            BucketKey(task_type, *_GROUPS[g], _day(d)),
             size,
             b"\x02",
             None,

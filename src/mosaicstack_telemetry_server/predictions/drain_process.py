@@ -56,6 +56,9 @@ _MODULE: Final = "mosaicstack_telemetry_server.predictions.drain_child"
 DRAIN_FAILED: Final = 3
 # How often a drain waiting for the lease (another server process drains) tries again.
 LEASE_POLL_SECONDS: Final = 0.5
+# How long a waiting drain lets the lease's holder fold nothing before it drains all the same
+# (a chunk takes about a second).
+LEASE_STALL_SECONDS: Final = 60.0
 # The most of a failed child's standard error carried into the server's log.
 _REPORT_CHARS: Final = 4_000
 
@@ -71,13 +74,15 @@ def drain(
     chunk: int = CHUNK_EVENTS,
     recency: Recency | None = None,
     publish_every: float = PUBLISH_SECONDS,
+    lease_stall: float = LEASE_STALL_SECONDS,
 ) -> int:
     """Fold every event the summaries have not read yet, `chunk` events per transaction;
     returns how many were folded.
 
     Opens (and closes) its own storage for `url`, whose schema must be migrated. Drains under
-    the database's drain lease, waiting for it while another process holds it (several server
-    processes on one database then fold each chunk once, not once each). Returns early,
+    the database's drain lease, waiting for it while another process holds it and folds
+    (several server processes on one database then fold each chunk once, not once each), at
+    most `lease_stall` seconds without the holder folding anything. Returns early,
     between two chunks or while waiting, once the process `parent_pid` is no longer this
     one's parent. With a
     `recency`, publishes statistics from what is folded so far for the task types that have
@@ -85,7 +90,7 @@ def drain(
     """
     storage = open_storage(url)
     try:
-        lease = _lease(storage, parent_pid)
+        lease = _lease(storage, parent_pid, lease_stall)
         if lease is None:
             return 0
         try:
@@ -112,17 +117,32 @@ def _orphaned(parent_pid: int | None) -> bool:
     return parent_pid is not None and os.getppid() != parent_pid
 
 
-def _lease(storage: Storage, parent_pid: int | None) -> Lease | None:
+def _lease(storage: Storage, parent_pid: int | None, stall: float) -> Lease | None:
     """The database's drain lease, once whoever holds it (another server process's drain) is
-    done; None if the server that started this one went away meanwhile.
+    done; None if the server that started this drain went away meanwhile.
 
     Waiting rather than leaving: the server takes a drain's end as "the backlog is folded" and
-    rebuilds; the holder's chunks are then all stored, and this drain finds little left.
+    rebuilds; the holder's chunks are then all stored, and this drain finds little left. But
+    a holder that folds nothing for `stall` seconds (a lock left on a connection nobody uses,
+    behind a pooler in transaction mode, say) is not waited for: this drain goes ahead
+    without the lease, exact all the same thanks to each chunk's compare-and-set.
     """
-    while (lease := storage.try_drain_lease()) is None:
-        if _orphaned(parent_pid):
-            return None
-        time.sleep(LEASE_POLL_SECONDS)
+    lease = storage.drain_lease()
+    seen, moved_at = storage.event_cursor().generation, time.monotonic()
+    try:
+        while not lease.try_acquire():
+            if _orphaned(parent_pid):
+                lease.release()
+                return None
+            generation, now = storage.event_cursor().generation, time.monotonic()
+            if generation != seen:
+                seen, moved_at = generation, now
+            elif now - moved_at >= stall:
+                break
+            time.sleep(LEASE_POLL_SECONDS)
+    except BaseException:
+        lease.release()
+        raise
     return lease
 
 

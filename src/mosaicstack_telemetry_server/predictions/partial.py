@@ -5,10 +5,11 @@ start on a large table) had nothing to answer from until its whole backlog was f
 minutes at 10M events. The contract asks for an answer from whatever exists, saying so. So
 the drain, between two chunks and at most every `PUBLISH_SECONDS`, publishes the statistics
 of those task types built from the buckets folded so far (`served`), under a version of its
-own: minus the events still to fold (at most -1). Such a publication
+own: the summaries' cursor generation (one more per chunk stored) less 2**62. Such a
+publication
 
-- only moves forward: the backlog shrinks as the drain goes, and the storage's
-  compare-and-set refuses one older than what is stored;
+- only moves forward: the generation grows with every chunk, whoever folds it, and the
+  storage's compare-and-set refuses one older than what is stored;
 - never replaces complete statistics, whose versions are data versions (1 and up), and is
   replaced by them once the drain ends;
 - is never fresh to the service (its version is below every data version), so an answer from
@@ -21,6 +22,7 @@ a database in use): they are older, but whole.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -31,11 +33,16 @@ from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.served import served_stats
 from mosaicstack_telemetry_server.storage.base import Storage
 
-__all__ = ["PUBLISH_SECONDS", "PartialPublisher", "publish_partial"]
+__all__ = ["PARTIAL_OFFSET", "PUBLISH_SECONDS", "PartialPublisher", "publish_partial"]
+
+logger = logging.getLogger(__name__)
 
 # Between two publications of a drain: each costs up to about a second at 10M events (every
 # group of every task type without statistics is merged), a tenth of the drain at most.
 PUBLISH_SECONDS: Final = 10.0
+# Subtracted from the cursor generation: a partial version is below every data version (>= 1)
+# for as many chunks as a 64-bit integer can count.
+PARTIAL_OFFSET: Final = 1 << 62
 
 
 def publish_partial(
@@ -44,7 +51,7 @@ def publish_partial(
     """Publish statistics from the buckets folded so far for every task type without
     complete ones; returns the task types published."""
     stored = storage.stats_versions()
-    version = -max(1, storage.event_backlog())
+    version = storage.event_cursor().generation - PARTIAL_OFFSET
     published = []
     for task_type in sorted(storage.partition_versions()):
         current = stored.get(task_type)
@@ -77,6 +84,7 @@ class PartialPublisher:
         self._every = every
         self._bases = GroupBases() if bases is None else bases
         self._due = time.monotonic()
+        self._failed = False
 
     def between_chunks(self) -> list[str]:
         """Publish if due; returns the task types published."""
@@ -84,5 +92,11 @@ class PartialPublisher:
             return []
         try:
             return publish_partial(self._storage, self._recency, self._clock(), bases=self._bases)
+        except Exception:
+            # Publishing is a courtesy: the drain goes on folding (one traceback a drain).
+            if not self._failed:
+                logger.warning("publishing partial prediction statistics failed", exc_info=True)
+            self._failed = True
+            return []
         finally:
             self._due = time.monotonic() + self._every

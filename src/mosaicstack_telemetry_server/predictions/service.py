@@ -177,34 +177,35 @@ class PredictionService:
             stamps = self._storage.stats_versions()  # something was stale: read them again
         behind = self._behind
         hits = [q.task_type.value not in refreshed for q in queries]
+        # Partial statistics (a version <= 0, `partial`) always say so, behind here or not.
+        partial = {t for t, (version, _) in stamps.items() if version <= 0}
+        catching_up = [behind or q.task_type.value in partial for q in queries]
         keys = [
-            answer_key(q, stamps.get(q.task_type.value), cache_hit=hit, catching_up=behind)
-            for q, hit in zip(queries, hits, strict=True)
+            answer_key(q, stamps.get(q.task_type.value), cache_hit=hit, catching_up=late)
+            for q, hit, late in zip(queries, hits, catching_up, strict=True)
         ]
         answers: dict[AnswerKey, PredictionResponse] = {}
         missing = {}
-        for key, query, hit in zip(keys, queries, hits, strict=True):
+        for key, query, hit, late in zip(keys, queries, hits, catching_up, strict=True):
             kept = self._answers.get(key)
             if kept is None:
-                missing[key] = (query, hit)
+                missing[key] = (query, hit, late)
             else:
                 answers[key] = kept
         if missing:
-            answers.update(self._build(missing, stamps, catching_up=behind))
+            answers.update(self._build(missing, stamps))
         return [answers[key] for key in keys]
 
     def _build(
         self,
-        missing: dict[AnswerKey, tuple[PredictionQuery, bool]],
+        missing: dict[AnswerKey, tuple[PredictionQuery, bool, bool]],
         stamps: dict[str, tuple[int, datetime]],
-        *,
-        catching_up: bool,
     ) -> dict[AnswerKey, PredictionResponse]:
         """Answers not kept yet: from the rows of their chains, then kept for next time."""
-        chains = dict.fromkeys(k for query, _ in missing.values() for k in chain_keys(query))
+        chains = dict.fromkeys(k for query, _, _ in missing.values() for k in chain_keys(query))
         found = self._rows.get(self._storage, list(chains), stamps)
         built = {}
-        for key, (query, hit) in missing.items():
+        for key, (query, hit, catching_up) in missing.items():
             built[key] = build_response(
                 query,
                 found,

@@ -29,14 +29,11 @@ from typing import Any
 import psycopg
 
 from mosaicstack_telemetry_server.storage._common import bucket_row, bucket_values
-from mosaicstack_telemetry_server.storage._leases import ConnectionLease
 from mosaicstack_telemetry_server.storage.base import (
     BucketKey,
     BucketRow,
     EventCursor,
-    Lease,
     NewEvents,
-    StorageError,
 )
 
 __all__ = ["PostgresSummaries"]
@@ -87,11 +84,6 @@ _SELECT_BUCKETS = (
 )
 
 
-# The drain lease: a session advisory lock on (this constant, the OID of the schema's cursor
-# table), so that servers on different schemas of one database do not share it.
-_DRAIN_LOCK = 0x6D6F7361
-_TRY_DRAIN_LOCK = "SELECT pg_try_advisory_lock(%s, 'prediction_cursor'::regclass::oid::integer)"
-
 # Rows converted at a time (see `_in_parts`): a few milliseconds of holding the GIL.
 _PART_ROWS = 2_000
 
@@ -103,26 +95,6 @@ class PostgresSummaries:
         self, timeout: float | None = None
     ) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         raise NotImplementedError  # pragma: no cover - provided by PostgresStorage
-
-    def _own_connection(self) -> psycopg.Connection[Any]:
-        raise NotImplementedError  # pragma: no cover - provided by PostgresStorage
-
-    def try_drain_lease(self) -> Lease | None:
-        """The drain lease (see `Storage.try_drain_lease`): a session advisory lock, on a
-        connection of its own, keyed by this schema's cursor table (one lease per schema)."""
-        conn = self._own_connection()
-        try:
-            row = conn.execute(_TRY_DRAIN_LOCK, (_DRAIN_LOCK,)).fetchone()
-        except psycopg.Error as exc:  # an unmigrated schema, a lost connection
-            conn.close()
-            raise StorageError(f"PostgreSQL error: {exc}") from exc
-        except BaseException:
-            conn.close()
-            raise
-        if row is None or not row[0]:
-            conn.close()
-            return None
-        return ConnectionLease(conn)
 
     def event_cursor(self) -> EventCursor:
         """Where the summaries' reading of the events table stands."""

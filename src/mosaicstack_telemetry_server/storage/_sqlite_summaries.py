@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from mosaicstack_telemetry_server.storage._common import bucket_row, bucket_values
-from mosaicstack_telemetry_server.storage._leases import NoLease, try_file_lease
+from mosaicstack_telemetry_server.storage._leases import FileLease, NoLease
 from mosaicstack_telemetry_server.storage.base import (
     BucketKey,
     BucketRow,
@@ -64,12 +64,12 @@ class SQLiteSummaries:
     def path(self) -> str:
         raise NotImplementedError  # pragma: no cover - provided by SQLiteStorage
 
-    def try_drain_lease(self) -> Lease | None:
-        """The drain lease (see `Storage.try_drain_lease`): a lock on a file beside the
-        database; none is needed for a private in-memory one."""
+    def drain_lease(self) -> Lease:
+        """The drain lease (see `Storage.drain_lease`): a lock on a file beside the database;
+        none is needed for a private in-memory one."""
         if self.path == ":memory:":
             return NoLease()
-        return try_file_lease(f"{self.path}-drain-lock")
+        return FileLease(f"{self.path}-drain-lock")
 
     def event_cursor(self) -> EventCursor:
         """Where the summaries' reading of the events table stands."""

@@ -217,10 +217,14 @@ class PruneCount:
 
 
 class Lease(Protocol):
-    """A lock held until `release` (or until the process holding it ends)."""
+    """A lock one holder at a time: tried with `try_acquire`, held until `release` (or until
+    its holder ends)."""
+
+    def try_acquire(self) -> bool:
+        """Take it unless another holder has it (never waits); True once held."""
 
     def release(self) -> None:
-        """Give the lock back (idempotent)."""
+        """Give it back, if held, and free what holding it took (idempotent)."""
 
 
 class Storage(Protocol):
@@ -384,12 +388,13 @@ class Storage(Protocol):
     def bucket_sizes(self, task_type: str) -> list[tuple[BucketKey, int]]:
         """Every bucket of a task type and its number of events, without the summaries."""
 
-    def try_drain_lease(self) -> Lease | None:
-        """The database's one drain lease, unless another holder has it (None).
+    def drain_lease(self) -> Lease:
+        """The database's drain lease (not taken yet).
 
-        Whoever drains a backlog holds it, so that several server processes on one database
-        do not all fold the same chunks (all but one would lose the cursor's compare-and-set
-        and redo them). Freed when released, or when its process ends, even by a crash.
+        A drain process holds it while it folds a backlog, so that those of several server
+        processes on one database do not all fold the same chunks (all but one would lose the
+        cursor's compare-and-set and redo them). Freed when released, or when its holder ends,
+        even by a crash.
         """
 
     def window_buckets(
@@ -398,7 +403,8 @@ class Storage(Protocol):
         """The buckets (and their sizes) a task type's statistics stand on: those of the
         newest `window_days` days (0: all), and older days of a group while the newer ones
         hold fewer than `min_events` events. `recency.choose_buckets` made in the database,
-        so that a refresh does not read a year of buckets to keep two weeks."""
+        so that a refresh does not turn a year of buckets into Python objects to keep two
+        weeks of them."""
 
     def get_buckets(self, keys: Sequence[BucketKey], *, exact: bool) -> dict[BucketKey, BucketRow]:
         """The stored buckets asked for; their exact values only when `exact`."""

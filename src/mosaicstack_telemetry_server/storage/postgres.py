@@ -35,6 +35,7 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_values,
     utc,
 )
+from mosaicstack_telemetry_server.storage._leases import AdvisoryLease
 from mosaicstack_telemetry_server.storage._postgres_retention import PostgresRetention
 from mosaicstack_telemetry_server.storage._postgres_summaries import PostgresSummaries
 from mosaicstack_telemetry_server.storage._rollups import (
@@ -50,6 +51,7 @@ from mosaicstack_telemetry_server.storage._usage_sql import Dialect
 from mosaicstack_telemetry_server.storage.base import (
     ApiKeyRecord,
     KeyRole,
+    Lease,
     PartitionSnapshot,
     StatsKey,
     StatsRow,
@@ -122,6 +124,9 @@ _LIST_API_KEYS = (
 )
 # Serialises migrations across every process using the database (arbitrary constant).
 _MIGRATION_LOCK = 0x6D6F736169630001
+# The drain lease: a session lock on (this constant, the OID of the schema's cursor table), so
+# that servers on different schemas of one database do not share it.
+_DRAIN_LOCK = 0x6D6F7361
 
 
 _DIALECT = Dialect(
@@ -248,6 +253,16 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
                 # wait=False: an unreachable database must not block the server's start.
                 self._pool.open(wait=False)
                 self._opened = True
+
+    def drain_lease(self) -> Lease:
+        """The drain lease (see `Storage.drain_lease`): a session advisory lock keyed by this
+        schema's cursor table (one lease per schema), on a connection of its own."""
+        return AdvisoryLease(
+            self._own_connection,
+            "SELECT pg_try_advisory_lock(%s, 'prediction_cursor'::regclass::oid::integer)",
+            (_DRAIN_LOCK,),
+            lambda text: scrub(text, self._password),
+        )
 
     def _own_connection(self) -> psycopg.Connection[Any]:
         """A connection outside the pool (autocommit), for a session lock held for long."""
