@@ -38,6 +38,9 @@ class Delivery:
     interrupted: bool = False
     # Events dropped for good (refused by the server, too large, not serialisable).
     dropped: int = 0
+    # Seconds the server asked to be left alone (`Retry-After`) in the reply that made the
+    # batch go back: the submitter's recovery backoff waits at least that long.
+    retry_after: float | None = None
 
 
 @dataclass
@@ -164,7 +167,7 @@ def deliver(
     tally.add("rejected", losses.total)
     if delivery.unsent and not delivery.interrupted:
         tally.add("failed_batches")
-    return Delivery(delivery.unsent, delivery.interrupted, losses.total)
+    return Delivery(delivery.unsent, delivery.interrupted, losses.total, delivery.retry_after)
 
 
 def _deliver(
@@ -189,6 +192,7 @@ def _deliver(
             return Delivery([])
         if verdict is Verdict.SPLIT:
             return (yield from _split(events, settings, losses, run))
+        retry_after = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
         if attempt >= settings.max_retries or (run.final and reply.status is None):
             log_reply_failure(
                 f"could not send a batch of {len(events)} events after {attempt + 1} attempts;"
@@ -196,8 +200,7 @@ def _deliver(
                 reply,
                 settings.api_key,
             )
-            return Delivery(events)
-        retry_after = parse_retry_after(reply.headers.get("retry-after"), datetime.now(UTC))
+            return Delivery(events, retry_after=retry_after)
         delay = retry_delay(attempt, retry_after, settings.random)
         attempt += 1
         tally.add("retries")
@@ -230,7 +233,7 @@ def _split(
         done = yield from _deliver(sendable, body, settings, losses, run)
         if done.interrupted or done.unsent:
             rest = events[start + len(part) :]
-            return Delivery(done.unsent + rest, done.interrupted)
+            return Delivery(done.unsent + rest, done.interrupted, retry_after=done.retry_after)
     return Delivery([])
 
 

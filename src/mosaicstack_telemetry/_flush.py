@@ -34,6 +34,14 @@ class Outbox:
     # The batch being delivered from the queue: a stop() that cannot wait for the worker any
     # longer spools it with the queue (the server's idempotency covers a late success).
     in_flight: list[TaskCompletionEvent] = field(default_factory=list)
+    # The `Retry-After` (seconds) of the reply that ended the last flush, if it said one: a
+    # server that asked for a minute must not be asked again by the recovery backoff in 1 s.
+    asked_wait: list[float] = field(default_factory=list)
+
+    def take_asked_wait(self) -> float | None:
+        """The wait the server asked for when the last flush failed (once), if any."""
+        waits, self.asked_wait[:] = list(self.asked_wait), []
+        return waits[-1] if waits else None
 
 
 def unspool(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bool]:
@@ -51,6 +59,7 @@ def unspool(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[
             chunk = events[start : start + settings.batch_size]
             delivery = yield from deliver(chunk, settings, outbox.tally, final=final)
             if delivery.unsent:
+                _note_asked_wait(outbox, delivery.retry_after)
                 unsent = delivery.unsent + events[start + len(chunk) :]
                 spool.give_back(claim, unsent)
                 outbox.tally.add("unspooled", len(events) - len(unsent))
@@ -89,11 +98,16 @@ def flush(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bo
         )
         outbox.in_flight.clear()
         if delivery.unsent:
+            _note_asked_wait(outbox, delivery.retry_after)
             queue.put_back(delivery.unsent)
             sent_all = False
             break
     spill(outbox)
     return sent_all
+
+
+def _note_asked_wait(outbox: Outbox, seconds: float | None) -> None:
+    outbox.asked_wait[:] = [] if seconds is None else [seconds]
 
 
 def spill(outbox: Outbox) -> None:

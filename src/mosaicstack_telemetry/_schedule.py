@@ -2,7 +2,8 @@
 
 Healthy, it flushes every `submit_interval_seconds`, or as soon as a full batch asks for it.
 After a failed flush it switches to the recovery backoff of `_retry.recovery_delay` (1 s, 2 s,
-4 s ... capped at 30 s, jittered), whatever the interval, and full batches no longer wake it (a
+4 s ... capped at 30 s, jittered; never shorter than the `Retry-After` of the reply that ended
+the flush), whatever the interval, and full batches no longer wake it (a
 busy producer must not turn an outage into a request per batch). The first flush that succeeds
 drains the whole backlog back to back and returns to the interval.
 """
@@ -41,11 +42,13 @@ class Schedule:
         """Whether to flush now: it is due, or a flush was asked for while healthy."""
         return self._clock() >= self._due or (requested and not self.backing_off)
 
-    def record(self, ok: bool) -> None:
-        """Set the next due time after a flush that succeeded (`ok`) or failed."""
+    def record(self, ok: bool, *, retry_after: float | None = None) -> None:
+        """Set the next due time after a flush that succeeded (`ok`) or failed; a failed one
+        waits at least `retry_after` seconds, what the server asked for (`Retry-After`)."""
         if ok:
             self.failures = 0
             self._due = self._clock() + self._interval
         else:
             self.failures += 1
-            self._due = self._clock() + recovery_delay(self.failures, self._random)
+            delay = recovery_delay(self.failures, self._random)
+            self._due = self._clock() + max(delay, retry_after or 0.0)

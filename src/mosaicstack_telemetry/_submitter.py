@@ -126,7 +126,7 @@ class _Signals:
         return True
 
     def _after_flush(self, schedule: Schedule, ok: bool) -> None:
-        schedule.record(ok)
+        schedule.record(ok, retry_after=self._outbox.take_asked_wait())
         # While backing off, full batches must not wake the submitter. Otherwise the flag stays
         # as it is: set, it records a wake that came during the flush (the event is set too).
         if schedule.backing_off:

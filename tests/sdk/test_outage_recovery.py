@@ -16,7 +16,7 @@ import pytest
 
 from mosaicstack_telemetry import TelemetryClient, TelemetryStats
 
-from ._wire_server import WireServer
+from ._wire_server import Answer, WireServer
 from .conftest import make_config, make_event, wait_until
 
 RATE_PER_SECOND = 100
@@ -129,3 +129,40 @@ def test_a_long_outage_loses_only_what_overflowed_the_queue(wire: WireServer, mo
     assert len(wire.delivered()) == stats.sent
     assert stats.failed_batches >= 1
     assert stats.retries >= 1
+
+
+@pytest.mark.parametrize("mode", ["thread", "async"])
+def test_after_a_failed_flush_the_client_waits_as_long_as_the_server_asked(
+    wire: WireServer, mode: str
+) -> None:
+    # No retry within the flush: the recovery backoff alone (0.5 to 1 s after a first failure)
+    # would come back long before the 3 s this server asked for.
+    wire.script(Answer(503, headers={"Retry-After": "3"}, body={"error": {"code": "unavailable"}}))
+    config = make_config(wire.url, submit_interval_seconds=0.1, max_retries=0)
+
+    def two_requests() -> bool:
+        return len(wire.event_requests()) >= 2
+
+    if mode == "thread":
+        client = TelemetryClient(config)
+        client.start()
+        client.track(make_event())
+        wire.wait_for(two_requests, timeout=30)
+        client.stop()
+    else:
+
+        async def run() -> None:
+            client = TelemetryClient(config)
+            await client.start_async()
+            client.track(make_event())
+            deadline = time.monotonic() + 30
+            while not two_requests() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await client.stop_async()
+
+        asyncio.run(run())
+    first, second = wire.event_requests()[:2]
+    assert first.status == 503
+    assert second.status == 200
+    assert second.received_at - first.received_at >= 3.0
+    assert len(wire.delivered()) == 1

@@ -28,6 +28,7 @@ from mosaicstack_telemetry._retry import (
     recovery_delay,
     retry_delay,
 )
+from mosaicstack_telemetry._schedule import Schedule
 from mosaicstack_telemetry._settings import Settings
 from mosaicstack_telemetry._transport import MAX_RESPONSE_BYTES, SyncExchange, encode_request
 
@@ -214,3 +215,32 @@ def test_recovery_delay_starts_short_never_zero_and_is_capped_near_30_s(
 def test_recovery_delay_doubles_with_each_failure() -> None:
     ceilings = [recovery_delay(n, lambda: 1.0) for n in range(1, 8)]
     assert ceilings == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@given(st.floats(min_value=0.0, max_value=300.0), st.integers(min_value=1, max_value=12))
+def test_a_failed_flush_waits_at_least_what_the_server_asked_for(
+    asked: float, failures: int
+) -> None:
+    settings = Settings.from_config(make_config("http://telemetry.test"))
+    clock = _Clock()
+    schedule = Schedule(settings, clock=clock)
+    for _ in range(failures - 1):
+        schedule.record(False)
+    schedule.record(False, retry_after=asked)
+    # Up to the clock's float rounding (due times are absolute, timeouts differences).
+    assert schedule.timeout() >= asked - 1e-9
+    assert schedule.timeout() <= max(asked, RECOVERY_MAX_SECONDS) + 1e-9
+    clock.now += schedule.timeout()
+    assert schedule.may_flush(requested=False)
+    schedule.record(True)  # a success returns to the interval, whatever was asked before
+    assert schedule.timeout() == pytest.approx(settings.submit_interval_seconds)
