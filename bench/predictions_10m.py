@@ -14,7 +14,8 @@ loaded database and measured:
 - the requests answered while they are summarized, one every 0.25 s: median, p95, max;
 - how soon an answer has numbers (statistics the drain publishes from what it has folded);
 - how long the background drain takes to summarize them all (once, after a bulk load);
-- a refresh after 10,000 new events: the request that folds them in and answers (goal < 1 s);
+- a refresh after 10,000 new events, three times: the request that folds them in and answers
+  (goal < 1 s);
 - 200 requests of 100 queries, median and p99 (goal p99 < 20 ms);
 - the server's peak memory, VmHWM (goal < 500 MB).
 """
@@ -55,6 +56,8 @@ DRIFT_DAY = 45
 _CHUNK = 100_000
 # Between two requests timed while the load is summarized.
 _DURING_PAUSE = 0.25
+# Refreshes after 10,000 new events, each a sample of one request.
+_REFRESHES = 3
 _DAY0 = np.datetime64("2026-09-01T00:00:00", "us")
 _TASK_TYPES = (
     "implementation", "bug_fix", "refactoring", "code_review", "testing", "documentation",
@@ -235,7 +238,7 @@ def _peak_mb(pid: int) -> float:
     return float("nan")
 
 
-def _measure(url: str, total: int, backend: str) -> dict[str, float]:
+def _measure(url: str, total: int, backend: str) -> dict[str, Any]:
     storage = open_storage(url)
     storage.migrate()
     key, _ = issue_api_key(storage, UUID(int=1, version=4), label="bench")
@@ -274,11 +277,16 @@ def _measure(url: str, total: int, backend: str) -> dict[str, float]:
         deadline_wait(caught_up, 3600, "the summaries to take in the bulk load")
         drain = time.perf_counter() - started
         _, before = ask()
-        (_load_sqlite if backend == "sqlite" else _load_postgres)(url, 10_000, first=total)
-        refresh_ms, refreshed = ask()
+        refreshes, grown = [], []
+        for round_ in range(_REFRESHES):  # one request is one sample: take a few
+            loaded = total + round_ * 10_000
+            (_load_sqlite if backend == "sqlite" else _load_postgres)(url, 10_000, first=loaded)
+            elapsed, refreshed = ask()
+            refreshes.append(elapsed)
+            # It must answer with the new events, not from the statistics before them.
+            grown.append(_events_answered(refreshed) - _events_answered(before))
+            before = refreshed
         sizes = {r["metadata"]["sample_size"] for r in refreshed["results"]}
-        # The refresh must answer with the new events, not from the statistics before them.
-        grown = _events_answered(refreshed) - _events_answered(before)
         at_zero = [ask()[0] for _ in range(50)]
         peak = _peak_mb(process.pid)
     # Latency at the default maximum age (300 s), as the 1M-event suite measures it.
@@ -309,8 +317,9 @@ def _measure(url: str, total: int, backend: str) -> dict[str, float]:
         "during_requests": float(len(during)),
         "drain_seconds": drain,
         "first_numbers_seconds": numbers_at[0] if numbers_at else float("nan"),
-        "refresh_10k_ms": refresh_ms,
-        "refresh_new_events": float(grown),
+        "refresh_10k_ms": statistics.median(refreshes),
+        "refresh_10k_all": " / ".join(f"{ms:.0f}" for ms in refreshes),
+        "refresh_new_events": float(min(grown)),
         "load_average": max(load_before, load_after),
         "largest_sample_size": float(max(sizes)),
         "p50_ms": statistics.median(warm),
@@ -371,11 +380,12 @@ def run(events: int, backends: list[str]) -> list[Result]:
             ),
             Result(
                 SUITE,
-                f"refresh after 10,000 new events, {name}",
+                f"refresh after 10,000 new events, median of {_REFRESHES}, {name}",
                 m["refresh_10k_ms"],
                 "ms",
-                "one request: fold 10,000 events, rebuild, answer; "
-                f"{m['refresh_new_events']:,.0f} more events behind its level-3 answers",
+                f"{m['refresh_10k_all']} ms; each one request: fold 10,000 events, rebuild, "
+                f"answer; at least {m['refresh_new_events']:,.0f} more events behind its "
+                "level-3 answers",
             ),
             Result(SUITE, f"100 queries, median, {name}", m["p50_ms"], "ms", "200 requests"),
             Result(
