@@ -19,8 +19,8 @@ shutdown), and it stops by itself between two chunks if the server that started 
 Between chunks it publishes statistics of the task types that have none yet (`partial`),
 so they answer with numbers long before the end. The server then rebuilds the statistics from
 the folded buckets itself: that takes seconds, not minutes, and fills its own per-group merges
-for the refreshes that follow. Where no child can run (no process can be
-started, or it cannot import the server), the service drains in a thread instead.
+for the refreshes that follow. Where no child can run (no process can be started, or it
+cannot import the server), the service drains in a thread instead.
 """
 
 from __future__ import annotations
@@ -82,11 +82,10 @@ def drain(
     Opens (and closes) its own storage for `url`, whose schema must be migrated. Drains under
     the database's drain lease, waiting for it while another process holds it and folds
     (several server processes on one database then fold each chunk once, not once each), at
-    most `lease_stall` seconds without the holder folding anything. Returns early,
-    between two chunks or while waiting, once the process `parent_pid` is no longer this
-    one's parent. With a
-    `recency`, publishes statistics from what is folded so far for the task types that have
-    none yet, every `publish_every` seconds (`partial`).
+    most `lease_stall` seconds without the holder folding anything. Returns early, between
+    two chunks or while waiting, once the process `parent_pid` is no longer this one's
+    parent. With a `recency`, publishes statistics from what is folded so far for the task
+    types that have none yet, every `publish_every` seconds (`partial`).
     """
     storage = open_storage(url)
     try:
