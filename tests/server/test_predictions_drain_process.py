@@ -14,8 +14,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,6 +21,7 @@ import httpx
 import pytest
 from _api_helpers import Served, serve, wait_until
 from _prediction_events import DAY0, TASK, TASK_WIDE, event, query
+from _storage_helpers import run_together
 
 from mosaicstack_telemetry_server.predictions import compute_partition_stats
 from mosaicstack_telemetry_server.predictions.drain_process import (
@@ -149,15 +148,7 @@ def test_drains_at_once_take_turns_under_the_lease_and_the_later_finds_nothing_l
 ) -> None:
     # As the drain children of two server processes on one database would: without the lease
     # both fold chunks, and the loser of each compare-and-set folds it again.
-    folded: list[int] = []
-    drains = [
-        threading.Thread(target=lambda: folded.append(drain(database_url, chunk=1_000)))
-        for _ in range(2)
-    ]
-    for thread in drains:
-        thread.start()
-    for thread in drains:
-        thread.join(DRAINED_WITHIN)
+    folded = run_together(2, lambda _: drain(database_url, chunk=1_000), DRAINED_WITHIN)
     assert sorted(folded) == [0, backlog]
     assert bucket_total(storage) == backlog
 
@@ -172,7 +163,8 @@ def test_a_drain_waiting_for_the_lease_leaves_once_its_server_is_gone(
         assert not other.try_acquire()  # one holder at a time
         other.release()
         # This test process is not the parent of itself: as if the server had gone.
-        assert in_thread(lambda: drain(database_url, parent_pid=os.getpid())) == 0
+        [folded] = run_together(1, lambda _: drain(database_url, parent_pid=os.getpid()))
+        assert folded == 0
     finally:
         held.release()
         held.release()  # idempotent
@@ -190,7 +182,10 @@ def test_a_holder_that_folds_nothing_is_waited_for_only_so_long(
     held = storage.drain_lease()
     assert held.try_acquire()
     try:
-        assert in_thread(lambda: drain(database_url, chunk=4_000, lease_stall=1.0)) == backlog
+        [folded] = run_together(
+            1, lambda _: drain(database_url, chunk=4_000, lease_stall=1.0), DRAINED_WITHIN
+        )
+        assert folded == backlog
     finally:
         held.release()
     assert bucket_total(storage) == backlog
@@ -216,17 +211,6 @@ def test_a_lease_holder_killed_frees_the_lease(storage: Storage, database_url: s
         holder.wait(timeout=30)
     wait_until(lease.try_acquire, 30.0, "the killed holder's lease to be freed")
     lease.release()
-
-
-def in_thread(work: Callable[[], int], timeout: float = DRAINED_WITHIN) -> int:
-    """`work()` in a thread, failing (not hanging) if it does not return in time."""
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(work()), daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), f"still running after {timeout} s"
-    assert result, "raised instead of returning (see the thread's traceback above)"
-    return result[0]
 
 
 _HOLD_LEASE = """
