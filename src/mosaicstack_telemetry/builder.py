@@ -116,6 +116,39 @@ class EventBuilder:
         self._fields["repo_size_category"] = value
         return self
 
+    def project(self, value: str | None) -> Self:
+        """Set the project the task was for, e.g. `owner/name` (schema 1.1; `None` unsets)."""
+        return self._optional("project", value)
+
+    def branch(self, value: str | None) -> Self:
+        """Set the git branch the task worked on (schema 1.1; `None` unsets)."""
+        return self._optional("branch", value)
+
+    def user(self, value: str | None) -> Self:
+        """Set who ran the task (schema 1.1; `None` unsets)."""
+        return self._optional("user", value)
+
+    def cache_tokens(self, *, read: int | None = None, write: int | None = None) -> Self:
+        """Set the input tokens read from and written to a prompt cache (schema 1.1).
+
+        They are part of `actual_input_tokens`, not added to it. `None` leaves a count unset.
+        """
+        self._optional("cache_read_tokens", read)
+        return self._optional("cache_write_tokens", write)
+
+    def reasoning_tokens(self, value: int | None) -> Self:
+        """Set the output tokens spent on reasoning, part of `actual_output_tokens` (schema 1.1)."""
+        return self._optional("reasoning_tokens", value)
+
+    def _optional(self, name: str, value: object) -> Self:
+        # A schema 1.1 field is absent, not None, until set: an event built without any of
+        # them stays a 1.0 event.
+        if value is None:
+            self._fields.pop(name, None)
+        else:
+            self._fields[name] = value
+        return self
+
     def tokens(
         self,
         *,

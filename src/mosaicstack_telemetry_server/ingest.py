@@ -4,7 +4,9 @@ The envelope (an object with a list `events` of 1 to 100 entries) is all-or-noth
 inside it **each entry is judged on its own** against the SDK's `TaskCompletionEvent`, the one
 schema, with the reference's defaults: an entry without `event_id` gets a fresh one (returned
 in its result; such an entry cannot be deduplicated if resent), without `timestamp` the time it
-was received, without `schema_version` "1.0" (as Segment and PostHog servers do for their ids).
+was received, without `schema_version` "1.0" (as Segment and PostHog servers do for their ids),
+or "1.1" when it carries a field of schema 1.1. The schema versions this server knows are
+accepted; any other is rejected, as is a "1.0" event carrying a 1.1 field (named).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from mosaicstack_telemetry_server.storage.base import Storage
 
 __all__ = ["EARLIEST_TIMESTAMP", "MAX_CLOCK_AHEAD", "ingest_batch", "judge_event", "parse_envelope"]
 
-SUPPORTED_SCHEMA_MAJOR = "1"
+# The event schema versions this server stores in full; a newer minor may carry fields it
+# would drop, so it is refused rather than half-stored.
+SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1")
 WRONG_INSTANCE = "instance_id does not match the API key's instance"
 # Plausible time (the contract's "Plausible time"): an event from before this product's era, or
 # further ahead of the server's clock than any time zone mistake explains, means a clock is wrong
@@ -135,9 +139,9 @@ def judge_event(
         event = TaskCompletionEvent.model_validate(entry)
     except ValidationError as exc:
         return None, _describe(exc)
-    if event.schema_version.split(".", 1)[0] != SUPPORTED_SCHEMA_MAJOR:
+    if event.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
         return None, (
-            f"schema_version: major version must be {SUPPORTED_SCHEMA_MAJOR} "
+            f"schema_version: must be one of {', '.join(SUPPORTED_SCHEMA_VERSIONS)} "
             "(unsupported_schema_version)"
         )
     if event.instance_id != instance_id:

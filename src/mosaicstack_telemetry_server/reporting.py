@@ -276,10 +276,11 @@ _FIELDS = tuple(TaskCompletionEvent.model_fields)
 
 def _csv_row(event: TaskCompletionEvent) -> list[Any]:
     data = event.model_dump(mode="json")
-    # Lists (the quality gates) as JSON text: one cell, read back with json.loads.
+    # Lists (the quality gates) as JSON text: one cell, read back with json.loads. A 1.0
+    # event's dump leaves out the 1.1 fields: their cells stay empty.
     return [
         json.dumps(value) if isinstance(value, list) else value
-        for value in (data[name] for name in _FIELDS)
+        for value in (data.get(name) for name in _FIELDS)
     ]
 
 

@@ -41,8 +41,13 @@ _MODELS = (
 def generated_events(
     count: int, seed: int, instances: Sequence[UUID] = INSTANCES
 ) -> list[TaskCompletionEvent]:
-    """`count` varied events between FIRST and LAST; one in ten exactly at a UTC midnight."""
+    """`count` varied events between FIRST and LAST; one in ten exactly at a UTC midnight.
+
+    Two in three are schema 1.1 events carrying some of its fields (drawn from a generator of
+    their own, so the 1.0 fields are what they were before 1.1 existed).
+    """
     rng = random.Random(seed)
+    extra = random.Random(f"{seed}:1.1")
     span = int((LAST - FIRST).total_seconds())
     events = []
     for _ in range(count):
@@ -73,9 +78,30 @@ def generated_events(
                 task_duration_ms=rng.randrange(0, 3_600_000),
                 outcome=rng.choice(list(Outcome)),
                 quality_gate_passed=rng.random() < 0.7,
+                **_attribution(extra),
             )
         )
     return events
+
+
+def _attribution(rng: random.Random) -> dict[str, Any]:
+    """Some schema 1.1 fields, or none (a 1.0 event) one time in three."""
+    if rng.random() < 1 / 3:
+        return {}
+    fields: dict[str, Any] = {"project": rng.choice(_PROJECTS)}
+    if rng.random() < 0.8:
+        fields["branch"] = rng.choice(["main", "feature/invoices", "fix/ünïcode-paths"])
+    if rng.random() < 0.5:
+        fields["user"] = rng.choice(["dana", "lee@example.com"])
+    if rng.random() < 0.7:
+        fields["cache_read_tokens"] = rng.randrange(0, 300_000)
+        fields["cache_write_tokens"] = rng.randrange(0, 40_000)
+    if rng.random() < 0.3:
+        fields["reasoning_tokens"] = rng.randrange(0, 20_000)
+    return fields
+
+
+_PROJECTS = ("acme/billing", "acme/web", "widgets")
 
 
 def key_of(event: TaskCompletionEvent, name: str) -> str:
@@ -238,13 +264,19 @@ def execute(database_url: str, sql: str, params: Sequence[Any] = ()) -> None:
 
 
 def insert_raw(database_url: str, events: Sequence[TaskCompletionEvent]) -> None:
-    """Store events with plain INSERTs, as a server before schema 3 did (no rollups)."""
-    from mosaicstack_telemetry_server.storage._common import EVENT_COLUMNS, event_row, iso_utc
+    """Store 1.0 events with plain INSERTs, as a server before schema 3 did (no rollups)."""
+    from mosaicstack_telemetry_server.storage._common import (
+        EVENT_COLUMNS,
+        SCHEMA_1_1_COLUMNS,
+        event_row,
+        iso_utc,
+    )
 
-    columns = [*EVENT_COLUMNS, "received_at"]
+    width = len(EVENT_COLUMNS) - len(SCHEMA_1_1_COLUMNS)  # the columns before schema 8
+    columns = [*EVENT_COLUMNS[:width], "received_at"]
     sql = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
     for event in events:
-        row = list(event_row(event))
+        row = list(event_row(event))[:width]
         if database_url.startswith("sqlite:"):
             row[0], row[1], row[3] = str(row[0]), str(row[1]), iso_utc(row[3])
             execute(database_url, sql, [*row, iso_utc(datetime.now(UTC))])

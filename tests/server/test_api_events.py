@@ -165,18 +165,23 @@ def test_fields_the_reference_defaults_may_be_left_out(
     assert before - timedelta(seconds=1) <= stored.timestamp <= datetime.now(UTC)
 
 
-def test_schema_major_other_than_1_is_rejected_minor_is_not(
+def test_only_the_known_schema_versions_are_accepted(
     sqlite_server: Served, sqlite_api: httpx.Client
 ) -> None:
     events = [
         make_event(sqlite_server.instance_id, schema_version="2.0"),
         make_event(sqlite_server.instance_id, schema_version="1.3"),
         make_event(sqlite_server.instance_id, schema_version="v1"),
+        make_event(sqlite_server.instance_id, schema_version="1.0"),
+        make_event(sqlite_server.instance_id, schema_version="1.1"),
     ]
     response = sqlite_api.post(BATCH, json={"events": events})
     statuses = [r["status"] for r in response.json()["results"]]
-    assert statuses == ["rejected", "accepted", "rejected"]
-    assert "schema_version: major version must be 1" in response.json()["results"][0]["error"]
+    assert statuses == ["rejected", "rejected", "rejected", "accepted", "accepted"]
+    for result in response.json()["results"][:3]:
+        assert result["error"] == (
+            "schema_version: must be one of 1.0, 1.1 (unsupported_schema_version)"
+        )
 
 
 def test_rejection_error_names_the_field_without_echoing_huge_input(

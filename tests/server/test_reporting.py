@@ -209,6 +209,24 @@ def test_export_csv_filters_by_range_and_instance(
     assert int(rows[0]["actual_cost_usd_micros"]) == first.actual_cost_usd_micros
 
 
+def test_export_csv_carries_the_schema_1_1_fields_and_leaves_them_empty_on_1_0_events(
+    loaded_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", "--database", loaded_url, "--format", "csv"]) == 0
+    rows = {row["event_id"]: row for row in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    versions = set()
+    for event in EVENTS:
+        row = rows[str(event.event_id)]
+        versions.add(row["schema_version"])
+        assert row["schema_version"] == event.schema_version
+        for name in ("project", "branch", "user"):
+            assert row[name] == (getattr(event, name) or "")
+        for name in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+            value = getattr(event, name)
+            assert row[name] == ("" if value is None else str(value))
+    assert versions == {"1.0", "1.1"}
+
+
 def test_export_pages_through_the_table_by_key(loaded_url: str) -> None:
     storage = open_storage(loaded_url)
     try:

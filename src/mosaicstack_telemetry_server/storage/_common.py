@@ -51,7 +51,17 @@ EVENT_COLUMNS = (
     "retry_count",
     "language",
     "repo_size_category",
+    # Schema 1.1's columns come last (NULL on a 1.0 event): SCHEMA_1_1_COLUMNS.
+    "project",
+    "branch",
+    "user_name",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
+# Event schema 1.1's columns (storage schema 8), the SDK's SCHEMA_1_1_FIELDS in their order;
+# `user` is a reserved word in SQL, so its column is user_name.
+SCHEMA_1_1_COLUMNS = EVENT_COLUMNS[-6:]
 
 # The columns of PartitionSnapshot.rows, in its documented order.
 PARTITION_COLUMNS = (
@@ -136,6 +146,12 @@ def event_row(event: TaskCompletionEvent) -> tuple[Any, ...]:
         event.retry_count,
         event.language,
         None if repo_size is None else repo_size._value_,
+        event.project,
+        event.branch,
+        event.user,
+        event.cache_read_tokens,
+        event.cache_write_tokens,
+        event.reasoning_tokens,
     )
 
 
@@ -152,6 +168,7 @@ def event_from_row(row: Sequence[Any]) -> TaskCompletionEvent:
     data["quality_gate_passed"] = bool(data["quality_gate_passed"])
     data["quality_gates_run"] = json.loads(data["quality_gates_run"])
     data["quality_gates_failed"] = json.loads(data["quality_gates_failed"])
+    data["user"] = data.pop("user_name")
     if isinstance(data["timestamp"], str):
         data["timestamp"] = datetime.fromisoformat(data["timestamp"])
     return TaskCompletionEvent.model_validate(data)

@@ -260,7 +260,8 @@ _EXPORT_SELECT = (
     "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
     "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
     "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
-    "language, repo_size_category FROM events"
+    "language, repo_size_category, project, branch, user_name, cache_read_tokens, "
+    "cache_write_tokens, reasoning_tokens FROM events"
 )
 
 

@@ -68,9 +68,10 @@ _INSERT_EVENT = (
     "estimated_output_tokens, actual_input_tokens, actual_output_tokens, "
     "estimated_cost_usd_micros, actual_cost_usd_micros, quality_gate_passed, quality_gates_run, "
     "quality_gates_failed, context_compactions, context_rotations, context_utilization_final, "
-    "outcome, retry_count, language, repo_size_category, received_at) VALUES (?, ?, ?, ?, ?, ?, "
-    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, "
-    "event_id) DO NOTHING"
+    "outcome, retry_count, language, repo_size_category, project, branch, user_name, "
+    "cache_read_tokens, cache_write_tokens, reasoning_tokens, received_at) VALUES (?, ?, ?, ?, "
+    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (instance_id, event_id) DO NOTHING"
 )
 _BUMP_VERSION = (
     "INSERT INTO partition_versions (task_type, version) VALUES (?, 1) "
@@ -82,7 +83,8 @@ _SELECT_EVENT = (
     "actual_input_tokens, actual_output_tokens, estimated_cost_usd_micros, "
     "actual_cost_usd_micros, quality_gate_passed, quality_gates_run, quality_gates_failed, "
     "context_compactions, context_rotations, context_utilization_final, outcome, retry_count, "
-    "language, repo_size_category FROM events WHERE instance_id = ? AND event_id = ?"
+    "language, repo_size_category, project, branch, user_name, cache_read_tokens, "
+    "cache_write_tokens, reasoning_tokens FROM events WHERE instance_id = ? AND event_id = ?"
 )
 _SELECT_PARTITION = (
     "SELECT model, provider, complexity, actual_input_tokens, actual_output_tokens, "
