@@ -75,7 +75,7 @@ PRIOR_DIMENSION_SPREAD: Final = {"model": 1.5, "provider": 0.35, "complexity": 0
 _DIMENSIONS: Final = ("model", "provider", "complexity")
 # Per level, the dimension it drops last: its distinct values are the independent evidence.
 _DROPPED_LAST: Final = {1: 1, 2: 2, 3: 0}
-# The prior's worth, in groups: two or three groups cannot outweigh it, a dozen can.
+# The prior's worth, in groups: two models cannot outweigh it (one degree of freedom), a dozen can.
 PRIOR_WEIGHT: Final = 2.0
 _METRICS: Final = ("input_tokens", "output_tokens")
 
