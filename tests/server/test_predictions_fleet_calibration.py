@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _fleet_calibration import Fold, Score, answers, evaluate, folds, history
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mosaicstack_telemetry import PredictionResponse
+from mosaicstack_telemetry import PredictionData, PredictionResponse
 from mosaicstack_telemetry_server.predictions import compute_partition_stats
-from mosaicstack_telemetry_server.predictions.widening import widen_intervals
+from mosaicstack_telemetry_server.predictions.widening import widen_intervals, widen_task_types
 from mosaicstack_telemetry_server.storage import open_storage
 from mosaicstack_telemetry_server.storage.base import PartitionSnapshot, StatsRow
 
@@ -110,6 +112,45 @@ def test_a_close_fleet_of_many_models_narrows_towards_its_data() -> None:
     few = _level_3_ratio(models=2, spread=0.1)
     assert close < few
     assert close < 8  # the prior alone gives ~22 (see test_predictions_calibration)
+
+
+_GROUP = st.tuples(
+    st.sampled_from(["testing", "planning", "debugging"]),
+    st.sampled_from(["m1", "m2", "m3", "m4"]),
+    st.sampled_from(["anthropic", "openai"]),
+    st.sampled_from(["low", "high"]),
+)
+_VALUES = st.lists(st.integers(0, 10_000_000), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(_GROUP, _VALUES, min_size=1, max_size=12))
+def test_widening_keeps_level_0_and_medians_and_never_narrows_or_disorders(
+    groups: dict[tuple[str, str, str, str], list[int]],
+) -> None:
+    merged: dict[str, list[StatsRow]] = {}
+    for task_type in {g[0] for g in groups}:
+        rows = [
+            (m, p, c, v, v // 4, 1000, 60_000, 0, 0, True, "success")
+            for (t, m, p, c), values in groups.items()
+            if t == task_type
+            for v in values
+        ]
+        merged[task_type] = compute_partition_stats(PartitionSnapshot(task_type, 1, rows), _T)
+    widened = widen_task_types(merged, [])
+    for task_type, rows in merged.items():
+        for before, after in zip(rows, widened[task_type], strict=True):
+            assert after.key == before.key
+            if before.key.level == 0:
+                assert after == before
+                continue
+            for metric in ("input_tokens", "output_tokens"):
+                old, new = before.stats[metric], after.stats[metric]
+                assert new["median"] == old["median"]
+                assert new["p10"] <= old["p10"]
+                assert new["p90"] >= old["p90"]
+                assert new["p10"] <= new["p25"] <= new["median"] <= new["p75"] <= new["p90"]
+            PredictionData.model_validate(after.stats)
 
 
 _T = datetime(2026, 12, 1, tzinfo=UTC)
