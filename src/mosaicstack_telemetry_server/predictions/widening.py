@@ -36,13 +36,15 @@ how well their centre is known from k of them. Estimates, per metric:
 - A family's own tau^2 is shrunk towards its level's, never below it: (d own + 2 level) /
   (d + 2), with d its children minus one (the one asked about is often the one missing).
 
-The served p10/p25 are then min(own, exp(lo - z s')) and p75/p90 max(own, exp(hi + z s')),
-with z the normal quantiles and [lo, hi] spanning the log of the served median and the
-family's centre (the mean over the last-dropped dimension's values of their log medians):
-the served median is the matched events', so where one model dominates a task type it is
-that model's, while a model never seen is as likely to sit near any of the others. Never
-narrower than the matched events' percentiles; the median stays theirs. Level 0 is left as
-it is (exact quantiles, already calibrated).
+The served p10/p25 are then min(own, exp(c - z s)) and p75/p90 max(own, exp(c + z s)), with
+z the normal quantiles, s that predictive spread and c the family's centre: the mean, over
+the values of the dimension the level drops last, of their log medians. Not the served
+median: that is the matched events', so where one model dominates a task type it is that
+model's, while a model never seen is as likely to sit near any of the others (an interval
+spanning both centres was tried: wider, and a worse interval score on the fleet bench, 7.56
+against 7.42). Never narrower than the matched events' percentiles, so the served median
+stays inside; the median stays theirs. Level 0 is left as it is (exact quantiles, already
+calibrated).
 """
 
 from __future__ import annotations
@@ -257,14 +259,10 @@ def _parent_key(key: StatsKey, level: int) -> tuple[str, ...]:
 
 def _widened(row: StatsRow, metric: str, spread: _Spread) -> StatsRow:
     dist = dict(row.stats[metric])
-    median = _log(dist["median"])
-    centre = median if spread.centre is None else spread.centre
-    low = high = centre
+    centre = _log(dist["median"]) if spread.centre is None else spread.centre
     for name, z in _Z.items():
-        if z < 0:
-            dist[name] = min(dist[name], round(math.exp(low + z * spread.log_sd)))
-        else:
-            dist[name] = max(dist[name], round(math.exp(high + z * spread.log_sd)))
+        bound = round(math.exp(centre + z * spread.log_sd))
+        dist[name] = min(dist[name], bound) if z < 0 else max(dist[name], bound)
     return replace(row, stats={**row.stats, metric: dist})
 
 
