@@ -11,15 +11,17 @@ are fresh draws from the hidden group's true distribution.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pytest
 
 from mosaicstack_telemetry import Complexity, PredictionQuery, Provider, TaskType
 from mosaicstack_telemetry_server.predictions import build_response, compute_partition_stats
-from mosaicstack_telemetry_server.predictions.widening import widen_intervals
+from mosaicstack_telemetry_server.predictions.widening import PRIOR_LOG_SPREAD, widen_intervals
 from mosaicstack_telemetry_server.storage.base import PartitionSnapshot, StatsKey, StatsRow
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -175,6 +177,8 @@ def test_a_task_type_with_one_model_widens_level_3_by_the_documented_prior() -> 
         compute_partition_stats(PartitionSnapshot(TASK.value, 1, rows_of(only)), NOW)
     )
     top = next(r for r in rows if r.key.level == 3).stats["input_tokens"]
-    # sqrt(sigma^2 + 1.0^2 * (1 + 1/1)) with sigma ~ 0.6: p90 / median ~ exp(1.28 * 1.54).
-    assert 5.5 < top["p90"] / top["median"] < 9.0
-    assert 5.5 < top["median"] / top["p10"] < 9.0
+    # sqrt(sigma^2 + tau0^2 (1 + 1/1)), sigma ~ 0.6 and tau0^2 = 1.5^2 + 0.6^2 + 0.35^2:
+    # p90 / median ~ exp(1.28 * 2.41) ~ 22.
+    assert PRIOR_LOG_SPREAD[3] == pytest.approx(math.sqrt(1.5**2 + 0.6**2 + 0.35**2))
+    assert 18 < top["p90"] / top["median"] < 27
+    assert 18 < top["median"] / top["p10"] < 27

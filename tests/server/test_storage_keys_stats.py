@@ -167,6 +167,18 @@ def test_concurrent_replacements_keep_the_newest(storage: Storage) -> None:
     assert list(storage.get_stats(keys)) == [keys[5]]
 
 
+def test_stats_at_level_returns_that_level_of_every_task_type(storage: Storage) -> None:
+    exact = StatsKey(0, "testing", "m", "openai", "low")
+    other = StatsKey(0, "planning", "n", "anthropic", "high")
+    task_only = StatsKey(3, "testing", WILDCARD, WILDCARD, WILDCARD)
+    storage.replace_stats("testing", 1, T0, [_row(exact, 5), _row(task_only, 50)])
+    storage.replace_stats("planning", 1, T0, [_row(other, 7)])
+    found = storage.stats_at_level(0)
+    assert sorted(found, key=lambda r: r.key.task_type) == [_row(other, 7), _row(exact, 5)]
+    assert storage.stats_at_level(3) == [_row(task_only, 50)]
+    assert storage.stats_at_level(1) == []
+
+
 def test_stats_rows_of_another_task_type_are_refused(storage: Storage) -> None:
     stray = _row(StatsKey(0, "planning", "m", "openai", "low"))
     with pytest.raises(ValueError, match="planning"):

@@ -31,6 +31,7 @@ from typing import Final
 from mosaicstack_telemetry_server.predictions.group_bases import GroupBases
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.served import served_stats
+from mosaicstack_telemetry_server.predictions.widening import widen_task_types
 from mosaicstack_telemetry_server.storage.base import Storage
 
 __all__ = ["PARTIAL_OFFSET", "PUBLISH_SECONDS", "PartialPublisher", "publish_partial"]
@@ -52,15 +53,20 @@ def publish_partial(
     complete ones; returns the task types published."""
     stored = storage.stats_versions()
     version = storage.event_cursor().generation - PARTIAL_OFFSET
-    published = []
+    merged = {}
     for task_type in sorted(storage.partition_versions()):
         current = stored.get(task_type)
         if current is not None and current[0] >= version:
             continue  # complete statistics, or a publication at least as far along
-        rows = served_stats(storage, task_type, computed_at, recency, bases=bases)
-        if rows and storage.replace_stats(task_type, version, computed_at, rows):
-            published.append(task_type)
-    return published
+        merged[task_type] = served_stats(storage, task_type, computed_at, recency, bases=bases)
+    if not merged:
+        return []
+    widened = widen_task_types(merged, storage.stats_at_level(0))
+    return [
+        task_type
+        for task_type, rows in widened.items()
+        if rows and storage.replace_stats(task_type, version, computed_at, rows)
+    ]
 
 
 class PartialPublisher:

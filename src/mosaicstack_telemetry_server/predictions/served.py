@@ -3,8 +3,8 @@
 The chosen buckets (`recency`) are merged per group of every fallback level: exactly, from
 the values themselves, for groups of at most `EXACT_LIMIT` events, else from the merged
 sketches. Exact values are only loaded for the buckets of such small groups, so memory
-stays bounded by the number of groups, not of events. Levels 1-3 are then widened
-(`widening`).
+stays bounded by the number of groups, not of events. Levels 1-3 are widened afterwards
+(`widening`), beside the other task types' groups.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from mosaicstack_telemetry_server.predictions.group_bases import GroupBases
 from mosaicstack_telemetry_server.predictions.levels import FALLBACK_LEVELS, kept_dimensions
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.sketch import EXACT_LIMIT, MetricSummary
-from mosaicstack_telemetry_server.predictions.widening import widen_intervals
 from mosaicstack_telemetry_server.storage.base import (
     WILDCARD,
     BucketKey,
@@ -46,7 +45,7 @@ def served_stats(
     bases: GroupBases | None = None,
     fresh: Mapping[BucketKey, BucketSummary] | None = None,
 ) -> list[StatsRow]:
-    """Every group's statistics at every level, widened, as `replace_stats` takes them.
+    """Every group's statistics at every level, as merged (`widening` then calibrates them).
 
     Level 0 merges its buckets; each coarser level merges the level-0 groups it holds (a
     dozen summaries rather than hundreds of buckets). `bases` keeps each group's older days
@@ -67,7 +66,7 @@ def served_stats(
             count = sum(p.count for p in parts)
             summary = BucketSummary.merge(parts, keep_exact=count <= EXACT_LIMIT)
             out.append(StatsRow(group, summary.count, stats_of(summary), computed_at))
-    return widen_intervals(out)
+    return out
 
 
 def _level0(

@@ -44,6 +44,7 @@ from mosaicstack_telemetry_server.predictions.partial import PartialPublisher
 from mosaicstack_telemetry_server.predictions.recency import DEFAULT_RECENCY, Recency
 from mosaicstack_telemetry_server.predictions.row_cache import RowCache
 from mosaicstack_telemetry_server.predictions.served import served_stats
+from mosaicstack_telemetry_server.predictions.widening import widen_task_types
 from mosaicstack_telemetry_server.storage.base import Storage
 
 __all__ = ["MAX_QUERIES_PER_BATCH", "Clock", "PredictionService"]
@@ -341,9 +342,8 @@ class PredictionService:
     def _rebuild(self, stale: dict[str, int], done: CatchUp) -> set[str]:
         """Rebuild the statistics of the stale task types from their buckets."""
         rebuilt = set()
-        for task_type in sorted(stale):
-            version = done.versions.get(task_type, stale[task_type])
-            rows = served_stats(
+        merged = {
+            task_type: served_stats(
                 self._storage,
                 task_type,
                 done.read_at,
@@ -351,6 +351,11 @@ class PredictionService:
                 bases=self._bases,
                 fresh=done.buckets,
             )
+            for task_type in sorted(stale)
+        }
+        widened = widen_task_types(merged, self._storage.stats_at_level(0))
+        for task_type, rows in widened.items():
+            version = done.versions.get(task_type, stale[task_type])
             # False means another process stored statistics of this version or newer: fine.
             self._storage.replace_stats(task_type, version, done.read_at, rows)
             self._record(task_type, version)

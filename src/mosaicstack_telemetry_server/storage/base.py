@@ -312,6 +312,9 @@ class Storage(Protocol):
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for (absent groups are left out)."""
 
+    def stats_at_level(self, level: int) -> list[StatsRow]:
+        """The stored statistics of every group of one fallback level, every task type."""
+
     # usage (daily rollups, folded from pending events by insert_events)
     def sum_usage(
         self,

@@ -117,6 +117,10 @@ _SELECT_STATS = (
     "(s.level, s.task_type, s.model, s.provider, s.complexity) = (k.level, k.task_type, "
     "k.model, k.provider, k.complexity)"
 )
+_SELECT_LEVEL_STATS = (
+    "SELECT level, task_type, model, provider, complexity, sample_size, stats, computed_at "
+    "FROM prediction_stats WHERE level = %s"
+)
 _SELECT_API_KEY = (
     "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "WHERE key_hash = %s"
@@ -530,6 +534,12 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
             rows = conn.execute(_SELECT_STATS, arrays).fetchall()
         found = [stats_row(values) for values in rows]
         return {row.key: row for row in found}
+
+    def stats_at_level(self, level: int) -> list[StatsRow]:
+        """The stored statistics of every group of one fallback level, every task type."""
+        with self._transaction() as conn:
+            rows = conn.execute(_SELECT_LEVEL_STATS, (level,)).fetchall()
+        return [stats_row(values) for values in rows]
 
     # operations
 

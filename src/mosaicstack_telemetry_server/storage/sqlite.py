@@ -103,6 +103,10 @@ _SELECT_STATS = (
     "json_extract(k.value, '$[2]') AND s.provider = json_extract(k.value, '$[3]') AND "
     "s.complexity = json_extract(k.value, '$[4]')"
 )
+_SELECT_LEVEL_STATS = (
+    "SELECT level, task_type, model, provider, complexity, sample_size, stats, computed_at "
+    "FROM prediction_stats WHERE level = ?"
+)
 _SELECT_API_KEY = (
     "SELECT key_id, instance_id, label, created_at, revoked_at, key_hash, role FROM api_keys "
     "WHERE key_hash = ?"
@@ -515,6 +519,12 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
             rows = conn.execute(_SELECT_STATS, (wanted,)).fetchall()
         found = [stats_row(values) for values in rows]
         return {row.key: row for row in found}
+
+    def stats_at_level(self, level: int) -> list[StatsRow]:
+        """The stored statistics of every group of one fallback level, every task type."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(_SELECT_LEVEL_STATS, (level,)).fetchall()
+        return [stats_row(values) for values in rows]
 
     # operations
 
