@@ -6,11 +6,16 @@ label is worse than none: the scorer answers `unknown` unless one type clearly l
 
 The rules: the prompt's first `MAX_PROMPT_CHARS` characters, lower-cased, are matched against a
 table of cues per task type, each with a weight (a cue names the work: "refactor", "write tests",
-"traceback", "docstring", "dockerfile", "security audit"). A cue at the very start of the prompt
-(after "please", "can you", "now", "let's" ...) counts `_LEAD_BONUS` more: the verb that opens a
-request says what it is. Cues of talk that is no task ("continue", "explain", "what does") score
-for `unknown`. The type with the highest sum wins only if it reaches `_MIN_SCORE` and leads the
-runner-up by `_MIN_MARGIN`; otherwise the answer is `unknown`.
+"traceback", "docstring", "dockerfile", "security audit"). The request is the head (up to the
+first blank line, or a colon that introduces pasted material): when the head holds a cue, what
+follows (pasted docs, code, logs) is not read; a prompt that is all paste is read whole, for
+debugging cues only. A verb at the very start (after "please", "can you", "now", "let's" ...)
+counts `_LEAD_BONUS` more: the verb that opens a request says what it is. A verb of making
+("add", "write") counts for what is made. Cues of talk that is no task ("explain", "what does")
+score for `unknown`. The type with the highest sum wins only if it
+reaches `_MIN_SCORE` and leads the runner-up by `_MIN_MARGIN`; otherwise the answer is `unknown`.
+The cues are English: a prompt in another language (its common words, or its script) is
+`unknown`, never a guess from the English words it borrows.
 
 The text is read in memory and never logged, stored or sent: only the task type leaves.
 Measured on hand-labelled real prompts in `docs/integrations.md` ("Task type").
@@ -34,11 +39,45 @@ _MIN_SCORE = 2.0
 _MIN_MARGIN = 1.0
 # A cue that opens the prompt counts this much more.
 _LEAD_BONUS = 1.5
+# The head (the request) is at most this long: a few sentences.
+_HEAD_CHARS = 500
+# A colon this far in or further ends the head ("fix: ..." does not).
+_MIN_HEAD_CHARS = 15
+# How many words are read to tell the language.
+_LANGUAGE_WORDS = 60
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+# Common words of languages other than English (French, Spanish, Portuguese, German,
+# Indonesian), none of them an English word.
+_FOREIGN = frozenset(
+    _WORD.findall(
+        "le la les des du et est une un pour dans sur avec que qui pas ce cette tu je nous vous "
+        "mon ma mes ton ta il elle sont au aux par el los las del es una para con por como más o "
+        "os da dos das não é um der und ist nicht ein eine mit für auf ich wir dan yang di ini itu "
+        "ada atau dengan untuk apakah coba"
+    )
+)
+_ENGLISH = frozenset(
+    _WORD.findall(
+        "the a an to and of in on for with is it this that i you we my me please can be are not "
+        "do does what how why so at from by as or if there here now all then should will would "
+        "just into up out your our its it's i'm don't let's lets let"
+    )
+)
+_ASCII_LETTER = re.compile(r"[a-z]")
+_LETTER = re.compile(r"[^\W\d_]")
 # Words that may come before the verb that opens a request.
 _LEAD = re.compile(
     r"^(?:(?:please|pls|can you|could you|would you|now|ok(?:ay)?|so|then|also|next|"
     r"great|perfect|thanks|let'?s|lets|i want you to|i need you to|i'?d like you to|go ahead and|"
     r"and|yes|help me|we need to|you need to)[\s,.!:;-]*)*"
+)
+# Verbs that open a request: a cue that is one of them, at the start, gets the lead bonus (a noun
+# at the start, "pytest fails ...", "lint output: ...", says less).
+_OPENING_VERB = re.compile(
+    r"(?:fix|debug|resolve|investigate|refactor|clean|simplify|extract|rename|split|move|convert|"
+    r"migrate|replace|deduplicate|remove|write|add|create|build|make|generate|implement|port|"
+    r"rewrite|review|document|configure|set|install|upgrade|bump|plan|design|outline|propose|"
+    r"audit|check|explain|summari[sz]e|increase|extend)\b"
 )
 # Claude Code's slash-command wrapper: its tags are not the person's words.
 _TAGS = re.compile(r"</?command-[a-z]+>")
@@ -63,7 +102,7 @@ _CUES: Sequence[tuple[TaskType | None, float, str]] = (
     (_IMPLEMENTATION, 3.0, r"\bplan and implement\b"),
     (_IMPLEMENTATION, 1.0, r"\bstart implementing\b"),
     # debugging: something is wrong
-    (_T.DEBUGGING, 2.0, r"\b(?:fix|fixes|bug|bugs|debug)\b"),
+    (_T.DEBUGGING, 2.0, r"\b(?:fix|fixes|bug|bugs|debug)\b|\bresolve (?:the |github )*issue"),
     (_T.DEBUGGING, 2.0, r"\w*(?:error|exception)\b|\btraceback\b|\bstack ?trace\b"),
     (_T.DEBUGGING, 2.0, r"\b(?:crash\w*|segfault)\b|\bline \d+, in\b"),
     (_T.DEBUGGING, 1.5, r"\b(?:fails?|failing|failed|broken|wrong|regression)\b"),
@@ -75,17 +114,19 @@ _CUES: Sequence[tuple[TaskType | None, float, str]] = (
         r" (?:seem to )?(?:work|start|load|run|show|render|compile|spawn|open)",
     ),
     (_T.DEBUGGING, 1.5, r"\bnot working\b|\bstill (?:does not|doesn'?t|not)\b"),
-    (_T.DEBUGGING, 1.5, r"\bshould (?:be|return|show|work)\b|\bdoes nothing\b|\bsilently\b"),
+    (_T.DEBUGGING, 1.5, r"\bshould (?:\w+ )?(?:be|return|show|work)\b"),
+    (_T.DEBUGGING, 1.5, r"\bdoes nothing\b|\bsilently\b"),
     (_T.DEBUGGING, 1.0, r"\bwhy\b|\binvestigate\b|\bissue\b|\bthrows?\b|\bunable to\b"),
     (_T.DEBUGGING, 1.0, r"\b(?:i get|i'?m getting|i am getting|getting an?|got an?)\b"),
-    (_T.DEBUGGING, 1.0, r"\b(?:i'?m|i am) trying to\b"),
+    (_T.DEBUGGING, 1.0, r"\b(?:i'?m|i am) trying to\b|\bweird\b|\bstrange\b"),
+    (_T.DEBUGGING, 1.5, r"\b(?:cannot find|(?:is )?not defined|does not exist|not found)\b"),
     (_T.DEBUGGING, 1.0, r"\b(?:[45]0\d|undefined|null|nan|timeout|oom|hangs?)\b"),
     # refactoring: same behaviour, better code
     (_T.REFACTORING, 3.0, r"\brefactor\w*"),
     (_T.REFACTORING, 2.0, r"\b(?:clean ?up|simplify|restructure|reorgani[sz]e|decouple)\b"),
     (_T.REFACTORING, 2.0, r"\b(?:extract|rename|deduplicate|split|separate out)\b"),
     (_T.REFACTORING, 2.0, r"\b(?:dead code|duplicated|duplication|no behaviou?r change)"),
-    (_T.REFACTORING, 1.5, r"\b(?:migrate|convert)\b.{0,40}\bto\b"),
+    (_T.REFACTORING, 1.5, r"\b(?:migrate|convert)\b.{0,40}\bto\b|\breplace\b.{0,60}\bwith\b"),
     (_T.REFACTORING, 1.0, r"\b(?:readab\w+|hard to read|move (?:all )?the|async/await)\b"),
     # testing: writing or running tests
     (_T.TESTING, 2.0, r"\b(?:unit|integration|e2e|end-to-end|snapshot|property-based) test"),
@@ -101,7 +142,15 @@ _CUES: Sequence[tuple[TaskType | None, float, str]] = (
     (_T.CODE_REVIEW, 1.0, r"\b(?:the diff|idiomatic|style issues)\b"),
     # documentation: words for people
     (_T.DOCUMENTATION, 2.5, r"\b(?:readme|docstrings?|jsdoc|changelog|contributing)\b"),
-    (_T.DOCUMENTATION, 2.0, r"\b(?:document\w*|docs?)\b"),
+    (_T.DOCUMENTATION, 2.0, r"\b(?:documentation|docs?)\b"),
+    (_T.DOCUMENTATION, 2.0, r"\bdocument (?:the|this|how|all|it|every|each|its|our|my|what)\b"),
+    # the docs as a source to follow, not the work: "based on the API docs, update the code"
+    (
+        _T.DOCUMENTATION,
+        -2.5,
+        r"\b(?:based on|according to|here (?:is|are)|this is|per|follow(?:ing)?|from) "
+        r"(?:the |my |this |our |updated |your |api |some )*(?:docs?|documentation)\b",
+    ),
     (_T.DOCUMENTATION, 1.5, r"\b(?:comments?|typos?|md (?:formatted )?file|headings)\b"),
     (_T.DOCUMENTATION, 1.0, r"\b(?:instructions|outdated)\b"),
     # configuration: build, dependencies, environment, deployment
@@ -112,7 +161,7 @@ _CUES: Sequence[tuple[TaskType | None, float, str]] = (
         r"\b(?:dockerfile|docker[- ]compose|github actions|ci|kubernetes|"
         r"nginx|tsconfig|eslint|prettier|pre-commit|makefile|gitignore|renovate|conda|venv)\b",
     ),
-    (_T.CONFIGURATION, 2.0, r"\benv(?:ironment)? var\w*"),
+    (_T.CONFIGURATION, 2.0, r"\benv(?:ironment)? var\w*|(?:^|\s)\.env\b"),
     (_T.CONFIGURATION, 1.5, r"\b(?:dependenc\w+|deploy\w*|lint\w*)\b"),
     (_T.CONFIGURATION, 1.0, r"\b(?:single command|python \d|node \d+)\b"),
     # planning: deciding before doing
@@ -137,17 +186,47 @@ _CUES: Sequence[tuple[TaskType | None, float, str]] = (
 _COMPILED = tuple((kind, weight, re.compile(pattern)) for kind, weight, pattern in _CUES)
 
 
-def _scores(text: str) -> dict[TaskType | None, float]:
-    lead = _LEAD.match(text)
+def _head_end(text: str) -> int:
+    """Where the request ends: the first blank line, or a colon that introduces pasted text."""
+    end = min(len(text), _HEAD_CHARS)
+    paragraph = text.find("\n\n", 0, end)
+    end = paragraph if paragraph >= 0 else end
+    colon = text.find(":", _MIN_HEAD_CHARS, end)
+    while colon >= 0 and not text[colon + 1 : colon + 2].isspace():
+        colon = text.find(":", colon + 1, end)  # "http://", "12:30": not an introduction
+    return colon if colon >= 0 else end
+
+
+def _scores(text: str, end: int) -> dict[TaskType | None, float]:
+    lead = _LEAD.match(text, 0, end)
     start = lead.end() if lead else 0
     scores: dict[TaskType | None, float] = {}
     for kind, weight, pattern in _COMPILED:
-        match = pattern.search(text)
+        match = pattern.search(text, 0, end)
         if match is None:
             continue
-        opens = match.start() <= start and pattern.match(text, start) is not None
+        opens = (
+            match.start() <= start
+            and pattern.match(text, start, end) is not None
+            and _OPENING_VERB.match(text, start, end) is not None
+        )
         scores[kind] = scores.get(kind, 0.0) + weight + (_LEAD_BONUS if opens else 0.0)
     return scores
+
+
+def _pasted(text: str) -> dict[TaskType | None, float]:
+    debugging = _scores(text, len(text)).get(_T.DEBUGGING)
+    return {_T.DEBUGGING: debugging} if debugging else {}
+
+
+def _foreign(text: str) -> bool:
+    """Whether the text is in another language than the cues: by its script or common words."""
+    letters = len(_LETTER.findall(text, 0, _HEAD_CHARS))
+    if letters and len(_ASCII_LETTER.findall(text, 0, _HEAD_CHARS)) < letters / 2:
+        return True
+    words = _WORD.findall(text)[:_LANGUAGE_WORDS]
+    foreign = sum(word in _FOREIGN for word in words)
+    return foreign >= 3 and foreign > sum(word in _ENGLISH for word in words)
 
 
 def _with_making(scores: dict[TaskType | None, float]) -> dict[TaskType, float]:
@@ -168,7 +247,11 @@ def _with_making(scores: dict[TaskType | None, float]) -> dict[TaskType, float]:
 def classify_prompt(text: str) -> TaskType:
     """The task type the prompt asks for, or `TaskType.UNKNOWN` when the rules are unsure."""
     cleaned = _TAGS.sub(" ", text[:MAX_PROMPT_CHARS]).lower().strip()
-    scores = _with_making(_scores(cleaned))
+    if _foreign(cleaned):
+        return _UNKNOWN
+    # A request stated in the head is read alone. A prompt that is all paste is read whole, for
+    # what a pasted error or log asks: debugging (other words in a paste are someone else's).
+    scores = _with_making(_scores(cleaned, _head_end(cleaned)) or _pasted(cleaned))
     ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     if not ranked:
         return _UNKNOWN
