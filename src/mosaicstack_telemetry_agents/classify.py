@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from mosaicstack_telemetry.enums import TaskType
+if TYPE_CHECKING:  # imported when called: the hook must start without the SDK (~0.2 s)
+    from mosaicstack_telemetry.enums import TaskType
 
-__all__ = ["MAX_PROMPT_CHARS", "classify_prompt"]
+__all__ = ["MAX_PROMPT_CHARS", "classify_prompt", "prompt_task_type"]
 
 # The request is stated in a prompt's first lines; what follows is pasted code or logs, whose
 # words would drown it. The bound also keeps the work per prompt fixed (the hook has 20 ms).
@@ -82,17 +84,31 @@ _OPENING_VERB = re.compile(
 # Claude Code's slash-command wrapper: its tags are not the person's words.
 _TAGS = re.compile(r"</?command-[a-z]+>")
 
-# Short for the cue table below.
-_T = TaskType
-_UNKNOWN = TaskType.UNKNOWN
-_IMPLEMENTATION = TaskType.IMPLEMENTATION
+
+class _T:
+    """`TaskType`'s wire values, named as in the enum (the tests hold the two equal)."""
+
+    PLANNING = "planning"
+    IMPLEMENTATION = "implementation"
+    CODE_REVIEW = "code_review"
+    TESTING = "testing"
+    DEBUGGING = "debugging"
+    REFACTORING = "refactoring"
+    DOCUMENTATION = "documentation"
+    CONFIGURATION = "configuration"
+    SECURITY_AUDIT = "security_audit"
+    UNKNOWN = "unknown"
+
+
+_UNKNOWN = _T.UNKNOWN
+_IMPLEMENTATION = _T.IMPLEMENTATION
 # A verb of making ("add", "create", "write") counts for what is made: "add a Dockerfile" is
 # configuration, "write a README" documentation; with nothing else named, implementation.
 _MAKE = None
 # What another type must score (without the verb) for the verb to count for it.
 _MADE_SCORE = 1.5
 # (task type, weight, pattern): the cue table. Patterns are matched on lower-cased text.
-_CUES: Sequence[tuple[TaskType | None, float, str]] = (
+_CUES: Sequence[tuple[str | None, float, str]] = (
     (_MAKE, 1.0, r"\b(?:add|create|build|make|write|generate|include)\b"),
     # implementation: building something new
     (_IMPLEMENTATION, 2.0, r"\bimplement\w*"),
@@ -197,10 +213,10 @@ def _head_end(text: str) -> int:
     return colon if colon >= 0 else end
 
 
-def _scores(text: str, end: int) -> dict[TaskType | None, float]:
+def _scores(text: str, end: int) -> dict[str | None, float]:
     lead = _LEAD.match(text, 0, end)
     start = lead.end() if lead else 0
-    scores: dict[TaskType | None, float] = {}
+    scores: dict[str | None, float] = {}
     for kind, weight, pattern in _COMPILED:
         match = pattern.search(text, 0, end)
         if match is None:
@@ -214,7 +230,7 @@ def _scores(text: str, end: int) -> dict[TaskType | None, float]:
     return scores
 
 
-def _pasted(text: str) -> dict[TaskType | None, float]:
+def _pasted(text: str) -> dict[str | None, float]:
     debugging = _scores(text, len(text)).get(_T.DEBUGGING)
     return {_T.DEBUGGING: debugging} if debugging else {}
 
@@ -229,7 +245,7 @@ def _foreign(text: str) -> bool:
     return foreign >= 3 and foreign > sum(word in _ENGLISH for word in words)
 
 
-def _with_making(scores: dict[TaskType | None, float]) -> dict[TaskType, float]:
+def _with_making(scores: dict[str | None, float]) -> dict[str, float]:
     """The scores with the verb of making counted for what is made."""
     making = scores.pop(_MAKE, 0.0)
     typed = {kind: score for kind, score in scores.items() if kind is not None}
@@ -244,8 +260,8 @@ def _with_making(scores: dict[TaskType | None, float]) -> dict[TaskType, float]:
     return typed
 
 
-def classify_prompt(text: str) -> TaskType:
-    """The task type the prompt asks for, or `TaskType.UNKNOWN` when the rules are unsure."""
+def prompt_task_type(text: str) -> str:
+    """The wire value of the task type the prompt asks for; `unknown` when the rules are unsure."""
     cleaned = _TAGS.sub(" ", text[:MAX_PROMPT_CHARS]).lower().strip()
     if _foreign(cleaned):
         return _UNKNOWN
@@ -260,3 +276,10 @@ def classify_prompt(text: str) -> TaskType:
     if score < _MIN_SCORE or score - runner_up < _MIN_MARGIN:
         return _UNKNOWN
     return best
+
+
+def classify_prompt(text: str) -> TaskType:
+    """The task type the prompt asks for, or `TaskType.UNKNOWN` when the rules are unsure."""
+    from mosaicstack_telemetry.enums import TaskType
+
+    return TaskType(prompt_task_type(text))
