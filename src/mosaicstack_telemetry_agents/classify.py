@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import islice
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported when called: the hook must start without the SDK (~0.2 s)
@@ -200,6 +201,7 @@ _CUES: Sequence[tuple[str | None, float, str]] = (
     (_UNKNOWN, 2.0, r"\btell me\b"),
 )
 _COMPILED = tuple((kind, weight, re.compile(pattern)) for kind, weight, pattern in _CUES)
+_DEBUGGING_CUES = tuple(cue for cue in _COMPILED if cue[0] == _T.DEBUGGING)
 
 
 def _head_end(text: str) -> int:
@@ -213,11 +215,13 @@ def _head_end(text: str) -> int:
     return colon if colon >= 0 else end
 
 
-def _scores(text: str, end: int) -> dict[str | None, float]:
+def _scores(
+    text: str, end: int, cues: Sequence[tuple[str | None, float, re.Pattern[str]]] = _COMPILED
+) -> dict[str | None, float]:
     lead = _LEAD.match(text, 0, end)
     start = lead.end() if lead else 0
     scores: dict[str | None, float] = {}
-    for kind, weight, pattern in _COMPILED:
+    for kind, weight, pattern in cues:
         match = pattern.search(text, 0, end)
         if match is None:
             continue
@@ -231,8 +235,7 @@ def _scores(text: str, end: int) -> dict[str | None, float]:
 
 
 def _pasted(text: str) -> dict[str | None, float]:
-    debugging = _scores(text, len(text)).get(_T.DEBUGGING)
-    return {_T.DEBUGGING: debugging} if debugging else {}
+    return _scores(text, len(text), _DEBUGGING_CUES)
 
 
 def _foreign(text: str) -> bool:
@@ -240,7 +243,7 @@ def _foreign(text: str) -> bool:
     letters = len(_LETTER.findall(text, 0, _HEAD_CHARS))
     if letters and len(_ASCII_LETTER.findall(text, 0, _HEAD_CHARS)) < letters / 2:
         return True
-    words = _WORD.findall(text)[:_LANGUAGE_WORDS]
+    words = [word.group() for word in islice(_WORD.finditer(text), _LANGUAGE_WORDS)]
     foreign = sum(word in _FOREIGN for word in words)
     return foreign >= 3 and foreign > sum(word in _ENGLISH for word in words)
 

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from mosaicstack_telemetry_agents.classify import prompt_task_type
 from mosaicstack_telemetry_agents.estimate import (
     Query,
     cached_prediction,
@@ -119,12 +118,19 @@ def _spawn(arguments: list[str], settings: AgentSettings) -> None:
         )
 
 
+def _task_type_of(prompt: str) -> str:
+    # Imported here: compiling the cue table (a few ms) is paid only where there is a prompt.
+    from mosaicstack_telemetry_agents.classify import prompt_task_type
+
+    return prompt_task_type(prompt)
+
+
 def _before_task(
     payload: dict[str, Any], event: str, out: IO[str], settings: AgentSettings, profile: Profile
 ) -> None:
     session_id = _text(payload, "session_id")
     prompt = payload.get("prompt")  # UserPromptSubmit's: classified here, never kept
-    classified = prompt_task_type(prompt) if isinstance(prompt, str) else "unknown"
+    classified = _task_type_of(prompt) if isinstance(prompt, str) else "unknown"
     query = Query(
         profile.task_type_for(classified),
         _model(payload, settings, session_id),
