@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mosaicstack_telemetry import TaskType
@@ -111,6 +112,30 @@ def test_only_the_first_max_prompt_chars_are_read() -> None:
     pasted = "x " * (MAX_PROMPT_CHARS // 2 - 8) + "traceback"  # ends 7 characters before the cut
     assert classify_prompt(pasted) is TaskType.DEBUGGING
     assert classify_prompt("x " * 4 + pasted) is TaskType.UNKNOWN  # now it ends past the cut
+
+
+def _cue_words() -> list[str]:
+    """The words and pieces of the cue table, and what its patterns match around them."""
+    from mosaicstack_telemetry_agents import classify
+
+    words = {"the", "a", "to", "it", "this", "is", "i", "am", "404", "line 3, in", "pr #12"}
+    for cue in classify._CUES:
+        words.update(cue[2])
+        words.update(re.findall(r"[a-z'/.-]+", cue[3]))
+    return sorted(words)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(_cue_words()), min_size=1, max_size=10))
+def test_every_match_of_a_cue_holds_one_of_its_needles(words: list[str]) -> None:
+    # The needles let a cue be skipped uncompiled; a needle missing from a match would make the
+    # classifier miss that cue.
+    from mosaicstack_telemetry_agents import classify
+
+    text = " ".join(words)
+    for _, _, needles, pattern in classify._CUES:
+        if re.search(pattern, text):
+            assert any(needle in text for needle in needles), (pattern, text)
 
 
 @given(st.text(max_size=5000))
