@@ -26,6 +26,8 @@ __all__ = ["run"]
 
 EXE = str(Path(sys.executable).with_name("mosaic-telemetry"))
 _FLOOR = [sys.executable, "-c", "import json, sys; json.load(sys.stdin)"]
+# A long typed prompt: a request, then a pasted traceback.
+_PROMPT = "The nightly export fails, please fix it:\n" + 'File "export.py", line 9\nKeyError\n' * 80
 
 
 def _transcript(path: Path) -> Path:
@@ -121,6 +123,8 @@ def _measure(home: Path, url: str, key: str, instance: uuid.UUID, rounds: int) -
                 "transcript_path": str(transcript),
                 "hook_event_name": event,
                 "model": "claude-sonnet-4-5",
+                # Classified at UserPromptSubmit (the task type of the estimate asked for).
+                "prompt": _PROMPT,
             }
         ).encode()
 

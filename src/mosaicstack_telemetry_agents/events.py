@@ -98,7 +98,7 @@ def to_event(
         "event_id": event_id(task),
         "timestamp": task.ended,
         "task_duration_ms": _clamp("duration", task.duration_ms, MAX_DURATION_MS, summary),
-        "task_type": profile.task_type,
+        "task_type": profile.task_type_for(task.prompt_type),
         "complexity": profile.complexity,
         "harness": task.harness,
         "model": task.model[:100] or "unknown",

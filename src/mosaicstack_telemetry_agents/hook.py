@@ -2,9 +2,10 @@
 
 It is a new process per hook event, in the agent's way, so it does only what takes
 milliseconds and never fails: it reads the hook's JSON from stdin, and
-- at `SessionStart` and `UserPromptSubmit` prints the cached estimate for the configured task
-  (JSON: `systemMessage` for the person, `additionalContext` for the model) and remembers it for
-  the turn, starting a background refresh of the prediction when it is old;
+- at `SessionStart` and `UserPromptSubmit` prints the cached estimate for the task (its configured
+  task type, else the one classified from the prompt; JSON: `systemMessage` for the person,
+  `additionalContext` for the model) and remembers it for the turn, starting a background
+  refresh of the prediction when it is old;
 - at `Stop` and `SessionEnd` starts a background reporter (`claude-code report`) for the session.
 It always exits 0; a problem is one line on stderr and in the log file.
 """
@@ -117,12 +118,24 @@ def _spawn(arguments: list[str], settings: AgentSettings) -> None:
         )
 
 
+def _task_type_of(prompt: str) -> str:
+    # Imported here: compiling the cue table (a few ms) is paid only where there is a prompt.
+    from mosaicstack_telemetry_agents.classify import prompt_task_type
+
+    return prompt_task_type(prompt)
+
+
 def _before_task(
     payload: dict[str, Any], event: str, out: IO[str], settings: AgentSettings, profile: Profile
 ) -> None:
     session_id = _text(payload, "session_id")
+    prompt = payload.get("prompt")  # UserPromptSubmit's: classified here, never kept
+    classified = _task_type_of(prompt) if isinstance(prompt, str) else "unknown"
     query = Query(
-        profile.task_type, _model(payload, settings, session_id), "anthropic", profile.complexity
+        profile.task_type_for(classified),
+        _model(payload, settings, session_id),
+        "anthropic",
+        profile.complexity,
     )
     response, stale = cached_prediction(settings.state_dir, query)
     estimated_in, estimated_out, cost = estimated_fields(response)
@@ -147,7 +160,10 @@ def _before_task(
         out.write(json.dumps(output, ensure_ascii=False) + "\n")
         out.flush()
     if stale:
-        _spawn(["claude-code", "refresh", f"--model={query.model}"], settings)
+        _spawn(
+            ["claude-code", "refresh", f"--model={query.model}", f"--task-type={query.task_type}"],
+            settings,
+        )
 
 
 def _after_task(payload: dict[str, Any], settings: AgentSettings, wait: bool) -> None:

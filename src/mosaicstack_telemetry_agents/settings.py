@@ -52,7 +52,7 @@ class Profile:
     """What the logs do not say about a task: set by an orchestrator, else the builder's defaults.
 
     Values are the wire strings (`implementation`, `high`, ...); `outcome` set here overrides the
-    outcome read from the log.
+    outcome read from the log. A task type set here wins over the one classified from the prompt.
     """
 
     task_type: str = "unknown"
@@ -60,6 +60,13 @@ class Profile:
     outcome: str | None = None
     language: str | None = None
     repo_size: str | None = None
+    # Set by a variable or flag, even to `unknown` (which turns the prompt's classification off).
+    task_type_configured: bool = False
+
+    def task_type_for(self, classified: str) -> str:
+        """The configured task type; when none is, the one classified from the task's prompt."""
+        configured = self.task_type_configured or self.task_type != "unknown"
+        return self.task_type if configured else classified
 
     @classmethod
     def from_env(cls, **flags: str | None) -> Profile:
@@ -72,7 +79,8 @@ class Profile:
             "repo_size": os.environ.get(ENV_REPO_SIZE) or None,
         }
         values.update({name: value for name, value in flags.items() if value})
-        return cls(**values)  # type: ignore[arg-type]
+        configured = bool(os.environ.get(ENV_TASK_TYPE) or flags.get("task_type"))
+        return cls(**values, task_type_configured=configured)  # type: ignore[arg-type]
 
     def problems(self) -> list[str]:
         """One message per value that is not one of its enum's wire values."""

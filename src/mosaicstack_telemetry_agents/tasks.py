@@ -68,6 +68,9 @@ class Task:
     compactions: int = 0
     context_window: int = 200_000
     part: int = 0
+    # What the prompt that started the task asked for (`classify.py`): the event's task type when
+    # none is configured. The prompt itself is not kept.
+    prompt_type: str = "unknown"
 
     def see(self, when: datetime | None) -> None:
         """Widen the task's span to include `when`."""

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mosaicstack_telemetry_agents.classify import prompt_task_type
 from mosaicstack_telemetry_agents.harnesses._lines import (
     LineTally,
     as_int,
@@ -144,7 +145,8 @@ class _Reader:
         kind = record.get("type")
         if kind == "user" and is_prompt(record):
             key = record.get("uuid")
-            self.task(key if isinstance(key, str) else f"turn-{len(self.transcript.tasks)}")
+            task = self.task(key if isinstance(key, str) else f"turn-{len(self.transcript.tasks)}")
+            task.prompt_type = prompt_task_type("\n".join(_texts(_content(record))))
         task = self.current or self.task("session-start")
         if kind in ("user", "assistant", "system"):
             task.see(when)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mosaicstack_telemetry_agents.classify import prompt_task_type
 from mosaicstack_telemetry_agents.harnesses._lines import (
     LineTally,
     as_int,
@@ -88,6 +89,10 @@ class _Reader:
             task.failed = True
         elif event == "context_compacted":
             task.compactions += 1
+        elif event == "user_message" and task.prompt_type == "unknown":
+            # The turn's first prompt says what it is; later ones steer it.
+            message = payload.get("message")
+            task.prompt_type = prompt_task_type(message) if isinstance(message, str) else "unknown"
 
     def tokens(self, task: Task, info: object, record: dict[str, Any]) -> None:
         if not isinstance(info, dict):

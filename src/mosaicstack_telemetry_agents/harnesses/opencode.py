@@ -3,7 +3,8 @@
 The format is OpenCode's own (`packages/opencode/src/session/message-v2.ts`, `session.sql.ts`):
 a message's `data` (or JSON file) holds `role`, `time.created`/`completed` (ms), and for an
 assistant message `parentID` (the user message it answers), `modelID`, `providerID`, `cost`,
-`tokens {input, output, reasoning, cache {read, write}}` and `error`. A turn is a user message
+`tokens {input, output, reasoning, cache {read, write}}` and `error`; a user message's typed text
+is in its `text` parts (table `part`, or `part/<message>/*.json`). A turn is a user message
 and the assistant messages that answer it. Child sessions (subagents, `parent_id`) fold into the
 parent's turn that was running when they started.
 """
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mosaicstack_telemetry_agents.classify import prompt_task_type
 from mosaicstack_telemetry_agents.harnesses._lines import LineTally, as_int, parse_time
 from mosaicstack_telemetry_agents.tasks import Request, Task
 
@@ -70,8 +72,16 @@ def _created(info: dict[str, Any]) -> datetime | None:
     return parse_time(time.get("created")) if isinstance(time, dict) else None
 
 
-def tasks_from_messages(session_id: str, messages: Iterable[dict[str, Any]]) -> list[Task]:
-    """The turns of one session from its messages (each with `id`), in creation order."""
+def tasks_from_messages(
+    session_id: str,
+    messages: Iterable[dict[str, Any]],
+    prompt_types: Mapping[str, str] | None = None,
+) -> list[Task]:
+    """The turns of one session from its messages (each with `id`), in creation order.
+
+    `prompt_types` holds the task type classified from each user message's text, by message id.
+    """
+    prompt_types = prompt_types or {}
     turns: dict[str, Task] = {}
     providers: dict[int, str] = {}
     current: Task | None = None
@@ -79,6 +89,7 @@ def tasks_from_messages(session_id: str, messages: Iterable[dict[str, Any]]) -> 
         when = _created(info)
         if info.get("role") == "user":
             current = Task(HARNESS, "custom", session_id, str(info.get("id")))
+            current.prompt_type = prompt_types.get(current.key, "unknown")
             turns[current.key] = current
             current.see(when)
             continue
@@ -132,7 +143,43 @@ def _fold_children(storage: Storage, children: list[tuple[str, list[Task]]]) -> 
             owner.see(task.ended)
 
 
-def _database(path: Path, storage: Storage) -> Iterator[tuple[str, str | None, list[Any]]]:
+_Session = tuple[str, str | None, list[Any], dict[str, str]]
+# The text parts of a session's user messages: what the person typed.
+_PROMPT_PARTS = (
+    "SELECT part.message_id, part.data FROM part JOIN message ON message.id = part.message_id"
+    " WHERE part.session_id = ? AND json_extract(message.data, '$.role') = 'user'"
+    " AND json_extract(part.data, '$.type') = 'text' ORDER BY part.id"
+)
+
+
+def _prompt_types(parts: Iterable[tuple[str, object]]) -> dict[str, str]:
+    """The task type of each message's typed text (its non-synthetic text parts), by message id."""
+    texts: dict[str, list[str]] = {}
+    for message_id, part in parts:
+        if not isinstance(part, dict) or part.get("synthetic"):
+            continue
+        text = part.get("text")
+        if isinstance(text, str):
+            texts.setdefault(message_id, []).append(text)
+    return {message_id: prompt_task_type("\n".join(text)) for message_id, text in texts.items()}
+
+
+def _database_prompts(connection: sqlite3.Connection, session_id: str) -> dict[str, str]:
+    try:
+        rows = connection.execute(_PROMPT_PARTS, (session_id,)).fetchall()
+    except sqlite3.Error:  # no part table, or not JSON: the turns stay unclassified
+        return {}
+    return _prompt_types((str(message_id), _json(data)) for message_id, data in rows)
+
+
+def _json(data: object) -> object:
+    try:
+        return json.loads(data) if isinstance(data, str | bytes) else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def _database(path: Path, storage: Storage) -> Iterator[_Session]:
     connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         sessions = connection.execute("SELECT id, parent_id FROM session ORDER BY time_created")
@@ -141,7 +188,8 @@ def _database(path: Path, storage: Storage) -> Iterator[tuple[str, str | None, l
                 "SELECT id, data FROM message WHERE session_id = ? ORDER BY time_created, id",
                 (session_id,),
             )
-            yield session_id, parent, list(_rows(rows, storage))
+            messages = list(_rows(rows, storage))
+            yield session_id, parent, messages, _database_prompts(connection, session_id)
     finally:
         connection.close()
 
@@ -160,7 +208,7 @@ def _rows(rows: Iterable[tuple[str, str]], storage: Storage) -> Iterator[dict[st
             storage.tally.broken += 1
 
 
-def _json_files(root: Path, storage: Storage) -> Iterator[tuple[str, str | None, list[Any]]]:
+def _json_files(root: Path, storage: Storage) -> Iterator[_Session]:
     parents: dict[str, str | None] = {}
     for path in sorted((root / "session").glob("*/*.json")):
         info = _load(path, storage)
@@ -169,7 +217,21 @@ def _json_files(root: Path, storage: Storage) -> Iterator[tuple[str, str | None,
     for folder in sorted(p for p in (root / "message").glob("*") if p.is_dir()):
         messages = [m for m in (_load(p, storage) for p in sorted(folder.glob("*.json"))) if m]
         messages.sort(key=lambda m: (as_int((m.get("time") or {}).get("created")), m.get("id", "")))
-        yield folder.name, parents.get(folder.name), messages
+        prompts = _json_prompts(root, messages, storage)
+        yield folder.name, parents.get(folder.name), messages, prompts
+
+
+def _json_prompts(root: Path, messages: list[dict[str, Any]], storage: Storage) -> dict[str, str]:
+    parts = []
+    for message in messages:
+        message_id = message.get("id")
+        # A plain name only: an id is never a path out of the folder.
+        if message.get("role") != "user" or not isinstance(message_id, str):
+            continue
+        if message_id and message_id == Path(message_id).name and message_id not in (".", ".."):
+            for path in sorted((root / "part" / message_id).glob("*.json")):
+                parts.append((message_id, _load(path, storage)))
+    return _prompt_types(parts)
 
 
 def _load(path: Path, storage: Storage) -> dict[str, Any] | None:
@@ -196,9 +258,9 @@ def read_storage(root: Path) -> Storage:
         _database(database, storage) if database.is_file() else _json_files(json_root, storage)
     )
     children: list[tuple[str, list[Task]]] = []
-    for session_id, parent, messages in sessions:
+    for session_id, parent, messages, prompt_types in sessions:
         storage.sessions += 1
-        tasks = tasks_from_messages(session_id, messages)
+        tasks = tasks_from_messages(session_id, messages, prompt_types)
         if parent:
             children.append((parent, tasks))
         else:

@@ -1,0 +1,86 @@
+"""The prompt's task type (`classify.py`) as the hook runs it: in process, on prompts of each kind.
+
+The hook's budget for it is 20 ms. Timed: a short prompt, a long English request, a prompt
+that is all paste (read whole, up to the cut), 1 MB of pasted log (cut to `MAX_PROMPT_CHARS`),
+a French prompt (stopped by the language check) and one that holds a cue of every task type.
+`python -m bench --only classify`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench._timing import Result, percentile
+from mosaicstack_telemetry_agents.classify import MAX_PROMPT_CHARS, prompt_task_type
+
+__all__ = ["run"]
+
+_CUES = (
+    "refactor fix the bug, write unit tests, review the pr, update the readme, configure the ci "
+    "dockerfile, plan the architecture, security audit for xss, implement the endpoint, explain "
+)
+_PROMPTS = {
+    "short (`fix the login bug`)": "fix the login bug",
+    "long request (1,900 characters, one paragraph)": (
+        "Now I want you to add pagination to the orders endpoint, keep the cursor stable and " * 23
+    ),
+    "all paste (a 2,000-character traceback)": (
+        'File "app/main.py", line 12, in handler\n  value = compute(x)\nKeyError: x\n' * 30
+    ),
+    "1 MB of pasted log after the request": "fix this crash:\n" + "ERROR worker died\n" * 58_000,
+    "French (language check)": "Mon application plante au démarrage, peux-tu regarder pourquoi ? " * 30,
+    "a cue of every task type, 2,000 characters": (_CUES * 10)[:MAX_PROMPT_CHARS],
+}
+
+
+def _micros(text: str, rounds: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU µs of each call: on a shared machine the wall clock's tail is the
+    neighbours' (a preempted call), the CPU time is the classifier's own."""
+    wall, cpu = [], []
+    for _ in range(rounds):
+        started, used = time.perf_counter_ns(), time.thread_time_ns()
+        prompt_task_type(text)
+        cpu.append((time.thread_time_ns() - used) / 1000)
+        wall.append((time.perf_counter_ns() - started) / 1000)
+    return wall, cpu
+
+
+# What a hook process pays: importing the module and one call (compiling the cues it needs).
+# The hook has imported these modules before (its own work), so they are imported first here.
+_FRESH = (
+    "import contextlib, datetime, json, pathlib, re, subprocess, time, typing\n"
+    "wall, cpu = time.perf_counter_ns(), time.thread_time_ns()\n"
+    "from mosaicstack_telemetry_agents.classify import prompt_task_type\n"
+    "prompt_task_type('fix this crash:' + chr(10) + 'ERROR worker died' * 100)\n"
+    "print((time.perf_counter_ns() - wall) / 1000, (time.thread_time_ns() - cpu) / 1000)\n"
+)
+
+
+def _fresh(rounds: int) -> Result:
+    wall, cpu = [], []
+    for _ in range(rounds):
+        out = subprocess.run(
+            [sys.executable, "-c", _FRESH], capture_output=True, text=True, check=True
+        ).stdout.split()
+        wall.append(float(out[0]))
+        cpu.append(float(out[1]))
+    note = f"p95 {percentile(wall, 95):,.0f} µs; CPU median {percentile(cpu, 50):,.0f} µs"
+    name = "new process: import + one call (the hook's cost)"
+    return Result("classify", name, percentile(wall, 50), "µs (median)", note)
+
+
+def run(quick: bool) -> list[Result]:
+    """Median and p99 of `rounds` calls per prompt, after one warm-up call (regex compile)."""
+    rounds = 200 if quick else 2000
+    results = []
+    for name, text in _PROMPTS.items():
+        prompt_task_type(text)
+        wall, cpu = _micros(text, rounds)
+        note = (
+            f"p99 {percentile(wall, 99):,.0f} µs; CPU median {percentile(cpu, 50):,.0f}, "
+            f"p99 {percentile(cpu, 99):,.0f} µs; answer {prompt_task_type(text)}"
+        )
+        results.append(Result("classify", name, percentile(wall, 50), "µs (median)", note))
+    return [*results, _fresh(10 if quick else 40)]

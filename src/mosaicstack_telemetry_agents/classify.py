@@ -1,0 +1,519 @@
+"""The task type of a typed prompt, guessed locally by weighted keyword rules, or `unknown`.
+
+When no task type is configured, the hook and the imports ask this module what the person's
+prompt asked for, so the estimate before a task and the event after it carry a task type. A wrong
+label is worse than none: the scorer answers `unknown` unless one type clearly leads.
+
+The rules: the prompt's first `MAX_PROMPT_CHARS` characters, lower-cased, are matched against a
+table of cues per task type, each with a weight (a cue names the work: "refactor", "write tests",
+"traceback", "docstring", "dockerfile", "security audit"). The request is the head (up to the
+first blank line, or a colon that introduces pasted material): when the head holds a cue, what
+follows (pasted docs, code, logs) is not read; a prompt that is all paste is read whole, for
+debugging cues only. A verb at the very start (after "please", "can you", "now", "let's" ...)
+counts `_LEAD_BONUS` more: the verb that opens a request says what it is. A verb of making
+("add", "write") counts for what is made. Cues of talk that is no task ("explain", "what does")
+score for `unknown`. The type with the highest sum wins only if it
+reaches `_MIN_SCORE` and leads the runner-up by `_MIN_MARGIN`; otherwise the answer is `unknown`.
+The cues are English: a prompt in another language (its common words, or its script) is
+`unknown`, never a guess from the English words it borrows.
+
+The text is read in memory and never logged, stored or sent: only the task type leaves.
+Measured on hand-labelled real prompts in `docs/integrations.md` ("Task type").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cache
+from itertools import islice
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when called: the hook must start without the SDK (~0.2 s)
+    from mosaicstack_telemetry.enums import TaskType
+
+__all__ = ["MAX_PROMPT_CHARS", "classify_prompt", "prompt_task_type"]
+
+# The request is stated in a prompt's first lines; what follows is pasted code or logs, whose
+# words would drown it. The bound also keeps the work per prompt fixed (the hook has 20 ms).
+MAX_PROMPT_CHARS = 2000
+# Sums below this are a single weak cue: not enough to name a task type.
+_MIN_SCORE = 2.0
+# The winner must lead the runner-up by this much: two types as likely mean "unsure".
+_MIN_MARGIN = 1.0
+# A cue that opens the prompt counts this much more.
+_LEAD_BONUS = 1.5
+# The head (the request) is at most this long: a few sentences.
+_HEAD_CHARS = 500
+# A colon this far in or further ends the head ("fix: ..." does not).
+_MIN_HEAD_CHARS = 15
+# How many words are read to tell the language.
+_LANGUAGE_WORDS = 60
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+# Common words of languages other than English (French, Spanish, Portuguese, German,
+# Indonesian), none of them an English word.
+_FOREIGN = frozenset(
+    _WORD.findall(
+        "le la les des du et est une un pour dans sur avec que qui pas ce cette tu je nous vous "
+        "mon ma mes ton ta il elle sont au aux par el los las del es una para con por como más o "
+        "os da dos das não é um der und ist nicht ein eine mit für auf ich wir dan yang di ini itu "
+        "ada atau dengan untuk apakah coba"
+    )
+)
+_ENGLISH = frozenset(
+    _WORD.findall(
+        "the a an to and of in on for with is it this that i you we my me please can be are not "
+        "do does what how why so at from by as or if there here now all then should will would "
+        "just into up out your our its it's i'm don't let's lets let"
+    )
+)
+_ASCII_LETTER = re.compile(r"[a-z]")
+_LETTER = re.compile(r"[^\W\d_]")
+# Words that may come before the verb that opens a request.
+_LEAD = re.compile(
+    r"^(?:(?:please|pls|can you|could you|would you|now|ok(?:ay)?|so|then|also|next|"
+    r"great|perfect|thanks|let'?s|lets|i want you to|i need you to|i'?d like you to|go ahead and|"
+    r"and|yes|help me|we need to|you need to)[\s,.!:;-]*)*"
+)
+# Verbs that open a request: a cue that is one of them, at the start, gets the lead bonus (a noun
+# at the start, "pytest fails ...", "lint output: ...", says less).
+_OPENING_VERB = re.compile(
+    r"(?:fix|debug|resolve|investigate|refactor|clean|simplify|extract|rename|split|move|convert|"
+    r"migrate|replace|deduplicate|remove|write|add|create|build|make|generate|implement|port|"
+    r"rewrite|review|document|configure|set|install|upgrade|bump|plan|design|outline|propose|"
+    r"audit|check|explain|summari[sz]e|increase|extend)\b"
+)
+# Claude Code's slash-command wrapper: its tags are not the person's words.
+_TAGS = re.compile(r"</?command-[a-z]+>")
+
+
+class _T:
+    """`TaskType`'s wire values, named as in the enum (the tests hold the two equal)."""
+
+    PLANNING = "planning"
+    IMPLEMENTATION = "implementation"
+    CODE_REVIEW = "code_review"
+    TESTING = "testing"
+    DEBUGGING = "debugging"
+    REFACTORING = "refactoring"
+    DOCUMENTATION = "documentation"
+    CONFIGURATION = "configuration"
+    SECURITY_AUDIT = "security_audit"
+    UNKNOWN = "unknown"
+
+
+_UNKNOWN = _T.UNKNOWN
+_IMPLEMENTATION = _T.IMPLEMENTATION
+# A verb of making ("add", "create", "write") counts for what is made: "add a Dockerfile" is
+# configuration, "write a README" documentation; with nothing else named, implementation.
+_MAKE = None
+# What another type must score (without the verb) for the verb to count for it.
+_MADE_SCORE = 1.5
+# (task type, weight, needles, pattern): the cue table, matched on lower-cased text. Every match
+# of a pattern holds one of its needles (`test_classify.py` checks it), so a cue none of whose
+# needles is in the text is neither compiled nor searched: a new hook process compiles the few
+# patterns its prompt may match, not the whole table.
+_CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
+    (
+        _MAKE,
+        1.0,
+        ("add", "create", "build", "make", "write", "generate", "include"),
+        r"\b(?:add|create|build|make|write|generate|include)\b",
+    ),
+    # implementation: building something new
+    (_IMPLEMENTATION, 2.0, ("implement",), r"\bimplement\w*"),
+    (
+        _IMPLEMENTATION,
+        1.0,
+        ("new ",),
+        r"\b(?:new (?:feature|endpoint|page|command|component|option))",
+    ),
+    (
+        _IMPLEMENTATION,
+        1.0,
+        ("support for", "feature", "endpoint", "button", "flag", "component"),
+        r"\b(?:support for|feature|endpoint|button|flag|component)\b",
+    ),
+    (
+        _IMPLEMENTATION,
+        2.0,
+        ("port ", "rewrite "),
+        r"\b(?:port (?:this|it|the)|rewrite (?:this|it|the)\b)\b",
+    ),
+    (_IMPLEMENTATION, 3.0, ("plan and implement",), r"\bplan and implement\b"),
+    (_IMPLEMENTATION, 1.0, ("start implementing",), r"\bstart implementing\b"),
+    # debugging: something is wrong
+    (
+        _T.DEBUGGING,
+        2.0,
+        ("fix", "bug", "resolve "),
+        r"\b(?:fix|fixes|bug|bugs|debug)\b|\bresolve (?:the |github )*issue",
+    ),
+    (
+        _T.DEBUGGING,
+        2.0,
+        ("error", "exception", "traceback", "stack"),
+        r"\w*(?:error|exception)\b|\btraceback\b|\bstack ?trace\b",
+    ),
+    (
+        _T.DEBUGGING,
+        2.0,
+        ("crash", "segfault", "line "),
+        r"\b(?:crash\w*|segfault)\b|\bline \d+, in\b",
+    ),
+    (
+        _T.DEBUGGING,
+        1.5,
+        ("fail", "broken", "wrong", "regression"),
+        r"\b(?:fails?|failing|failed|broken|wrong|regression)\b",
+    ),
+    (_T.DEBUGGING, 2.0, ("flaky", " red"), r"\bflaky\b|\b(?:is|went|turned) red\b"),
+    (
+        _T.DEBUGGING,
+        2.0,
+        ("work", "start", "load", "run", "show", "render", "compile", "spawn", "open"),
+        r"\b(?:does ?n[o']?t|does not|do ?n[o']?t|is ?n[o']?t|won'?t|can'?t)"
+        r" (?:seem to )?(?:work|start|load|run|show|render|compile|spawn|open)",
+    ),
+    (
+        _T.DEBUGGING,
+        1.5,
+        ("not working", "still "),
+        r"\bnot working\b|\bstill (?:does not|doesn'?t|not)\b",
+    ),
+    (_T.DEBUGGING, 1.5, ("should ",), r"\bshould (?:\w+ )?(?:be|return|show|work)\b"),
+    (_T.DEBUGGING, 1.5, ("does nothing", "silently"), r"\bdoes nothing\b|\bsilently\b"),
+    (
+        _T.DEBUGGING,
+        1.0,
+        ("why", "investigate", "issue", "throw", "unable to"),
+        r"\bwhy\b|\binvestigate\b|\bissue\b|\bthrows?\b|\bunable to\b",
+    ),
+    (
+        _T.DEBUGGING,
+        1.0,
+        ("i get", "getting", "got a"),
+        r"\b(?:i get|i'?m getting|i am getting|getting an?|got an?)\b",
+    ),
+    (
+        _T.DEBUGGING,
+        1.0,
+        ("trying to", "weird", "strange"),
+        r"\b(?:i'?m|i am) trying to\b|\bweird\b|\bstrange\b",
+    ),
+    (
+        _T.DEBUGGING,
+        1.5,
+        ("cannot find", "not defined", "does not exist", "not found"),
+        r"\b(?:cannot find|(?:is )?not defined|does not exist|not found)\b",
+    ),
+    (
+        _T.DEBUGGING,
+        1.0,
+        ("40", "50", "undefined", "null", "nan", "timeout", "oom", "hang"),
+        r"\b(?:[45]0\d|undefined|null|nan|timeout|oom|hangs?)\b",
+    ),
+    # refactoring: same behaviour, better code
+    (_T.REFACTORING, 3.0, ("refactor",), r"\brefactor\w*"),
+    (
+        _T.REFACTORING,
+        2.0,
+        ("clean", "simplify", "restructure", "reorgani", "decouple"),
+        r"\b(?:clean ?up|simplify|restructure|reorgani[sz]e|decouple)\b",
+    ),
+    (
+        _T.REFACTORING,
+        2.0,
+        ("extract", "rename", "deduplicate", "split", "separate out"),
+        r"\b(?:extract|rename|deduplicate|split|separate out)\b",
+    ),
+    (
+        _T.REFACTORING,
+        2.0,
+        ("dead code", "duplicat", "no behavio"),
+        r"\b(?:dead code|duplicated|duplication|no behaviou?r change)",
+    ),
+    (
+        _T.REFACTORING,
+        1.5,
+        ("migrate", "convert", "replace"),
+        r"\b(?:migrate|convert)\b.{0,40}\bto\b|\breplace\b.{0,60}\bwith\b",
+    ),
+    (
+        _T.REFACTORING,
+        1.0,
+        ("readab", "hard to read", "move ", "async/await"),
+        r"\b(?:readab\w+|hard to read|move (?:all )?the|async/await)\b",
+    ),
+    # testing: writing or running tests
+    (
+        _T.TESTING,
+        2.0,
+        (" test",),
+        r"\b(?:unit|integration|e2e|end-to-end|snapshot|property-based) test",
+    ),
+    (_T.TESTING, 1.5, (" test",), r"\b(?:write|add|create|increase|extend) (?:\w+ ){0,3}test"),
+    (
+        _T.TESTING,
+        2.0,
+        ("test", "coverage"),
+        r"\b(?:test ?suite|test coverage|coverage|tests? for)\b",
+    ),
+    (
+        _T.TESTING,
+        1.5,
+        ("pytest", "jest", "vitest", "playwright", "cypress", "hypothesis", "mock"),
+        r"\b(?:pytest|jest|vitest|playwright|cypress|hypothesis|mock\w*)\b",
+    ),
+    (_T.TESTING, 1.0, ("test",), r"\btest(?:s|suite|ing)?\b|\btest cases?\b"),
+    # code review: judging code that exists
+    (
+        _T.CODE_REVIEW,
+        3.0,
+        ("code review", "review "),
+        r"\b(?:code review|review (?:my|the|this|these|pr|pull))",
+    ),
+    (
+        _T.CODE_REVIEW,
+        2.0,
+        ("review", "pull request", "pr"),
+        r"\breview(?:s|ing)?\b|\bpull request\b|\bpr ?#?\d+",
+    ),
+    (
+        _T.CODE_REVIEW,
+        1.5,
+        ("look over", "feedback on", "what could break", "before i merge"),
+        r"\b(?:look over|feedback on|what could break|before i merge)\b",
+    ),
+    (
+        _T.CODE_REVIEW,
+        1.5,
+        ("right", "correct", "safe"),
+        r"\b(?:does|is) (?:this|it) (?:look |seem )?(?:right|correct|safe)",
+    ),
+    (
+        _T.CODE_REVIEW,
+        1.0,
+        ("the diff", "idiomatic", "style issues"),
+        r"\b(?:the diff|idiomatic|style issues)\b",
+    ),
+    # documentation: words for people
+    (
+        _T.DOCUMENTATION,
+        2.5,
+        ("readme", "docstring", "jsdoc", "changelog", "contributing"),
+        r"\b(?:readme|docstrings?|jsdoc|changelog|contributing)\b",
+    ),
+    (_T.DOCUMENTATION, 2.0, ("doc",), r"\b(?:documentation|docs?)\b"),
+    (
+        _T.DOCUMENTATION,
+        2.0,
+        ("document ",),
+        r"\bdocument (?:the|this|how|all|it|every|each|its|our|my|what)\b",
+    ),
+    # the docs as a source to follow, not the work: "based on the API docs, update the code"
+    (
+        _T.DOCUMENTATION,
+        -2.5,
+        ("doc",),
+        r"\b(?:based on|according to|here (?:is|are)|this is|per|follow(?:ing)?|from) "
+        r"(?:the |my |this |our |updated |your |api |some )*(?:docs?|documentation)\b",
+    ),
+    (
+        _T.DOCUMENTATION,
+        1.5,
+        ("comment", "typo", "md ", "headings"),
+        r"\b(?:comments?|typos?|md (?:formatted )?file|headings)\b",
+    ),
+    (_T.DOCUMENTATION, 1.0, ("instructions", "outdated"), r"\b(?:instructions|outdated)\b"),
+    # configuration: build, dependencies, environment, deployment
+    (
+        _T.CONFIGURATION,
+        2.0,
+        ("config", "set", "install", "upgrade", "bump"),
+        r"\b(?:configur\w+|config|set ?up|install\w*|upgrade|bump)\b",
+    ),
+    (
+        _T.CONFIGURATION,
+        2.5,
+        (
+            "docker",
+            "github actions",
+            "ci",
+            "kubernetes",
+            "nginx",
+            "tsconfig",
+            "eslint",
+            "prettier",
+            "pre-commit",
+            "makefile",
+            "gitignore",
+            "renovate",
+            "conda",
+            "venv",
+        ),
+        r"\b(?:dockerfile|docker[- ]compose|github actions|ci|kubernetes|"
+        r"nginx|tsconfig|eslint|prettier|pre-commit|makefile|gitignore|renovate|conda|venv)\b",
+    ),
+    (_T.CONFIGURATION, 2.0, ("env",), r"\benv(?:ironment)? var\w*|(?:^|\s)\.env\b"),
+    (
+        _T.CONFIGURATION,
+        1.5,
+        ("dependenc", "deploy", "lint"),
+        r"\b(?:dependenc\w+|deploy\w*|lint\w*)\b",
+    ),
+    (
+        _T.CONFIGURATION,
+        1.0,
+        ("single command", "python ", "node "),
+        r"\b(?:single command|python \d|node \d+)\b",
+    ),
+    # planning: deciding before doing
+    (
+        _T.PLANNING,
+        3.0,
+        ("roadmap", "task list", " plan"),
+        r"\b(?:roadmap|task list)\b|\b(?:a|the|an|implementation) plan\b",
+    ),
+    (_T.PLANNING, 3.0, ("plan",), r"^plan\b|\bplan (?:how|the|for|out)\b"),
+    (
+        _T.PLANNING,
+        2.0,
+        ("design", "architecture", "propose", "outline", "trade"),
+        r"\b(?:design|architecture|propose|outline|trade-?offs?)\b",
+    ),
+    (
+        _T.PLANNING,
+        2.0,
+        ("break ", "before ", "write code", "the steps", "the best"),
+        r"\b(?:break (?:this|it) down|before (?:implementing|we start)|"
+        r"(?:don'?t|do not) write code|the steps|what'?s the best (?:way|approach))",
+    ),
+    (
+        _T.PLANNING,
+        1.5,
+        ("bead", "tasks", "structure the", "strategy"),
+        r"\b(?:beads?|tasks|structure the|strategy)\b",
+    ),
+    # security audit
+    (
+        _T.SECURITY_AUDIT,
+        3.0,
+        ("security", "vulnerab", "cve", "threat model", "xss", "csrf"),
+        r"\b(?:security|vulnerab\w+|cves?|threat model|xss|csrf)\b",
+    ),
+    (
+        _T.SECURITY_AUDIT,
+        2.5,
+        ("injection", "hardcoded secret", "api key"),
+        r"\b(?:sql injection|injection|hardcoded secrets?|api keys?)\b",
+    ),
+    (
+        _T.SECURITY_AUDIT,
+        1.5,
+        ("audit", "secure", "exploit", "secret"),
+        r"\b(?:audit|secure|exploit\w*|secrets?)\b",
+    ),
+    # no task: a question about the code, a request to explain
+    (
+        _UNKNOWN,
+        2.0,
+        ("explain", "what", "where is", "how does", "summari"),
+        r"\b(?:explain|what does|what is|what's|where is|how does|summari[sz]e)\b",
+    ),
+    (_UNKNOWN, 2.0, ("tell me",), r"\btell me\b"),
+)
+_DEBUGGING_CUES = tuple(cue for cue in _CUES if cue[0] == _T.DEBUGGING)
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _head_end(text: str) -> int:
+    """Where the request ends: the first blank line, or a colon that introduces pasted text."""
+    end = min(len(text), _HEAD_CHARS)
+    paragraph = text.find("\n\n", 0, end)
+    end = paragraph if paragraph >= 0 else end
+    colon = text.find(":", _MIN_HEAD_CHARS, end)
+    while colon >= 0 and not text[colon + 1 : colon + 2].isspace():
+        colon = text.find(":", colon + 1, end)  # "http://", "12:30": not an introduction
+    return colon if colon >= 0 else end
+
+
+def _scores(
+    text: str, end: int, cues: Sequence[tuple[str | None, float, tuple[str, ...], str]] = _CUES
+) -> dict[str | None, float]:
+    lead = _LEAD.match(text, 0, end)
+    start = lead.end() if lead else 0
+    window = text[:end]
+    scores: dict[str | None, float] = {}
+    for kind, weight, needles, source in cues:
+        if not any(needle in window for needle in needles):
+            continue
+        pattern = _compiled(source)
+        match = pattern.search(text, 0, end)
+        if match is None:
+            continue
+        opens = (
+            match.start() <= start
+            and pattern.match(text, start, end) is not None
+            and _OPENING_VERB.match(text, start, end) is not None
+        )
+        scores[kind] = scores.get(kind, 0.0) + weight + (_LEAD_BONUS if opens else 0.0)
+    return scores
+
+
+def _pasted(text: str) -> dict[str | None, float]:
+    return _scores(text, len(text), _DEBUGGING_CUES)
+
+
+def _foreign(text: str) -> bool:
+    """Whether the text is in another language than the cues: by its script or common words."""
+    letters = len(_LETTER.findall(text, 0, _HEAD_CHARS))
+    if letters and len(_ASCII_LETTER.findall(text, 0, _HEAD_CHARS)) < letters / 2:
+        return True
+    words = [word.group() for word in islice(_WORD.finditer(text), _LANGUAGE_WORDS)]
+    foreign = sum(word in _FOREIGN for word in words)
+    return foreign >= 3 and foreign > sum(word in _ENGLISH for word in words)
+
+
+def _with_making(scores: dict[str | None, float]) -> dict[str, float]:
+    """The scores with the verb of making counted for what is made."""
+    making = scores.pop(_MAKE, 0.0)
+    typed = {kind: score for kind, score in scores.items() if kind is not None}
+    if making:
+        made = [
+            kind
+            for kind, score in typed.items()
+            if kind not in (_IMPLEMENTATION, _UNKNOWN) and score >= _MADE_SCORE
+        ]
+        target = max(made, key=typed.__getitem__) if made else _IMPLEMENTATION
+        typed[target] = typed.get(target, 0.0) + making
+    return typed
+
+
+def prompt_task_type(text: str) -> str:
+    """The wire value of the task type the prompt asks for; `unknown` when the rules are unsure."""
+    cleaned = _TAGS.sub(" ", text[:MAX_PROMPT_CHARS]).lower().strip()
+    if _foreign(cleaned):
+        return _UNKNOWN
+    # A request stated in the head is read alone. A prompt that is all paste is read whole, for
+    # what a pasted error or log asks: debugging (other words in a paste are someone else's).
+    scores = _with_making(_scores(cleaned, _head_end(cleaned)) or _pasted(cleaned))
+    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+    if not ranked:
+        return _UNKNOWN
+    best, score = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+    if score < _MIN_SCORE or score - runner_up < _MIN_MARGIN:
+        return _UNKNOWN
+    return best
+
+
+def classify_prompt(text: str) -> TaskType:
+    """The task type the prompt asks for, or `TaskType.UNKNOWN` when the rules are unsure."""
+    from mosaicstack_telemetry.enums import TaskType
+
+    return TaskType(prompt_task_type(text))

@@ -1,0 +1,153 @@
+"""A prompt's task type, guessed locally: right when it answers, `unknown` when unsure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mosaicstack_telemetry import TaskType
+from mosaicstack_telemetry_agents.classify import (
+    MAX_PROMPT_CHARS,
+    classify_prompt,
+    prompt_task_type,
+)
+
+DATA = Path(__file__).with_name("data") / "prompts_labelled.jsonl"
+# The goal (issue 18): on prompts it never saw, right on 75% of those it labels, labelling 40%.
+MIN_PRECISION = 0.75
+MIN_COVERAGE = 0.40
+# Splits the rules were never tuned on (tests/agents/data/README.md).
+UNSEEN = ("held-out", "fresh-2")
+
+
+def _rows() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
+
+
+def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
+    """(precision on the prompts labelled, share labelled, prompts)."""
+    rows = list(rows)
+    answers = [(prompt_task_type(row["text"]), row["label"]) for row in rows]
+    labelled = [(got, truth) for got, truth in answers if got != "unknown"]
+    right = sum(got == truth for got, truth in labelled)
+    return right / len(labelled), len(labelled) / len(rows), len(rows)
+
+
+def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() -> None:
+    rows = _rows()
+    wire = {member.value for member in TaskType}
+    assert len(rows) >= 300
+    assert len({row["text"] for row in rows}) == len(rows)
+    for row in rows:
+        assert row["label"] in wire
+        assert row["source"]
+        if row["split"] in ("dev", "held-out"):
+            held = hashlib.sha256(row["text"].encode()).digest()[0] % 3 == 0
+            assert row["split"] == ("held-out" if held else "dev")
+        else:
+            assert row["split"] in ("fresh-1", "fresh-2")
+            assert row["source"].startswith("aider-chat-history:")
+
+
+def test_on_prompts_it_was_never_tuned_on_it_meets_the_precision_and_coverage_goal() -> None:
+    unseen = [row for row in _rows() if row["split"] in UNSEEN]
+    precision, coverage, count = _figures(unseen)
+    assert count >= 130
+    assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} prompts"
+    assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} prompts"
+
+
+def test_on_real_prompts_it_was_never_tuned_on_it_meets_the_goal_too() -> None:
+    real = [
+        row for row in _rows() if row["split"] in UNSEEN and not row["source"].startswith("written")
+    ]
+    precision, coverage, count = _figures(real)
+    assert count >= 90
+    assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} real prompts"
+    assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} real prompts"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("Write unit tests for the date parser", "testing"),
+        ("please refactor the session module, no behaviour change", "refactoring"),
+        ("add a Dockerfile for local development", "configuration"),
+        ("write a README for this project", "documentation"),
+        ("add a button that exports the table as CSV", "implementation"),
+        ("Failed to compile\n./src/app.tsx\nError: Expected a semicolon", "debugging"),
+        ("continue", "unknown"),
+        ("what does this function do?", "unknown"),
+    ],
+)
+def test_the_request_decides_and_a_verb_of_making_counts_for_what_is_made(
+    prompt: str, expected: str
+) -> None:
+    assert classify_prompt(prompt) is TaskType(expected)
+
+
+def test_words_in_a_paste_after_the_request_do_not_decide() -> None:
+    prompt = "make an api documentation file for these endpoints:\n" + (
+        "NIST AI Security Assessment: scans for vulnerabilities, CVEs and leaked API keys.\n" * 5
+    )
+    assert classify_prompt(prompt) is TaskType.DOCUMENTATION
+
+
+def test_a_prompt_in_another_language_is_unknown_not_guessed_from_borrowed_words() -> None:
+    french = "Mon application plante au démarrage, peux-tu regarder le fichier de configuration ?"
+    japanese = "下記のプロジェクトの内容を理解して、pytest の tests を書いてください"
+    assert classify_prompt(french) is TaskType.UNKNOWN
+    assert classify_prompt(japanese) is TaskType.UNKNOWN
+
+
+def test_only_the_first_max_prompt_chars_are_read() -> None:
+    pasted = "x " * (MAX_PROMPT_CHARS // 2 - 8) + "traceback"  # ends 7 characters before the cut
+    assert classify_prompt(pasted) is TaskType.DEBUGGING
+    assert classify_prompt("x " * 4 + pasted) is TaskType.UNKNOWN  # now it ends past the cut
+
+
+def _cue_words() -> list[str]:
+    """The words and pieces of the cue table, and what its patterns match around them."""
+    from mosaicstack_telemetry_agents import classify
+
+    words = {"the", "a", "to", "it", "this", "is", "i", "am", "404", "line 3, in", "pr #12"}
+    for cue in classify._CUES:
+        words.update(cue[2])
+        words.update(re.findall(r"[a-z'/.-]+", cue[3]))
+    return sorted(words)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_cue_words()), min_size=1, max_size=10))
+def test_every_match_of_a_cue_holds_one_of_its_needles(words: list[str]) -> None:
+    # The needles let a cue be skipped uncompiled; a needle missing from a match would make the
+    # classifier miss that cue.
+    from mosaicstack_telemetry_agents import classify
+
+    text = " ".join(words)
+    for _, _, needles, pattern in classify._CUES:
+        if re.search(pattern, text):
+            assert any(needle in text for needle in needles), (pattern, text)
+
+
+# No deadline: time is measured in bench/classify.py, not under a loaded test run's tracer.
+@settings(deadline=None)
+@given(st.text(max_size=5000))
+def test_any_text_gives_a_task_type_and_never_raises(text: str) -> None:
+    kind = classify_prompt(text)
+    assert isinstance(kind, TaskType)
+    assert prompt_task_type(text) == kind.value
+
+
+@settings(deadline=None)
+@given(st.text(min_size=MAX_PROMPT_CHARS, max_size=3 * MAX_PROMPT_CHARS))
+def test_what_follows_the_first_max_prompt_chars_never_changes_the_answer(text: str) -> None:
+    assert prompt_task_type(text) == prompt_task_type(text[:MAX_PROMPT_CHARS])
