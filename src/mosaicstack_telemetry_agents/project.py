@@ -121,16 +121,23 @@ def project_of_directory(directory: str) -> str | None:
     """
     if not directory:
         return None
-    path = Path(directory)
+    try:
+        found = _work_tree_project(Path(directory))
+    except (OSError, ValueError):  # a path this system cannot use (a NUL byte, too long)
+        found = None
+    if found is not None:
+        return found
+    path = PureWindowsPath(directory) if "\\" in directory else PurePosixPath(directory)
+    return label(path.name)
+
+
+def _work_tree_project(path: Path) -> str | None:
+    """The project of the work tree holding `path`, or None outside any."""
     # A relative path (or another system's) says nothing about this machine's folders.
     for top in (path, *path.parents) if path.is_absolute() else ():
-        try:
-            if not (top / ".git").exists():
-                continue
-        except OSError:
-            break
+        if not (top / ".git").exists():
+            continue
         git_dir = _git_dir(top)
         url = _remote_url(_config_file(git_dir)) if git_dir is not None else None
         return (project_from_remote(url) if url else None) or label(top.name)
-    windows = PureWindowsPath(directory) if "\\" in directory else PurePosixPath(directory)
-    return label(windows.name)
+    return None

@@ -166,3 +166,9 @@ def test_a_folder_outside_any_work_tree_or_machine_is_its_own_name(tmp_path: Pat
     assert project_of_directory(gone) == "spotter-gqc"
     assert project_of_directory("C:\\Users\\me\\widgets") == "widgets"
     assert project_of_directory("") is None
+
+
+@given(st.text())
+def test_any_directory_a_log_names_gives_a_label_or_none_never_an_error(directory: str) -> None:
+    project = project_of_directory(directory)
+    assert project is None or project == label(project)

@@ -3,9 +3,9 @@
 The format is OpenCode's own (`packages/opencode/src/session/message-v2.ts`, `session.sql.ts`):
 a message's `data` (or JSON file) holds `role`, `time.created`/`completed` (ms), and for an
 assistant message `parentID` (the user message it answers), `modelID`, `providerID`, `cost`,
-`tokens {input, output, reasoning, cache {read, write}}` and `error`. A turn is a user message
-and the assistant messages that answer it. Child sessions (subagents, `parent_id`) fold into the
-parent's turn that was running when they started.
+`tokens {input, output, reasoning, cache {read, write}}`, `path {cwd, root}` and `error`. A
+turn is a user message and the assistant messages that answer it. Child sessions (subagents,
+`parent_id`) fold into the parent's turn that was running when they started.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mosaicstack_telemetry_agents.harnesses._lines import LineTally, as_int, parse_time
-from mosaicstack_telemetry_agents.tasks import Request, Task
+from mosaicstack_telemetry_agents.project import label
+from mosaicstack_telemetry_agents.tasks import CACHE_READ, CACHE_WRITE, REASONING, Request, Task
 
 __all__ = ["Storage", "read_storage", "tasks_from_messages"]
 
@@ -33,6 +34,8 @@ _PROVIDERS = {
     "ollama": "ollama",
     "mistral": "mistral",
 }
+# OpenCode's tokens break out cache reads, cache writes and reasoning; it logs no git branch.
+_DETAILS = frozenset({CACHE_READ, CACHE_WRITE, REASONING})
 # A message file is a few KB; a bigger one is not OpenCode's and is counted broken.
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -57,6 +60,7 @@ def _request(info: dict[str, Any], when: datetime | None) -> Request | None:
         input_tokens=as_int(tokens.get("input")),
         # OpenCode counts reasoning apart from output; both are billed as output.
         output_tokens=as_int(tokens.get("output")) + as_int(tokens.get("reasoning")),
+        reasoning_tokens=as_int(tokens.get("reasoning")),
         cache_write_5m_tokens=as_int(cache.get("write")),  # type: ignore[union-attr]
         cache_read_tokens=as_int(cache.get("read")),  # type: ignore[union-attr]
         fallback_cost_usd=float(cost) if isinstance(cost, int | float) and cost >= 0 else None,
@@ -78,7 +82,9 @@ def tasks_from_messages(session_id: str, messages: Iterable[dict[str, Any]]) -> 
     for info in messages:
         when = _created(info)
         if info.get("role") == "user":
-            current = Task(HARNESS, "custom", session_id, str(info.get("id")))
+            current = Task(
+                HARNESS, "custom", session_id, str(info.get("id")), token_details=_DETAILS
+            )
             turns[current.key] = current
             current.see(when)
             continue
@@ -86,7 +92,9 @@ def tasks_from_messages(session_id: str, messages: Iterable[dict[str, Any]]) -> 
             continue
         task = turns.get(str(info.get("parentID"))) or current
         if task is None:
-            task = current = Task(HARNESS, "custom", session_id, "session-start")
+            task = current = Task(
+                HARNESS, "custom", session_id, "session-start", token_details=_DETAILS
+            )
             turns[task.key] = task
         _answer(task, info, when)
         providers[id(task)] = _PROVIDERS.get(str(info.get("providerID")), "custom")
@@ -100,6 +108,9 @@ def _answer(task: Task, info: dict[str, Any], when: datetime | None) -> None:
     time = info.get("time")
     if isinstance(time, dict):
         task.see(parse_time(time.get("completed")))
+    path = info.get("path")
+    if isinstance(path, dict):
+        task.cwd = label(path.get("cwd")) or task.cwd
     request = _request(info, when)
     if request is not None and (request.total_input_tokens or request.output_tokens):
         task.requests.append(request)
