@@ -60,7 +60,8 @@ def _cost_micros(task: Task, summary: Summary) -> int:
             summary.unpriced[request.model] += 1
             summary.warn_once(
                 f"price:{request.model}",
-                f"no known price for model {request.model!r}: its cost is counted as 0",
+                f"no known price for model {request.model!r}: its requests are unpriced "
+                "(left out of the cost, and counted as unpriced)",
             )
             continue
         total += price

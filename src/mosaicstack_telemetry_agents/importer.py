@@ -174,14 +174,14 @@ def _table(source: str, summary: Summary, delivered: Delivered | None, dry_run: 
         ("tasks", f"{summary.tasks:,}"),
         ("input tokens", f"{summary.input_tokens:,}"),
         ("output tokens", f"{summary.output_tokens:,}"),
-        ("cost", f"${summary.cost_usd_micros / 1_000_000:,.2f}"),
+        ("cost", summary.cost_text()),
     ]
     if delivered is not None:
         rows += [("sent", f"{delivered.sent:,}"), ("spooled", f"{delivered.spooled:,}")]
         rows += [("rejected", f"{delivered.rejected:,}")] if delivered.rejected else []
     rows += [(f"skipped: {reason}", f"{count:,}") for reason, count in summary.skipped.items()]
     rows += [(f"clamped: {name}", f"{count:,}") for name, count in summary.clamped.items()]
-    rows += [(f"no price: {model}", f"{n:,} requests") for model, n in summary.unpriced.items()]
+    rows += [(f"unpriced: {model}", f"{n:,} requests") for model, n in summary.unpriced.items()]
     rows += [(f"of which: {note}", f"{count:,}") for note, count in summary.notes.items()]
     for row in rows:
         table.add_row(*row)

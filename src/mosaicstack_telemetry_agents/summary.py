@@ -31,6 +31,16 @@ class Summary:
     warn: Callable[[str], None] = _stderr
     _warned: set[str] = field(default_factory=set)
 
+    def cost_text(self) -> str:
+        """The cost as a table shows it: unpriced requests said, never shown as a plain $0."""
+        unpriced = sum(self.unpriced.values())
+        if not unpriced:
+            return f"${self.cost_usd_micros / 1_000_000:,.2f}"
+        tail = f"unpriced ({unpriced:,} request{'s' if unpriced != 1 else ''})"
+        if not self.cost_usd_micros:
+            return tail
+        return f"${self.cost_usd_micros / 1_000_000:,.2f} + {tail}"
+
     def skip(self, reason: str, count: int = 1) -> None:
         """Count `count` things not turned into events, by reason."""
         if count:
