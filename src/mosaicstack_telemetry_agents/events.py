@@ -151,5 +151,7 @@ def _schema_1_1(task: Task, profile: Profile, summary: Summary) -> dict[str, obj
         ("reasoning_tokens", REASONING),
     ):
         value = task.detail(detail)
+        if value is not None:
+            summary.details[name.removesuffix("_tokens").replace("_", " ")] += value
         fields[name] = None if value is None else _clamp(name, value, MAX_TOKENS, summary)
     return {name: value for name, value in fields.items() if value is not None}

@@ -22,6 +22,8 @@ class Summary:
     tasks: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    # Schema 1.1 details, summed where the logs hold them (part of the input and output above).
+    details: Counter[str] = field(default_factory=Counter)
     cost_usd_micros: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     clamped: Counter[str] = field(default_factory=Counter)

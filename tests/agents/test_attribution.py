@@ -9,6 +9,7 @@ branch. The events the hook and the imports store carry what the logs say, the o
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import replace
@@ -199,6 +200,13 @@ def test_a_real_codex_rollout_gives_project_branch_cached_and_reasoning_tokens(
     assert sum(e.reasoning_tokens for e in events) == total["reasoning_output_tokens"] > 0
     assert {e.cache_write_tokens for e in events} == {None}  # the log has no cache writes
     assert {e.user for e in events} == {None}
+    table = result.stderr.decode()
+    for name, count in (
+        ("reasoning", "reasoning_output_tokens"),
+        ("cache read", "cached_input_tokens"),
+    ):
+        assert re.search(rf"of which {name}\s*│\s*{total[count]:,}\s*│", table), table
+    assert "cache write" not in table
 
 
 def test_an_aider_log_holds_no_attribution_and_its_events_stay_schema_1_0() -> None:
