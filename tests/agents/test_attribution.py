@@ -253,3 +253,41 @@ def test_a_detached_head_or_an_overlong_branch_never_fails_the_event(tmp_path: P
         path.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
         (task,) = read_session(path).tasks
         assert to_event(task, SESSION, Profile(), summary).branch == expected
+
+
+@needs_git
+def test_the_hooks_reporter_takes_the_variables_over_the_transcript(
+    env: Env, server: Server, tmp_path: Path
+) -> None:
+    source = sample("claude-code", "marot-spotter", "short.jsonl")
+    tree = _work_tree(tmp_path / "checkout")
+    transcript = _placed(source, tree, tmp_path / "claude" / f"{SESSION}.jsonl")
+    env.variables.update(MOSAIC_TELEMETRY_BRANCH="hotfix/42", MOSAIC_TELEMETRY_USER="ci-bot")
+    _hook(env, transcript)
+    (event,) = _stored_turns(server, transcript, SESSION)
+    assert (event.project, event.branch, event.user) == ("acme/widgets", "hotfix/42", "ci-bot")
+
+
+def test_a_rollout_without_a_repository_url_takes_its_folders_name(tmp_path: Path) -> None:
+    folder = tmp_path / "service-a"
+    folder.mkdir()
+    meta = {"id": "r1", "cwd": str(folder), "git": {"branch": "HEAD"}}
+    lines = [
+        {"type": "session_meta", "payload": meta},
+        {"type": "turn_context", "payload": {"model": "gpt-5"}},
+        {"type": "event_msg", "payload": {"type": "user_message"}},
+        {
+            "type": "event_msg",
+            "timestamp": "2026-02-23T11:40:29Z",
+            "payload": {
+                "type": "token_count",
+                "info": {"total_token_usage": {"input_tokens": 100, "cached_input_tokens": 60,
+                                               "output_tokens": 20, "reasoning_output_tokens": 5}},
+            },
+        },
+    ]  # fmt: skip
+    (task,) = codex.parse_rollout("r1", [json.dumps(line) for line in lines]).tasks
+    event = to_event(task, SESSION, Profile(), Summary(warn=lambda _: None))
+    assert (event.project, event.branch) == ("service-a", None)  # a detached head: no branch
+    assert (event.cache_read_tokens, event.reasoning_tokens) == (60, 5)
+    assert event.actual_input_tokens == 100
