@@ -2,6 +2,10 @@
 
 Measured beside the floor of any Python hook (an interpreter that reads the JSON and exits), so
 the figures travel between machines as ratios. `python -m bench --only agents_hook`.
+
+The reporter finds the project of the turn's `cwd` (a git work tree here) by reading its git
+config file; that read is timed on its own beside asking `git remote get-url`, the process it
+replaces.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from bench._timing import Result, percentile
+from mosaicstack_telemetry_agents.project import project_of_directory
 from mosaicstack_telemetry_server.auth import issue_api_key
 from mosaicstack_telemetry_server.runner import serve_in_thread
 from mosaicstack_telemetry_server.settings import ServerSettings
@@ -30,18 +36,36 @@ _FLOOR = [sys.executable, "-c", "import json, sys; json.load(sys.stdin)"]
 _PROMPT = "The nightly export fails, please fix it:\n" + 'File "export.py", line 9\nKeyError\n' * 80
 
 
-def _transcript(path: Path) -> Path:
+def _work_tree(top: Path) -> Path:
+    """A work tree as git leaves it, for the reporter to find the project of."""
+    (top / ".git").mkdir(parents=True)
+    (top / ".git" / "config").write_text(
+        '[core]\n\tbare = false\n[remote "origin"]\n'
+        "\turl = https://user:token@github.com/acme/widgets.git\n"
+        "\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+    )
+    (top / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    for folder in ("objects", "refs/heads"):
+        (top / ".git" / folder).mkdir(parents=True)
+    (top / "src").mkdir()
+    return top / "src"
+
+
+def _transcript(path: Path, cwd: Path) -> Path:
+    where = {"cwd": str(cwd), "gitBranch": "main"}
     lines = [
         {
             "type": "user",
             "uuid": "p1",
             "timestamp": "2026-02-01T10:00:00Z",
             "message": {"role": "user", "content": "go"},
+            **where,
         },
         {
             "type": "assistant",
             "timestamp": "2026-02-01T10:00:05Z",
             "requestId": "r1",
+            **where,
             "message": {
                 "id": "m1",
                 "model": "claude-sonnet-4-5",
@@ -114,7 +138,8 @@ def _measure(home: Path, url: str, key: str, instance: uuid.UUID, rounds: int) -
         "MOSAIC_TELEMETRY_SPOOL_DIR": str(home / "spool"),
         "MOSAIC_TELEMETRY_STATE_DIR": str(home / "state"),
     }
-    transcript = _transcript(home / "session.jsonl")
+    cwd = _work_tree(home / "widgets")
+    transcript = _transcript(home / "session.jsonl", cwd)
 
     def payload(event: str) -> bytes:
         return json.dumps(
@@ -173,4 +198,29 @@ def _measure(home: Path, url: str, key: str, instance: uuid.UUID, rounds: int) -
         }
     ).encode()
     results += _row("send (one event)", _times([EXE, "send"], event, env, rounds), floor)
+    return results + _project_lookup(cwd, rounds)
+
+
+def _project_lookup(cwd: Path, rounds: int) -> list[Result]:
+    """The reporter's project lookup (a config file read) beside the git process it avoids."""
+    read = project_of_directory.__wrapped__  # uncached: every call reads the file
+    reads = []
+    for _ in range(rounds * 20):
+        started = time.perf_counter()
+        read(str(cwd))
+        reads.append((time.perf_counter() - started) * 1000)
+    results = [
+        Result("agents_hook", "project of cwd: read .git/config", percentile(reads, 50), "ms")
+    ]
+    git = shutil.which("git")
+    if git is not None:
+        runs = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            command = [git, "-C", str(cwd), "remote", "get-url", "origin"]
+            subprocess.run(command, capture_output=True, check=True)
+            runs.append((time.perf_counter() - started) * 1000)
+        results.append(
+            Result("agents_hook", "project of cwd: git remote get-url", percentile(runs, 50), "ms")
+        )
     return results

@@ -41,6 +41,19 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outcome", help="override the outcome read from the logs")
     parser.add_argument("--language", help="primary programming language")
     parser.add_argument("--repo-size", help="repository size category")
+    _add_attribution(parser)
+
+
+def _add_attribution(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project", help="project, over the one read from the logs ($MOSAIC_TELEMETRY_PROJECT)"
+    )
+    parser.add_argument(
+        "--branch", help="git branch, over the one read from the logs ($MOSAIC_TELEMETRY_BRANCH)"
+    )
+    parser.add_argument(
+        "--user", help="who ran the tasks; none unless set ($MOSAIC_TELEMETRY_USER)"
+    )
 
 
 def _register_claude_code(commands: Commands) -> None:
@@ -96,6 +109,7 @@ def register(commands: Commands) -> None:
     send = commands.add_parser("send", help="send task events to the server")
     send.add_argument("file", nargs="?", default="-", metavar="FILE", help="a file, or - (stdin)")
     _add_connection(send)
+    _add_attribution(send)
     send.set_defaults(handler="send")
     flush = commands.add_parser("flush", help="deliver the events waiting in the local spool")
     _add_connection(flush)

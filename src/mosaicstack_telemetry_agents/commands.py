@@ -33,6 +33,9 @@ def _profile(args: argparse.Namespace) -> Profile:
         outcome=args.outcome,
         language=args.language,
         repo_size=args.repo_size,
+        project=args.project,
+        branch=args.branch,
+        user=args.user,
     )
     problems = profile.problems()
     if problems:
@@ -66,7 +69,13 @@ def run_send(args: argparse.Namespace) -> int:
         default_instance = instance_id(settings)
     except ValueError:
         default_instance = ""
-    parsed = parse_events(text, default_instance)
+    configured = Profile.from_env(project=args.project, branch=args.branch, user=args.user)
+    defaults = {
+        name: value
+        for name in ("project", "branch", "user")
+        if (value := getattr(configured, name)) is not None
+    }
+    parsed = parse_events(text, default_instance, defaults)
     print_errors(parsed.errors)
     delivered = deliver(parsed.events, settings, timeout=_send_budget())
     print(

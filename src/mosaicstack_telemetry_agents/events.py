@@ -3,6 +3,12 @@
 The schema's limits hold: a field over its limit is clamped to it on its own (tokens at
 10,000,000, cost at $100, duration at 24 h) and counted in the summary. The event id is derived
 from harness, session, task key and part, so a rerun or a resend never counts a task twice.
+
+Schema 1.1 fields are set from what the log holds: the project (the profile's, else the log's,
+else the git remote of the task's directory), the branch (a detached `HEAD` is none), the cache
+and reasoning token sums where the harness reports them; the user only when configured. A task
+with a request of no known price keeps the cost of its priced requests, and the summary says
+how many requests were left unpriced: a table never shows such a cost as a plain figure.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from decimal import Decimal
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_agents.pricing import price_usd
+from mosaicstack_telemetry_agents.project import label, project_of_directory
 from mosaicstack_telemetry_agents.settings import Profile
 from mosaicstack_telemetry_agents.summary import Summary
-from mosaicstack_telemetry_agents.tasks import Task
+from mosaicstack_telemetry_agents.tasks import CACHE_READ, CACHE_WRITE, REASONING, Task
 
 __all__ = ["MAX_MICROS", "MAX_TOKENS", "Estimate", "event_id", "to_event"]
 
@@ -53,7 +60,8 @@ def _cost_micros(task: Task, summary: Summary) -> int:
             summary.unpriced[request.model] += 1
             summary.warn_once(
                 f"price:{request.model}",
-                f"no known price for model {request.model!r}: its cost is counted as 0",
+                f"no known price for model {request.model!r}: its requests are unpriced "
+                "(left out of the cost, and counted as unpriced)",
             )
             continue
         total += price
@@ -122,4 +130,28 @@ def to_event(
     }
     if fields["timestamp"] is None:
         del fields["timestamp"]
+    fields.update(_schema_1_1(task, profile, summary))
     return TaskCompletionEvent.model_validate(fields)
+
+
+def _schema_1_1(task: Task, profile: Profile, summary: Summary) -> dict[str, object]:
+    """The 1.1 fields the log (or the profile) holds; none at all keeps the event at 1.0."""
+    branch = label(profile.branch) or label(task.branch)
+    fields: dict[str, object] = {
+        "project": label(profile.project)
+        or label(task.project)
+        or (project_of_directory(task.cwd) if task.cwd else None),
+        # A detached head names no branch.
+        "branch": None if branch == "HEAD" else branch,
+        "user": label(profile.user),
+    }
+    for name, detail in (
+        ("cache_read_tokens", CACHE_READ),
+        ("cache_write_tokens", CACHE_WRITE),
+        ("reasoning_tokens", REASONING),
+    ):
+        value = task.detail(detail)
+        if value is not None:
+            summary.details[name.removesuffix("_tokens").replace("_", " ")] += value
+        fields[name] = None if value is None else _clamp(name, value, MAX_TOKENS, summary)
+    return {name: value for name, value in fields.items() if value is not None}

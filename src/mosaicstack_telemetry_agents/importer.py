@@ -163,6 +163,15 @@ def run_import(args: argparse.Namespace, settings: AgentSettings, profile: Profi
     return 0 if delivered is None or delivered.complete else 1
 
 
+def _details(summary: Summary, *names: str) -> list[tuple[str, str]]:
+    """Rows of the token details the logs held (a log without them shows none)."""
+    return [
+        (f"  of which {name}", f"{summary.details[name]:,}")
+        for name in names
+        if name in summary.details
+    ]
+
+
 def _table(source: str, summary: Summary, delivered: Delivered | None, dry_run: bool) -> object:
     from rich.table import Table
 
@@ -173,15 +182,17 @@ def _table(source: str, summary: Summary, delivered: Delivered | None, dry_run: 
         ("sessions", f"{summary.sessions:,}"),
         ("tasks", f"{summary.tasks:,}"),
         ("input tokens", f"{summary.input_tokens:,}"),
+        *_details(summary, "cache read", "cache write"),
         ("output tokens", f"{summary.output_tokens:,}"),
-        ("cost", f"${summary.cost_usd_micros / 1_000_000:,.2f}"),
+        *_details(summary, "reasoning"),
+        ("cost", summary.cost_text()),
     ]
     if delivered is not None:
         rows += [("sent", f"{delivered.sent:,}"), ("spooled", f"{delivered.spooled:,}")]
         rows += [("rejected", f"{delivered.rejected:,}")] if delivered.rejected else []
     rows += [(f"skipped: {reason}", f"{count:,}") for reason, count in summary.skipped.items()]
     rows += [(f"clamped: {name}", f"{count:,}") for name, count in summary.clamped.items()]
-    rows += [(f"no price: {model}", f"{n:,} requests") for model, n in summary.unpriced.items()]
+    rows += [(f"unpriced: {model}", f"{n:,} requests") for model, n in summary.unpriced.items()]
     rows += [(f"of which: {note}", f"{count:,}") for note, count in summary.notes.items()]
     for row in rows:
         table.add_row(*row)

@@ -2,14 +2,15 @@
 
 Input is one JSON object, a JSON array, or JSON lines. Each invalid event gets an error naming
 its position and field; the valid ones are still sent (and the exit status is 1). An event with
-no `instance_id` takes the configured one.
+no `instance_id` takes the configured one; one with no `project`, `branch` or `user` takes the
+configured one (flag or variable) when there is one, and becomes a schema 1.1 event.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -71,8 +72,23 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_events(text: str, instance_id: str) -> Parsed:
-    """Validate every event of `text`; the invalid ones become messages, the rest events."""
+def _filled(item: dict[str, Any], defaults: Mapping[str, str]) -> dict[str, Any]:
+    """The event with the configured value of each attribution field it lacks."""
+    missing = {name: value for name, value in defaults.items() if item.get(name) is None}
+    if not missing:
+        return item
+    filled = {**item, **missing}
+    # A 1.0 producer's event that gains a 1.1 field becomes a 1.1 event, not an invalid one.
+    if filled.get("schema_version") == "1.0":
+        filled["schema_version"] = "1.1"
+    return filled
+
+
+def parse_events(text: str, instance_id: str, defaults: Mapping[str, str] | None = None) -> Parsed:
+    """Validate every event of `text`; the invalid ones become messages, the rest events.
+
+    `defaults` (project, branch, user) fill the events that do not carry them.
+    """
     parsed = Parsed()
     for count, (position, item) in enumerate(_items(text), 1):
         if count > MAX_EVENTS:
@@ -86,6 +102,7 @@ def parse_events(text: str, instance_id: str) -> Parsed:
             continue
         if "instance_id" not in item and instance_id:
             item = {**item, "instance_id": instance_id}
+        item = _filled(item, defaults or {})
         try:
             parsed.events.append(TaskCompletionEvent.model_validate(item))
         except ValidationError as exc:

@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ENV_BRANCH",
     "ENV_COMPLEXITY",
     "ENV_LANGUAGE",
     "ENV_OUTCOME",
+    "ENV_PROJECT",
     "ENV_REPO_SIZE",
     "ENV_SPOOL_DIR",
     "ENV_STATE_DIR",
     "ENV_TASK_TYPE",
+    "ENV_USER",
     "AgentSettings",
     "Profile",
 ]
@@ -28,6 +31,10 @@ ENV_COMPLEXITY = "MOSAIC_TELEMETRY_COMPLEXITY"
 ENV_OUTCOME = "MOSAIC_TELEMETRY_OUTCOME"
 ENV_LANGUAGE = "MOSAIC_TELEMETRY_LANGUAGE"
 ENV_REPO_SIZE = "MOSAIC_TELEMETRY_REPO_SIZE"
+# Attribution (schema 1.1): over what the logs say; `user` is only ever set from here.
+ENV_PROJECT = "MOSAIC_TELEMETRY_PROJECT"
+ENV_BRANCH = "MOSAIC_TELEMETRY_BRANCH"
+ENV_USER = "MOSAIC_TELEMETRY_USER"
 ENV_SPOOL_DIR = "MOSAIC_TELEMETRY_SPOOL_DIR"
 # Hook state (reported turns, estimates, the prediction cache) and the hook's log file.
 ENV_STATE_DIR = "MOSAIC_TELEMETRY_STATE_DIR"
@@ -51,8 +58,9 @@ def _cache_dir() -> Path:
 class Profile:
     """What the logs do not say about a task: set by an orchestrator, else the builder's defaults.
 
-    Values are the wire strings (`implementation`, `high`, ...); `outcome` set here overrides the
-    outcome read from the log. A task type set here wins over the one classified from the prompt.
+    Values are the wire strings (`implementation`, `high`, ...); `outcome`, `project` and
+    `branch` set here override what the log says. `user` is set only here, never guessed. A task
+    type set here wins over the one classified from the prompt.
     """
 
     task_type: str = "unknown"
@@ -60,6 +68,9 @@ class Profile:
     outcome: str | None = None
     language: str | None = None
     repo_size: str | None = None
+    project: str | None = None
+    branch: str | None = None
+    user: str | None = None
     # Set by a variable or flag, even to `unknown` (which turns the prompt's classification off).
     task_type_configured: bool = False
 
@@ -77,6 +88,9 @@ class Profile:
             "outcome": os.environ.get(ENV_OUTCOME) or None,
             "language": os.environ.get(ENV_LANGUAGE) or None,
             "repo_size": os.environ.get(ENV_REPO_SIZE) or None,
+            "project": os.environ.get(ENV_PROJECT) or None,
+            "branch": os.environ.get(ENV_BRANCH) or None,
+            "user": os.environ.get(ENV_USER) or None,
         }
         values.update({name: value for name, value in flags.items() if value})
         configured = bool(os.environ.get(ENV_TASK_TYPE) or flags.get("task_type"))
@@ -102,7 +116,21 @@ class Profile:
                 )
         if self.language is not None and len(self.language) > 30:
             problems.append(f"language must be at most 30 characters (${ENV_LANGUAGE})")
+        for name, env, value in (
+            ("project", ENV_PROJECT, self.project),
+            ("branch", ENV_BRANCH, self.branch),
+            ("user", ENV_USER, self.user),
+        ):
+            if value is not None and not _is_label(value):
+                problems.append(
+                    f"{name} (from --{name} or ${env}) must be 1-200 characters, "
+                    "none of them a control character"
+                )
         return problems
+
+
+def _is_label(value: str) -> bool:
+    return 0 < len(value) <= 200 and not any(ord(c) < 32 or ord(c) == 127 for c in value)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ class Summary:
     tasks: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    # Schema 1.1 details, summed where the logs hold them (part of the input and output above).
+    details: Counter[str] = field(default_factory=Counter)
     cost_usd_micros: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     clamped: Counter[str] = field(default_factory=Counter)
@@ -30,6 +32,16 @@ class Summary:
     notes: Counter[str] = field(default_factory=Counter)
     warn: Callable[[str], None] = _stderr
     _warned: set[str] = field(default_factory=set)
+
+    def cost_text(self) -> str:
+        """The cost as a table shows it: unpriced requests said, never shown as a plain $0."""
+        unpriced = sum(self.unpriced.values())
+        if not unpriced:
+            return f"${self.cost_usd_micros / 1_000_000:,.2f}"
+        tail = f"unpriced ({unpriced:,} request{'s' if unpriced != 1 else ''})"
+        if not self.cost_usd_micros:
+            return tail
+        return f"${self.cost_usd_micros / 1_000_000:,.2f} + {tail}"
 
     def skip(self, reason: str, count: int = 1) -> None:
         """Count `count` things not turned into events, by reason."""

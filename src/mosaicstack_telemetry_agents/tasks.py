@@ -10,7 +10,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["Request", "Task"]
+__all__ = ["CACHE_READ", "CACHE_WRITE", "REASONING", "Request", "Task"]
+
+CACHE_READ = "cache_read"
+CACHE_WRITE = "cache_write"
+REASONING = "reasoning"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class Request:
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
     cache_read_tokens: int = 0
+    # Part of `output_tokens`, where the log breaks it out (Codex, OpenCode).
+    reasoning_tokens: int = 0
     cost_usd: float | None = None
     # The log's own cost, used only when the price list does not know the model (OpenCode).
     fallback_cost_usd: float | None = None
@@ -71,6 +77,14 @@ class Task:
     # What the prompt that started the task asked for (`classify.py`): the event's task type when
     # none is configured. The prompt itself is not kept.
     prompt_type: str = "unknown"
+    # Where the work was done, as the log says: the working directory (its git remote gives the
+    # project), a project already read from the log (Codex's remote URL), and the git branch.
+    cwd: str | None = None
+    project: str | None = None
+    branch: str | None = None
+    # The token details the harness's log holds (CACHE_READ, ...): only those are reported, so
+    # a log without a cache breakdown never claims 0 cache reads.
+    token_details: frozenset[str] = frozenset()
 
     def see(self, when: datetime | None) -> None:
         """Widen the task's span to include `when`."""
@@ -95,6 +109,16 @@ class Task:
         for request in self.requests:
             output[request.model] += request.output_tokens
         return output.most_common(1)[0][0] if output else "unknown"
+
+    def detail(self, name: str) -> int | None:
+        """The task's sum of a token detail, or None when the log does not hold it."""
+        if name not in self.token_details:
+            return None
+        if name == CACHE_READ:
+            return sum(r.cache_read_tokens for r in self.requests)
+        if name == CACHE_WRITE:
+            return sum(r.cache_write_5m_tokens + r.cache_write_1h_tokens for r in self.requests)
+        return sum(r.reasoning_tokens for r in self.requests)
 
     @property
     def duration_ms(self) -> int:

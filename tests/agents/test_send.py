@@ -212,3 +212,40 @@ def test_without_a_server_configured_nothing_is_sent_or_lost_and_the_error_says_
     assert b"server_url is required" in result.stderr
     assert b"MOSAIC_TELEMETRY_SERVER_URL" in result.stderr
     assert not (env.home / "spool").exists()
+
+
+def test_schema_1_1_fields_pass_through_and_the_configured_ones_fill_the_rest(
+    env: Env, server: Server
+) -> None:
+    detailed = _event(
+        server.instance_id,
+        project="acme/widgets",
+        branch="feature/x",
+        user="grace",
+        cache_read_tokens=900,
+        cache_write_tokens=100,
+        reasoning_tokens=40,
+    )
+    plain = _event(server.instance_id)
+    old = _event(server.instance_id, schema_version="1.0")  # a 1.0 producer's event
+    env.variables.update(MOSAIC_TELEMETRY_USER="ada", MOSAIC_TELEMETRY_PROJECT="from/variable")
+    result = env.run("send", "--project", "from/flag", stdin=json.dumps([detailed, plain, old]))
+    assert result.returncode == 0, result.stderr.decode()
+    first, second, third = stored(server, _ids([detailed, plain, old]))
+    assert (first.project, first.branch, first.user) == ("acme/widgets", "feature/x", "grace")
+    assert (first.cache_read_tokens, first.cache_write_tokens, first.reasoning_tokens) == (
+        900,
+        100,
+        40,
+    )
+    for event in (second, third):
+        assert (event.project, event.branch, event.user) == ("from/flag", None, "ada")
+        assert event.cache_read_tokens is None
+        assert event.schema_version == "1.1"
+
+
+def test_without_configured_attribution_an_event_stays_schema_1_0() -> None:
+    parsed = parse_events(json.dumps(_event(uuid.uuid4())), "", {})
+    (event,) = parsed.events
+    assert event.schema_version == "1.0"
+    assert event.project is None

@@ -26,7 +26,7 @@ from mosaicstack_telemetry_agents.harnesses._lines import (
     json_objects,
     parse_time,
 )
-from mosaicstack_telemetry_agents.tasks import Request, Task
+from mosaicstack_telemetry_agents.tasks import CACHE_READ, CACHE_WRITE, Request, Task
 
 __all__ = ["Transcript", "parse_session", "read_session", "session_files"]
 
@@ -48,6 +48,8 @@ _INJECTED = (
 _INTERRUPTED = re.compile(r"^\[Request interrupted by user")
 # Claude Code writes API errors as assistant lines of this model, with zero usage.
 _SYNTHETIC = "<synthetic>"
+# Anthropic's usage breaks out cache reads and writes; thinking is not counted apart.
+_DETAILS = frozenset({CACHE_READ, CACHE_WRITE})
 
 
 @dataclass
@@ -118,6 +120,15 @@ def _request(message: dict[str, Any], at: datetime | None = None, key: str = "")
     )
 
 
+def _where(task: Task, record: dict[str, Any]) -> None:
+    """The turn's working directory and git branch: the last its lines name (it may `cd`)."""
+    cwd, branch = record.get("cwd"), record.get("gitBranch")
+    if isinstance(cwd, str) and cwd:
+        task.cwd = cwd
+    if isinstance(branch, str) and branch:
+        task.branch = branch
+
+
 def _message_key(message: dict[str, Any], request_id: object) -> str:
     message_id = message.get("id")
     return f"{message_id}/{request_id}" if isinstance(message_id, str) else ""
@@ -135,7 +146,7 @@ class _Reader:
     agent_usage: dict[str, Request] = field(default_factory=dict)
 
     def task(self, key: str) -> Task:
-        task = Task(HARNESS, PROVIDER, self.transcript.session_id, key)
+        task = Task(HARNESS, PROVIDER, self.transcript.session_id, key, token_details=_DETAILS)
         self.transcript.tasks.append(task)
         self.current = task
         return task
@@ -150,6 +161,7 @@ class _Reader:
         task = self.current or self.task("session-start")
         if kind in ("user", "assistant", "system"):
             task.see(when)
+            _where(task, record)
         if kind == "user":
             self.user(task, record)
         elif kind == "assistant":

@@ -3,7 +3,9 @@
 A turn runs from `task_started` to the next one (older rollouts without task events: from one
 `user_message` to the next). Tokens come from `token_count` events: the growth of the session's
 cumulative `total_token_usage` (repeated events add nothing), or `last_token_usage` where the
-total restarts. OpenAI's `input_tokens` include the cached ones; `output_tokens` include reasoning.
+total restarts. OpenAI's `input_tokens` include the cached ones; `output_tokens` include reasoning
+(`reasoning_output_tokens`). The session's `git` (branch, repository URL) and `cwd` come from
+`session_meta`; the URL is reduced to its project at once, so its credentials go no further.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from mosaicstack_telemetry_agents.harnesses._lines import (
     json_objects,
     parse_time,
 )
-from mosaicstack_telemetry_agents.tasks import Request, Task
+from mosaicstack_telemetry_agents.project import label, project_from_remote
+from mosaicstack_telemetry_agents.tasks import CACHE_READ, REASONING, Request, Task
 
 __all__ = ["Rollout", "parse_rollout", "read_rollout", "rollout_files"]
 
 HARNESS = "custom"
 PROVIDER = "openai"
+# OpenAI reports cached input and reasoning output; its caches have no writes to count.
+_DETAILS = frozenset({CACHE_READ, REASONING})
 
 
 @dataclass
@@ -45,11 +50,14 @@ class _Reader:
     model: str = "unknown"
     context_window: int = 0
     task_events: bool = False
-    total: tuple[int, int, int] = (0, 0, 0)
+    total: tuple[int, int, int, int] = (0, 0, 0, 0)
+    cwd: str | None = None
+    project: str | None = None
+    branch: str | None = None
     completed: set[int] = field(default_factory=set)
 
     def task(self, key: str) -> Task:
-        task = Task(HARNESS, PROVIDER, self.rollout.session_id, key)
+        task = Task(HARNESS, PROVIDER, self.rollout.session_id, key, token_details=_DETAILS)
         if self.context_window:
             task.context_window = self.context_window
         self.rollout.tasks.append(task)
@@ -61,14 +69,24 @@ class _Reader:
         if not isinstance(payload, dict):
             return
         kind, event = record.get("type"), payload.get("type")
-        if kind == "session_meta" and isinstance(payload.get("id"), str):
-            self.rollout.session_id = payload["id"]
+        if kind == "session_meta":
+            self.meta(payload)
         elif kind == "turn_context" and isinstance(payload.get("model"), str):
             self.model = payload["model"]
         elif kind == "event_msg":
             self.event(event, payload, record)
         if self.current is not None:
             self.current.see(parse_time(record.get("timestamp")))
+
+    def meta(self, payload: dict[str, Any]) -> None:
+        if isinstance(payload.get("id"), str):
+            self.rollout.session_id = payload["id"]
+        self.cwd = label(payload.get("cwd")) or self.cwd
+        git = payload.get("git")
+        if isinstance(git, dict):
+            url = git.get("repository_url")
+            self.project = project_from_remote(url) if isinstance(url, str) else None
+            self.branch = label(git.get("branch"))
 
     def event(self, event: object, payload: dict[str, Any], record: dict[str, Any]) -> None:
         if event == "task_started":
@@ -103,12 +121,12 @@ class _Reader:
         ):
             delta = tuple(now - before for now, before in zip(total, self.total, strict=True))
         else:  # no total, or it started over: the last request's own counts
-            delta = _usage(info.get("last_token_usage")) or (0, 0, 0)
+            delta = _usage(info.get("last_token_usage")) or (0, 0, 0, 0)
         if total is not None:
             self.total = total
         if not any(delta):
             return  # a repeated event: nothing new
-        input_total, cached, output = delta
+        input_total, cached, output, reasoning = delta
         cached = min(cached, input_total)
         task.requests.append(
             Request(
@@ -116,19 +134,21 @@ class _Reader:
                 input_tokens=input_total - cached,
                 cache_read_tokens=cached,
                 output_tokens=output,
-                key=f"codex/{self.total}",
+                reasoning_tokens=min(reasoning, output),
+                key=f"codex/{self.total[:3]}",
                 at=parse_time(record.get("timestamp")),
             )
         )
 
 
-def _usage(value: object) -> tuple[int, int, int] | None:
+def _usage(value: object) -> tuple[int, int, int, int] | None:
     if not isinstance(value, dict):
         return None
     return (
         as_int(value.get("input_tokens")),
         as_int(value.get("cached_input_tokens")),
         as_int(value.get("output_tokens")),
+        as_int(value.get("reasoning_output_tokens")),
     )
 
 
@@ -143,6 +163,8 @@ def parse_rollout(session_id: str, lines: Iterable[str | bytes]) -> Rollout:
             if id(task) not in reader.completed and task.key != "session-start":
                 task.interrupted = True
     reader.rollout.tasks = [task for task in reader.rollout.tasks if task.requests]
+    for task in reader.rollout.tasks:
+        task.cwd, task.project, task.branch = reader.cwd, reader.project, reader.branch
     return reader.rollout
 
 

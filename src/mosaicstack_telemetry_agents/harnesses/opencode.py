@@ -3,10 +3,10 @@
 The format is OpenCode's own (`packages/opencode/src/session/message-v2.ts`, `session.sql.ts`):
 a message's `data` (or JSON file) holds `role`, `time.created`/`completed` (ms), and for an
 assistant message `parentID` (the user message it answers), `modelID`, `providerID`, `cost`,
-`tokens {input, output, reasoning, cache {read, write}}` and `error`; a user message's typed text
-is in its `text` parts (table `part`, or `part/<message>/*.json`). A turn is a user message
-and the assistant messages that answer it. Child sessions (subagents, `parent_id`) fold into the
-parent's turn that was running when they started.
+`tokens {input, output, reasoning, cache {read, write}}`, `path {cwd, root}` and `error`; a user
+message's typed text is in its `text` parts (table `part`, or `part/<message>/*.json`). A turn is
+a user message and the assistant messages that answer it. Child sessions (subagents,
+`parent_id`) fold into the parent's turn that was running when they started.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 
 from mosaicstack_telemetry_agents.classify import prompt_task_type
 from mosaicstack_telemetry_agents.harnesses._lines import LineTally, as_int, parse_time
-from mosaicstack_telemetry_agents.tasks import Request, Task
+from mosaicstack_telemetry_agents.project import label
+from mosaicstack_telemetry_agents.tasks import CACHE_READ, CACHE_WRITE, REASONING, Request, Task
 
 __all__ = ["Storage", "read_storage", "tasks_from_messages"]
 
@@ -35,6 +36,8 @@ _PROVIDERS = {
     "ollama": "ollama",
     "mistral": "mistral",
 }
+# OpenCode's tokens break out cache reads, cache writes and reasoning; it logs no git branch.
+_DETAILS = frozenset({CACHE_READ, CACHE_WRITE, REASONING})
 # A message file is a few KB; a bigger one is not OpenCode's and is counted broken.
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -59,6 +62,7 @@ def _request(info: dict[str, Any], when: datetime | None) -> Request | None:
         input_tokens=as_int(tokens.get("input")),
         # OpenCode counts reasoning apart from output; both are billed as output.
         output_tokens=as_int(tokens.get("output")) + as_int(tokens.get("reasoning")),
+        reasoning_tokens=as_int(tokens.get("reasoning")),
         cache_write_5m_tokens=as_int(cache.get("write")),  # type: ignore[union-attr]
         cache_read_tokens=as_int(cache.get("read")),  # type: ignore[union-attr]
         fallback_cost_usd=float(cost) if isinstance(cost, int | float) and cost >= 0 else None,
@@ -88,7 +92,9 @@ def tasks_from_messages(
     for info in messages:
         when = _created(info)
         if info.get("role") == "user":
-            current = Task(HARNESS, "custom", session_id, str(info.get("id")))
+            current = Task(
+                HARNESS, "custom", session_id, str(info.get("id")), token_details=_DETAILS
+            )
             current.prompt_type = prompt_types.get(current.key, "unknown")
             turns[current.key] = current
             current.see(when)
@@ -97,7 +103,9 @@ def tasks_from_messages(
             continue
         task = turns.get(str(info.get("parentID"))) or current
         if task is None:
-            task = current = Task(HARNESS, "custom", session_id, "session-start")
+            task = current = Task(
+                HARNESS, "custom", session_id, "session-start", token_details=_DETAILS
+            )
             turns[task.key] = task
         _answer(task, info, when)
         providers[id(task)] = _PROVIDERS.get(str(info.get("providerID")), "custom")
@@ -111,6 +119,9 @@ def _answer(task: Task, info: dict[str, Any], when: datetime | None) -> None:
     time = info.get("time")
     if isinstance(time, dict):
         task.see(parse_time(time.get("completed")))
+    path = info.get("path")
+    if isinstance(path, dict):
+        task.cwd = label(path.get("cwd")) or task.cwd
     request = _request(info, when)
     if request is not None and (request.total_input_tokens or request.output_tokens):
         task.requests.append(request)
