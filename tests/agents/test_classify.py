@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _agents_helpers import SAMPLES
+from _labelled_prompts import DATA, Labelled, load, quoted_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,6 @@ from mosaicstack_telemetry_agents.classify import (
     prompt_task_type,
 )
 
-DATA = Path(__file__).with_name("data") / "prompts_labelled.jsonl"
 # The goal (issue 18): on prompts it never saw, right on 75% of those it labels, labelling 40%.
 MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
@@ -28,8 +29,13 @@ MIN_COVERAGE = 0.40
 UNSEEN = ("held-out", "fresh-2")
 
 
+@functools.cache
+def _labelled() -> Labelled:
+    return load()
+
+
 def _rows() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
+    return _labelled().rows
 
 
 def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
@@ -41,26 +47,48 @@ def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
     return right / len(labelled), len(labelled) / len(rows), len(rows)
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() -> None:
-    rows = _rows()
+    rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
     wire = {member.value for member in TaskType}
     assert len(rows) >= 300
-    assert len({row["text"] for row in rows}) == len(rows)
-    for row in rows:
+    digests = [row.get("sha256") or _sha256(row["text"]) for row in rows]
+    assert len(set(digests)) == len(rows)
+    for row, digest in zip(rows, digests, strict=True):
         assert row["label"] in wire
         assert row["source"]
+        # A quoted sample is referenced, never copied (harness-samples/README.md).
+        assert ("sample" in row) == row["source"].startswith("harness-samples/")
+        if "sample" in row:
+            assert "text" not in row
+            assert row["source"] == "harness-samples/" + row["sample"]
         if row["split"] in ("dev", "held-out"):
-            held = hashlib.sha256(row["text"].encode()).digest()[0] % 3 == 0
+            held = bytes.fromhex(digest)[0] % 3 == 0
             assert row["split"] == ("held-out" if held else "dev")
         else:
             assert row["split"] in ("fresh-1", "fresh-2")
             assert row["source"].startswith("aider-chat-history:")
 
 
+def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
+    quoting = [row for row in _labelled().rows if "sample" in row]
+    if _labelled().unresolved:
+        pytest.skip(
+            f"{_labelled().unresolved} labelled prompts quote harness samples, not found at "
+            f"{SAMPLES} (CI has them beside the checkout); the figures are on the rest"
+        )
+    assert len(quoting) == 23
+    for row in quoting:
+        assert quoted_text(row) == row["text"]  # its SHA-256 checked on the way
+
+
 def test_on_prompts_it_was_never_tuned_on_it_meets_the_precision_and_coverage_goal() -> None:
     unseen = [row for row in _rows() if row["split"] in UNSEEN]
     precision, coverage, count = _figures(unseen)
-    assert count >= 130
+    assert count >= 126  # 134 with the harness samples, 126 without
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} prompts"
 
@@ -70,7 +98,7 @@ def test_on_real_prompts_it_was_never_tuned_on_it_meets_the_goal_too() -> None:
         row for row in _rows() if row["split"] in UNSEEN and not row["source"].startswith("written")
     ]
     precision, coverage, count = _figures(real)
-    assert count >= 90
+    assert count >= 85  # 93 with the harness samples, 85 without
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} real prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} real prompts"
 
