@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,6 +84,19 @@ def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled
     assert len(quoting) == 23
     for row in quoting:
         assert quoted_text(row) == row["text"]  # its SHA-256 checked on the way
+
+
+def test_a_sample_changed_since_labelling_fails_rather_than_measuring_other_words(
+    tmp_path: Path,
+) -> None:
+    line = {"type": "user", "uuid": "u1", "message": {"content": [{"type": "text", "text": "b"}]}}
+    (tmp_path / "t.jsonl").write_text(json.dumps(line) + "\n", "utf-8")
+    row = {"sample": "t.jsonl", "uuid": "u1", "sha256": _sha256("b")}
+    assert quoted_text(row, tmp_path) == "b"
+    with pytest.raises(AssertionError, match="text changed"):
+        quoted_text({**row, "sha256": _sha256("a")}, tmp_path)
+    with pytest.raises(AssertionError, match="no user line"):
+        quoted_text({**row, "uuid": "u2"}, tmp_path)
 
 
 def test_on_prompts_it_was_never_tuned_on_it_meets_the_precision_and_coverage_goal() -> None:
