@@ -28,6 +28,8 @@ MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
 # Splits the rules were never tuned on (tests/agents/data/README.md).
 UNSEEN = ("held-out", "fresh-2")
+# Repositories whose chat histories may be quoted, with their licence (the README's table).
+LICENSED = {"Aeell/ai-text-detector": "MIT", "Akash-Modi104/trading-bot": "MIT"}
 
 
 @functools.cache
@@ -55,7 +57,7 @@ def _sha256(text: str) -> str:
 def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() -> None:
     rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
     wire = {member.value for member in TaskType}
-    assert len(rows) >= 300
+    assert len(rows) >= 140
     digests = [row.get("sha256") or _sha256(row["text"]) for row in rows]
     assert len(set(digests)) == len(rows)
     for row, digest in zip(rows, digests, strict=True):
@@ -66,6 +68,9 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
         if "sample" in row:
             assert "text" not in row
             assert row["source"] == "harness-samples/" + row["sample"]
+        if row["source"].startswith("aider-chat-history:"):
+            repo = row["source"].removeprefix("aider-chat-history:").partition("@")[0]
+            assert repo in LICENSED, f"{repo}: licence not checked (tests/agents/data/README.md)"
         if row["split"] in ("dev", "held-out"):
             held = bytes.fromhex(digest)[0] % 3 == 0
             assert row["split"] == ("held-out" if held else "dev")
@@ -102,17 +107,20 @@ def test_a_sample_changed_since_labelling_fails_rather_than_measuring_other_word
 def test_on_prompts_it_was_never_tuned_on_it_meets_the_precision_and_coverage_goal() -> None:
     unseen = [row for row in _rows() if row["split"] in UNSEEN]
     precision, coverage, count = _figures(unseen)
-    assert count >= 126  # 134 with the harness samples, 126 without
+    assert count >= 42  # 50 with the harness samples, 42 without
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} prompts"
 
 
-def test_on_real_prompts_it_was_never_tuned_on_it_meets_the_goal_too() -> None:
+def test_on_the_few_real_prompts_it_was_never_tuned_on_it_does_not_fall_below_the_goal() -> None:
+    # Nine prompts (one without the harness samples) since the rows of unlicensed repositories
+    # were dropped: too few to measure the goal, so this guards against a regression only
+    # (tests/agents/data/README.md).
     real = [
         row for row in _rows() if row["split"] in UNSEEN and not row["source"].startswith("written")
     ]
     precision, coverage, count = _figures(real)
-    assert count >= 85  # 93 with the harness samples, 85 without
+    assert count >= (1 if _labelled().unresolved else 9)
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} real prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} real prompts"
 
