@@ -18,7 +18,8 @@ The cues are English: a prompt in another language (its common words, or its scr
 `unknown`, never a guess from the English words it borrows.
 
 The text is read in memory and never logged, stored or sent: only the task type leaves.
-Measured on hand-labelled real prompts in `docs/integrations.md` ("Task type").
+Measured on hand-labelled prompts, mostly written for the purpose, in `docs/integrations.md`
+("Task type").
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _agents_helpers import SAMPLES
+from _labelled_prompts import DATA, Labelled, load, quoted_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,16 +23,22 @@ from mosaicstack_telemetry_agents.classify import (
     prompt_task_type,
 )
 
-DATA = Path(__file__).with_name("data") / "prompts_labelled.jsonl"
 # The goal (issue 18): on prompts it never saw, right on 75% of those it labels, labelling 40%.
 MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
 # Splits the rules were never tuned on (tests/agents/data/README.md).
 UNSEEN = ("held-out", "fresh-2")
+# Repositories whose chat histories may be quoted, with their licence (the README's table).
+LICENSED = {"Aeell/ai-text-detector": "MIT", "Akash-Modi104/trading-bot": "MIT"}
+
+
+@functools.cache
+def _labelled() -> Labelled:
+    return load()
 
 
 def _rows() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
+    return _labelled().rows
 
 
 def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
@@ -41,36 +50,77 @@ def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
     return right / len(labelled), len(labelled) / len(rows), len(rows)
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() -> None:
-    rows = _rows()
+    rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
     wire = {member.value for member in TaskType}
-    assert len(rows) >= 300
-    assert len({row["text"] for row in rows}) == len(rows)
-    for row in rows:
+    assert len(rows) >= 140
+    digests = [row.get("sha256") or _sha256(row["text"]) for row in rows]
+    assert len(set(digests)) == len(rows)
+    for row, digest in zip(rows, digests, strict=True):
         assert row["label"] in wire
         assert row["source"]
+        # A quoted sample is referenced, never copied (harness-samples/README.md).
+        assert ("sample" in row) == row["source"].startswith("harness-samples/")
+        if "sample" in row:
+            assert "text" not in row
+            assert row["source"] == "harness-samples/" + row["sample"]
+        if row["source"].startswith("aider-chat-history:"):
+            repo = row["source"].removeprefix("aider-chat-history:").partition("@")[0]
+            assert repo in LICENSED, f"{repo}: licence not checked (tests/agents/data/README.md)"
         if row["split"] in ("dev", "held-out"):
-            held = hashlib.sha256(row["text"].encode()).digest()[0] % 3 == 0
+            held = bytes.fromhex(digest)[0] % 3 == 0
             assert row["split"] == ("held-out" if held else "dev")
         else:
             assert row["split"] in ("fresh-1", "fresh-2")
             assert row["source"].startswith("aider-chat-history:")
 
 
+def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
+    quoting = [row for row in _labelled().rows if "sample" in row]
+    if _labelled().unresolved:
+        pytest.skip(
+            f"{_labelled().unresolved} labelled prompts quote harness samples, not found at "
+            f"{SAMPLES} (CI has them beside the checkout); the figures are on the rest"
+        )
+    assert len(quoting) == 23
+    for row in quoting:
+        assert quoted_text(row) == row["text"]  # its SHA-256 checked on the way
+
+
+def test_a_sample_changed_since_labelling_fails_rather_than_measuring_other_words(
+    tmp_path: Path,
+) -> None:
+    line = {"type": "user", "uuid": "u1", "message": {"content": [{"type": "text", "text": "b"}]}}
+    (tmp_path / "t.jsonl").write_text(json.dumps(line) + "\n", "utf-8")
+    row = {"sample": "t.jsonl", "uuid": "u1", "sha256": _sha256("b")}
+    assert quoted_text(row, tmp_path) == "b"
+    with pytest.raises(AssertionError, match="text changed"):
+        quoted_text({**row, "sha256": _sha256("a")}, tmp_path)
+    with pytest.raises(AssertionError, match="no user line"):
+        quoted_text({**row, "uuid": "u2"}, tmp_path)
+
+
 def test_on_prompts_it_was_never_tuned_on_it_meets_the_precision_and_coverage_goal() -> None:
     unseen = [row for row in _rows() if row["split"] in UNSEEN]
     precision, coverage, count = _figures(unseen)
-    assert count >= 130
+    assert count >= 42  # 50 with the harness samples, 42 without
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} prompts"
 
 
-def test_on_real_prompts_it_was_never_tuned_on_it_meets_the_goal_too() -> None:
+def test_on_the_few_real_prompts_it_was_never_tuned_on_it_does_not_fall_below_the_goal() -> None:
+    # Nine prompts (one without the harness samples) since the rows of unlicensed repositories
+    # were dropped: too few to measure the goal, so this guards against a regression only
+    # (tests/agents/data/README.md).
     real = [
         row for row in _rows() if row["split"] in UNSEEN and not row["source"].startswith("written")
     ]
     precision, coverage, count = _figures(real)
-    assert count >= 90
+    assert count >= (1 if _labelled().unresolved else 9)
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} real prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} real prompts"
 
