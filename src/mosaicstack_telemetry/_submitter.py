@@ -15,7 +15,7 @@ import os
 import threading
 import time
 
-from mosaicstack_telemetry._flush import Outbox, flush, settle, spill
+from mosaicstack_telemetry._flush import Outbox, flush, relieve, settle
 from mosaicstack_telemetry._logs import log_unexpected, logger
 from mosaicstack_telemetry._plans import Plan
 from mosaicstack_telemetry._schedule import Schedule
@@ -125,9 +125,7 @@ class _Signals:
         return self._outbox.queue.evictions > self._evictions_seen
 
     def _between_flushes(self, schedule: Schedule, requested: bool) -> bool:
-        """After a wake: spool the evicted, and say whether to flush now."""
-        self.spill_pending = False
-        spill(self._outbox)
+        """After a wake, once the evicted are spooled: say whether to flush now."""
         evicting = self._evicting()
         if not evicting:
             self.evict_pending = False
@@ -224,6 +222,8 @@ class ThreadSubmitter(_Signals):
                 self._wake.clear()
                 if self._stop.is_set():
                     break
+                self.spill_pending = False
+                run_guarded_sync(exchange, relieve(outbox))
                 if self._between_flushes(schedule, requested):
                     ok = run_guarded_sync(exchange, flush(outbox, settings))
                     self._after_flush(schedule, ok)
@@ -366,14 +366,20 @@ class AsyncSubmitter(_Signals):
                     return
                 if self._stop.is_set():
                     break
+                self.spill_pending = False
+                await run_guarded_async(exchange, relieve(outbox))
                 if self._between_flushes(schedule, requested):
                     ok = await run_guarded_async(exchange, flush(outbox, settings))
                     self._after_flush(schedule, ok)
                 requested = False
             final = AsyncExchange(http, settings, deadline=self._deadline)
             await run_guarded_async(final, flush(outbox, settings, final=True))
-        if not self._abandoned:
+        if self._abandoned:
+            return
+        if outbox.spool is None:
             settle(outbox)
+        else:  # it writes what is left to the spool: off the loop, like every spool write
+            await asyncio.to_thread(settle, outbox)
 
 
 def halt(submitter: ThreadSubmitter | AsyncSubmitter) -> bool:
