@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mosaicstack_telemetry import TelemetryClient
 
 from ._wire_server import WireServer
-from .conftest import make_config, make_event
+from .conftest import make_config, make_event, warnings_of
 
 # Events evicted into the spool at once: thirty files of one batch each.
 _EVICTED = 3_000
@@ -75,3 +77,20 @@ async def test_the_loop_keeps_running_while_a_full_queue_is_spooled_and_nothing_
     await up.stop_async()
     assert wire.delivered() == {str(e.event_id): 1 for e in events}
     assert _spool_files(spool) == 0
+
+
+async def test_a_burst_beyond_twice_the_queue_between_two_wakes_evicts_the_excess_and_says_so(
+    unused_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The documented limit of the spool: track() never writes, so what arrives before the
+    # submitter wakes beyond the queue and as many set aside is evicted, counted and logged.
+    config = make_config(unused_url, spool_dir=tmp_path, max_queue_size=100)
+    client = TelemetryClient(config)
+    await client.start_async()
+    for _ in range(350):  # without yielding: the submitter cannot wake in between
+        client.track(make_event())
+    assert client.stats().evicted == 150
+    await client.stop_async()
+    stats = client.stats()
+    assert (stats.evicted, stats.spooled, stats.sent) == (150, 200, 0)
+    assert "150 events were evicted because the queue was full" in warnings_of(caplog)
