@@ -1,11 +1,13 @@
 """Outages and exits: what the default config delivers through one, and how long exit takes.
 
-`python -m bench.outage [--quick]`. A producer tracks at 100 events/s into a client with the
-default config (300 s interval, queue of 1,000) while the server goes away (nothing listens on
-its port) for 5 s, 10 s and 60 s, then comes back; the figures are issue 7's: time from the
-server's return to the first stored batch, and the share of events delivered. Then a child
-process tracks and exits (no stop()) against a server that never answers and one that refuses
-the connection, timed from its last track() to its end.
+`python -m bench.outage [--quick] [--rate N] [--outages S,S,...]`. A producer tracks at 100
+events/s (`--rate`; paced to the rate, so it is achieved) into a client with the default config
+(300 s interval, queue of 1,000) while the server goes away (nothing listens on its port) for
+5 s, 10 s and 60 s, then comes back; the figures are issue 7's: time from the server's return to
+the first stored batch, and the share of events delivered, with issue 17's: the events evicted
+after the server's return, and how many of those tracked after it were never delivered. Then a
+child process tracks and exits (no stop()) against a server that never answers and one that
+refuses the connection, timed from its last track() to its end.
 """
 
 from __future__ import annotations
@@ -73,17 +75,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _produce(client: TelemetryClient, seconds: float, tracked: list[str]) -> None:
+def _produce(client: TelemetryClient, seconds: float, tracked: list[str], rate: float) -> None:
     started = time.monotonic()
-    while time.monotonic() - started < seconds:
+    sent = 0
+    while (now := time.monotonic()) - started < seconds:
+        # Paced on the clock, not by a fixed sleep: the rate is the one asked for.
+        due = started + sent / rate
+        if due > now:
+            time.sleep(due - now)
         event = EventBuilder(_INSTANCE).model("bench").build()
         client.track(event)
         tracked.append(str(event.event_id))
-        time.sleep(1 / _RATE)
+        sent += 1
 
 
-def outage(seconds: float, after: float = 20.0) -> dict[str, float]:
-    """One outage of `seconds` with the default config; the issue's figures."""
+def outage(seconds: float, after: float = 20.0, rate: float = _RATE) -> dict[str, float]:
+    """One outage of `seconds` with the default config; the issues' figures."""
     port, store = _free_port(), _Store()
     config = TelemetryConfig(
         server_url=f"http://127.0.0.1:{port}", api_key=_KEY, instance_id=_INSTANCE
@@ -91,10 +98,11 @@ def outage(seconds: float, after: float = 20.0) -> dict[str, float]:
     client = TelemetryClient(config)
     client.start()
     tracked: list[str] = []
-    _produce(client, seconds, tracked)  # nothing listens: the outage
+    _produce(client, seconds, tracked, rate)  # nothing listens: the outage
     server = _serve(port, store)
     back = time.monotonic()
-    _produce(client, after, tracked)
+    evicted_at_return, tracked_at_return = client.stats().evicted, len(tracked)
+    _produce(client, after, tracked, rate)
     with store.lock:
         before_stop = len(store.ids & set(tracked))
         first = (store.first_after - back) if store.first_after else float("nan")
@@ -102,13 +110,17 @@ def outage(seconds: float, after: float = 20.0) -> dict[str, float]:
     server.shutdown()
     server.server_close()
     stats = client.stats()
+    after_return = set(tracked[tracked_at_return:])
     return {
         "outage_s": seconds,
+        "rate_per_s": rate,
         "tracked": len(tracked),
         "first_batch_after_return_s": round(first, 2),
         "delivered_before_stop_pct": round(100 * before_stop / len(tracked), 1),
         "delivered_pct": round(100 * len(store.ids & set(tracked)) / len(tracked), 1),
         "evicted": stats.evicted,
+        "evicted_after_return": stats.evicted - evicted_at_return,
+        "tracked_after_return_lost": len(after_return - store.ids),
     }
 
 
@@ -145,9 +157,17 @@ def main() -> None:
     """Run the outages and the exits; print one JSON line per measure."""
     parser = argparse.ArgumentParser(prog="python -m bench.outage", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5 s and 10 s only (no 60 s)")
+    parser.add_argument("--rate", type=float, default=_RATE, help="events/s (default: 100)")
+    parser.add_argument("--outages", help="outage lengths in seconds, e.g. 60 or 5,10")
+    parser.add_argument("--no-exit", action="store_true", help="skip the exit timings")
     args = parser.parse_args()
-    for seconds in (5.0, 10.0) if args.quick else (5.0, 10.0, 60.0):
-        print(json.dumps(outage(seconds)), flush=True)
+    lengths = (5.0, 10.0) if args.quick else (5.0, 10.0, 60.0)
+    if args.outages:
+        lengths = tuple(float(part) for part in args.outages.split(","))
+    for seconds in lengths:
+        print(json.dumps(outage(seconds, rate=args.rate)), flush=True)
+    if args.no_exit:
+        return
     sock, url = _hanging_server()
     with sock:
         print(json.dumps({"exit_hanging_server_s": exit_seconds(url)}), flush=True)

@@ -78,7 +78,7 @@ class _Run:
 
     tally: Tally
     final: bool = False
-    idle: Callable[[], None] | None = None
+    idle: Callable[[], Plan[bool]] | None = None
 
 
 def _encode(events: list[TaskCompletionEvent]) -> bytes:
@@ -147,7 +147,7 @@ def deliver(
     tally: Tally | None = None,
     *,
     final: bool = False,
-    idle: Callable[[], None] | None = None,
+    idle: Callable[[], Plan[bool]] | None = None,
 ) -> Plan[Delivery]:
     """Plan: send one batch, following the contract's rules for every kind of reply.
 
@@ -155,7 +155,7 @@ def deliver(
     result and reported in one WARNING, however many requests the batch took. In the `final`
     flush a request that got no answer at all is not retried: a server that is down or hangs
     will not be back within the shutdown budget, and the spool (or the log) takes the rest.
-    `idle` runs before each retry wait (the submitter spools evicted events there).
+    `idle`'s plan runs before each retry wait (the submitter spools evicted events there).
     """
     tally = tally or Tally()
     losses = _Losses()
@@ -205,7 +205,7 @@ def _deliver(
         attempt += 1
         tally.add("retries")
         if run.idle is not None:
-            run.idle()
+            yield from run.idle()
         logger.debug("retry %d of a batch in %.2f s (%s)", attempt, delay, reply.describe())
         if not (yield from wait(delay)):
             return Delivery(events, interrupted=True)

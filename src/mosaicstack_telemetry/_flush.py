@@ -3,25 +3,28 @@
 Where a client's events wait (`Outbox`: the queue, the optional spool, the counters) and the
 steps around delivery: `unspool` sends the spool's files, `flush` the spool and then what is
 queued now, `spill` moves what the full queue evicted to the spool, `settle` keeps or reports
-what the final flush could not send. Like `_delivery`, the plans never do network I/O; they do
-touch the spool's small local files, which keeps the claim, the delivery and the give-back of a
-file in one place.
+what the final flush could not send. Like `_delivery`, the plans do no network I/O; the spool's
+file reads and writes are yielded as `Disk` actions (under asyncio a write, or the read of a file
+of more than a few events, runs in a worker thread), while claiming a file (a listing and a
+rename, metadata only) stays in the plan: the claim, the delivery and the give-back of a file
+are in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from mosaicstack_telemetry._delivery import deliver, dry_run
 from mosaicstack_telemetry._logs import logger
-from mosaicstack_telemetry._plans import Plan, may_proceed
+from mosaicstack_telemetry._plans import Plan, may_proceed, on_disk
 from mosaicstack_telemetry._settings import Settings
-from mosaicstack_telemetry._spool import Spool
+from mosaicstack_telemetry._spool import Spool, reads_inline
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
 from mosaicstack_telemetry.queue import EventQueue
 from mosaicstack_telemetry.stats import Tally
 
-__all__ = ["Outbox", "flush", "report_leftovers", "settle", "spill", "unspool"]
+__all__ = ["Outbox", "flush", "relieve", "report_leftovers", "settle", "spill", "unspool"]
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,15 @@ def unspool(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[
     spool = outbox.spool
     if spool is None:
         return True
+    # Renames and a directory listing: metadata only, done where the plan runs.
     spool.recover()
     while (yield from may_proceed()):
-        claim = spool.claim()
-        if claim is None:
+        taken = spool.take()
+        if taken is None:
             return True
+        claim = yield from on_disk(partial(spool.read_claim, *taken), inline=reads_inline(taken[1]))
+        if claim is None:
+            continue
         events = claim.events
         for start in range(0, len(events), settings.batch_size):
             chunk = events[start : start + settings.batch_size]
@@ -61,7 +68,9 @@ def unspool(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[
             if delivery.unsent:
                 _note_asked_wait(outbox, delivery.retry_after)
                 unsent = delivery.unsent + events[start + len(chunk) :]
-                spool.give_back(claim, unsent)
+                # All of it goes back by a rename; a part is written to a file of its own.
+                whole = len(unsent) == len(events)
+                yield from on_disk(partial(spool.give_back, claim, unsent), inline=whole)
                 outbox.tally.add("unspooled", len(events) - len(unsent))
                 return False
         spool.finish(claim)
@@ -79,7 +88,7 @@ def flush(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bo
     when events had to be put back (the server failed), True otherwise.
     """
     queue = outbox.queue
-    spill(outbox)
+    yield from relieve(outbox)
     sent_all = yield from unspool(outbox, settings, final=final)
     budget = queue.size if sent_all else 0
     # Checked before each batch: once stop is asked (or the final deadline passed) the rest is
@@ -94,7 +103,7 @@ def flush(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bo
             continue
         outbox.in_flight[:] = batch
         delivery = yield from deliver(
-            batch, settings, outbox.tally, final=final, idle=lambda: spill(outbox)
+            batch, settings, outbox.tally, final=final, idle=partial(relieve, outbox)
         )
         outbox.in_flight.clear()
         if delivery.unsent:
@@ -102,12 +111,19 @@ def flush(outbox: Outbox, settings: Settings, *, final: bool = False) -> Plan[bo
             queue.put_back(delivery.unsent)
             sent_all = False
             break
-    spill(outbox)
+    yield from relieve(outbox)
     return sent_all
 
 
 def _note_asked_wait(outbox: Outbox, seconds: float | None) -> None:
     outbox.asked_wait[:] = [] if seconds is None else [seconds]
+
+
+def relieve(outbox: Outbox) -> Plan[bool]:
+    """Plan: `spill`, as a `Disk` action that runs in a thread when there is a file to write."""
+    nothing_to_write = outbox.spool is None or outbox.queue.evicted_kept == 0
+    yield from on_disk(partial(spill, outbox), inline=nothing_to_write)
+    return True
 
 
 def spill(outbox: Outbox) -> None:

@@ -5,6 +5,7 @@ exponential backoff (`retry_delay`), honouring the server's `Retry-After`. Once 
 flush ends; the submitter then tries again on a recovery backoff of its own (`recovery_delay`):
 short at first so a blip costs seconds, capped so a long outage costs one request per ~30 s, and
 never tied to `submit_interval_seconds` (an interval of minutes would turn a blip into a loss).
+While the queue is full and evicting, that cap is `RECOVERY_EVICTING_MAX_SECONDS` instead.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "BACKOFF_MAX_SECONDS",
     "MAX_RETRY_AFTER_SECONDS",
     "RECOVERY_BASE_SECONDS",
+    "RECOVERY_EVICTING_MAX_SECONDS",
     "RECOVERY_MAX_SECONDS",
     "Verdict",
     "classify",
@@ -37,6 +39,10 @@ BACKOFF_MAX_SECONDS = 60.0
 RECOVERY_BASE_SECONDS = 1.0
 # A server back after a long outage is noticed within this, at one request per this per client.
 RECOVERY_MAX_SECONDS = 30.0
+# While the queue is full and evicting, each second of waiting loses a second's worth of events:
+# a server back after a long outage was found up to 30 s late, and what was tracked meanwhile was
+# evicted. So the backoff is capped at this then (jittered alike; a Retry-After still holds).
+RECOVERY_EVICTING_MAX_SECONDS = 2.0
 
 
 class Verdict(enum.Enum):
@@ -92,13 +98,13 @@ def retry_delay(attempt: int, retry_after: float | None, random: Callable[[], fl
     return delay if retry_after is None else max(delay, retry_after)
 
 
-def recovery_delay(failures: int, random: Callable[[], float]) -> float:
-    """Wait before the next flush after `failures` (>= 1) failed flushes in a row.
+def recovery_delay(
+    failures: int, random: Callable[[], float], cap: float = RECOVERY_MAX_SECONDS
+) -> float:
+    """Wait before the next flush after `failures` (>= 1) failed flushes in a row, <= `cap`.
 
     "Equal jitter": half the ceiling plus a random half, so clients that lost the same server
     spread their returns, yet none comes back at once (full jitter could mean 0 s, a busy loop).
     """
-    ceiling = min(
-        RECOVERY_MAX_SECONDS, RECOVERY_BASE_SECONDS * 2.0 ** min(max(failures - 1, 0), 32)
-    )
+    ceiling = min(cap, RECOVERY_BASE_SECONDS * 2.0 ** min(max(failures - 1, 0), 32))
     return ceiling / 2 + min(max(random(), 0.0), 1.0) * ceiling / 2

@@ -34,7 +34,7 @@ from mosaicstack_telemetry._logs import logger
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
 from mosaicstack_telemetry.stats import Tally
 
-__all__ = ["Claim", "Spool"]
+__all__ = ["Claim", "Spool", "reads_inline"]
 
 _SUFFIX = ".events"
 _CLAIMED = ".claimed-"
@@ -53,6 +53,12 @@ _MAX_LINES_READ = 10 * _EVENTS_PER_FILE
 # retries take about a minute, and a longer one risks only a duplicate send, which the server
 # stores once (idempotency by event_id).
 _STALE_CLAIM_SECONDS = 600.0
+# A file of at most this many events (about 800 bytes each, so a few KB) is read and parsed in
+# tens of microseconds, less than an asyncio loop's hop to a worker thread and back: the async
+# submitter reads it on the loop. A larger one (up to 100 events, ~80 KB, milliseconds to read and
+# parse) is read in a thread. Writes always go to a thread: each ends with an fsync, which waits
+# for the disk whatever the file's size.
+_INLINE_READ_EVENTS = 4
 # Not following a symlink planted in place of a spool file, nor waiting on a FIFO; 0 where the OS
 # has no such flag.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -72,6 +78,11 @@ def _count_of(path: Path) -> int:
         return int(path.name.split(_CLAIMED)[0].removesuffix(_SUFFIX).rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return 0
+
+
+def reads_inline(path: Path) -> bool:
+    """Whether the spool file at `path` is small enough to read on an event loop."""
+    return 0 < _count_of(path) <= _INLINE_READ_EVENTS
 
 
 class _HeldClaims:
@@ -247,6 +258,14 @@ class Spool:
 
     def claim(self) -> Claim | None:
         """Claim the oldest unclaimed file and read it; None when there is none."""
+        while (taken := self.take()) is not None:
+            claim = self.read_claim(*taken)
+            if claim is not None:
+                return claim
+        return None
+
+    def take(self) -> tuple[Path, Path] | None:
+        """Claim the oldest unclaimed file without reading it: (claimed path, original path)."""
         for path in self._ready():
             # The token keeps a claim's name unique even between processes with one pid
             # (containers sharing the directory): nobody deletes another's claim by its name.
@@ -259,12 +278,17 @@ class Spool:
                 continue  # another sender claimed it first
             with contextlib.suppress(OSError):
                 os.utime(claimed)  # a rename keeps the old mtime; staleness counts from the claim
-            events = self._read(claimed)
-            if events:
-                return Claim(claimed, path, events)
-            with contextlib.suppress(OSError):
-                claimed.unlink()
-            _HELD.discard(claimed)
+            return claimed, path
+        return None
+
+    def read_claim(self, claimed: Path, original: Path) -> Claim | None:
+        """The events of a file `take()` claimed; None, and the file removed, when it has none."""
+        events = self._read(claimed)
+        if events:
+            return Claim(claimed, original, events)
+        with contextlib.suppress(OSError):
+            claimed.unlink()
+        _HELD.discard(claimed)
         return None
 
     def _read(self, path: Path) -> list[TaskCompletionEvent]:

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 
-from mosaicstack_telemetry._flush import Outbox, flush, settle, spill
+from mosaicstack_telemetry._flush import Outbox, flush, relieve, settle
 from mosaicstack_telemetry._logs import log_unexpected, logger
 from mosaicstack_telemetry._plans import Plan
 from mosaicstack_telemetry._schedule import Schedule
@@ -104,6 +104,10 @@ class _Signals:
         self.wake_pending = False
         # Likewise for evicted events waiting to be spooled.
         self.spill_pending = False
+        # Likewise for a full queue (evicting): it shortens a recovery backoff. Cleared after a
+        # flush, or at a wake that finds nothing evicted since the last flush after all.
+        self.evict_pending = False
+        self._evictions_seen = outbox.queue.evictions
         self._deadline = 0.0
         # stop() gave up waiting: it settles what is left, the worker then stays quiet.
         self._abandoned = False
@@ -116,17 +120,24 @@ class _Signals:
         if exchange is not None:  # a flush in progress must end by the same deadline
             exchange.deadline = self._deadline
 
+    def _evicting(self) -> bool:
+        """Whether the queue evicted events since the last flush (it is full, and losing)."""
+        return self._outbox.queue.evictions > self._evictions_seen
+
     def _between_flushes(self, schedule: Schedule, requested: bool) -> bool:
-        """After a wake: spool the evicted, and say whether to flush now."""
-        self.spill_pending = False
-        spill(self._outbox)
-        if not schedule.may_flush(requested or self.wake_pending):
+        """After a wake, once the evicted are spooled: say whether to flush now."""
+        evicting = self._evicting()
+        if not evicting:
+            self.evict_pending = False
+        if not schedule.may_flush(requested or self.wake_pending, evicting=evicting):
             return False
         self.wake_pending = False
         return True
 
     def _after_flush(self, schedule: Schedule, ok: bool) -> None:
         schedule.record(ok, retry_after=self._outbox.take_asked_wait())
+        self._evictions_seen = self._outbox.queue.evictions
+        self.evict_pending = False
         # While backing off, full batches must not wake the submitter. Otherwise the flag stays
         # as it is: set, it records a wake that came during the flush (the event is set too).
         if schedule.backing_off:
@@ -173,6 +184,11 @@ class ThreadSubmitter(_Signals):
         self.spill_pending = True
         self._wake.set()
 
+    def wake_evicting(self) -> None:
+        """Say that the queue is full: a recovery backoff is cut short while it evicts."""
+        self.evict_pending = True
+        self._wake.set()
+
     def stop(self) -> bool:
         """Stop the worker after its final flush; return False if it overran its budget."""
         self._start_deadline(self._exchange)
@@ -202,10 +218,12 @@ class ThreadSubmitter(_Signals):
             requested = outbox.spool is not None
             while not self._stop.is_set():
                 if not requested:
-                    self._wake.wait(schedule.timeout())
+                    self._wake.wait(schedule.timeout(self._evicting()))
                 self._wake.clear()
                 if self._stop.is_set():
                     break
+                self.spill_pending = False
+                run_guarded_sync(exchange, relieve(outbox))
                 if self._between_flushes(schedule, requested):
                     ok = run_guarded_sync(exchange, flush(outbox, settings))
                     self._after_flush(schedule, ok)
@@ -243,6 +261,11 @@ class AsyncSubmitter(_Signals):
     def wake_to_spill(self) -> None:
         """Ask for the evicted events to be spooled now; callable from any thread."""
         self.spill_pending = True
+        self._signal()
+
+    def wake_evicting(self) -> None:
+        """`ThreadSubmitter.wake_evicting`; callable from any thread."""
+        self.evict_pending = True
         self._signal()
 
     def _signal(self) -> None:
@@ -335,20 +358,28 @@ class AsyncSubmitter(_Signals):
             while not self._stop.is_set():
                 if not requested:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), schedule.timeout())
+                        await asyncio.wait_for(
+                            self._wake.wait(), schedule.timeout(self._evicting())
+                        )
                 self._wake.clear()
                 if os.getpid() != self._pid:
                     return
                 if self._stop.is_set():
                     break
+                self.spill_pending = False
+                await run_guarded_async(exchange, relieve(outbox))
                 if self._between_flushes(schedule, requested):
                     ok = await run_guarded_async(exchange, flush(outbox, settings))
                     self._after_flush(schedule, ok)
                 requested = False
             final = AsyncExchange(http, settings, deadline=self._deadline)
             await run_guarded_async(final, flush(outbox, settings, final=True))
-        if not self._abandoned:
+        if self._abandoned:
+            return
+        if outbox.spool is None:
             settle(outbox)
+        else:  # it writes what is left to the spool: off the loop, like every spool write
+            await asyncio.to_thread(settle, outbox)
 
 
 def halt(submitter: ThreadSubmitter | AsyncSubmitter) -> bool:

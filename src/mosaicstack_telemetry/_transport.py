@@ -23,7 +23,7 @@ import httpcore  # noqa: F401
 import httpx
 
 from mosaicstack_telemetry._logs import redact
-from mosaicstack_telemetry._plans import Check, Plan, Send
+from mosaicstack_telemetry._plans import Check, Disk, Plan, Send
 from mosaicstack_telemetry._redirects import MAX_REDIRECTS, headers_for, redirect_target
 from mosaicstack_telemetry._reply import Reply
 from mosaicstack_telemetry._settings import Settings
@@ -168,6 +168,8 @@ class SyncExchange(_Exchange):
                 result = self._send(action)
             elif isinstance(action, Check):
                 result = self._may_proceed()
+            elif isinstance(action, Disk):
+                result = action.work()
             else:
                 result = self._fits(action.seconds) and not self._interrupt.wait(action.seconds)
 
@@ -225,6 +227,8 @@ class AsyncExchange(_Exchange):
                 result = await self._send(action)
             elif isinstance(action, Check):
                 result = self._may_proceed()
+            elif isinstance(action, Disk):
+                result = action.work() if action.inline else await asyncio.to_thread(action.work)
             else:
                 result = self._fits(action.seconds) and await self._wait(action.seconds)
 

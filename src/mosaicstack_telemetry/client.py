@@ -117,7 +117,7 @@ class TelemetryClient:
                     if not submitter.wake_pending:
                         submitter.wake()
                     if size >= self._queue.max_size:
-                        self._spill_soon(submitter)
+                        self._evicting(submitter)
         except Exception as exc:  # the promise of track() is that it never raises
             self._tally.add("invalid")
             self._rejections.warning(
@@ -125,8 +125,11 @@ class TelemetryClient:
                 redact(f"{type(exc).__name__}: {exc}", self._settings.api_key)[:200],
             )
 
-    def _spill_soon(self, submitter: ThreadSubmitter | AsyncSubmitter) -> None:
-        # The queue is full and evicting: once a batch's worth waits, have it spooled.
+    def _evicting(self, submitter: ThreadSubmitter | AsyncSubmitter) -> None:
+        # The queue is full and evicting: say so once (a recovery backoff is cut short), and
+        # once a batch's worth of evicted events waits, have it spooled.
+        if not submitter.evict_pending:
+            submitter.wake_evicting()
         if not submitter.spill_pending and self._queue.evicted_kept >= self._settings.batch_size:
             submitter.wake_to_spill()
 

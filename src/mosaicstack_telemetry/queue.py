@@ -28,6 +28,7 @@ class EventQueue:
         self._lock = threading.Lock()
         self._dropped = 0
         self._dropped_total = 0
+        self._evictions = 0
         self._added = 0
 
     @property
@@ -51,6 +52,7 @@ class EventQueue:
 
     def _evict(self, event: TaskCompletionEvent) -> None:
         # Called with the lock held.
+        self._evictions += 1
         if len(self._evicted) < self._keep_evicted:
             self._evicted.append(event)
         else:
@@ -100,6 +102,11 @@ class EventQueue:
         return self._dropped_total
 
     @property
+    def evictions(self) -> int:
+        """How many events were ever evicted, kept aside for the spool or dropped."""
+        return self._evictions
+
+    @property
     def evicted_kept(self) -> int:
         """How many evicted events wait for `take_evicted()`."""
         return len(self._evicted)
@@ -122,6 +129,7 @@ class EventQueue:
         self._evicted.clear()
         self._dropped = 0
         self._dropped_total = 0
+        self._evictions = 0
         self._added = 0
 
     @property

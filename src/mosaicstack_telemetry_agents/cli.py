@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,9 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run a client command; returns the exit status."""
+def main(argv: Sequence[str], *, started: float | None = None) -> int:
+    """Run a client command; returns the exit status.
+
+    `started` is when the process began its work (`time.monotonic()`): the entry point passes
+    the clock it read before its imports, which `send`'s deadline counts from (default: now).
+    """
     args = build_parser().parse_args(argv)
+    args.started = time.monotonic() if started is None else started
     from mosaicstack_telemetry_agents import commands
 
     try:

@@ -43,14 +43,13 @@ def _profile(args: argparse.Namespace) -> Profile:
     return profile
 
 
-def _send_budget() -> float:
+def _send_budget(started: float) -> float:
     """What is left of `send`'s deadline after startup and reading (at least 0.1 s)."""
     import time
 
     from mosaicstack_telemetry_agents.cli import SEND_DEADLINE_SECONDS
-    from mosaicstack_telemetry_cli import STARTED
 
-    return max(0.1, SEND_DEADLINE_SECONDS - (time.monotonic() - STARTED))
+    return max(0.1, SEND_DEADLINE_SECONDS - (time.monotonic() - started))
 
 
 def run_send(args: argparse.Namespace) -> int:
@@ -77,7 +76,7 @@ def run_send(args: argparse.Namespace) -> int:
     }
     parsed = parse_events(text, default_instance, defaults)
     print_errors(parsed.errors)
-    delivered = deliver(parsed.events, settings, timeout=_send_budget())
+    delivered = deliver(parsed.events, settings, timeout=_send_budget(args.started))
     print(
         f"mosaic-telemetry: {len(parsed.events)} valid, {len(parsed.errors)} invalid; "
         f"{delivered.sent} sent, {delivered.spooled} spooled, {delivered.rejected} rejected",

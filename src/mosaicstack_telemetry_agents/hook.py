@@ -185,7 +185,7 @@ def _after_task(payload: dict[str, Any], settings: AgentSettings, wait: bool) ->
     if not wait:
         _spawn(arguments, settings)
         return
-    from mosaicstack_telemetry_cli import main
+    from mosaicstack_telemetry_agents.cli import main
 
     main(arguments)
 

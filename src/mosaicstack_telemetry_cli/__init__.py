@@ -64,7 +64,7 @@ def _run_client(args: list[str]) -> int:
     from mosaicstack_telemetry_agents.cli import main as client_main
 
     try:
-        return client_main(args)
+        return client_main(args, started=STARTED)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in _AGENTS_DEPENDENCIES:
             raise

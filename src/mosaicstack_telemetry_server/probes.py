@@ -12,7 +12,6 @@ receiving events instead of answering each with 503.
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,10 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from mosaicstack_telemetry_server.errors import RETRY_AFTER_UNAVAILABLE, ApiError
 from mosaicstack_telemetry_server.metrics import Metrics
 from mosaicstack_telemetry_server.runtime import Runtime
-from mosaicstack_telemetry_server.storage import Storage
-from mosaicstack_telemetry_server.storage._common import load_migrations
 from mosaicstack_telemetry_server.storage.base import StorageError
-from mosaicstack_telemetry_server.storage.sqlite import SQLiteStorage
 
 __all__ = ["readiness_problem", "router"]
 
@@ -37,11 +33,6 @@ def livez() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def _latest_schema(storage: Storage) -> int:
-    backend = "sqlite" if isinstance(storage, SQLiteStorage) else "postgres"
-    return load_migrations(backend)[-1].version
-
-
 def readiness_problem(runtime: Runtime) -> str | None:
     """Why this process should not take writes now, or None when it can. Blocking."""
     storage = runtime.storage
@@ -49,12 +40,10 @@ def readiness_problem(runtime: Runtime) -> str | None:
         return "storage cannot be reached"
     try:
         runtime.ensure_ready()
-        version, latest = storage.schema_version(), _latest_schema(storage)
+        version, latest = storage.schema_version(), storage.latest_schema_version()
         if version != latest:
             return f"schema version {version}, this server needs {latest}"
-        probe_write: Any = getattr(storage, "probe_write", None)
-        if probe_write is not None:
-            probe_write()
+        storage.probe_write()
     except StorageError as exc:
         return f"storage cannot take writes: {exc}"
     return None

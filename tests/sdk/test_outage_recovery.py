@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -166,3 +167,101 @@ def test_after_a_failed_flush_the_client_waits_as_long_as_the_server_asked(
     assert second.status == 200
     assert second.received_at - first.received_at >= 3.0
     assert len(wire.delivered()) == 1
+
+
+# Failed tries before the server returns: by then the normal backoff's step is 8 to 16 s, which
+# at 100 events/s would overflow the queue below with events tracked after the return.
+_FAILED_TRIES = 5
+_EVICTING_CONFIG = {"submit_interval_seconds": 300.0, "max_retries": 0, "max_queue_size": 300}
+
+
+def _failed_tries(wire: WireServer) -> int:
+    return sum(1 for r in wire.event_requests() if r.status == 503)
+
+
+@dataclass
+class Overflow:
+    """An outage during which the queue overflowed, and what became of the events after it."""
+
+    tracked: list[tuple[str, float]]
+    back_at: float
+    stats: TelemetryStats
+
+
+def _overflow_threaded(wire: WireServer, client: TelemetryClient) -> Overflow:
+    tracked: list[tuple[str, float]] = []
+    done = threading.Event()
+
+    def produce() -> None:
+        while not done.is_set():
+            event = make_event()
+            client.track(event)
+            tracked.append((str(event.event_id), time.monotonic()))
+            time.sleep(1 / RATE_PER_SECOND)
+
+    client.start()
+    wire.down = True
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        wait_until(lambda: _failed_tries(wire) >= _FAILED_TRIES, timeout=90)
+        wire.down = False
+        back_at = time.monotonic()
+        wait_until(lambda: _recovered(wire, back_at), timeout=60)
+    finally:
+        done.set()
+        producer.join()
+    client.stop()
+    return Overflow(tracked, back_at, client.stats())
+
+
+async def _overflow_async(wire: WireServer, client: TelemetryClient) -> Overflow:
+    tracked: list[tuple[str, float]] = []
+
+    async def produce() -> None:
+        while True:
+            event = make_event()
+            client.track(event)
+            tracked.append((str(event.event_id), time.monotonic()))
+            await asyncio.sleep(1 / RATE_PER_SECOND)
+
+    async def until(condition: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "condition not met in time"
+            await asyncio.sleep(0.01)
+
+    await client.start_async()
+    wire.down = True
+    producer = asyncio.create_task(produce())
+    try:
+        await until(lambda: _failed_tries(wire) >= _FAILED_TRIES, timeout=90)
+        wire.down = False
+        back_at = time.monotonic()
+        await until(lambda: _recovered(wire, back_at), timeout=60)
+    finally:
+        producer.cancel()
+    await client.stop_async()
+    return Overflow(tracked, back_at, client.stats())
+
+
+@pytest.mark.parametrize("mode", ["thread", "async"])
+def test_after_an_outage_that_overflowed_the_queue_the_first_batch_comes_within_seconds(
+    wire: WireServer, mode: str
+) -> None:
+    client = TelemetryClient(make_config(wire.url, **_EVICTING_CONFIG))
+    if mode == "thread":
+        outcome = _overflow_threaded(wire, client)
+    else:
+        outcome = asyncio.run(_overflow_async(wire, client))
+
+    # The evicting queue's 2 s cap (and some slack for a loaded machine), not a step of 8-16 s.
+    assert _first_success_after(wire, outcome.back_at) < 4.0
+    stats = outcome.stats
+    assert stats.evicted > 0  # the queue did overflow during the outage
+    delivered = wire.delivered()
+    assert stats.sent + stats.evicted == len(outcome.tracked) == len(delivered) + stats.evicted
+    # What was tracked once the server was back is all delivered: only the outage overflowed.
+    after_return = [i for i, at in outcome.tracked if at >= outcome.back_at]
+    assert after_return
+    assert [i for i in after_return if i not in delivered] == []

@@ -31,10 +31,12 @@ class QueueMachine(RuleBasedStateMachine):
         self.kept: list[TaskCompletionEvent] = []  # evicted, kept aside for the spool
         self.dropped = 0
         self.dropped_total = 0
+        self.evictions = 0  # kept aside or dropped: what makes the submitter try sooner
         self.added = 0
         self.next = 0
 
     def _evict(self, event: TaskCompletionEvent) -> None:
+        self.evictions += 1
         if len(self.kept) < self.keep:
             self.kept.append(event)
         else:
@@ -91,6 +93,7 @@ class QueueMachine(RuleBasedStateMachine):
             assert self.queue.is_empty == (not self.model)
             assert self.queue.evicted_kept == len(self.kept) <= self.keep
             assert self.queue.evicted_total == self.dropped_total
+            assert self.queue.evictions == self.evictions
             assert self.queue.added == self.added
 
 

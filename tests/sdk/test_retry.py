@@ -6,6 +6,7 @@ client rules; the wire tests show the same rules end to end.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -21,6 +22,7 @@ from mosaicstack_telemetry._reply import Reply
 from mosaicstack_telemetry._retry import (
     BACKOFF_MAX_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
+    RECOVERY_EVICTING_MAX_SECONDS,
     RECOVERY_MAX_SECONDS,
     Verdict,
     classify,
@@ -244,3 +246,42 @@ def test_a_failed_flush_waits_at_least_what_the_server_asked_for(
     assert schedule.may_flush(requested=False)
     schedule.record(True)  # a success returns to the interval, whatever was asked before
     assert schedule.timeout() == pytest.approx(settings.submit_interval_seconds)
+
+
+@given(
+    st.integers(min_value=1, max_value=40),
+    st.floats(min_value=0.0, max_value=1.0),
+    st.one_of(st.none(), st.floats(min_value=0.0, max_value=300.0)),
+)
+def test_while_the_queue_evicts_the_next_try_comes_within_seconds_yet_after_retry_after(
+    failures: int, jitter: float, asked: float | None
+) -> None:
+    settings = Settings.from_config(make_config("http://telemetry.test"))
+    settings = dataclasses.replace(settings, random=lambda: jitter)
+    clock = _Clock()
+    schedule = Schedule(settings, clock=clock)
+    for _ in range(failures - 1):
+        schedule.record(False)
+    schedule.record(False, retry_after=asked)
+    calm = recovery_delay(failures, lambda: jitter)
+    # Nothing evicted: the normal pace, up to the 30 s cap.
+    assert schedule.timeout() == pytest.approx(max(calm, asked or 0.0))
+    evicting = schedule.timeout(evicting=True)
+    assert evicting <= max(RECOVERY_EVICTING_MAX_SECONDS, asked or 0.0) + 1e-9
+    assert evicting >= (asked or 0.0) - 1e-9
+    assert evicting >= min(calm, RECOVERY_EVICTING_MAX_SECONDS / 2) - 1e-9  # never a busy loop
+    clock.now += evicting
+    assert schedule.may_flush(requested=False, evicting=True)
+
+
+def test_at_the_30_s_cap_an_evicting_queue_is_retried_within_2_s() -> None:
+    settings = Settings.from_config(make_config("http://telemetry.test"))
+    clock = _Clock()
+    schedule = Schedule(settings, clock=clock)
+    for _ in range(10):
+        schedule.record(False)
+    assert schedule.timeout() >= RECOVERY_MAX_SECONDS / 2
+    assert RECOVERY_EVICTING_MAX_SECONDS / 2 <= schedule.timeout(evicting=True) <= 2.0
+    clock.now += 2.0
+    assert schedule.may_flush(requested=True, evicting=True)
+    assert not schedule.may_flush(requested=True)  # backing off: a request alone is not enough

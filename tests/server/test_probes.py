@@ -12,6 +12,7 @@ from _api_helpers import RELAXED, Served
 from mosaicstack_telemetry_server.runner import serve_in_thread
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import open_storage
+from mosaicstack_telemetry_server.storage._common import load_migrations
 from mosaicstack_telemetry_server.storage.sqlite import SQLiteStorage
 
 
@@ -44,6 +45,45 @@ def test_a_schema_newer_than_the_server_is_not_ready(tmp_path: Path) -> None:
         ready = httpx.get(base + "/readyz")
     assert ready.status_code == 503
     assert "schema version 999" in ready.json()["error"]["message"]
+
+
+def _execute(url: str, statement: str) -> None:
+    """Run one statement on the database behind `url` as another client would."""
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute(statement)
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement.encode())
+
+
+def test_each_backend_knows_the_schema_version_its_migrations_reach(database_url: str) -> None:
+    backend = "sqlite" if database_url.startswith("sqlite:") else "postgres"
+    storage = open_storage(database_url)
+    try:
+        latest = storage.latest_schema_version()
+        assert latest == len(load_migrations(backend))
+        storage.migrate(target=1)
+        assert (storage.schema_version(), storage.latest_schema_version()) == (1, latest)
+        storage.migrate()
+        assert storage.schema_version() == latest
+    finally:
+        storage.close()
+
+
+def test_readyz_names_both_schema_versions_on_each_backend(database_url: str) -> None:
+    with serve_in_thread(ServerSettings(database_url=database_url, **RELAXED)) as base:
+        assert httpx.get(base + "/readyz").status_code == 200
+        _execute(
+            database_url,
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (999, '2026-01-01')",
+        )
+        ready = httpx.get(base + "/readyz", timeout=30)
+    latest = len(load_migrations("sqlite"))
+    assert ready.status_code == 503
+    assert ready.json()["error"]["message"] == (f"schema version 999, this server needs {latest}")
 
 
 def test_storage_that_cannot_take_a_write_is_not_ready_while_health_stays_up(

@@ -240,6 +240,12 @@ class Storage(Protocol):
     def schema_version(self) -> int:
         """The schema version currently applied."""
 
+    def latest_schema_version(self) -> int:
+        """The schema version this server's migrations reach (what `migrate()` applies)."""
+
+    def probe_write(self) -> None:
+        """Commit a real write that changes nothing, or raise StorageError (for /readyz)."""
+
     def ping(self) -> bool:
         """Whether the database answers right now (never raises)."""
 

@@ -324,6 +324,10 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
             row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
             return int(cast(tuple[int], row.fetchone())[0])
 
+    def latest_schema_version(self) -> int:
+        """The version of this server's newest migration."""
+        return self._migrations[-1].version
+
     def ping(self) -> bool:
         """Whether the database answers within `ping_timeout` seconds."""
         try:

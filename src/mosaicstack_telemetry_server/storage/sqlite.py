@@ -305,6 +305,10 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
                 ]
             )
 
+    def latest_schema_version(self) -> int:
+        """The version of this server's newest migration."""
+        return self._migrations[-1].version
+
     def ping(self) -> bool:
         """Whether the file can be opened and read as a database right now."""
         try:
