@@ -30,7 +30,7 @@ _PROMPTS = {
         'File "app/main.py", line 12, in handler\n  value = compute(x)\nKeyError: x\n' * 30
     ),
     "1 MB of pasted log after the request": "fix this crash:\n" + "ERROR worker died\n" * 58_000,
-    "French (language check)": "Mon application plante au démarrage, peux-tu regarder pourquoi ? " * 30,
+    "French (language check)": "Mon appli plante au démarrage, peux-tu regarder pourquoi ? " * 30,
     "a cue of every task type, 2,000 characters": (_CUES * 10)[:MAX_PROMPT_CHARS],
 }
 
