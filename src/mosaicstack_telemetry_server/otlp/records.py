@@ -17,6 +17,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from mosaicstack_telemetry_server.ingest import EARLIEST_TIMESTAMP, MAX_CLOCK_AHEAD
+
 __all__ = ["MAX_RECORDS", "Record", "count_records", "records_of"]
 
 # Records read from one request; more are rejected (partial success). 1 MiB holds far fewer
@@ -26,6 +28,8 @@ MAX_RECORDS: Final = 20_000
 _MAX_ATTRIBUTES: Final = 256
 # Longer strings are cut: what is read from them (ids, model names) is far shorter.
 _MAX_TEXT: Final = 1_000
+_EARLIEST_NS: Final = int(EARLIEST_TIMESTAMP.timestamp()) * 1_000_000_000
+_MAX_AHEAD_NS: Final = int(MAX_CLOCK_AHEAD.total_seconds()) * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,14 @@ def _identity_bytes(record: LogRecord) -> bytes:
     return stripped
 
 
+def _plausible(time_ns: int, now_ns: int) -> int:
+    """The record's time, or the time it was received when the sender's clock is wrong (the
+    contract's plausible time: from 2020 to 24 hours ahead)."""
+    if _EARLIEST_NS <= time_ns <= now_ns + _MAX_AHEAD_NS:
+        return time_ns
+    return now_ns
+
+
 def count_records(request: ExportLogsServiceRequest) -> int:
     """How many log records the request holds."""
     return sum(
@@ -108,6 +120,8 @@ def records_of(request: ExportLogsServiceRequest, limit: int = MAX_RECORDS) -> I
                     name=_name(record, attributes),
                     attributes=attributes,
                     resource=resource,
-                    time_ns=record.time_unix_nano or record.observed_time_unix_nano or now_ns,
+                    time_ns=_plausible(
+                        record.time_unix_nano or record.observed_time_unix_nano, now_ns
+                    ),
                     identity=digest.hexdigest(),
                 )
