@@ -6,6 +6,7 @@ these; the readers here turn attribute values into numbers and labels the same w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -16,6 +17,7 @@ __all__ = ["MAX_COUNT", "Prompt", "Usage", "count", "label", "usd"]
 MAX_COUNT: Final = 1_000_000_000
 # Ids and model names are cut to this many characters.
 _MAX_LABEL: Final = 200
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +82,8 @@ def label(attributes: dict[str, Any], *names: str) -> str | None:
     for name in names:
         value = attributes.get(name)
         if value is not None and not isinstance(value, bool):
-            # Printable only: the event schema refuses control characters in labels.
-            text = "".join(ch for ch in str(value)[: _MAX_LABEL * 2] if ch.isprintable())
-            text = text.strip()[:_MAX_LABEL]
+            # The event schema refuses control characters in labels.
+            text = _CONTROL.sub("", str(value)[: _MAX_LABEL * 2]).strip()[:_MAX_LABEL]
             if text:
                 return text
     return None

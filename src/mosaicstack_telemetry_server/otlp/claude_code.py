@@ -19,16 +19,19 @@ from decimal import Decimal
 from mosaicstack_telemetry_server.otlp.calls import Prompt, Usage, count, label, usd
 from mosaicstack_telemetry_server.otlp.records import Record
 
-__all__ = ["AGENT", "read"]
+__all__ = ["AGENT", "NAMES", "read"]
 
 AGENT = "claude_code"
 _PREFIX = "claude_code."
+_READ = ("api_request", "api_error", "user_prompt")
+# The record names this module reads (`event.name` may lack the prefix).
+NAMES = frozenset({*_READ, *(_PREFIX + name for name in _READ)})
 
 
 def read(record: Record) -> Usage | Prompt | None:
     """The call or prompt `record` is, or None for Claude Code's other records."""
     name = record.name.removeprefix(_PREFIX)
-    if name not in ("api_request", "api_error", "user_prompt"):
+    if name not in _READ:
         return None
     attributes = record.attributes
     session = label(attributes, "session.id") or ""

@@ -12,9 +12,11 @@ from __future__ import annotations
 from mosaicstack_telemetry_server.otlp.calls import Prompt, Usage, count, label
 from mosaicstack_telemetry_server.otlp.records import Record
 
-__all__ = ["AGENT", "read"]
+__all__ = ["AGENT", "NAMES", "read"]
 
 AGENT = "codex"
+# The record names this module reads.
+NAMES = frozenset({"codex.sse_event", "codex.user_prompt"})
 
 
 def read(record: Record) -> Usage | Prompt | None:

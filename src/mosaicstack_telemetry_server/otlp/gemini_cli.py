@@ -15,9 +15,11 @@ from decimal import Decimal
 from mosaicstack_telemetry_server.otlp.calls import Prompt, Usage, count, label
 from mosaicstack_telemetry_server.otlp.records import Record
 
-__all__ = ["AGENT", "read"]
+__all__ = ["AGENT", "NAMES", "read"]
 
 AGENT = "gemini_cli"
+# The record names this module reads.
+NAMES = frozenset({"gemini_cli.api_response", "gemini_cli.api_error", "gemini_cli.user_prompt"})
 
 
 def read(record: Record) -> Usage | Prompt | None:

@@ -42,6 +42,8 @@ _READERS: Final[tuple[Callable[[Record], Usage | Prompt | None], ...]] = (
     codex.read,
     gemini_cli.read,
 )
+# The names of the records some agent's module reads; others are ignored unread.
+_NAMES: Final = frozenset({*claude_code.NAMES, *codex.NAMES, *gemini_cli.NAMES})
 _TASK_TYPES: Final = frozenset(item.value for item in TaskType)
 _COMPLEXITIES: Final = frozenset(item.value for item in Complexity)
 
@@ -122,9 +124,9 @@ def receive(
     received = Received(records=count_records(request))
     received.rejected = max(0, received.records - MAX_RECORDS)
     timed: list[tuple[int, OtlpCall | OtlpPrompt]] = []
-    for record in records_of(request):
-        item = _read(record)
-        if item is None:
+    for record in records_of(request, _NAMES.__contains__):
+        item = None if record is None else _read(record)
+        if record is None or item is None:
             received.ignored += 1
         else:
             timed.append((record.time_ns, _item(record, item)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -62,12 +62,14 @@ def _attributes(pairs: Any) -> dict[str, Any]:
     return out
 
 
-def _name(record: LogRecord, attributes: dict[str, Any]) -> str:
+def _name(record: LogRecord) -> str:
     if record.event_name:
         return record.event_name[:_MAX_TEXT]
-    name = attributes.get("event.name")
-    if isinstance(name, str):
-        return name
+    pair: KeyValue
+    for pair in record.attributes[:_MAX_ATTRIBUTES]:
+        if pair.key == "event.name" and pair.value.WhichOneof("value") == "string_value":
+            name: str = pair.value.string_value
+            return name[:_MAX_TEXT]
     if record.body.WhichOneof("value") == "string_value":
         return record.body.string_value[:_MAX_TEXT]
     return ""
@@ -103,8 +105,13 @@ def count_records(request: ExportLogsServiceRequest) -> int:
     )
 
 
-def records_of(request: ExportLogsServiceRequest, limit: int = MAX_RECORDS) -> Iterator[Record]:
-    """The first `limit` records of the request, in order."""
+def records_of(
+    request: ExportLogsServiceRequest,
+    wanted: Callable[[str], bool] = lambda _name: True,
+    limit: int = MAX_RECORDS,
+) -> Iterator[Record | None]:
+    """The first `limit` records of the request, in order; None for a record whose name is
+    not `wanted` (its attributes are not even read)."""
     now_ns = time.time_ns()
     left = limit
     for resource_logs in request.resource_logs:
@@ -114,10 +121,14 @@ def records_of(request: ExportLogsServiceRequest, limit: int = MAX_RECORDS) -> I
                 if left <= 0:
                     return
                 left -= 1
+                name = _name(record)
+                if not wanted(name):
+                    yield None
+                    continue
                 attributes = _attributes(record.attributes)
                 digest = hashlib.blake2b(_identity_bytes(record), digest_size=16)
                 yield Record(
-                    name=_name(record, attributes),
+                    name=name,
                     attributes=attributes,
                     resource=resource,
                     time_ns=_plausible(
