@@ -327,3 +327,28 @@ def test_a_restart_in_the_middle_of_a_task_loses_nothing(sqlite_url: str) -> Non
         (event,) = _events(second.storage, instance)
         assert event.actual_cost_usd_micros == 750_000
         assert Decimal(event.actual_cost_usd_micros) / 10**6 == Decimal("0.75")
+
+
+def test_records_and_closed_tasks_are_counted_in_metrics(sqlite_url: str) -> None:
+    from test_metrics import scrape_when, value
+
+    with serve(sqlite_url, otlp_task_idle=0.2) as served:
+        start = now_ns()
+        records = [
+            claude_prompt("m", "p1", start),
+            claude_request("m", "p1", start + NS),
+            claude_request("m", "p1", start + 2 * NS),
+        ]
+        tool = type(records[0])("claude_code.tool_result", {"tool_name": "Bash"}, start + NS)
+        with exporter(FLEET, endpoint=f"{served.url}/v1/logs", headers=_headers(served)) as agent:
+            agent.emit(*records, tool)
+            assert agent.flush() is LogRecordExportResult.SUCCESS
+            agent.emit(*records)  # a resend: duplicates
+            assert agent.flush() is LogRecordExportResult.SUCCESS
+        name = "mosaic_telemetry_otlp_tasks_closed_total"
+        found = scrape_when(served.url, 1.0, name)
+        counted = "mosaic_telemetry_otlp_log_records_total"
+        # Two calls, and the prompt twice: a prompt is applied again (idempotent), not deduplicated.
+        assert value(found, counted, outcome="used") == 4
+        assert value(found, counted, outcome="duplicate") == 2
+        assert value(found, counted, outcome="ignored") == 1
