@@ -34,6 +34,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.auth import issue_api_key
+from mosaicstack_telemetry_server.otlp.records import MAX_RECORDS
 from mosaicstack_telemetry_server.storage.base import Storage
 
 FLEET = {
@@ -352,3 +353,51 @@ def test_records_and_closed_tasks_are_counted_in_metrics(sqlite_url: str) -> Non
         assert value(found, counted, outcome="used") == 4
         assert value(found, counted, outcome="duplicate") == 2
         assert value(found, counted, outcome="ignored") == 1
+
+
+def _claude_call_proto(session: str, at: int, **attributes: str) -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    resource = request.resource_logs.add()
+    name = resource.resource.attributes.add()
+    name.key, name.value.string_value = "service.name", "claude-code"
+    record = resource.scope_logs.add().log_records.add()
+    record.time_unix_nano = at
+    record.event_name = "claude_code.api_request"
+    record.trace_id = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+    record.span_id = bytes.fromhex("eee19b7ec3c1b174")
+    for key, value in {"session.id": session, "prompt.id": "p", **attributes}.items():
+        attribute = record.attributes.add()
+        attribute.key, attribute.value.string_value = key, value
+    return request
+
+
+def test_a_record_resent_in_the_other_encoding_counts_once(sqlite_server: Served) -> None:
+    """The same record as protobuf (trace ids as bytes) and as OTLP JSON (as hex): one call."""
+    from google.protobuf import json_format
+
+    request = _claude_call_proto(
+        "enc", now_ns(), model="claude-opus-4-1", cost_usd_micros="2500", input_tokens="3"
+    )
+    client = sqlite_server.client()
+    proto = {"Content-Type": "application/x-protobuf"}
+    assert client.post("/v1/logs", content=request.SerializeToString(), headers=proto).is_success
+    as_json = json.loads(json_format.MessageToJson(request))
+    record = as_json["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    record["traceId"], record["spanId"] = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+    assert client.post("/v1/logs", json=as_json).is_success
+    (task,) = sqlite_server.storage.otlp_claim_idle(2e9, 2e9, 10)
+    assert (task.calls, task.cost_usd_micros, task.input_tokens) == (1, 2_500, 3)
+
+
+def test_records_beyond_the_limit_are_rejected_in_partial_success(sqlite_server: Served) -> None:
+    request = _claude_call_proto("many", now_ns(), model="m")
+    scope = request.resource_logs[0].scope_logs[0]
+    for _ in range(MAX_RECORDS):
+        scope.log_records.add().body.string_value = "x"
+    body = request.SerializeToString()
+    proto = {"Content-Type": "application/x-protobuf"}
+    answer = sqlite_server.client().post("/v1/logs", content=body, headers=proto)
+    assert answer.status_code == 200
+    parsed = ExportLogsServiceResponse.FromString(answer.content)
+    assert parsed.partial_success.rejected_log_records == 1
+    assert "20000" in parsed.partial_success.error_message
