@@ -401,3 +401,13 @@ def test_records_beyond_the_limit_are_rejected_in_partial_success(sqlite_server:
     parsed = ExportLogsServiceResponse.FromString(answer.content)
     assert parsed.partial_success.rejected_log_records == 1
     assert "20000" in parsed.partial_success.error_message
+
+
+def test_over_its_rate_an_exporter_gets_429_with_retry_after(sqlite_url: str) -> None:
+    with serve(sqlite_url, rate_limit_per_second=0.5, rate_limit_burst=1) as served:
+        client = served.client()
+        proto = {"Content-Type": "application/x-protobuf"}
+        assert client.post("/v1/logs", content=b"", headers=proto).status_code == 200
+        refused = client.post("/v1/logs", content=b"", headers=proto)
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
