@@ -40,6 +40,44 @@ def _attribute(record: object, key: str, value: str) -> None:
     attribute.key, attribute.value.string_value = key, value
 
 
+def _codex_bodies(client: int, requests: int, rng: random.Random) -> list[bytes]:
+    """Codex-shaped requests: per prompt a `codex.user_prompt`, 6 `response.completed` events
+    (priced with genai-prices: Codex sends no cost) and 9 other `codex.sse_event`s."""
+    bodies = []
+    start = time.time_ns() - 3_600 * 10**9
+    prompt = 0
+    for number in range(requests):
+        request = ExportLogsServiceRequest()
+        resource = request.resource_logs.add()
+        _attribute(resource.resource, "service.name", "codex_cli_rs")
+        scope = resource.scope_logs.add()
+        while len(scope.log_records) < _RECORDS_PER_REQUEST:
+            prompt += 1
+            kinds = ["response.completed"] * _CALLS_PER_PROMPT
+            kinds += ["response.output_text.delta"] * _TOOLS_PER_PROMPT
+            conversation = f"c{client}-s{prompt // 20}"
+            for kind in [None, *kinds]:
+                record = scope.log_records.add()
+                record.time_unix_nano = start + (number * 10_000 + len(scope.log_records)) * 10**6
+                record.event_name = "codex.user_prompt" if kind is None else "codex.sse_event"
+                _attribute(record, "conversation.id", conversation)
+                if kind is not None:
+                    _attribute(record, "event.kind", kind)
+                if kind == "response.completed":
+                    _attribute(record, "model", "gpt-5-codex")
+                    for name, top in (
+                        ("input_token_count", 90_000),
+                        ("output_token_count", 3_000),
+                        ("cached_token_count", 80_000),
+                        ("reasoning_token_count", 1_000),
+                    ):
+                        count = record.attributes.add()
+                        count.key, count.value.int_value = name, rng.randint(0, top)
+        del scope.log_records[_RECORDS_PER_REQUEST:]
+        bodies.append(request.SerializeToString())
+    return bodies
+
+
 def _otlp_bodies(client: int, requests: int, rng: random.Random) -> list[bytes]:
     bodies = []
     start = time.time_ns() - 3_600 * 10**9
@@ -115,6 +153,7 @@ def _backend(backend: str, requests: int) -> list[Result]:
         keys = [issue_api_key(storage, instance, "bench")[0] for instance in instances]
         otlp = [_otlp_bodies(n, requests, rng) for n in range(_CLIENTS)]
         events = [_event_bodies(instance, requests // 2, rng) for instance in instances]
+        codex = [_codex_bodies(n, requests // 2, rng) for n in range(_CLIENTS)]
         with serve_process(url) as base:
             send: Callable[[str, str, list[list[bytes]]], float]
 
@@ -124,6 +163,7 @@ def _backend(backend: str, requests: int) -> list[Result]:
             send("/v1/logs", "application/x-protobuf", [b[:2] for b in otlp])  # warm up
             otlp_seconds = send("/v1/logs", "application/x-protobuf", [b[2:] for b in otlp])
             event_seconds = send("/v1/events/batch", "application/json", events)
+            codex_seconds = send("/v1/logs", "application/x-protobuf", codex)
         open_tasks = storage.otlp_open_tasks()
         storage.close()
     records = _CLIENTS * (requests - 2) * _RECORDS_PER_REQUEST
@@ -146,6 +186,13 @@ def _backend(backend: str, requests: int) -> list[Result]:
             / otlp_seconds,
             "calls/s",
             "the records that are API calls",
+        ),
+        Result(
+            SUITE,
+            f"OTLP log records, Codex-shaped ({backend})",
+            _CLIENTS * (requests // 2) * _RECORDS_PER_REQUEST / codex_seconds,
+            "records/s",
+            "after the events; its calls priced with genai-prices (Codex sends no cost)",
         ),
         Result(
             SUITE,
