@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mosaicstack_telemetry_server.otlp import routes as otlp
 from mosaicstack_telemetry_server.routes import events, health, predictions, usage
 
 __all__ = ["api_router"]
 
 # The order routes are matched in, and listed in the OpenAPI document.
 api_router = APIRouter()
-for _module in (events, predictions, usage, otlp, health):
+for _module in (events, predictions, usage, health):
     api_router.include_router(_module.router)
