@@ -18,6 +18,7 @@ from mosaicstack_telemetry_server.storage._otlp_base import (
     OtlpCall,
     OtlpPrompt,
 )
+from mosaicstack_telemetry_server.storage.base import StorageError
 
 NOW = 1_800_000_000.0
 T0 = int(NOW * 1e9)
@@ -161,6 +162,17 @@ def test_the_closer_closes_idle_tasks_and_survives_a_storage_failure(
         assert failing.run_once() is None
         assert failing.run_once() is None
     assert [r.levelname for r in caplog.records if "otlp" in r.getMessage()] == ["ERROR", "DEBUG"]
+
+
+def test_the_closer_waits_quietly_while_storage_is_not_ready(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    def not_ready() -> None:
+        raise StorageError("storage not ready (migration pending)")
+
+    with caplog.at_level(logging.INFO, logger="mosaicstack_telemetry_server"):
+        assert TaskCloser(storage, 60, ready=not_ready).run_once() is None
+    assert caplog.records == []  # the runtime tells the outage, once
 
 
 def test_the_closer_thread_starts_and_stops(storage: Storage) -> None:

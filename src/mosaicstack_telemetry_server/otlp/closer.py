@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Final
 
 from mosaicstack_telemetry_server.otlp.receive import close_tasks
-from mosaicstack_telemetry_server.storage.base import Storage
+from mosaicstack_telemetry_server.storage.base import Storage, StorageError
 
 __all__ = ["REMEMBER_SECONDS", "TaskCloser"]
 
@@ -79,6 +79,10 @@ class TaskCloser:
         """Close what is idle now; how many tasks closed (None when the pass failed)."""
         try:
             self._ready()
+        except StorageError as exc:  # the runtime logs the outage already, once
+            logger.debug("otlp: storage not ready, idle tasks wait: %s", exc)
+            return None
+        try:
             now = self._clock()
             closed = 0
             while not self._stop.is_set():
