@@ -16,7 +16,16 @@ from rich.table import Table
 
 from bench._timing import Result
 
-SUITES = ("track", "e2e", "predictions", "agents_hook", "classify", "usage", "dashboard")
+SUITES = (
+    "track",
+    "e2e",
+    "predictions",
+    "agents_hook",
+    "classify",
+    "usage",
+    "dashboard",
+    "otlp",
+)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

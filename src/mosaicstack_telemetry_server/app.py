@@ -1,6 +1,7 @@
 """The HTTP app: Telemetry API v1 wired together, and nothing else.
 
-Routes live in `routes/` (one module each; keys and rate limits checked by `routes/access.py`),
+Routes live in `routes/` (one module each; keys and rate limits checked by `routes/access.py`)
+and, for the OTLP receiver, in `otlp/routes.py`;
 the OpenAPI pieces in `openapi.py`, startup and shutdown in `lifespan.py`, errors shaped by
 `errors.py`; this module only puts them in order.
 """
@@ -16,6 +17,7 @@ from mosaicstack_telemetry_server.errors import install_error_handlers
 from mosaicstack_telemetry_server.lifespan import lifespan_for
 from mosaicstack_telemetry_server.metrics import MetricsMiddleware
 from mosaicstack_telemetry_server.openapi import install_openapi
+from mosaicstack_telemetry_server.otlp.routes import router as otlp_router
 from mosaicstack_telemetry_server.probes import router as probes_router
 from mosaicstack_telemetry_server.proxies import TrustedProxies, parse_trusted_proxies
 from mosaicstack_telemetry_server.routes import api_router
@@ -45,6 +47,8 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
     app.add_middleware(TrustedProxies, networks=parse_trusted_proxies(settings.trusted_proxies))
     app.include_router(probes_router)
     app.include_router(api_router)
+    # OTLP/HTTP on its standard paths (otlp/): a capability of its own, beside the contract's.
+    app.include_router(otlp_router)
     install_dashboard(app)
     install_openapi(app)
     return app

@@ -93,9 +93,13 @@ class _Inflater:
         return b"".join(self.chunks)
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, decompressed, at most `max_bytes` long (413 beyond)."""
-    _check_content_type(request)
+async def read_body(request: Request, max_bytes: int, *, json_only: bool = True) -> bytes:
+    """The request body, decompressed, at most `max_bytes` long (413 beyond).
+
+    `json_only=False` leaves the media type to the caller (OTLP also takes protobuf).
+    """
+    if json_only:
+        _check_content_type(request)
     gzipped = _content_encoding(request) == "gzip"
     wire_limit = max_bytes + max_bytes // _GZIP_OVERHEAD_DIVISOR if gzipped else max_bytes
     declared = request.headers.get("content-length")

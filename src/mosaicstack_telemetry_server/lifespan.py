@@ -38,6 +38,7 @@ def lifespan_for(
         await run_in_threadpool(runtime.start)
         app.state.runtime = runtime
         app.state.metrics = Metrics(store)
+        runtime.otlp_closer.on_closed = app.state.metrics.otlp_tasks_closed.inc
         try:
             yield
         finally:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.core import Metric
 
+    from mosaicstack_telemetry_server.otlp.receive import Received
+
 __all__ = [
     "ENV_MULTIPROC_DIR",
     "REJECTION_REASONS",
@@ -121,6 +123,20 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self._pool_sampled = 0.0
+        self.otlp_records = Counter(
+            f"{_PREFIX}_otlp_log_records",
+            "OTLP log records received, by what became of them: used (a call or a prompt), "
+            "duplicate (sent again), ignored (not a call), rejected.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("used", "duplicate", "ignored", "rejected"):
+            self.otlp_records.labels(outcome)
+        self.otlp_tasks_closed = Counter(
+            f"{_PREFIX}_otlp_tasks_closed",
+            "OTLP tasks closed and stored as events (by a prompt or by idleness).",
+            registry=registry,
+        )
 
     def count_batch(self, response: BatchEventResponse) -> None:
         """Count the verdicts of one `POST /v1/events/batch`."""
@@ -129,6 +145,19 @@ class Metrics:
         for result in response.results:
             if result.status == "rejected":
                 self.events_rejected.labels(rejection_reason(result.error)).inc()
+
+    def count_otlp(self, received: Received) -> None:
+        """Count what became of one `POST /v1/logs`'s records, and the tasks it closed."""
+        for outcome, amount in (
+            ("used", received.used),
+            ("duplicate", received.duplicates),
+            ("ignored", received.ignored),
+            ("rejected", received.rejected),
+        ):
+            if amount:
+                self.otlp_records.labels(outcome).inc(amount)
+        if received.closed:
+            self.otlp_tasks_closed.inc(received.closed)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request and its duration; sample the pool now and then."""

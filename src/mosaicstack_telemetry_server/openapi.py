@@ -33,6 +33,8 @@ __all__ = [
     "BEARER",
     "EVENTS_RESPONSES",
     "HEALTH_RESPONSES",
+    "OTLP_BODY",
+    "OTLP_RESPONSES",
     "PREDICTIONS_RESPONSES",
     "RETRY_AFTER_HEADER",
     "USAGE_FROM",
@@ -70,6 +72,22 @@ BATCH_PREDICTIONS_BODY: dict[str, Any] = {
     "description": f"1 to 100 queries; any invalid query fails the request (422). {_BODY_NOTE}",
     "content": {
         "application/json": {"schema": {"$ref": _REF.format(model="BatchPredictionRequest")}}
+    },
+}
+
+# OTLP's own messages (opentelemetry-proto), described, not modelled: they are the OTLP
+# specification's, in protobuf or in its JSON mapping.
+_OTLP_MESSAGE: dict[str, Any] = {"type": "object", "additionalProperties": True}
+OTLP_BODY: dict[str, Any] = {
+    "required": True,
+    "description": (
+        "An OTLP export request (`ExportLogsServiceRequest` on /v1/logs) as protobuf "
+        "(`application/x-protobuf`) or in the OTLP JSON mapping (`application/json`), "
+        "optionally gzip-compressed; at most 1 MiB after decompression (413)."
+    ),
+    "content": {
+        "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": _OTLP_MESSAGE},
     },
 }
 
@@ -139,6 +157,17 @@ PREDICTIONS_RESPONSES: dict[int | str, dict[str, Any]] = {
 USAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": UsageReport, "description": "Sums by group, and totals."},
     **error_responses(401, 403, 422, 429, 500, 503),
+}
+OTLP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An OTLP export response in the request's media type, with "
+        "`partial_success` when some records could not be used (or were not stored).",
+        "content": {
+            "application/json": {"schema": _OTLP_MESSAGE},
+            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    **error_responses(400, 401, 403, 413, 415, 429, 500, 503),
 }
 HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": HealthResponse, "description": "Up."},

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mosaicstack_telemetry_server.auth import KeyVerifier
+from mosaicstack_telemetry_server.otlp.closer import TaskCloser
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.service import PredictionService
 from mosaicstack_telemetry_server.ratelimit import RateLimiter
@@ -51,6 +52,8 @@ class Runtime:
     predictions: PredictionService = field(init=False)
     # Deletes old events in the background when `retention_days` is set (retention.py).
     retention: RetentionTask | None = field(init=False, default=None)
+    # Closes idle OTLP tasks in the background (otlp/closer.py).
+    otlp_closer: TaskCloser = field(init=False)
     _migrated: bool = field(init=False, default=False)
     _next_attempt: float = field(init=False, default=0.0)
     # One ERROR per outage, not one per retry: later failures go to DEBUG until it is back.
@@ -72,6 +75,9 @@ class Runtime:
             recency=Recency(window_days=self.settings.stats_window_days),
             drain_url=self._drain_url(),
         )
+        self.otlp_closer = TaskCloser(
+            self.storage, self.settings.otlp_task_idle, ready=self.ensure_ready
+        )
         if self.settings.retention_days:
             self.retention = RetentionTask(
                 self.storage, self.settings.retention_days, ready=self.ensure_ready
@@ -92,6 +98,7 @@ class Runtime:
         self.predictions.start_background()
         if self.retention is not None:
             self.retention.start()
+        self.otlp_closer.start()
 
     def stop(self) -> None:
         """Stop the refresher and any drain process, and release storage if this app opened it."""
@@ -99,6 +106,8 @@ class Runtime:
         # closing storage ends that wait, so do not sit out the pool's timeout first.
         timeout = REFRESHER_STOP_SECONDS if self._migrated else 0.2
         # Between two chunks at the latest: each is one short transaction.
+        if not self.otlp_closer.stop(timeout):
+            logger.warning("otlp closer still busy at shutdown; closing storage anyway")
         if self.retention is not None and not self.retention.stop(timeout):
             logger.warning("retention still busy at shutdown; closing storage anyway")
         if not self.predictions.stop_background(timeout):

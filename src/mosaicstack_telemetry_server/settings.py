@@ -252,6 +252,14 @@ class ServerSettings(BaseSettings):
             env_note="comma-separated",
         ),
     )
+    # An OTLP task without a call for this long is closed and stored (otlp/closer.py).
+    otlp_task_idle: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="Seconds without a call after which an OTLP task closes.",
+        json_schema_extra=_cli("--otlp-task-idle", "SECONDS"),
+    )
     # Events older than this many days are deleted in the background (retention.py).
     retention_days: int = Field(
         0,

@@ -16,6 +16,10 @@ OPERATIONS = [
     ("/v1/predictions/batch", "post", "post_predictions_v1_predictions_batch_post", True),
     ("/v1/usage", "get", "get_usage_v1_usage_get", True),
     ("/v1/health", "get", "health_v1_health_get", False),
+    # The OTLP receiver (otlp/routes.py), wired by the app after the contract's own routes.
+    ("/v1/logs", "post", "post_logs_v1_logs_post", True),
+    ("/v1/metrics", "post", "post_metrics_v1_metrics_post", True),
+    ("/v1/traces", "post", "post_traces_v1_traces_post", True),
 ]
 
 # Routes kept out of the document: probes, dashboard, the document itself and its viewer.

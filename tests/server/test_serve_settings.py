@@ -142,6 +142,7 @@ def test_defaults_when_nothing_is_given(
         "auth_failure_burst": 20,
         "trusted_proxies": "",
         "metrics_token": "",
+        "otlp_task_idle": 300.0,
         "retention_days": 0,
         "header_timeout": 10.0,
         "body_timeout": 30.0,

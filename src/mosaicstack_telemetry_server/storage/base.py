@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.storage._otlp_base import OtlpStore
 
 __all__ = [
     "USAGE_DIMENSIONS",
@@ -227,7 +228,7 @@ class Lease(Protocol):
         """Give it back, if held, and free what holding it took (idempotent)."""
 
 
-class Storage(Protocol):
+class Storage(OtlpStore, Protocol):
     """What the server needs from a database."""
 
     def migrate(self, target: int | None = None) -> None:

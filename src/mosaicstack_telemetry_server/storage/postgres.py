@@ -36,6 +36,7 @@ from mosaicstack_telemetry_server.storage._common import (
     utc,
 )
 from mosaicstack_telemetry_server.storage._leases import AdvisoryLease
+from mosaicstack_telemetry_server.storage._postgres_otlp import PostgresOtlp
 from mosaicstack_telemetry_server.storage._postgres_retention import PostgresRetention
 from mosaicstack_telemetry_server.storage._postgres_summaries import PostgresSummaries
 from mosaicstack_telemetry_server.storage._rollups import (
@@ -190,7 +191,7 @@ def _rollup_statements(source: str) -> tuple[bytes, bytes, bytes]:
     )
 
 
-class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
+class PostgresStorage(PostgresSummaries, PostgresRetention, PostgresOtlp, UsageReads):
     """Storage in a PostgreSQL database (its schema is the connection's search_path).
 
     `timeout` is how long a call waits for a pooled connection before failing with

@@ -44,6 +44,7 @@ from mosaicstack_telemetry_server.storage._rollups import (
     token_blocks_statement,
     token_buckets_statement,
 )
+from mosaicstack_telemetry_server.storage._sqlite_otlp import SQLiteOtlp
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
 from mosaicstack_telemetry_server.storage._sqlite_retention import SQLiteRetention
 from mosaicstack_telemetry_server.storage._sqlite_summaries import SQLiteSummaries
@@ -179,7 +180,7 @@ def _rollup_statements(source: str) -> tuple[str, str, str]:
     )
 
 
-class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
+class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads):
     """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
 
     _dialect = _DIALECT
