@@ -16,7 +16,7 @@ from rich.table import Table
 
 from bench._timing import Result
 
-SUITES = ("track", "e2e", "predictions", "agents_hook", "usage", "dashboard")
+SUITES = ("track", "e2e", "ingest", "predictions", "agents_hook", "usage", "dashboard")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -22,6 +22,7 @@ from mosaicstack_telemetry_server.retention import RetentionTask
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, sqlite_path
 from mosaicstack_telemetry_server.storage.base import StorageError
+from mosaicstack_telemetry_server.usage_fold import UsageFolder
 
 __all__ = ["MIGRATE_RETRY_SECONDS", "Runtime"]
 
@@ -51,6 +52,8 @@ class Runtime:
     predictions: PredictionService = field(init=False)
     # Deletes old events in the background when `retention_days` is set (retention.py).
     retention: RetentionTask | None = field(init=False, default=None)
+    # Folds stored events into the usage rollups in the background (usage_fold.py).
+    usage_folder: UsageFolder = field(init=False)
     _migrated: bool = field(init=False, default=False)
     _next_attempt: float = field(init=False, default=0.0)
     # One ERROR per outage, not one per retry: later failures go to DEBUG until it is back.
@@ -72,6 +75,7 @@ class Runtime:
             recency=Recency(window_days=self.settings.stats_window_days),
             drain_url=self._drain_url(),
         )
+        self.usage_folder = UsageFolder(self.storage, ready=self.ensure_ready)
         if self.settings.retention_days:
             self.retention = RetentionTask(
                 self.storage, self.settings.retention_days, ready=self.ensure_ready
@@ -85,22 +89,28 @@ class Runtime:
         return url
 
     def start(self) -> None:
-        """Migrate if the database answers, and start the background prediction refresher."""
+        """Migrate if the database answers, and start the background prediction refresher and
+        usage fold."""
         # Logged by ensure_ready; requests get 503 until the database is back.
         with contextlib.suppress(StorageError):
             self.ensure_ready()
         self.predictions.start_background()
+        self.usage_folder.start()
         if self.retention is not None:
             self.retention.start()
 
     def stop(self) -> None:
-        """Stop the refresher and any drain process, and release storage if this app opened it."""
+        """Stop the refresher, any drain process and the usage fold, and release storage if this
+        app opened it."""
         # With the database unreachable the refresher can only be waiting for a connection:
         # closing storage ends that wait, so do not sit out the pool's timeout first.
         timeout = REFRESHER_STOP_SECONDS if self._migrated else 0.2
         # Between two chunks at the latest: each is one short transaction.
         if self.retention is not None and not self.retention.stop(timeout):
             logger.warning("retention still busy at shutdown; closing storage anyway")
+        # After its chunk in progress, one transaction: an unfinished one is rolled back.
+        if not self.usage_folder.stop(timeout):
+            logger.warning("usage fold still busy at shutdown; closing storage anyway")
         if not self.predictions.stop_background(timeout):
             logger.warning(
                 "prediction refresher or drain still busy at shutdown; closing storage anyway"

@@ -1,16 +1,24 @@
 """The daily rollups of usage: what they hold, and the statements that fold events into them.
 
-`insert_events` stores a batch and notes the events it newly stored (a resend adds nothing) in
-`usage_pending`, in the same transaction. Once `FOLD_AT` events are pending, it folds them
-(`fold_pending_usage`): one transaction takes them out of `usage_pending` and adds them to the
-rollups, so a reader's snapshot sees each event exactly once, either pending or folded; the
-usage queries (`_usage_sql.py`) read the rollups plus the pending events of the range. Folding
-in big groups is what makes the rollups cheap: a day's rows are upserted once per fold rather
-than once per batch. Each table gets one `INSERT ... SELECT ... GROUP BY` over the folded rows,
-summed in SQL (no Python per event or per row), upserted in key order, so that concurrent
-PostgreSQL folds lock rollup rows in one order (no deadlock; they take disjoint pending rows,
-and a conflicting upsert waits for the other transaction, then adds to its committed row:
-exact). Migration 0006's backfill folds every stored event the same way.
+`insert_events` only stores a batch; the rollups are folded in the background
+(`usage_fold.py`, every process of a server runs one) from a cursor on the events table,
+`usage_cursor`: one transaction reads up to `FOLD_LIMIT` events after the cursor, adds them to
+the rollups and moves the cursor past them, so a reader's snapshot sees each event exactly once,
+either after the cursor or folded. The usage queries (`_usage_sql.py`) read the rollups plus the
+events after the cursor (the "tail"), so an answer is exact at every instant, folded or not, and
+the fold's cost is paid by no request. Folds take turns: on SQLite the write lock, on PostgreSQL
+a lock on the cursor's row; a crash mid-fold rolls its transaction back, cursor and rollups
+alike. On PostgreSQL ids are drawn before commit, so the cursor also keeps the fold snapshot's
+transactions in progress and its horizon, as the prediction cursor does
+(`_postgres_summaries.py`): their events are re-read by the next fold and read as tail until
+then. Folding in big groups is what makes the rollups cheap: a day's rows are upserted once per
+fold rather than once per batch. Each table gets one `INSERT ... SELECT ... GROUP BY` over the
+folded rows, summed in SQL (no Python per event or per row), upserted in key order. Migration
+0006's backfill folds every stored event the same way.
+
+The fold's cost grows with the number of cuboids, never the requests': more dimensions (issue
+18) add cuboids to `CUBOIDS` and columns to `usage_daily`, and the background fold pays for
+them while ingestion stays one insert per batch.
 
 Two tables, keyed by UTC day and owner: an instance, or `ALL` for the sum of every instance,
 so that an admin's answer reads as few rows as an instance's.
@@ -25,8 +33,9 @@ so that an admin's answer reads as few rows as an instance's.
   by the same fold; a block always holds the sum of the daily rows of its days. A 90-day
   token answer reads about 5 blocks and at most 30 days (about 2,500 rows a day for ALL).
 
-A 90-day answer then reads 90 days of one cuboid's rows and at most a few thousand pending
-events, whatever the number of events.
+A 90-day answer then reads 90 days of one cuboid's rows and the tail (what arrived since the
+last fold, a fraction of a second's worth while the fold keeps up), whatever the number of
+events.
 """
 
 # Identifiers come only from CATEGORICAL and the Dialect constants; values are bound.
@@ -44,7 +53,6 @@ __all__ = [
     "BLOCK_DAYS",
     "CATEGORICAL",
     "CUBOIDS",
-    "FOLD_AT",
     "FOLD_LIMIT",
     "MAX_CATEGORICAL",
     "SUM_NAMES",
@@ -69,11 +77,9 @@ CUBOIDS: tuple[tuple[str, ...], ...] = tuple(
 )
 # Days summed by one row of usage_token_blocks.
 BLOCK_DAYS = 16
-# Pending events that make insert_events fold: a reader sums at most about this many events
-# beside the rollups, and a fold upserts a day's rows once for this many events.
-FOLD_AT = 2_000
-# Most events one fold takes: one transaction stays a bounded amount of work.
-FOLD_LIMIT = 50_000
+# Most events one fold takes: one transaction stays a bounded amount of work (on SQLite it holds
+# the write lock that ingestion waits for).
+FOLD_LIMIT = 20_000
 SUM_NAMES = (
     "tasks",
     "input_tokens",

@@ -312,7 +312,7 @@ class Storage(Protocol):
     def get_stats(self, keys: Sequence[StatsKey]) -> dict[StatsKey, StatsRow]:
         """The stored statistics of the groups asked for (absent groups are left out)."""
 
-    # usage (daily rollups, folded from pending events by insert_events)
+    # usage (daily rollups, folded in the background from a cursor on the events)
     def sum_usage(
         self,
         *,
@@ -324,14 +324,14 @@ class Storage(Protocol):
         """Sums over events with `start <= timestamp < end` (of one instance, or all when
         None), grouped by `dimensions` (a subset of USAGE_DIMENSIONS), groups in no order.
 
-        Whole UTC days come from the daily rollups and their events still pending a fold
+        Whole UTC days come from the daily rollups and their events after the fold's cursor
         (by id); only the partial days at the edges are read from the events (by an index).
         """
 
     def fold_pending_usage(self) -> int:
-        """Fold up to a bounded number of the events pending for the usage rollups into them,
-        in one transaction; returns how many it took (insert_events does this by itself once
-        enough are pending; answers count pending events either way)."""
+        """Fold up to a bounded number of the events after the usage cursor into the rollups
+        and move the cursor past them, in one transaction; returns how many it folded (the
+        background `UsageFolder` calls it; answers count unfolded events either way)."""
 
     def token_buckets(
         self, *, instance_id: UUID | None, start: datetime, end: datetime
