@@ -7,7 +7,6 @@ round trip whatever the batch size, and psycopg prepares the statement after a f
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -39,12 +38,11 @@ from mosaicstack_telemetry_server.storage._common import (
 from mosaicstack_telemetry_server.storage._leases import AdvisoryLease
 from mosaicstack_telemetry_server.storage._postgres_retention import PostgresRetention
 from mosaicstack_telemetry_server.storage._postgres_summaries import PostgresSummaries
+from mosaicstack_telemetry_server.storage._rollup_fold import fold_rows
 from mosaicstack_telemetry_server.storage._rollups import (
     BLOCK_DAYS,
     FOLD_LIMIT,
-    cuboids_statement,
-    token_blocks_statement,
-    token_buckets_statement,
+    upsert_statements,
 )
 from mosaicstack_telemetry_server.storage._usage_reads import UsageReads
 from mosaicstack_telemetry_server.storage._usage_sql import Dialect
@@ -197,14 +195,25 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.commit()
 
 
-@functools.lru_cache(maxsize=4)
-def _rollup_statements(source: str) -> tuple[bytes, bytes, bytes]:
-    # Built once per source and encoded, as the migrations' statements are executed.
-    return (
-        cuboids_statement(_DIALECT, source).encode(),
-        token_buckets_statement(_DIALECT, source).encode(),
-        token_blocks_statement(_DIALECT, source).encode(),
-    )
+# What a fold reads of each event (`_rollup_fold.FOLD_COLUMNS`); a condition follows.
+_FOLD_SELECT = (
+    "SELECT to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD'), instance_id::text, task_type, "
+    "complexity, harness, model, provider, outcome, actual_input_tokens, actual_output_tokens, "
+    "actual_cost_usd_micros, task_duration_ms, quality_gate_passed::integer FROM events WHERE "
+)
+_TYPES = {"day": "date", "block_start": "date", "bucket": "integer"}
+_SUMMED = {"tasks", "input_tokens", "output_tokens", "cost_usd_micros", "duration_ms"}
+_SUMMED |= {"successes", "gate_passes", "count"}
+
+
+def _arrays(columns: tuple[str, ...]) -> str:
+    """A fold's rows as one array per column: one statement and round trip per table."""
+    types = [_TYPES.get(name, "bigint" if name in _SUMMED else "text") for name in columns]
+    # Fixed type names only; the rows are bound.
+    return f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in types)})"  # noqa: S608  # nosec B608
+
+
+_UPSERTS = tuple(statement.encode() for statement in upsert_statements(_arrays))
 
 
 class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
@@ -412,8 +421,13 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
     @staticmethod
     def _add_rollups(conn: psycopg.Connection[Any], source: str, params: Sequence[Any]) -> None:
         """Add the events selected by `source` (a condition on `events`) to the rollups."""
-        for statement in _rollup_statements(source):
-            conn.execute(statement, params)
+        events = conn.execute((_FOLD_SELECT + source).encode(), params).fetchall()
+        rows = fold_rows(events)
+        for statement, values in zip(
+            _UPSERTS, (rows.daily, rows.buckets, rows.blocks), strict=True
+        ):
+            if values:
+                conn.execute(statement, [list(column) for column in zip(*values, strict=True)])
 
     def _backfill_rollups(self, conn: psycopg.Connection[Any]) -> None:
         """Fold every stored event into the (new, empty) rollups, FOLD_LIMIT at a time."""

@@ -10,7 +10,6 @@ lock up front, so two writers queue on the busy timeout instead of failing half-
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import sqlite3
@@ -37,12 +36,11 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_row,
     stats_values,
 )
+from mosaicstack_telemetry_server.storage._rollup_fold import FoldRows, fold_rows
 from mosaicstack_telemetry_server.storage._rollups import (
     BLOCK_DAYS,
     FOLD_LIMIT,
-    cuboids_statement,
-    token_blocks_statement,
-    token_buckets_statement,
+    upsert_statements,
 )
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
 from mosaicstack_telemetry_server.storage._sqlite_retention import SQLiteRetention
@@ -136,13 +134,9 @@ _DIALECT = Dialect(
         "AS events"
     ),
 )
-# The id after which a batch's new events are numbered: above every stored id and above both
-# cursors. SQLite gives a new row max(id) + 1, so once the newest events were pruned it would
-# hand out ids a cursor has passed already, and the fold and the summaries would never read them.
-_LAST_ID = (
-    "SELECT max(coalesce((SELECT max(id) FROM events), 0), "
-    "(SELECT last_id FROM usage_cursor), (SELECT last_id FROM prediction_cursor))"
-)
+# The id after which a batch's new events are numbered: never one given before (see migration
+# 0008), so a cursor or a fold's chunk never meets a new event among ids it has passed.
+_LAST_ID = "SELECT issued FROM usage_cursor"
 # The events one fold takes (at most FOLD_LIMIT after a cursor): how many, and the last id.
 _FOLD_RANGE = (
     "SELECT count(*), max(id) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)"
@@ -169,13 +163,15 @@ def _driver_errors() -> Iterator[None]:
         raise StorageError(f"SQLite database unavailable: {exc.strerror or exc}") from exc
 
 
-@functools.lru_cache(maxsize=4)
-def _rollup_statements(source: str) -> tuple[str, str, str]:
-    return (
-        cuboids_statement(_DIALECT, source),
-        token_buckets_statement(_DIALECT, source),
-        token_blocks_statement(_DIALECT, source),
-    )
+# What a fold reads of each event (`_rollup_fold.FOLD_COLUMNS`); a condition follows.
+_FOLD_SELECT = (
+    "SELECT substr(timestamp, 1, 10), instance_id, task_type, complexity, harness, model, "
+    "provider, outcome, actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, "
+    "task_duration_ms, quality_gate_passed FROM events WHERE "
+)
+_CHUNK = "id > ? AND id <= ?"
+_COUNT_CHUNK = "SELECT count(*) FROM events WHERE id > ? AND id <= ?"
+_UPSERTS = upsert_statements(lambda columns: f"VALUES ({', '.join('?' * len(columns))})")
 
 
 class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
@@ -344,6 +340,8 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
             (last,) = conn.execute(_LAST_ID).fetchone()
             for key in stored:
                 del rows[tuple(key)]
+            if rows:
+                conn.execute("UPDATE usage_cursor SET issued = ?", (last + len(rows),))
             by_task_type: dict[str, list[tuple[Any, ...]]] = {}
             for row in rows.values():
                 by_task_type.setdefault(row[5], []).append(row)
@@ -356,35 +354,53 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
 
     def fold_pending_usage(self) -> int:
         """Add up to FOLD_LIMIT events after the usage cursor to the rollups and move the
-        cursor past them, in one transaction; returns how many were folded.
+        cursor past them; returns how many were folded.
 
-        A read transaction looks first, so that an idle fold never takes the write lock.
+        The chunk is read and summed in a read transaction, so the write lock that ingestion
+        waits for is held only while the sums are added. Ids are never given twice, so the
+        chunk is still the same events if the cursor has not moved and none of them was
+        pruned meanwhile (then it is summed again under the lock).
         """
         with self._transaction(write=False) as conn:
             (last,) = conn.execute("SELECT last_id FROM usage_cursor").fetchone()
-            (count, _) = conn.execute(_FOLD_RANGE, (last, 1)).fetchone()
-        if not count:
-            return 0
+            count, upto = conn.execute(_FOLD_RANGE, (last, FOLD_LIMIT)).fetchone()
+            if not count:
+                return 0
+            events = conn.execute(_FOLD_SELECT + _CHUNK, (last, upto)).fetchall()
+        rows = fold_rows(events)
         with self._transaction(write=True) as conn:
-            # Read again under the write lock: another fold may have moved it meanwhile.
-            (last,) = conn.execute("SELECT last_id FROM usage_cursor").fetchone()
-            count, upto = self._fold_after(conn, last)
-            if count:
-                conn.execute("UPDATE usage_cursor SET last_id = ?", (upto,))
+            (moved,) = conn.execute("SELECT last_id FROM usage_cursor").fetchone()
+            if moved != last:
+                return 0  # another process folded this chunk meanwhile
+            (still,) = conn.execute(_COUNT_CHUNK, (last, upto)).fetchone()
+            if still == count:
+                self._upsert(conn, rows)
+            else:
+                count, upto = self._fold_after(conn, last)
+            conn.execute("UPDATE usage_cursor SET last_id = ?", (upto,))
         return int(count)
 
     def _fold_after(self, conn: sqlite3.Connection, last: int) -> tuple[int, int]:
         """Add up to FOLD_LIMIT events with ids above `last` to the rollups: (count, last id)."""
         count, upto = conn.execute(_FOLD_RANGE, (last, FOLD_LIMIT)).fetchone()
         if count:
-            self._add_rollups(conn, "id > ? AND id <= ?", (last, upto))
+            self._add_rollups(conn, _CHUNK, (last, upto))
         return int(count), int(upto or last)
 
     @staticmethod
     def _add_rollups(conn: sqlite3.Connection, source: str, params: Sequence[Any]) -> None:
         """Add the events selected by `source` (a condition on `events`) to the rollups."""
-        for statement in _rollup_statements(source):
-            conn.execute(statement, params)
+        SQLiteStorage._upsert(
+            conn, fold_rows(conn.execute(_FOLD_SELECT + source, params).fetchall())
+        )
+
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection, rows: FoldRows) -> None:
+        """Add a fold's rows to the rollup tables."""
+        for table_rows, statement in zip(
+            (rows.daily, rows.buckets, rows.blocks), _UPSERTS, strict=True
+        ):
+            conn.executemany(statement, table_rows)
 
     def _backfill_rollups(self, conn: sqlite3.Connection) -> None:
         """Fold every stored event into the (new, empty) rollups, FOLD_LIMIT at a time."""
