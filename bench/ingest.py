@@ -229,7 +229,8 @@ def _drive(
         poller.join()
         result.lag = max(lags, default=0.0)
     if probe() is not None:
-        deadline_wait(lambda: probe() == 0, 120, "the fold to catch up")
+        # Polled a few times a second: each look opens a connection of its own.
+        deadline_wait(lambda: probe() == 0 or bool(time.sleep(0.1)), 300, "the fold to catch up")
         result.caught_up = time.perf_counter() - ended
         result.backlog_max = max(backlogs, default=0)
     if result.statuses[200] * _BATCH != total:

@@ -207,10 +207,11 @@ _SUMMED |= {"successes", "gate_passes", "count"}
 
 
 def _arrays(columns: tuple[str, ...]) -> str:
-    """A fold's rows as one array per column: one statement and round trip per table."""
+    """A fold's rows as one array per column: one statement and round trip per table (binary
+    arrays: about a third cheaper to send than text for a chunk's 100,000 rows)."""
     types = [_TYPES.get(name, "bigint" if name in _SUMMED else "text") for name in columns]
     # Fixed type names only; the rows are bound.
-    return f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in types)})"  # noqa: S608  # nosec B608
+    return f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for kind in types)})"  # noqa: S608  # nosec B608
 
 
 _UPSERTS = tuple(statement.encode() for statement in upsert_statements(_arrays))
