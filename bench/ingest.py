@@ -17,6 +17,7 @@ and how long after the load it takes to reach zero.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -29,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -137,32 +138,37 @@ def _workload(count: int) -> tuple[list[UUID], list[list[bytes]], tuple[str, str
     return instances, bodies, span
 
 
-def _backlog_probe(url: str) -> Callable[[], int | None]:
-    """The events stored but not yet folded into the rollups, read from the database."""
+def _backlog_probe(url: str) -> tuple[Callable[[], int | None], int]:
+    """The events stored but not yet folded into the rollups, read from the database, and
+    the backlog the version leaves when idle (main folds once 2,000 are pending)."""
     queries = (
         # this branch: the events after the fold's cursor (PostgreSQL: about)
-        "SELECT coalesce((SELECT max(id) FROM events), 0) - (SELECT last_id FROM usage_cursor)",
+        (
+            "SELECT coalesce((SELECT max(id) FROM events), 0) - (SELECT last_id FROM usage_cursor)",
+            0,
+        ),
         # main: the list of pending events
-        "SELECT count(*) FROM usage_pending",
+        ("SELECT count(*) FROM usage_pending", 1_999),
     )
 
-    def probe() -> int | None:
-        for query in queries:
-            try:
-                if url.startswith("sqlite:"):
-                    path = url.removeprefix("sqlite:///")
-                    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-                        return int(conn.execute(query).fetchone()[0])
-                import psycopg
+    def read(query: str) -> int | None:
+        try:
+            if url.startswith("sqlite:"):
+                path = url.removeprefix("sqlite:///")
+                with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+                    return int(conn.execute(query).fetchone()[0])
+            import psycopg
 
-                with psycopg.connect(url, autocommit=True) as conn:
-                    row = conn.execute(query).fetchone()
-                    return int(row[0]) if row else None
-            except Exception:  # noqa: S112 - no such table in this version
-                continue
-        return None
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute(query).fetchone()
+                return int(row[0]) if row else None
+        except Exception:  # no such table in this version
+            return None
 
-    return probe
+    for query, idle in queries:
+        if read(query) is not None:
+            return functools.partial(read, query), idle
+    return (lambda: None), 0
 
 
 def _drive(
@@ -171,8 +177,9 @@ def _drive(
     bodies: list[list[bytes]],
     admin: str | None,
     span: tuple[str, str],
-    probe: Callable[[], int | None],
+    probe: tuple[Callable[[], int | None], int],
 ) -> _Run:
+    backlog_of, idle = probe
     result = _Run()
     total = sum(len(b) for b in bodies) * _BATCH
     accepted_at: list[float] = []  # time of each accepted event, in order of the answers
@@ -208,7 +215,7 @@ def _drive(
                 result.polls += 1
                 # The oldest event accepted before the question and not counted by its answer.
                 lags.append(asked - before[counted] if counted < len(before) else 0.0)
-                backlog = probe()
+                backlog = backlog_of()
                 if backlog is not None:
                     backlogs.append(backlog)
                 time.sleep(_POLL_SECONDS)
@@ -228,9 +235,10 @@ def _drive(
     if poller:
         poller.join()
         result.lag = max(lags, default=0.0)
-    if probe() is not None:
+    if backlog_of() is not None:
         # Polled a few times a second: each look opens a connection of its own.
-        deadline_wait(lambda: probe() == 0 or bool(time.sleep(0.1)), 300, "the fold to catch up")
+        caught_up = lambda: (backlog_of() or 0) <= idle or bool(time.sleep(0.1))  # noqa: E731
+        deadline_wait(caught_up, 300, "the fold to catch up")
         result.caught_up = time.perf_counter() - ended
         result.backlog_max = max(backlogs, default=0)
     if result.statuses[200] * _BATCH != total:

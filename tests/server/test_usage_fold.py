@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import subprocess
+import sys
 import threading
 import uuid
 from contextlib import closing
@@ -13,10 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from _api_helpers import make_event, serve, wait_until
-from _usage_helpers import rollups_and_recount
+from _usage_helpers import FIRST, LAST, generated_events, rollups_and_recount
 
 from mosaicstack_telemetry_server.auth import issue_api_key
+from mosaicstack_telemetry_server.storage import open_storage
+from mosaicstack_telemetry_server.storage._rollups import FOLD_LIMIT
+from mosaicstack_telemetry_server.usage import query_usage
 from mosaicstack_telemetry_server.usage_fold import UsageFolder
 
 _CLIENTS = 8
@@ -111,3 +117,109 @@ def test_eight_clients_get_answers_that_say_what_was_stored_while_the_fold_runs(
         assert _total(admin) == stored_total
     for name, (rows, recount) in rollups_and_recount(sqlite_url).items():
         assert rows == recount, name
+
+
+def _fold_in_child(database_url: str) -> subprocess.Popen[bytes]:
+    """A process that folds one chunk, as a server's background fold does."""
+    script = (
+        "import sys\n"
+        "from mosaicstack_telemetry_server.storage import open_storage\n"
+        "open_storage(sys.argv[1]).fold_pending_usage()\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", script, database_url])
+
+
+def _sqlite_write_lock_taken(path: str) -> bool:
+    with closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as conn:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return True
+        conn.execute("ROLLBACK")
+    return False
+
+
+def _kill_mid_fold_sqlite(database_url: str) -> None:
+    """Kill a fold while it holds the write lock: it is adding the chunk's rows."""
+    path = database_url.removeprefix("sqlite:///")
+    child = _fold_in_child(database_url)
+    try:
+        wait_until(lambda: _sqlite_write_lock_taken(path), 60, "the fold to take the lock")
+    finally:
+        child.kill()
+        child.wait(30)
+
+
+def _kill_mid_fold_postgres(database_url: str) -> None:
+    """Kill a fold stopped on its last upsert (the test holds that table's lock)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as holder:
+        holder.execute("LOCK TABLE usage_token_blocks IN ACCESS EXCLUSIVE MODE")
+        child = _fold_in_child(database_url)
+        waiting = (
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'INSERT INTO usage_token_blocks%'"
+        )
+        try:
+            wait_until(lambda: bool(holder.execute(waiting).fetchall()), 60, "the fold to wait")
+            (pid,) = holder.execute(waiting).fetchone() or (None,)
+        finally:
+            child.kill()
+            child.wait(30)
+    # The lock is released: the orphaned backend ends its statement, finds its client gone
+    # and rolls the fold back.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+        wait_until(lambda: conn.execute(gone, (pid,)).fetchone() == (0,), 30, "the backend")
+
+
+def test_a_fold_killed_half_way_leaves_rollups_and_cursor_as_they_were(
+    database_url: str,
+) -> None:
+    events = generated_events(FOLD_LIMIT, seed=21)
+    expected = sum(FIRST <= event.timestamp < LAST for event in events)
+    storage = open_storage(database_url)
+    try:
+        storage.migrate()
+        for start in range(0, len(events), 5_000):
+            storage.insert_events(events[start : start + 5_000])
+        if database_url.startswith("sqlite:"):
+            _kill_mid_fold_sqlite(database_url)
+        else:
+            _kill_mid_fold_postgres(database_url)
+        # Nothing of the killed fold remains: every event is still after the cursor, and
+        # answers count each once; the next fold takes them all.
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == expected
+        assert storage.fold_pending_usage() == FOLD_LIMIT
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == expected
+    finally:
+        storage.close()
+    for name, (rows, recount) in rollups_and_recount(database_url).items():
+        assert rows == recount, name
+
+
+def test_the_folder_counts_what_it_folds_and_survives_a_failing_fold(sqlite_url: str) -> None:
+    storage = open_storage(sqlite_url)
+    try:
+        # Not migrated yet: the fold fails, is logged and tried again, never raised.
+        folder = UsageFolder(storage, interval=0.01)
+        assert folder.run_once() is None
+        assert folder.run_once() is None
+        storage.migrate()
+        assert storage.insert_events(generated_events(300, seed=22)) == 300
+        assert folder.run_once() == 300
+        assert folder.run_once() == 0
+        assert folder.folded == 300
+        folder.start()
+        folder.start()  # already running: nothing more
+        assert storage.insert_events(generated_events(200, seed=23)) == 200
+        wait_until(lambda: folder.folded == 500, 10, "the thread to fold the new events")
+        assert folder.stop(10)
+        assert folder.stop(10)  # stopped already
+        with pytest.raises(ValueError, match="interval"):
+            UsageFolder(storage, interval=0)
+    finally:
+        storage.close()
