@@ -154,16 +154,20 @@ def _kill_mid_fold_postgres(database_url: str) -> None:
     """Kill a fold stopped on its last upsert (the test holds that table's lock)."""
     import psycopg
 
-    with psycopg.connect(database_url) as holder:
+    waiting = (
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query LIKE 'INSERT INTO usage_token_blocks%'"
+    )
+    # Watched from a connection of its own: the activity view is a snapshot per transaction.
+    with (
+        psycopg.connect(database_url) as holder,
+        psycopg.connect(database_url, autocommit=True) as watcher,
+    ):
         holder.execute("LOCK TABLE usage_token_blocks IN ACCESS EXCLUSIVE MODE")
         child = _fold_in_child(database_url)
-        waiting = (
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE 'INSERT INTO usage_token_blocks%'"
-        )
         try:
-            wait_until(lambda: bool(holder.execute(waiting).fetchall()), 60, "the fold to wait")
-            (pid,) = holder.execute(waiting).fetchone() or (None,)
+            wait_until(lambda: bool(watcher.execute(waiting).fetchall()), 60, "the fold to wait")
+            (pid,) = watcher.execute(waiting).fetchone() or (None,)
         finally:
             child.kill()
             child.wait(30)
