@@ -18,6 +18,8 @@ import httpx
 import pytest
 from _api_helpers import make_event, serve, wait_until
 from _usage_helpers import FIRST, LAST, generated_events, rollups_and_recount
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mosaicstack_telemetry_server.auth import issue_api_key
 from mosaicstack_telemetry_server.storage import open_storage
@@ -227,3 +229,44 @@ def test_the_folder_counts_what_it_folds_and_survives_a_failing_fold(sqlite_url:
             UsageFolder(storage, interval=0)
     finally:
         storage.close()
+
+
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["2026-01-01", "2026-01-02", "2026-01-17"]),
+        st.sampled_from(["i-1", "i-2"]),
+        *(st.sampled_from(["a", "b"]) for _ in range(5)),
+        st.sampled_from(["success", "failure"]),
+        *(st.integers(0, 2**58) for _ in range(4)),
+        st.integers(0, 1),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=_ROWS)
+def test_fold_rows_equal_a_plain_recount_even_past_what_floats_hold(
+    rows: list[tuple[Any, ...]],
+) -> None:
+    from mosaicstack_telemetry_server.storage._rollup_fold import fold_rows
+    from mosaicstack_telemetry_server.storage._rollups import CATEGORICAL, CUBOIDS
+
+    daily: dict[tuple[Any, ...], list[int]] = {}
+    for row in rows:
+        values = dict(zip(CATEGORICAL, row[2:8], strict=True))
+        sums = (1, *row[8:12], int(row[7] == "success"), row[12])
+        for owner in (row[1], "*"):
+            for cuboid in CUBOIDS:
+                padded = [*(values[name] for name in cuboid), "", "", ""][:3]
+                total = daily.setdefault((",".join(cuboid), row[0], owner, *padded), [0] * 7)
+                for index, value in enumerate(sums):
+                    total[index] += value
+    folded = fold_rows(rows)
+    assert {row[:6]: list(row[6:]) for row in folded.daily} == daily
+    assert len(folded.daily) == len(daily)
+    # Each event is in one bucket per kind, owner and period.
+    for table in (folded.buckets, folded.blocks):
+        assert sum(row[5] for row in table) == 2 * 2 * len(rows)
+    assert fold_rows([]).daily == []
