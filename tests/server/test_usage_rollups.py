@@ -248,3 +248,40 @@ CREATE INDEX i ON a (x)
     assert statements[3].endswith("$$")
     assert statements[4] == "CREATE INDEX i ON a (x)"
     assert len(statements) == 5
+
+
+def test_an_event_committed_after_a_fold_passed_its_id_is_counted_then_folded_once(
+    postgres_url: str,
+) -> None:
+    import psycopg
+
+    from mosaicstack_telemetry_server.storage._common import EVENT_COLUMNS
+
+    storage = open_storage(postgres_url)
+    try:
+        storage.migrate()
+        assert storage.insert_events(generated_events(100, seed=31)) == 100
+        columns = ", ".join(EVENT_COLUMNS).replace("event_id", "gen_random_uuid()", 1)
+        with psycopg.connect(postgres_url) as late:
+            # Draws the next id and stays in flight while a later batch commits and the fold
+            # moves the cursor past both ids.
+            late.execute(
+                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                f"SELECT {columns} FROM events WHERE id = (SELECT min(id) FROM events)"
+            )
+            assert storage.insert_events(generated_events(50, seed=32)) == 50
+            assert storage.fold_pending_usage() == 150
+            report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+            seen = report.totals.tasks
+        # Committed now, below the cursor: counted at once (the cursor kept its transaction
+        # as in flight), and folded by the next fold, once.
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == seen + 1
+        assert storage.fold_pending_usage() == 1
+        assert storage.fold_pending_usage() == 0
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == seen + 1
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(postgres_url).items():
+        assert stored == recount, name
