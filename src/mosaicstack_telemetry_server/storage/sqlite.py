@@ -136,7 +136,7 @@ _DIALECT = Dialect(
 )
 # The id after which a batch's new events are numbered: never one given before (see migration
 # 0008), so a cursor or a fold's chunk never meets a new event among ids it has passed.
-_LAST_ID = "SELECT issued FROM usage_cursor"
+_LAST_ID = "SELECT max(issued, coalesce((SELECT max(id) FROM events), 0)) FROM usage_cursor"
 # The events one fold takes (at most FOLD_LIMIT after a cursor): how many, and the last id.
 _FOLD_RANGE = (
     "SELECT count(*), max(id) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)"
