@@ -20,13 +20,17 @@ from typing import Final
 from mosaicstack_telemetry_server.storage._rollups import FOLD_LIMIT
 from mosaicstack_telemetry_server.storage.base import Storage, StorageError
 
-__all__ = ["INTERVAL_SECONDS", "UsageFolder"]
+__all__ = ["INTERVAL_SECONDS", "MAX_WAIT_SECONDS", "MIN_EVENTS", "UsageFolder"]
 
 logger = logging.getLogger("mosaicstack_telemetry_server")
 
-# How often the fold looks for new events: the tail an answer reads beside the rollups is about
-# this many seconds of ingestion, and an idle look is one cheap read.
+# How often the fold looks for new events (an idle look is one cheap read).
 INTERVAL_SECONDS: Final = 0.5
+# A look folds once this many events wait, else only when `MAX_WAIT_SECONDS` have passed since
+# the last fold: big folds write far fewer rollup rows per event (`FOLD_LIMIT`), and answers
+# count the waiting events anyway, reading at most about this many beside the rollups.
+MIN_EVENTS: Final = 20_000
+MAX_WAIT_SECONDS: Final = 5.0
 # How soon a failed fold is tried again (the database down, the schema not migrated yet).
 _RETRY_SECONDS: Final = 5.0
 # Least pause between two full chunks, so that waiting writers (SQLite's busy handler polls)
@@ -35,8 +39,9 @@ _MIN_PAUSE_SECONDS: Final = 0.01
 
 
 class UsageFolder:
-    """A daemon thread folding the events after the usage cursor every `interval` seconds,
-    chunk after chunk while a backlog lasts. It never raises: a failing fold is logged (once
+    """A daemon thread folding the events after the usage cursor once `MIN_EVENTS` wait (it
+    looks every `interval` seconds) or `MAX_WAIT_SECONDS` after the last fold, chunk after
+    chunk while a backlog lasts. It never raises: a failing fold is logged (once
     per outage, then at DEBUG) and tried again.
 
     `ready` is called before each fold and may raise (the schema is not migrated yet).
@@ -79,9 +84,13 @@ class UsageFolder:
         return not thread.is_alive()
 
     def _run(self) -> None:
+        last_fold = time.monotonic()
         while not self._stop.is_set():
             started = time.monotonic()
-            folded = self.run_once()
+            due = started - last_fold >= MAX_WAIT_SECONDS
+            folded = self.run_once(1 if due else MIN_EVENTS)
+            if due or folded:
+                last_fold = started
             if folded is None:
                 pause = _RETRY_SECONDS
             elif folded >= FOLD_LIMIT:
@@ -92,11 +101,12 @@ class UsageFolder:
                 pause = self._interval
             self._stop.wait(pause)
 
-    def run_once(self) -> int | None:
-        """One fold now: how many events it folded (None when it failed: logged, never raised)."""
+    def run_once(self, min_events: int = 1) -> int | None:
+        """One fold now, if at least `min_events` wait: how many events it folded (None when it
+        failed: logged, never raised)."""
         try:
             self._ready()
-            folded = self._storage.fold_pending_usage()
+            folded = self._storage.fold_pending_usage(min_events)
         except Exception as exc:  # never die: the next try may find the database back
             if self._failing:
                 logger.debug("usage fold still fails", exc_info=True)

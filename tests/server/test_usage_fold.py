@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from mosaicstack_telemetry_server.auth import issue_api_key
 from mosaicstack_telemetry_server.storage import open_storage
-from mosaicstack_telemetry_server.storage._rollups import FOLD_LIMIT
 from mosaicstack_telemetry_server.usage import query_usage
 from mosaicstack_telemetry_server.usage_fold import UsageFolder
 
@@ -183,7 +182,7 @@ def _kill_mid_fold_postgres(database_url: str) -> None:
 def test_a_fold_killed_half_way_leaves_rollups_and_cursor_as_they_were(
     database_url: str,
 ) -> None:
-    events = generated_events(FOLD_LIMIT, seed=21)
+    events = generated_events(20_000, seed=21)
     expected = sum(FIRST <= event.timestamp < LAST for event in events)
     storage = open_storage(database_url)
     try:
@@ -198,7 +197,7 @@ def test_a_fold_killed_half_way_leaves_rollups_and_cursor_as_they_were(
         # answers count each once; the next fold takes them all.
         report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
         assert report.totals.tasks == expected
-        assert storage.fold_pending_usage() == FOLD_LIMIT
+        assert storage.fold_pending_usage() == 20_000
         report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
         assert report.totals.tasks == expected
     finally:
@@ -222,7 +221,8 @@ def test_the_folder_counts_what_it_folds_and_survives_a_failing_fold(sqlite_url:
         folder.start()
         folder.start()  # already running: nothing more
         assert storage.insert_events(generated_events(200, seed=23)) == 200
-        wait_until(lambda: folder.folded == 500, 10, "the thread to fold the new events")
+        # Fewer than MIN_EVENTS wait: folded once MAX_WAIT_SECONDS have passed.
+        wait_until(lambda: folder.folded == 500, 30, "the thread to fold the new events")
         assert folder.stop(10)
         assert folder.stop(10)  # stopped already
         with pytest.raises(ValueError, match="interval"):

@@ -106,23 +106,27 @@ def test_a_database_at_schema_5_upgrades_and_answers_as_a_recount(database_url: 
 def test_insert_events_leaves_the_fold_to_the_cursor_and_answers_count_both(
     database_url: str,
 ) -> None:
-    events = generated_events(FOLD_LIMIT + 300, seed=7)
+    events = generated_events(1_300, seed=7)
     storage = open_storage(database_url)
     try:
         storage.migrate()
-        for start in range(0, len(events), 5_000):
-            storage.insert_events(events[start : start + 5_000])
+        for start in range(0, len(events), 500):
+            storage.insert_events(events[start : start + 500])
         expected = sum(FIRST <= event.timestamp < LAST for event in events)
         # Nothing folded yet: every answer reads the events after the cursor.
         report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
         assert report.totals.tasks == expected
-        assert storage.fold_pending_usage() == FOLD_LIMIT  # one bounded chunk at a time
+        assert storage.fold_pending_usage(min_events=1_301) == 0  # too few wait: no fold
+        assert storage.fold_pending_usage(limit=1_000) == 1_000  # one bounded chunk at a time
         report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
         assert report.totals.tasks == expected
-        assert storage.fold_pending_usage() == 300
+        assert storage.fold_pending_usage(min_events=300, limit=1_000) == 300
         assert storage.fold_pending_usage() == 0
         assert storage.insert_events(events[:100]) == 0  # a resend adds nothing to fold
         assert storage.fold_pending_usage() == 0
+        for limit in (0, FOLD_LIMIT + 1):
+            with pytest.raises(ValueError, match="a fold takes"):
+                storage.fold_pending_usage(limit=limit)
     finally:
         storage.close()
     for name, (stored, recount) in rollups_and_recount(database_url).items():

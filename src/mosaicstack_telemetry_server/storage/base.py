@@ -328,10 +328,11 @@ class Storage(Protocol):
         (by id); only the partial days at the edges are read from the events (by an index).
         """
 
-    def fold_pending_usage(self) -> int:
-        """Fold up to a bounded number of the events after the usage cursor into the rollups
-        and move the cursor past them, in one transaction; returns how many it folded (the
-        background `UsageFolder` calls it; answers count unfolded events either way)."""
+    def fold_pending_usage(self, min_events: int = 1, limit: int = 50_000) -> int:
+        """Fold up to `limit` (1 to FOLD_LIMIT, ValueError else) of the events after the usage
+        cursor into the rollups and move the cursor past them, in one transaction, unless fewer
+        than `min_events` are there; returns how many it folded (the background `UsageFolder`
+        calls it; answers count unfolded events either way)."""
 
     def token_buckets(
         self, *, instance_id: UUID | None, start: datetime, end: datetime

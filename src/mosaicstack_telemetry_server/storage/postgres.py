@@ -42,6 +42,7 @@ from mosaicstack_telemetry_server.storage._rollup_fold import fold_rows
 from mosaicstack_telemetry_server.storage._rollups import (
     BLOCK_DAYS,
     FOLD_LIMIT,
+    check_fold_limit,
     upsert_statements,
 )
 from mosaicstack_telemetry_server.storage._usage_reads import UsageReads
@@ -156,6 +157,11 @@ _DIALECT = Dialect(
         "OR (ingest_xid >= (SELECT horizon FROM usage_cursor) "
         "AND ingest_xid < pg_snapshot_xmax(pg_current_snapshot())) OFFSET 0) AS events"
     ),
+)
+# How many events are after the cursor, counting up to a bound.
+_WAITING = (
+    "SELECT count(*) FROM (SELECT 1 FROM events WHERE id > (SELECT last_id FROM usage_cursor) "
+    "LIMIT %s) AS waiting"
 )
 # The fold's cursor, row-locked: folds take turns (the others wait here, then read it moved).
 _LOCK_CURSOR = (
@@ -392,13 +398,23 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
             stored = conn.execute(_INSERT_EVENTS, columns).fetchone()
         return int(cast(tuple[int], stored)[0])
 
-    def fold_pending_usage(self) -> int:
-        """Add up to FOLD_LIMIT events the usage cursor has not passed to the rollups and move
-        the cursor past them, in one transaction; returns how many were folded."""
+    def fold_pending_usage(self, min_events: int = 1, limit: int = FOLD_LIMIT) -> int:
+        """Add up to `limit` events the usage cursor has not passed to the rollups and move
+        the cursor past them, in one transaction, unless fewer than `min_events` are after it;
+        returns how many were folded."""
         with self._transaction() as conn:
+            if min_events > 1:
+                waiting = conn.execute(_WAITING, (min_events,)).fetchone()
+                if int(cast(tuple[int], waiting)[0]) < min_events:
+                    return 0
             row = conn.execute(_LOCK_CURSOR).fetchone()
             last, horizon, in_flight = cast(tuple[int, str | None, list[str]], row)
-            params = {"last": last, "limit": FOLD_LIMIT, "horizon": horizon, "in_flight": in_flight}
+            params = {
+                "last": last,
+                "limit": check_fold_limit(limit),
+                "horizon": horizon,
+                "in_flight": in_flight,
+            }
             snapshot = conn.execute(_FOLD_SNAPSHOT, params).fetchone()
             xmax, running, fresh, *late = cast(
                 tuple[str, list[str], list[int], list[int], list[int]], snapshot

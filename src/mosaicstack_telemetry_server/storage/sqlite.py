@@ -40,6 +40,7 @@ from mosaicstack_telemetry_server.storage._rollup_fold import FoldRows, fold_row
 from mosaicstack_telemetry_server.storage._rollups import (
     BLOCK_DAYS,
     FOLD_LIMIT,
+    check_fold_limit,
     upsert_statements,
 )
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
@@ -352,9 +353,10 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
                 conn.execute(_BUMP_VERSION, (task_type,))
         return len(rows)
 
-    def fold_pending_usage(self) -> int:
-        """Add up to FOLD_LIMIT events after the usage cursor to the rollups and move the
-        cursor past them; returns how many were folded.
+    def fold_pending_usage(self, min_events: int = 1, limit: int = FOLD_LIMIT) -> int:
+        """Add up to `limit` events after the usage cursor to the rollups and move the
+        cursor past them, unless fewer than `min_events` are there; returns how many were
+        folded.
 
         The chunk is read and summed in a read transaction, so the write lock that ingestion
         waits for is held only while the sums are added. Ids are never given twice, so the
@@ -363,8 +365,8 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
         """
         with self._transaction(write=False) as conn:
             (last,) = conn.execute("SELECT last_id FROM usage_cursor").fetchone()
-            count, upto = conn.execute(_FOLD_RANGE, (last, FOLD_LIMIT)).fetchone()
-            if not count:
+            count, upto = conn.execute(_FOLD_RANGE, (last, check_fold_limit(limit))).fetchone()
+            if not count or count < min_events:
                 return 0
             events = conn.execute(_FOLD_SELECT + _CHUNK, (last, upto)).fetchall()
         rows = fold_rows(events)
@@ -376,13 +378,15 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
             if still == count:
                 self._upsert(conn, rows)
             else:
-                count, upto = self._fold_after(conn, last)
+                count, upto = self._fold_after(conn, last, limit)
             conn.execute("UPDATE usage_cursor SET last_id = ?", (upto,))
         return int(count)
 
-    def _fold_after(self, conn: sqlite3.Connection, last: int) -> tuple[int, int]:
-        """Add up to FOLD_LIMIT events with ids above `last` to the rollups: (count, last id)."""
-        count, upto = conn.execute(_FOLD_RANGE, (last, FOLD_LIMIT)).fetchone()
+    def _fold_after(
+        self, conn: sqlite3.Connection, last: int, limit: int = FOLD_LIMIT
+    ) -> tuple[int, int]:
+        """Add up to `limit` events with ids above `last` to the rollups: (count, last id)."""
+        count, upto = conn.execute(_FOLD_RANGE, (last, limit)).fetchone()
         if count:
             self._add_rollups(conn, _CHUNK, (last, upto))
         return int(count), int(upto or last)
