@@ -19,6 +19,7 @@ from bench._timing import Result
 SUITES = (
     "track",
     "e2e",
+    "ingest",
     "predictions",
     "agents_hook",
     "classify",

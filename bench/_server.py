@@ -62,19 +62,39 @@ def _healthy(base_url: str) -> bool:
         return False
 
 
+def _cli_of(source: Path) -> list[str]:
+    """The command line of an older checkout's server (its `src` folder), run by this Python."""
+    module = (
+        "mosaicstack_telemetry_cli"
+        if (source / "mosaicstack_telemetry_cli").is_dir()
+        else "mosaicstack_telemetry_server.cli"  # before the CLI had a package of its own
+    )
+    return [sys.executable, "-m", module]
+
+
 @contextmanager
-def serve_process(database_url: str, workers: int = 1) -> Iterator[str]:
-    """`mosaic-telemetry serve --workers N` as a subprocess; yields its base URL once healthy."""
+def serve_process(
+    database_url: str, workers: int = 1, *, source: Path | None = None
+) -> Iterator[str]:
+    """`mosaic-telemetry serve --workers N` as a subprocess; yields its base URL once healthy.
+
+    `source`: the `src` folder of another checkout (an older commit) to serve instead of this
+    one's, put first on the server's PYTHONPATH.
+    """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    command = [_cli(), "serve", "--database", database_url, "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", str(workers)]
+    command = [_cli()] if source is None else _cli_of(source)
+    command += ["serve", "--database", database_url, "--host", "127.0.0.1", "--port", str(port)]
+    if workers != 1:
+        command += ["--workers", str(workers)]
     # The per-key rate limit is lifted: it protects a server, it is not what is measured.
     env = {
         **os.environ,
         "MOSAIC_TELEMETRY_RATE_LIMIT_PER_SECOND": "1000000",
         "MOSAIC_TELEMETRY_RATE_LIMIT_BURST": "1000000",
     }
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")])
     # A file, not a pipe: a chatty server must never block on a full pipe nobody reads.
     with tempfile.TemporaryFile(mode="w+") as log:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)

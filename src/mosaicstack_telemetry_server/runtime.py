@@ -23,6 +23,7 @@ from mosaicstack_telemetry_server.retention import RetentionTask
 from mosaicstack_telemetry_server.settings import ServerSettings
 from mosaicstack_telemetry_server.storage import Storage, sqlite_path
 from mosaicstack_telemetry_server.storage.base import StorageError
+from mosaicstack_telemetry_server.usage_fold import UsageFolder
 
 __all__ = ["MIGRATE_RETRY_SECONDS", "Runtime"]
 
@@ -54,6 +55,8 @@ class Runtime:
     retention: RetentionTask | None = field(init=False, default=None)
     # Closes idle OTLP tasks in the background (otlp/closer.py).
     otlp_closer: TaskCloser = field(init=False)
+    # Folds stored events into the usage rollups in the background (usage_fold.py).
+    usage_folder: UsageFolder = field(init=False)
     _migrated: bool = field(init=False, default=False)
     _next_attempt: float = field(init=False, default=0.0)
     # One ERROR per outage, not one per retry: later failures go to DEBUG until it is back.
@@ -78,6 +81,7 @@ class Runtime:
         self.otlp_closer = TaskCloser(
             self.storage, self.settings.otlp_task_idle, ready=self.ensure_ready
         )
+        self.usage_folder = UsageFolder(self.storage, ready=self.ensure_ready)
         if self.settings.retention_days:
             self.retention = RetentionTask(
                 self.storage, self.settings.retention_days, ready=self.ensure_ready
@@ -91,17 +95,20 @@ class Runtime:
         return url
 
     def start(self) -> None:
-        """Migrate if the database answers, and start the background prediction refresher."""
+        """Migrate if the database answers, and start the background prediction refresher and
+        usage fold."""
         # Logged by ensure_ready; requests get 503 until the database is back.
         with contextlib.suppress(StorageError):
             self.ensure_ready()
         self.predictions.start_background()
+        self.usage_folder.start()
         if self.retention is not None:
             self.retention.start()
         self.otlp_closer.start()
 
     def stop(self) -> None:
-        """Stop the refresher and any drain process, and release storage if this app opened it."""
+        """Stop the refresher, any drain process and the usage fold, and release storage if this
+        app opened it."""
         # With the database unreachable the refresher can only be waiting for a connection:
         # closing storage ends that wait, so do not sit out the pool's timeout first.
         timeout = REFRESHER_STOP_SECONDS if self._migrated else 0.2
@@ -110,6 +117,9 @@ class Runtime:
             logger.warning("otlp closer still busy at shutdown; closing storage anyway")
         if self.retention is not None and not self.retention.stop(timeout):
             logger.warning("retention still busy at shutdown; closing storage anyway")
+        # After its chunk in progress, one transaction: an unfinished one is rolled back.
+        if not self.usage_folder.stop(timeout):
+            logger.warning("usage fold still busy at shutdown; closing storage anyway")
         if not self.predictions.stop_background(timeout):
             logger.warning(
                 "prediction refresher or drain still busy at shutdown; closing storage anyway"

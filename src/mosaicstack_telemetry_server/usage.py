@@ -1,8 +1,8 @@
 """What was spent: the answer of `GET /v1/usage`, its query parameters, and token percentiles.
 
-Sums come from the daily rollups (`storage/_rollups.py`, migration 0006) plus the few
-thousand events still pending a fold into them, so an answer costs the same at a thousand
-events as at a million. `query_usage` and
+Sums come from the daily rollups (`storage/_rollups.py`, migration 0006) plus the events
+that arrived since the background fold last ran (`usage_fold.py`), so an answer costs the same
+at a thousand events as at a million. `query_usage` and
 `query_token_percentiles` are what the route, the dashboard and `mosaic-telemetry report`
 call; `parse_usage_query` turns the route's query string into their arguments or a contract
 error (422, or 403 for what only an admin key may ask).

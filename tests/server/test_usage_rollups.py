@@ -21,7 +21,7 @@ from _usage_helpers import (
 from mosaicstack_telemetry_server.retention import prune
 from mosaicstack_telemetry_server.storage import open_storage
 from mosaicstack_telemetry_server.storage._common import split_statements
-from mosaicstack_telemetry_server.storage._rollups import FOLD_AT
+from mosaicstack_telemetry_server.storage._rollups import FOLD_LIMIT
 from mosaicstack_telemetry_server.usage import query_usage
 
 
@@ -86,7 +86,8 @@ def test_a_database_at_schema_5_upgrades_and_answers_as_a_recount(database_url: 
         insert_raw(database_url, events)
         storage.migrate(target=6)  # the new rollups, backfilled from the stored events
         assert storage.schema_version() == 6
-        assert storage.fold_pending_usage() == 0  # the backfill left nothing pending
+        storage.migrate()
+        assert storage.fold_pending_usage() == 0  # the backfill left nothing to fold
         for group_by in (["model", "task_type", "harness"], ["day", "instance_id", "outcome"]):
             report = query_usage(
                 storage, instance_id=None, start=FIRST, end=LAST, group_by=group_by
@@ -102,37 +103,84 @@ def test_a_database_at_schema_5_upgrades_and_answers_as_a_recount(database_url: 
         assert stored == recount, name
 
 
-def test_insert_events_folds_by_itself_once_enough_events_are_pending(
+def test_insert_events_leaves_the_fold_to_the_cursor_and_answers_count_both(
     database_url: str,
 ) -> None:
-    events = generated_events(FOLD_AT + 300, seed=7)
+    events = generated_events(1_300, seed=7)
     storage = open_storage(database_url)
     try:
         storage.migrate()
         for start in range(0, len(events), 500):
             storage.insert_events(events[start : start + 500])
-        # The batch that brought FOLD_AT events pending folded them: fewer are left.
-        assert 0 < storage.fold_pending_usage() < FOLD_AT
+        expected = sum(FIRST <= event.timestamp < LAST for event in events)
+        # Nothing folded yet: every answer reads the events after the cursor.
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == expected
+        assert storage.fold_pending_usage(min_events=1_301) == 0  # too few wait: no fold
+        assert storage.fold_pending_usage(limit=1_000) == 1_000  # one bounded chunk at a time
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == expected
+        assert storage.fold_pending_usage(min_events=300, limit=1_000) == 300
+        assert storage.fold_pending_usage() == 0
+        assert storage.insert_events(events[:100]) == 0  # a resend adds nothing to fold
+        assert storage.fold_pending_usage() == 0
+        for limit in (0, FOLD_LIMIT + 1):
+            with pytest.raises(ValueError, match="a fold takes"):
+                storage.fold_pending_usage(limit=limit)
     finally:
         storage.close()
     for name, (stored, recount) in rollups_and_recount(database_url).items():
         assert stored == recount, name
 
 
-def test_events_pruned_while_pending_are_never_counted_and_their_ids_may_come_back(
+def test_a_database_at_schema_7_folds_its_pending_events_when_it_moves_to_the_cursor(
     database_url: str,
+) -> None:
+    events = generated_events(700, seed=11)
+    storage = open_storage(database_url)
+    try:
+        storage.migrate(target=7)
+        # As the previous design left it: some events folded, the newest still listed as
+        # pending, and one pending id whose event was pruned.
+        insert_raw(database_url, events)
+        execute(database_url, "INSERT INTO usage_pending (id) SELECT id FROM events")
+        execute(database_url, "INSERT INTO usage_pending (id) VALUES (?)", (10**9,))
+        storage.migrate()
+        assert storage.fold_pending_usage() == 0  # the migration folded them all
+        assert storage.insert_events(generated_events(200, seed=12)) == 200
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks > 0
+    finally:
+        storage.close()
+    tables = rollups_and_recount(database_url)
+    for name, (stored, recount) in tables.items():
+        assert stored == recount, name
+    totals = [sums for key, sums in tables["daily"][0].items() if key[0] == "" and key[2] == "*"]
+    assert sum(sums[0] for sums in totals) == 900
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["unfolded", "folded"])
+def test_events_pruned_before_or_after_their_fold_are_never_counted_and_new_ones_are(
+    database_url: str, folded: bool
 ) -> None:
     storage = open_storage(database_url)
     try:
         storage.migrate()
-        assert storage.insert_events(generated_events(300, seed=8)) == 300  # all pending
+        assert storage.insert_events(generated_events(300, seed=8)) == 300
+        if folded:
+            assert storage.fold_pending_usage() == 300
         report = prune(storage, LAST.date() + timedelta(days=1))
         assert report.events == 300
-        # SQLite gives an emptied table's ids again: the stale pending ids now name these.
+        # The table is empty: new events must still get ids after the cursor (SQLite would
+        # give an emptied table's ids again), or no answer would ever count them.
         fresh = generated_events(300, seed=9)
         assert storage.insert_events(fresh) == 300
+        expected = sum(FIRST <= event.timestamp < LAST for event in fresh)
         report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
-        assert report.totals.tasks == sum(FIRST <= event.timestamp < LAST for event in fresh)
+        assert report.totals.tasks == expected
+        assert storage.fold_pending_usage() == 300
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == expected
     finally:
         storage.close()
     for name, (stored, recount) in rollups_and_recount(database_url).items():
@@ -204,3 +252,40 @@ CREATE INDEX i ON a (x)
     assert statements[3].endswith("$$")
     assert statements[4] == "CREATE INDEX i ON a (x)"
     assert len(statements) == 5
+
+
+def test_an_event_committed_after_a_fold_passed_its_id_is_counted_then_folded_once(
+    postgres_url: str,
+) -> None:
+    import psycopg
+
+    from mosaicstack_telemetry_server.storage._common import EVENT_COLUMNS
+
+    storage = open_storage(postgres_url)
+    try:
+        storage.migrate()
+        assert storage.insert_events(generated_events(100, seed=31)) == 100
+        columns = ", ".join(EVENT_COLUMNS).replace("event_id", "gen_random_uuid()", 1)
+        with psycopg.connect(postgres_url) as late:
+            # Draws the next id and stays in flight while a later batch commits and the fold
+            # moves the cursor past both ids.
+            late.execute(
+                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                f"SELECT {columns} FROM events WHERE id = (SELECT min(id) FROM events)"
+            )
+            assert storage.insert_events(generated_events(50, seed=32)) == 50
+            assert storage.fold_pending_usage() == 150
+            report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+            seen = report.totals.tasks
+        # Committed now, below the cursor: counted at once (the cursor kept its transaction
+        # as in flight), and folded by the next fold, once.
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == seen + 1
+        assert storage.fold_pending_usage() == 1
+        assert storage.fold_pending_usage() == 0
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == seen + 1
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(postgres_url).items():
+        assert stored == recount, name

@@ -92,6 +92,9 @@ STATS_COLUMNS = (
 # The migration that creates the usage rollups as they are now (0003 made a first design,
 # 0006 replaced it): the storage backfills them from the stored events right after it.
 USAGE_ROLLUPS_VERSION = 6
+# The migration that replaces the list of pending events by the fold's cursor: the storage folds
+# the events still listed right before it.
+USAGE_CURSOR_VERSION = 9
 
 # Most events one insert_events call takes: one transaction must stay a bounded amount of work.
 MAX_EVENTS_PER_INSERT = 100_000

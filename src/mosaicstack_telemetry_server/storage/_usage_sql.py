@@ -1,9 +1,9 @@
 """The SQL of usage: reading sums and token histograms back; shared by both backends.
 
 A range `[start, end)` is cut into whole UTC days, read from the rollups (`_rollups.py`) plus
-the events still pending a fold, and the partial days at its edges, read from the events by
+the events after the fold's cursor, and the partial days at its edges, read from the events by
 their timestamp index. All parts are summed by one query, so an answer is one consistent
-snapshot: an event is either pending or folded in it, never both.
+snapshot: an event is either after the cursor or folded in it, never both.
 
 Only identifiers from `USAGE_DIMENSIONS` and `CATEGORICAL` are ever written into the SQL; every
 value is a bound parameter.
@@ -63,10 +63,11 @@ class Dialect:
     log_bucket: str
     # The first day of the BLOCK_DAYS block (`_rollups.py`) of the day "{}", in SQL.
     block_of: str
-    # The events of `usage_pending` (not yet folded into the rollups, a few thousand at
-    # most), as a table expression named `events`: planned on its own, so that they are
-    # looked up by id whatever the range's time condition outside it.
-    pending_events: str
+    # The events after the usage cursor (not yet folded into the rollups: what arrived since
+    # the last fold, while the background fold keeps up), as a table expression named
+    # `events`: planned on its own, so that they are looked up by id whatever the range's
+    # time condition outside it.
+    unfolded_events: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +123,12 @@ def _event_parts(
     dialect: Dialect, plan: RangePlan, instance_id: UUID | None, convert: Callable[[Any], Any]
 ) -> list[tuple[str, str, list[Any]]]:
     """(table expression, condition, its parameters) for each part of a range read from the
-    events: the partial days at its edges (every event), and the whole days' pending events."""
+    events: the partial days at its edges (every event), and the whole days' unfolded events."""
     p = dialect.placeholder
     spans = [("events", span) for span in plan.spans]
     if plan.days is not None:
         whole = tuple(datetime.combine(day, time(0), UTC) for day in plan.days)
-        spans.append((dialect.pending_events, (whole[0], whole[1])))
+        spans.append((dialect.unfolded_events, (whole[0], whole[1])))
     parts = []
     for source, (start, end) in spans:
         where = f"timestamp >= {p} AND timestamp < {p}"

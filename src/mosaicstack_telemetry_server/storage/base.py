@@ -322,7 +322,7 @@ class Storage(OtlpStore, Protocol):
     def stats_at_level(self, level: int) -> list[StatsRow]:
         """The stored statistics of every group of one fallback level, every task type."""
 
-    # usage (daily rollups, folded from pending events by insert_events)
+    # usage (daily rollups, folded in the background from a cursor on the events)
     def sum_usage(
         self,
         *,
@@ -334,14 +334,15 @@ class Storage(OtlpStore, Protocol):
         """Sums over events with `start <= timestamp < end` (of one instance, or all when
         None), grouped by `dimensions` (a subset of USAGE_DIMENSIONS), groups in no order.
 
-        Whole UTC days come from the daily rollups and their events still pending a fold
+        Whole UTC days come from the daily rollups and their events after the fold's cursor
         (by id); only the partial days at the edges are read from the events (by an index).
         """
 
-    def fold_pending_usage(self) -> int:
-        """Fold up to a bounded number of the events pending for the usage rollups into them,
-        in one transaction; returns how many it took (insert_events does this by itself once
-        enough are pending; answers count pending events either way)."""
+    def fold_pending_usage(self, min_events: int = 1, limit: int = 50_000) -> int:
+        """Fold up to `limit` (1 to FOLD_LIMIT, ValueError else) of the events after the usage
+        cursor into the rollups and move the cursor past them, in one transaction, unless fewer
+        than `min_events` are there; returns how many it folded (the background `UsageFolder`
+        calls it; answers count unfolded events either way)."""
 
     def token_buckets(
         self, *, instance_id: UUID | None, start: datetime, end: datetime

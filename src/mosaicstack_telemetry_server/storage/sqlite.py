@@ -10,7 +10,6 @@ lock up front, so two writers queue on the busy timeout instead of failing half-
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import sqlite3
@@ -23,6 +22,7 @@ from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import (
+    USAGE_CURSOR_VERSION,
     USAGE_ROLLUPS_VERSION,
     api_key_record,
     check_api_key_fields,
@@ -36,13 +36,12 @@ from mosaicstack_telemetry_server.storage._common import (
     stats_row,
     stats_values,
 )
+from mosaicstack_telemetry_server.storage._rollup_fold import FoldRows, fold_rows
 from mosaicstack_telemetry_server.storage._rollups import (
     BLOCK_DAYS,
-    FOLD_AT,
     FOLD_LIMIT,
-    cuboids_statement,
-    token_blocks_statement,
-    token_buckets_statement,
+    check_fold_limit,
+    upsert_statements,
 )
 from mosaicstack_telemetry_server.storage._sqlite_otlp import SQLiteOtlp
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
@@ -64,14 +63,14 @@ __all__ = ["SQLiteStorage"]
 
 # SQL is spelled out in full (no formatting at all); column lists follow _common's constants.
 _INSERT_EVENT = (
-    "INSERT INTO events (instance_id, event_id, schema_version, timestamp, task_duration_ms, "
+    "INSERT INTO events (id, instance_id, event_id, schema_version, timestamp, task_duration_ms, "
     "task_type, complexity, harness, model, provider, estimated_input_tokens, "
     "estimated_output_tokens, actual_input_tokens, actual_output_tokens, "
     "estimated_cost_usd_micros, actual_cost_usd_micros, quality_gate_passed, quality_gates_run, "
     "quality_gates_failed, context_compactions, context_rotations, context_utilization_final, "
     "outcome, retry_count, language, repo_size_category, project, branch, user_name, "
     "cache_read_tokens, cache_write_tokens, reasoning_tokens, received_at) VALUES (?, ?, ?, ?, "
-    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (instance_id, event_id) DO NOTHING"
 )
 _BUMP_VERSION = (
@@ -136,18 +135,19 @@ _DIALECT = Dialect(
         "date({0}, '-' || ((CAST(julianday({0}) - 2440587.5 AS INTEGER) % BLOCK + BLOCK) % BLOCK) "
         "|| ' days')"
     ).replace("BLOCK", str(BLOCK_DAYS)),
-    pending_events="(SELECT * FROM events WHERE id IN (SELECT id FROM usage_pending)) AS events",
+    # Ids are given in commit order (one writer at a time): the tail is every id after the
+    # cursor, a range of the primary key.
+    unfolded_events=(
+        "(SELECT * FROM events WHERE id > (SELECT last_id FROM usage_cursor) LIMIT -1 OFFSET 0) "
+        "AS events"
+    ),
 )
-# Events waiting to be folded into the usage rollups (see _rollups.py). A pending id may
-# outlive its event (pruned before its fold) and, once the table was emptied, be given to a new
-# event: that one is then pending, as it should be.
-_NOTE_PENDING = (
-    "INSERT INTO usage_pending (id) SELECT id FROM events WHERE id > ? ON CONFLICT (id) DO NOTHING"
-)
-_PENDING_COUNT = "SELECT count(*) FROM (SELECT 1 FROM usage_pending LIMIT ?)"
-_TAKE_PENDING = (
-    "DELETE FROM usage_pending WHERE id IN (SELECT id FROM usage_pending ORDER BY id LIMIT ?) "
-    "RETURNING id"
+# The id after which a batch's new events are numbered: never one given before (see migration
+# 0008), so a cursor or a fold's chunk never meets a new event among ids it has passed.
+_LAST_ID = "SELECT max(issued, coalesce((SELECT max(id) FROM events), 0)) FROM usage_cursor"
+# The events one fold takes (at most FOLD_LIMIT after a cursor): how many, and the last id.
+_FOLD_RANGE = (
+    "SELECT count(*), max(id) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)"
 )
 
 
@@ -171,13 +171,15 @@ def _driver_errors() -> Iterator[None]:
         raise StorageError(f"SQLite database unavailable: {exc.strerror or exc}") from exc
 
 
-@functools.lru_cache(maxsize=4)
-def _rollup_statements(source: str) -> tuple[str, str, str]:
-    return (
-        cuboids_statement(_DIALECT, source),
-        token_buckets_statement(_DIALECT, source),
-        token_blocks_statement(_DIALECT, source),
-    )
+# What a fold reads of each event (`_rollup_fold.FOLD_COLUMNS`); a condition follows.
+_FOLD_SELECT = (
+    "SELECT substr(timestamp, 1, 10), instance_id, task_type, complexity, harness, model, "
+    "provider, outcome, actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, "
+    "task_duration_ms, quality_gate_passed FROM events WHERE "
+)
+_CHUNK = "id > ? AND id <= ?"
+_COUNT_CHUNK = "SELECT count(*) FROM events WHERE id > ? AND id <= ?"
+_UPSERTS = upsert_statements(lambda columns: f"VALUES ({', '.join('?' * len(columns))})")
 
 
 class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads):
@@ -261,12 +263,14 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads):
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
+                # Inside: a COMMIT that fails (a full disk) is rolled back too, so that the
+                # caller's error means nothing was stored and the connection goes back clean.
+                conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     # schema
 
@@ -283,6 +287,9 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads):
             )
             applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
             for migration in pending_migrations(self._migrations, applied, target):
+                if migration.version == USAGE_CURSOR_VERSION:
+                    # Before the statements, which drop the list of pending events.
+                    self._add_rollups(conn, "id IN (SELECT id FROM usage_pending)", ())
                 for statement in migration.statements:
                     conn.execute(statement)
                 if migration.version == USAGE_ROLLUPS_VERSION:
@@ -326,8 +333,8 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads):
     # events
 
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
-        """Store new events, bump their task types' versions and note them as pending for the
-        usage rollups, in one transaction; then fold the pending events if enough are."""
+        """Store new events and bump their task types' versions, in one transaction (the usage
+        rollups are folded later, by `fold_pending_usage`)."""
         check_batch_size(len(events))
         if not events:
             return 0
@@ -342,47 +349,81 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads):
             # The write lock is held: no one else can store one of these ids meanwhile, and
             # the new rows get the ids after the greatest one.
             stored = conn.execute(_STORED_KEYS, (json.dumps(list(rows)),)).fetchall()
-            (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+            (last,) = conn.execute(_LAST_ID).fetchone()
             for key in stored:
                 del rows[tuple(key)]
+            if rows:
+                conn.execute("UPDATE usage_cursor SET issued = ?", (last + len(rows),))
             by_task_type: dict[str, list[tuple[Any, ...]]] = {}
             for row in rows.values():
                 by_task_type.setdefault(row[5], []).append(row)
             for task_type in sorted(by_task_type):
-                conn.executemany(_INSERT_EVENT, by_task_type[task_type])
+                numbered = [(last + n, *row) for n, row in enumerate(by_task_type[task_type], 1)]
+                last += len(numbered)
+                conn.executemany(_INSERT_EVENT, numbered)
                 conn.execute(_BUMP_VERSION, (task_type,))
-            due = False
-            if rows:
-                conn.execute(_NOTE_PENDING, (last,))
-                (pending,) = conn.execute(_PENDING_COUNT, (FOLD_AT,)).fetchone()
-                due = pending >= FOLD_AT
-        if due:
-            self.fold_pending_usage()
         return len(rows)
 
-    def fold_pending_usage(self) -> int:
-        """Add up to FOLD_LIMIT pending events to the usage rollups, in one transaction;
-        returns how many were taken."""
-        with self._transaction(write=True) as conn:
-            return self._fold(conn)
+    def fold_pending_usage(self, min_events: int = 1, limit: int = FOLD_LIMIT) -> int:
+        """Add up to `limit` events after the usage cursor to the rollups and move the
+        cursor past them, unless fewer than `min_events` are there; returns how many were
+        folded.
 
-    def _fold(self, conn: sqlite3.Connection) -> int:
-        ids = [row[0] for row in conn.execute(_TAKE_PENDING, (FOLD_LIMIT,))]
-        if ids:
-            self._add_rollups(conn, "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
-        return len(ids)
+        The chunk is read and summed in a read transaction, so the write lock that ingestion
+        waits for is held only while the sums are added. Ids are never given twice, so the
+        chunk is still the same events if the cursor has not moved and none of them was
+        pruned meanwhile (then it is summed again under the lock).
+        """
+        with self._transaction(write=False) as conn:
+            (last,) = conn.execute("SELECT last_id FROM usage_cursor").fetchone()
+            count, upto = conn.execute(_FOLD_RANGE, (last, check_fold_limit(limit))).fetchone()
+            if not count or count < min_events:
+                return 0
+            events = conn.execute(_FOLD_SELECT + _CHUNK, (last, upto)).fetchall()
+        rows = fold_rows(events)
+        with self._transaction(write=True) as conn:
+            (moved,) = conn.execute("SELECT last_id FROM usage_cursor").fetchone()
+            if moved != last:
+                return 0  # another process folded this chunk meanwhile
+            (still,) = conn.execute(_COUNT_CHUNK, (last, upto)).fetchone()
+            if still == count:
+                self._upsert(conn, rows)
+            else:
+                count, upto = self._fold_after(conn, last, limit)
+            conn.execute("UPDATE usage_cursor SET last_id = ?", (upto,))
+        return int(count)
+
+    def _fold_after(
+        self, conn: sqlite3.Connection, last: int, limit: int = FOLD_LIMIT
+    ) -> tuple[int, int]:
+        """Add up to `limit` events with ids above `last` to the rollups: (count, last id)."""
+        count, upto = conn.execute(_FOLD_RANGE, (last, limit)).fetchone()
+        if count:
+            self._add_rollups(conn, _CHUNK, (last, upto))
+        return int(count), int(upto or last)
 
     @staticmethod
     def _add_rollups(conn: sqlite3.Connection, source: str, params: Sequence[Any]) -> None:
         """Add the events selected by `source` (a condition on `events`) to the rollups."""
-        for statement in _rollup_statements(source):
-            conn.execute(statement, params)
+        SQLiteStorage._upsert(
+            conn, fold_rows(conn.execute(_FOLD_SELECT + source, params).fetchall())
+        )
+
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection, rows: FoldRows) -> None:
+        """Add a fold's rows to the rollup tables."""
+        for table_rows, statement in zip(
+            (rows.daily, rows.buckets, rows.blocks), _UPSERTS, strict=True
+        ):
+            conn.executemany(statement, table_rows)
 
     def _backfill_rollups(self, conn: sqlite3.Connection) -> None:
         """Fold every stored event into the (new, empty) rollups, FOLD_LIMIT at a time."""
-        conn.execute("INSERT INTO usage_pending (id) SELECT id FROM events")
-        while self._fold(conn):
-            pass
+        last = 0
+        while True:
+            count, last = self._fold_after(conn, last)
+            if not count:
+                return
 
     def get_event(self, instance_id: UUID, event_id: UUID) -> TaskCompletionEvent | None:
         """The stored event with this id from this instance, or None."""
