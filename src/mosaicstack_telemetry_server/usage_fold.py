@@ -7,6 +7,15 @@ fold nor waits behind one it started. Answers are exact whether or not the fold 
 fast. Every process of a server runs one: folds take turns on the database (SQLite's write
 lock, PostgreSQL's lock on the cursor's row) and each event is folded once, whichever process
 folds it; a crash mid-fold rolls its transaction back and the next fold takes the same events.
+
+When to fold (`FoldSchedule`): a fold competes with ingestion for the database (on SQLite for
+its one write lock) and for the cores, so it waits for a lull, as an LSM tree's compaction
+does. It folds once the events waiting stop growing between two looks (ingestion paused: a
+fleet reporting task by task leaves such gaps all the time), or once `MAX_TAIL` wait (a bulk
+load or a backfill: answers then read at most about that many events beside the rollups), or
+`MAX_WAIT_SECONDS` after it first saw events waiting (a sustained stream never pauses). A
+bulk load of less than `MAX_TAIL` events is thus stored at the speed of the events table
+alone, and folded in one go right after it, in big chunks that write few rollup rows per event.
 """
 
 from __future__ import annotations
@@ -15,22 +24,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from mosaicstack_telemetry_server.storage._rollups import FOLD_LIMIT
 from mosaicstack_telemetry_server.storage.base import Storage, StorageError
 
-__all__ = ["INTERVAL_SECONDS", "MAX_WAIT_SECONDS", "MIN_EVENTS", "UsageFolder"]
+__all__ = ["INTERVAL_SECONDS", "MAX_TAIL", "MAX_WAIT_SECONDS", "FoldSchedule", "UsageFolder"]
 
 logger = logging.getLogger("mosaicstack_telemetry_server")
 
-# How often the fold looks for new events (an idle look is one cheap read).
+# How often the fold looks for new events (a look is one read that counts at most MAX_TAIL ids).
 INTERVAL_SECONDS: Final = 0.5
-# A look folds once this many events wait, else only when `MAX_WAIT_SECONDS` have passed since
-# the last fold: big folds write far fewer rollup rows per event (`FOLD_LIMIT`), and answers
-# count the waiting events anyway, reading at most about this many beside the rollups.
-MIN_EVENTS: Final = 20_000
-MAX_WAIT_SECONDS: Final = 5.0
+# Fold at once when this many events wait, lull or not: an answer reads the waiting events
+# beside the rollups, so this bounds what it reads (a 100,000-event tail sums in about 0.1 s).
+MAX_TAIL: Final = 100_000
+# ...and at the latest this long after events were first seen waiting, for a stream that never
+# pauses (the chunks are then big, which is what makes a fold cheap per event).
+MAX_WAIT_SECONDS: Final = 60.0
 # How soon a failed fold is tried again (the database down, the schema not migrated yet).
 _RETRY_SECONDS: Final = 5.0
 # Least pause between two full chunks, so that waiting writers (SQLite's busy handler polls)
@@ -38,11 +49,34 @@ _RETRY_SECONDS: Final = 5.0
 _MIN_PAUSE_SECONDS: Final = 0.01
 
 
+@dataclass
+class FoldSchedule:
+    """Whether to fold now, from what each look saw waiting (I/O-free; `UsageFolder` asks)."""
+
+    max_tail: int = MAX_TAIL
+    max_wait: float = MAX_WAIT_SECONDS
+    _last_seen: int = 0
+    _waiting_since: float | None = None
+
+    def due(self, waiting: int, now: float) -> bool:
+        """Fold now? `waiting`: the events after the cursor, counted up to `max_tail`."""
+        grew, self._last_seen = waiting > self._last_seen, waiting
+        if waiting == 0:
+            self._waiting_since = None
+            return False
+        if self._waiting_since is None:
+            self._waiting_since = now
+        return waiting >= self.max_tail or not grew or now - self._waiting_since >= self.max_wait
+
+    def folded(self) -> None:
+        """A fold ran: what waits next is counted afresh."""
+        self._last_seen, self._waiting_since = 0, None
+
+
 class UsageFolder:
-    """A daemon thread folding the events after the usage cursor once `MIN_EVENTS` wait (it
-    looks every `interval` seconds) or `MAX_WAIT_SECONDS` after the last fold, chunk after
-    chunk while a backlog lasts. It never raises: a failing fold is logged (once
-    per outage, then at DEBUG) and tried again.
+    """A daemon thread that looks every `interval` seconds at the events after the usage
+    cursor and folds them when `FoldSchedule` says so, chunk after chunk while a backlog lasts.
+    It never raises: a failing fold is logged (once per outage, then at DEBUG) and tried again.
 
     `ready` is called before each fold and may raise (the schema is not migrated yet).
     """
@@ -53,12 +87,14 @@ class UsageFolder:
         *,
         ready: Callable[[], object] = lambda: None,
         interval: float = INTERVAL_SECONDS,
+        schedule: FoldSchedule | None = None,
     ) -> None:
         if not interval > 0:
             raise ValueError("interval must be > 0")
         self._storage = storage
         self._ready = ready
         self._interval = interval
+        self._schedule = schedule or FoldSchedule()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
@@ -84,13 +120,9 @@ class UsageFolder:
         return not thread.is_alive()
 
     def _run(self) -> None:
-        last_fold = time.monotonic()
         while not self._stop.is_set():
             started = time.monotonic()
-            due = started - last_fold >= MAX_WAIT_SECONDS
-            folded = self.run_once(1 if due else MIN_EVENTS)
-            if due or folded:
-                last_fold = started
+            folded = self.look_once(started)
             if folded is None:
                 pause = _RETRY_SECONDS
             elif folded >= FOLD_LIMIT:
@@ -100,6 +132,21 @@ class UsageFolder:
             else:
                 pause = self._interval
             self._stop.wait(pause)
+
+    def look_once(self, now: float) -> int | None:
+        """Count what waits, and fold a chunk if the schedule says so at `now` (monotonic seconds);
+        how many it folded (None: the fold failed)."""
+        try:
+            self._ready()
+            waiting = self._storage.usage_waiting(self._schedule.max_tail)
+        except Exception:  # the fold that follows logs what is wrong; never die
+            return self.run_once()
+        if not self._schedule.due(waiting, now):
+            return 0
+        folded = self.run_once()
+        if folded is not None and folded < FOLD_LIMIT:
+            self._schedule.folded()
+        return folded
 
     def run_once(self, min_events: int = 1) -> int | None:
         """One fold now, if at least `min_events` wait: how many events it folded (None when it

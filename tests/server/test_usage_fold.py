@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from mosaicstack_telemetry_server.auth import issue_api_key
 from mosaicstack_telemetry_server.storage import open_storage
 from mosaicstack_telemetry_server.usage import query_usage
-from mosaicstack_telemetry_server.usage_fold import UsageFolder
+from mosaicstack_telemetry_server.usage_fold import MAX_TAIL, FoldSchedule, UsageFolder
 
 _CLIENTS = 8
 _BATCHES = 12
@@ -221,7 +221,7 @@ def test_the_folder_counts_what_it_folds_and_survives_a_failing_fold(sqlite_url:
         folder.start()
         folder.start()  # already running: nothing more
         assert storage.insert_events(generated_events(200, seed=23)) == 200
-        # Fewer than MIN_EVENTS wait: folded once MAX_WAIT_SECONDS have passed.
+        # Nothing more arrives: the thread folds them once it sees the waiting events stop growing.
         wait_until(lambda: folder.folded == 500, 30, "the thread to fold the new events")
         assert folder.stop(10)
         assert folder.stop(10)  # stopped already
@@ -229,6 +229,69 @@ def test_the_folder_counts_what_it_folds_and_survives_a_failing_fold(sqlite_url:
             UsageFolder(storage, interval=0)
     finally:
         storage.close()
+
+
+def test_the_schedule_waits_for_a_lull_a_full_tail_or_the_longest_wait() -> None:
+    schedule = FoldSchedule(max_tail=1_000, max_wait=60.0)
+    assert not schedule.due(0, 0.0)
+    # A burst: what waits grows at every look, so the fold keeps out of ingestion's way.
+    assert not schedule.due(100, 0.5)
+    assert not schedule.due(400, 1.0)
+    # The burst pauses: the fold runs.
+    assert schedule.due(400, 1.5)
+    schedule.folded()
+    # A tail as long as max_tail is folded at once, growing or not.
+    assert not schedule.due(200, 2.0)
+    assert schedule.due(1_000, 2.5)
+    schedule.folded()
+    # A stream that never pauses is folded max_wait after it was first seen waiting.
+    assert not schedule.due(10, 3.0)
+    assert not all(schedule.due(10 + n, 3.0 + n) for n in range(1, 60))
+    assert schedule.due(80, 63.0)
+
+
+@given(st.lists(st.tuples(st.integers(0, 2_000), st.floats(0, 5)), max_size=60))
+def test_the_schedule_never_lets_events_wait_past_max_wait_or_max_tail(
+    looks: list[tuple[int, float]],
+) -> None:
+    schedule, now, waiting_since = FoldSchedule(max_tail=1_000, max_wait=60.0), 0.0, None
+    for waiting, step in looks:
+        now += step
+        due = schedule.due(waiting, now)
+        if waiting == 0:
+            assert not due
+            waiting_since = None
+            continue
+        waiting_since = now if waiting_since is None else waiting_since
+        if waiting >= 1_000 or now - waiting_since >= 60.0:
+            assert due
+        if due:
+            schedule.folded()
+            waiting_since = None
+
+
+def test_a_burst_is_stored_without_folding_and_folded_after_it(database_url: str) -> None:
+    storage = open_storage(database_url)
+    try:
+        storage.migrate()
+        folder = UsageFolder(storage, interval=0.05)
+        batches = [generated_events(500, seed=40 + n) for n in range(6)]
+        now = 0.0
+        for batch in batches:
+            storage.insert_events(batch)
+            now += 0.05
+            assert folder.look_once(now) == 0  # still growing: the fold waits
+        assert storage.usage_waiting(MAX_TAIL) == 3_000
+        # Answers count the waiting events all the same.
+        report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
+        assert report.totals.tasks == 3_000
+        assert folder.look_once(now + 0.05) == 3_000  # the lull: one fold takes the burst
+        assert storage.usage_waiting(MAX_TAIL) == 0
+        assert storage.usage_waiting(10) == 0
+    finally:
+        storage.close()
+    for name, (rows, recount) in rollups_and_recount(database_url).items():
+        assert rows == recount, name
 
 
 _ROWS = st.lists(

@@ -338,6 +338,9 @@ class Storage(OtlpStore, Protocol):
         (by id); only the partial days at the edges are read from the events (by an index).
         """
 
+    def usage_waiting(self, limit: int) -> int:
+        """How many events the usage cursor has not passed, counted up to `limit` (one read)."""
+
     def fold_pending_usage(self, min_events: int = 1, limit: int = 50_000) -> int:
         """Fold up to `limit` (1 to FOLD_LIMIT, ValueError else) of the events after the usage
         cursor into the rollups and move the cursor past them, in one transaction, unless fewer

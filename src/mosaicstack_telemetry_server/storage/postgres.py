@@ -410,6 +410,13 @@ class PostgresStorage(PostgresSummaries, PostgresRetention, PostgresOtlp, UsageR
             stored = conn.execute(_INSERT_EVENTS, columns).fetchone()
         return int(cast(tuple[int], stored)[0])
 
+    def usage_waiting(self, limit: int) -> int:
+        """How many events the usage cursor has not passed by id, counted up to `limit` (events of
+        transactions the last fold could not see are left out: they are folded with the next)."""
+        with self._transaction() as conn:
+            row = conn.execute(_WAITING, (limit,)).fetchone()
+        return int(cast(tuple[int], row)[0])
+
     def fold_pending_usage(self, min_events: int = 1, limit: int = FOLD_LIMIT) -> int:
         """Add up to `limit` events the usage cursor has not passed to the rollups and move
         the cursor past them, in one transaction, unless fewer than `min_events` are after it;

@@ -149,6 +149,10 @@ _LAST_ID = "SELECT max(issued, coalesce((SELECT max(id) FROM events), 0)) FROM u
 _FOLD_RANGE = (
     "SELECT count(*), max(id) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)"
 )
+_WAITING = (
+    "SELECT count(*) FROM (SELECT 1 FROM events WHERE id > (SELECT last_id FROM usage_cursor) "
+    "LIMIT ?)"
+)
 
 
 def _bound(value: Any) -> Any:
@@ -363,6 +367,12 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads):
                 conn.executemany(_INSERT_EVENT, numbered)
                 conn.execute(_BUMP_VERSION, (task_type,))
         return len(rows)
+
+    def usage_waiting(self, limit: int) -> int:
+        """How many events the usage cursor has not passed, counted up to `limit`."""
+        with self._transaction(write=False) as conn:
+            (count,) = conn.execute(_WAITING, (limit,)).fetchone()
+        return int(count)
 
     def fold_pending_usage(self, min_events: int = 1, limit: int = FOLD_LIMIT) -> int:
         """Add up to `limit` events after the usage cursor to the rollups and move the
