@@ -38,6 +38,7 @@ def lifespan_for(
         await run_in_threadpool(runtime.start)
         app.state.runtime = runtime
         app.state.metrics = Metrics(store)
+        runtime.budget_alerts.observer = app.state.metrics.count_budget_alert
         try:
             yield
         finally:

@@ -121,6 +121,17 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self._pool_sampled = 0.0
+        self.budget_alerts = Counter(
+            f"{_PREFIX}_budget_alerts",
+            "Budget alerts: claimed (fired, once per fleet), delivered, failed (to be retried) "
+            "and abandoned, by kind (threshold or forecast).",
+            ["event", "kind"],
+            registry=registry,
+        )
+
+    def count_budget_alert(self, event: str, kind: str) -> None:
+        """Count one step of a budget alert's life (`budgets/service.py`)."""
+        self.budget_alerts.labels(event, kind).inc()
 
     def count_batch(self, response: BatchEventResponse) -> None:
         """Count the verdicts of one `POST /v1/events/batch`."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mosaicstack_telemetry_server.auth import KeyVerifier
+from mosaicstack_telemetry_server.budgets.service import AlertService
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.service import PredictionService
 from mosaicstack_telemetry_server.ratelimit import RateLimiter
@@ -51,6 +52,8 @@ class Runtime:
     predictions: PredictionService = field(init=False)
     # Deletes old events in the background when `retention_days` is set (retention.py).
     retention: RetentionTask | None = field(init=False, default=None)
+    # Evaluates budgets and sends their alerts (budgets/service.py).
+    budget_alerts: AlertService = field(init=False)
     _migrated: bool = field(init=False, default=False)
     _next_attempt: float = field(init=False, default=0.0)
     # One ERROR per outage, not one per retry: later failures go to DEBUG until it is back.
@@ -72,6 +75,11 @@ class Runtime:
             recency=Recency(window_days=self.settings.stats_window_days),
             drain_url=self._drain_url(),
         )
+        self.budget_alerts = AlertService(
+            self.storage,
+            check_interval=self.settings.budget_check_interval,
+            ready=self.ensure_ready,
+        )
         if self.settings.retention_days:
             self.retention = RetentionTask(
                 self.storage, self.settings.retention_days, ready=self.ensure_ready
@@ -92,6 +100,7 @@ class Runtime:
         self.predictions.start_background()
         if self.retention is not None:
             self.retention.start()
+        self.budget_alerts.start()
 
     def stop(self) -> None:
         """Stop the refresher and any drain process, and release storage if this app opened it."""
@@ -101,6 +110,8 @@ class Runtime:
         # Between two chunks at the latest: each is one short transaction.
         if self.retention is not None and not self.retention.stop(timeout):
             logger.warning("retention still busy at shutdown; closing storage anyway")
+        if not self.budget_alerts.stop(timeout):
+            logger.warning("budget alerts still busy at shutdown; closing storage anyway")
         if not self.predictions.stop_background(timeout):
             logger.warning(
                 "prediction refresher or drain still busy at shutdown; closing storage anyway"

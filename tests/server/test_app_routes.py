@@ -16,6 +16,10 @@ OPERATIONS = [
     ("/v1/predictions/batch", "post", "post_predictions_v1_predictions_batch_post", True),
     ("/v1/usage", "get", "get_usage_v1_usage_get", True),
     ("/v1/health", "get", "health_v1_health_get", False),
+    ("/v1/budgets/{name}", "put", "put_budget_v1_budgets__name__put", True),
+    ("/v1/budgets/{name}", "delete", "delete_budget_v1_budgets__name__delete", True),
+    ("/v1/budgets", "get", "list_budgets_v1_budgets_get", True),
+    ("/v1/budgets/status", "get", "budgets_status_v1_budgets_status_get", True),
 ]
 
 # Routes kept out of the document: probes, dashboard, the document itself and its viewer.

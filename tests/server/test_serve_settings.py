@@ -143,6 +143,7 @@ def test_defaults_when_nothing_is_given(
         "trusted_proxies": "",
         "metrics_token": "",
         "retention_days": 0,
+        "budget_check_interval": 30.0,
         "header_timeout": 10.0,
         "body_timeout": 30.0,
         "max_connections": 0,

@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.storage._budgets import PostgresBudgets
 from mosaicstack_telemetry_server.storage._common import (
     USAGE_ROLLUPS_VERSION,
     api_key_record,
@@ -190,7 +191,7 @@ def _rollup_statements(source: str) -> tuple[bytes, bytes, bytes]:
     )
 
 
-class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads):
+class PostgresStorage(PostgresSummaries, PostgresRetention, UsageReads, PostgresBudgets):
     """Storage in a PostgreSQL database (its schema is the connection's search_path).
 
     `timeout` is how long a call waits for a pooled connection before failing with

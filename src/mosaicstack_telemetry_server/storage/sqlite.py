@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.storage._budgets import SQLiteBudgets
 from mosaicstack_telemetry_server.storage._common import (
     USAGE_ROLLUPS_VERSION,
     api_key_record,
@@ -179,7 +180,7 @@ def _rollup_statements(source: str) -> tuple[str, str, str]:
     )
 
 
-class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads):
+class SQLiteStorage(SQLiteSummaries, SQLiteRetention, UsageReads, SQLiteBudgets):
     """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
 
     _dialect = _DIALECT
