@@ -31,6 +31,7 @@ UNDOCUMENTED = [
     ("GET", "/metrics"),
     ("GET", "/dashboard"),
     ("GET", "/dashboard/explorer"),
+    ("GET", "/dashboard/budgets"),
     ("GET", "/dashboard/sign-in"),
     ("POST", "/dashboard/sign-in"),
     ("POST", "/dashboard/sign-out"),

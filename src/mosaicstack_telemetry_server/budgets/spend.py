@@ -8,7 +8,7 @@ project sums the events' costs with one exact query (`project_spend`) until the 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mosaicstack_telemetry_server.budgets.model import Budget
 from mosaicstack_telemetry_server.budgets.periods import Period, forecast, period_bounds
@@ -16,7 +16,7 @@ from mosaicstack_telemetry_server.storage import Storage
 from mosaicstack_telemetry_server.storage._budgets import BudgetRecord, budgets_of
 from mosaicstack_telemetry_server.usage import query_usage
 
-__all__ = ["budget_spend", "budget_status"]
+__all__ = ["budget_spend", "budget_status", "daily_spend"]
 
 
 def budget_spend(storage: Storage, budget: BudgetRecord, start: datetime, end: datetime) -> int:
@@ -48,3 +48,24 @@ def budget_status(storage: Storage, budget: BudgetRecord, now: datetime) -> Budg
         left_usd_micros=max(budget.amount_usd_micros - spent, 0),
         forecast_usd_micros=forecast(spent, start, end, now),
     )
+
+
+def daily_spend(
+    storage: Storage, budget: BudgetRecord, start: datetime, now: datetime
+) -> list[tuple[datetime, int]]:
+    """(day start, spend that day) for each UTC day of `[start, now)`: the burn of a period."""
+    days = []
+    day = start
+    while day < now:
+        days.append(day)
+        day += timedelta(days=1)
+    if budget.project is not None:
+        return [
+            (day, budget_spend(storage, budget, day, min(day + timedelta(days=1), now)))
+            for day in days
+        ]
+    report = query_usage(
+        storage, instance_id=budget.instance_id, start=start, end=now, group_by=("day",)
+    )
+    by_day = {group.key["day"]: group.cost_usd_micros for group in report.groups}
+    return [(day, by_day.get(day.date().isoformat(), 0)) for day in days]
