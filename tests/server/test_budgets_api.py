@@ -90,11 +90,16 @@ def test_an_instance_key_manages_nothing_and_sees_the_budgets_covering_it(server
     [
         {"amount_usd_micros": 0},
         {"amount_usd_micros": 1.5},
+        {"amount_usd_micros": "10"},
+        {"amount_usd_micros": True},
         {"amount_usd_micros": 10, "period": "year"},
         {"amount_usd_micros": 10, "thresholds": [0.5, 0.5]},
         {"amount_usd_micros": 10, "thresholds": [0.1 * n for n in range(1, 12)]},
         {"amount_usd_micros": 10, "thresholds": [0]},
+        {"amount_usd_micros": 10, "thresholds": [5e-324]},  # would fire at no spend at all
         {"amount_usd_micros": 10, "webhook_url": "file:///etc/passwd"},
+        {"amount_usd_micros": 10, "webhook_url": "http://hé.example/"},
+        {"amount_usd_micros": 10, "webhook_url": "http://host:99999/"},
         {"amount_usd_micros": 10, "webhook_url": "https://" + "a" * 2050},
         {"amount_usd_micros": 10, "webhook_secret": ""},
         {"amount_usd_micros": 10, "project": "p" * 201},

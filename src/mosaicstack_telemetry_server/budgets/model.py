@@ -30,11 +30,21 @@ MAX_THRESHOLDS = 10
 # A threshold above 10x the amount would never be reached by a sane budget.
 MAX_THRESHOLD = 10.0
 MAX_URL_LENGTH = 2048
+# http or https, an ASCII host (an international one in its punycode form), an optional port
+# in range, then printable ASCII: what the sender may POST to, stated in the OpenAPI document.
+URL_PATTERN = (
+    r"^https?://[A-Za-z0-9.-]+"
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
+    r"([/?#][!-~]*)?$"
+)
 MAX_SECRET_LENGTH = 256
 # $1e9: far above any team's budget, far below where microdollars overflow 64 bits.
 MAX_AMOUNT_MICROS = 10**15
 
-Threshold = Annotated[float, Field(gt=0, le=MAX_THRESHOLD)]
+# At least 0.1% of the amount: a threshold is compared in millionths, and a vanishing one would
+# fire at no spend at all.
+MIN_THRESHOLD = 0.001
+Threshold = Annotated[float, Field(ge=MIN_THRESHOLD, le=MAX_THRESHOLD)]
 
 
 class BudgetIn(BaseModel):
@@ -47,10 +57,23 @@ class BudgetIn(BaseModel):
     instance_id: UUID | None = None
     project: str | None = Field(None, min_length=1, max_length=200)
     thresholds: list[Threshold] = Field(
-        default_factory=lambda: [0.5, 0.8, 1.0], max_length=MAX_THRESHOLDS
+        default_factory=lambda: [0.5, 0.8, 1.0],
+        max_length=MAX_THRESHOLDS,
+        json_schema_extra={"uniqueItems": True},
     )
-    webhook_url: str | None = Field(None, min_length=1, max_length=MAX_URL_LENGTH)
+    webhook_url: str | None = Field(
+        None, min_length=1, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN
+    )
     webhook_secret: str | None = Field(None, min_length=1, max_length=MAX_SECRET_LENGTH)
+
+    @field_validator("amount_usd_micros", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # JSON has one number type: 301.0 is the integer 301 (as JSON Schema says), 1.5 is not
+        # an amount of microdollars, and neither a string nor a boolean is a number.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
     @field_validator("thresholds")
     @classmethod
@@ -59,11 +82,12 @@ class BudgetIn(BaseModel):
             raise ValueError("thresholds must be distinct")
         return sorted(value)
 
-    @field_validator("webhook_url")
+    # Before the pattern: its message names the rule rather than quoting the regular expression.
+    @field_validator("webhook_url", mode="before")
     @classmethod
-    def _http_only(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+    def _http_only(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
         import httpx
 
         try:
