@@ -33,6 +33,9 @@ class Receiver:
 
     url: str
     down: bool = False
+    # What a request that is not refused is answered (a redirect, to check none is followed).
+    answer: int = 200
+    location: str = ""
     fail_first: int = 0
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -59,9 +62,11 @@ def webhook_receiver() -> Iterator[Receiver]:
             with receiver.lock:
                 failing = receiver.down or receiver.fail_first > 0
                 receiver.fail_first = max(receiver.fail_first - 1, 0)
-                status = 503 if failing else 200
+                status = 503 if failing else receiver.answer
                 receiver.received.append(Received(dict(self.headers.items()), body, status))
             self.send_response(status)
+            if receiver.location:
+                self.send_header("Location", receiver.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -178,6 +178,25 @@ def test_a_receiver_down_for_an_hour_gets_its_alerts_after(storage: Storage) -> 
         assert all(alert.attempts >= 8 and alert.last_error is None for alert in alerts)
 
 
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(storage: Storage) -> None:
+    clock = Clock(NOW)
+    with webhook_receiver() as elsewhere, webhook_receiver() as receiver:
+        receiver.answer, receiver.location = 307, elsewhere.url
+        budgets_of(storage).put_budget(_budget(receiver.url, thresholds=(0.5,)))
+        _spend(storage, NOW - timedelta(days=1), 500)
+        service = _service(storage, clock)
+        service.check_once()
+        service.send_due()
+        assert receiver.attempts() == 1
+        assert elsewhere.attempts() == 0
+        (alert,) = budgets_of(storage).list_alerts(5)
+        assert (alert.state, alert.last_error) == ("pending", "HTTP 307")
+        # Two processes that read the same due row: the first to move it on takes it.
+        later = NOW + timedelta(hours=1)
+        assert budgets_of(storage).take_alert(alert, later, later + timedelta(minutes=1))
+        assert not budgets_of(storage).take_alert(alert, later, later + timedelta(minutes=1))
+
+
 def test_an_alert_is_given_up_after_two_days_and_without_a_budget(storage: Storage) -> None:
     clock = Clock(NOW)
     with webhook_receiver() as receiver:
@@ -331,3 +350,30 @@ def test_two_server_processes_send_each_alert_once(
             assert thresholds == [0.25, 0.5, 1.0]
     finally:
         storage.close()
+
+
+def test_the_threads_ride_out_an_outage_with_one_error_and_stop_on_time(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mosaicstack_telemetry_server.storage import StorageError
+
+    outage = [3]  # the first checks find storage not ready, as the runtime says while it is down
+
+    def ready() -> None:
+        if outage[0] > 0:
+            outage[0] -= 1
+            raise StorageError("storage not ready (migration pending)")
+
+    with webhook_receiver() as receiver:
+        budgets_of(storage).put_budget(_budget(receiver.url, thresholds=(0.5,)))
+        _spend(storage, NOW - timedelta(days=1), 500)
+        service = AlertService(storage, check_interval=0.05, ready=ready, clock=Clock(NOW))
+        with caplog.at_level(logging.DEBUG, "mosaicstack_telemetry_server.budgets"):
+            service.start()
+            try:
+                wait_until(lambda: len(_verified(receiver)) == 1, 10, "the alert after the outage")
+            finally:
+                assert service.stop(5)
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 1
+        assert "not ready" in errors[0].getMessage()

@@ -42,6 +42,8 @@ logger = logging.getLogger("mosaicstack_telemetry_server.budgets")
 # first; a sender that died mid-attempt leaves the row to another process after this.
 _HOLD: Final = timedelta(seconds=60)
 _BATCH: Final = 50
+# Alert ids remembered as claimed, so a long-lived process does not grow with every period.
+_MAX_REMEMBERED: Final = 10_000
 # Several batches in a burst wake the evaluator once: it waits this long for the rest.
 _SETTLE_SECONDS: Final = 0.2
 
@@ -148,6 +150,8 @@ class AlertService:
             created_at=now,
         )
         won = budgets_of(self._storage).claim_alert(alert)
+        if len(self._claimed) >= _MAX_REMEMBERED:
+            self._claimed.clear()  # a forgotten key costs one more INSERT that loses, no more
         self._claimed.add(key)
         if won:
             logger.warning("budget alert %s: %s", key, alert_text(status, due))
