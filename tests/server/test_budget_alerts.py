@@ -272,9 +272,9 @@ def _sample(text: str, name: str, event: str, kind: str) -> float:
 
 
 @pytest.fixture
-def two_processes(sqlite_url: str, tmp_path: Path) -> Iterator[list[str]]:
-    """Two `mosaic-telemetry serve` processes on one database: their URLs."""
-    assert main(["migrate", "--database", sqlite_url]) == 0
+def two_processes(database_url: str, tmp_path: Path) -> Iterator[list[str]]:
+    """Two `mosaic-telemetry serve` processes on one database (each backend): their URLs."""
+    assert main(["migrate", "--database", database_url]) == 0
     env = {**os.environ, "MOSAIC_TELEMETRY_BUDGET_CHECK_INTERVAL": "0.3"}
     processes, urls = [], []
     try:
@@ -282,7 +282,7 @@ def two_processes(sqlite_url: str, tmp_path: Path) -> Iterator[list[str]]:
             port = free_port()
             log = (tmp_path / f"server-{index}.log").open("wb")
             processes.append(subprocess.Popen(
-                [EXE, "serve", "--port", str(port), "--database", sqlite_url],
+                [EXE, "serve", "--port", str(port), "--database", database_url],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             ))  # fmt: skip
             urls.append(f"http://127.0.0.1:{port}")
@@ -308,11 +308,11 @@ def _up(url: str) -> bool:
 
 
 def test_two_server_processes_send_each_alert_once(
-    two_processes: list[str], sqlite_url: str
+    two_processes: list[str], database_url: str
 ) -> None:
     from mosaicstack_telemetry_server.storage import open_storage
 
-    storage = open_storage(sqlite_url)
+    storage = open_storage(database_url)
     try:
         key, _ = issue_api_key(storage, INSTANCE, "fleet")
         admin_key, _ = issue_api_key(storage, None, "ops", admin=True)
