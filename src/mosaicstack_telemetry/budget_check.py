@@ -52,9 +52,16 @@ def estimated_cost_p90(response: PredictionResponse | None) -> tuple[int, int]:
 
 
 def check_budgets(
-    budgets: Sequence[BudgetStatus], median: int, p90: int, *, block: bool = False
+    budgets: Sequence[BudgetStatus],
+    median: int,
+    p90: int,
+    *,
+    block: bool = False,
+    project: str | None = None,
 ) -> BudgetCheck:
-    """The rule of this module's docstring, over the budgets covering the task."""
+    """The rule of this module's docstring, over the budgets covering the task: those of no
+    project, and those of the task's `project`."""
+    budgets = [budget for budget in budgets if budget.project in (None, project)]
     if not budgets:
         return BudgetCheck("ok", median_usd_micros=median, p90_usd_micros=p90)
     tight = min(budgets, key=lambda budget: budget.left_usd_micros)

@@ -354,7 +354,11 @@ class TelemetryClient:
             logger.warning("could not refresh budgets (%s)", type(exc).__name__)
 
     def check_budget(
-        self, prediction: PredictionResponse | None, *, block: bool = False
+        self,
+        prediction: PredictionResponse | None,
+        *,
+        block: bool = False,
+        project: str | None = None,
     ) -> BudgetCheck | None:
         """A task's estimate against the cached budgets (`budget_check.py`); None when the
         status is unknown or too old: never a reason to block."""
@@ -362,7 +366,7 @@ class TelemetryClient:
         if budgets is None:
             return None
         median, p90 = estimated_cost_p90(prediction)
-        return check_budgets(budgets, median, p90, block=block)
+        return check_budgets(budgets, median, p90, block=block, project=project)
 
     def _wanted(self, queries: Iterable[PredictionQuery]) -> list[PredictionQuery]:
         if not self._settings.enabled:

@@ -114,6 +114,9 @@ def _status(left: int, name: str = "b", period: str = "day") -> BudgetStatus:
 
 def test_the_rule_blocks_a_spent_budget_and_the_tightest_budget_decides() -> None:
     assert check_budgets([], 5, 9, block=True).action == "ok"
+    narrowed = _status(0, "acme").model_copy(update={"project": "acme/app"})
+    assert check_budgets([narrowed], 1, 1, block=True).action == "ok"  # another project's
+    assert check_budgets([narrowed], 1, 1, project="acme/app").action == "block"
     spent = check_budgets([_status(5, "loose"), _status(0, "spent")], 1, 1)
     assert (spent.action, spent.budget) == ("block", "spent")
     assert check_budgets([_status(5)], 6, 6).action == "warn"  # median over, not block mode
