@@ -4,6 +4,7 @@ Everything public is re-exported here; the reference is `docs/api-reference.md`.
 """
 
 from mosaicstack_telemetry._version import API_VERSION, SCHEMA_VERSION, __version__
+from mosaicstack_telemetry.budget_check import BudgetCheck, check_budgets, estimated_cost_p90
 from mosaicstack_telemetry.builder import EventBuilder
 from mosaicstack_telemetry.cache import PredictionCache
 from mosaicstack_telemetry.client import TelemetryClient
@@ -31,6 +32,7 @@ from mosaicstack_telemetry.models import (
     TaskCompletionEvent,
     TokenDistribution,
 )
+from mosaicstack_telemetry.models.budgets import BudgetStatus
 from mosaicstack_telemetry.queue import EventQueue
 from mosaicstack_telemetry.stats import TelemetryStats
 
@@ -40,6 +42,8 @@ __all__ = [
     "BatchEventRequest",
     "BatchEventResponse",
     "BatchEventResult",
+    "BudgetCheck",
+    "BudgetStatus",
     "Complexity",
     "CorrectionFactors",
     "EventBuilder",
@@ -63,4 +67,6 @@ __all__ = [
     "TelemetryStats",
     "TokenDistribution",
     "__version__",
+    "check_budgets",
+    "estimated_cost_p90",
 ]

@@ -15,6 +15,7 @@ from typing import TypeVar, cast
 from mosaicstack_telemetry._reply import Reply
 
 __all__ = [
+    "BUDGETS_STATUS_PATH",
     "EVENTS_PATH",
     "PREDICTIONS_PATH",
     "Check",
@@ -30,16 +31,20 @@ __all__ = [
 
 EVENTS_PATH = "/v1/events/batch"
 PREDICTIONS_PATH = "/v1/predictions/batch"
+BUDGETS_STATUS_PATH = "/v1/budgets/status"
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Send:
-    """Action: POST `body` (JSON) to `path` under the server URL; the result is a `Reply`."""
+    """Action: POST `body` (JSON) to `path` under the server URL; the result is a `Reply`.
+
+    `method` is "GET" for a read (`body` is then empty): the budget status."""
 
     path: str
     body: bytes
+    method: str = "POST"
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,9 @@ class Disk:
 Plan = Generator[Send | Wait | Check | Disk, object, T]
 
 
-def send(path: str, body: bytes) -> Plan[Reply]:
+def send(path: str, body: bytes, method: str = "POST") -> Plan[Reply]:
     """Sub-plan: send one request and return its reply."""
-    reply = yield Send(path, body)
+    reply = yield Send(path, body, method)
     if not isinstance(reply, Reply):  # pragma: no cover - an executor bug, not a runtime case
         raise TypeError(f"expected a Reply, got {type(reply).__name__}")
     return reply

@@ -185,7 +185,7 @@ class SyncExchange(_Exchange):
             url = origin
             for hop in range(MAX_REDIRECTS + 1):
                 with self._http.stream(
-                    "POST", url, content=content, headers=headers, timeout=timeout
+                    action.method, url, content=content, headers=headers, timeout=timeout
                 ) as response:
                     target = redirect_target(url, response.status_code, response.headers)
                     if target is None or hop == MAX_REDIRECTS:
@@ -263,7 +263,7 @@ class AsyncExchange(_Exchange):
         hop = 0
         while True:  # ends: at most MAX_REDIRECTS hops, and wait_for bounds the whole exchange
             async with self._http.stream(
-                "POST", url, content=content, headers=headers, timeout=timeout
+                action.method, url, content=content, headers=headers, timeout=timeout
             ) as response:
                 target = redirect_target(url, response.status_code, response.headers)
                 if target is None or hop == MAX_REDIRECTS:

@@ -11,13 +11,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from mosaicstack_telemetry import _lifecycle
+from mosaicstack_telemetry._budgets import BUDGET_STATUS_TTL_SECONDS, BudgetCache, refresh_budgets
 from mosaicstack_telemetry._flush import Outbox
 from mosaicstack_telemetry._logs import RateLimitedLog, log_unexpected, logger, redact
 from mosaicstack_telemetry._predictions import refresh
 from mosaicstack_telemetry._settings import Settings
 from mosaicstack_telemetry._spool import Spool
+from mosaicstack_telemetry.budget_check import BudgetCheck, check_budgets, estimated_cost_p90
 from mosaicstack_telemetry.cache import PredictionCache
 from mosaicstack_telemetry.config import TelemetryConfig
+from mosaicstack_telemetry.models.budgets import BudgetStatus
 from mosaicstack_telemetry.models.events import TaskCompletionEvent
 from mosaicstack_telemetry.models.predictions import PredictionQuery, PredictionResponse
 from mosaicstack_telemetry.queue import EventQueue
@@ -74,6 +77,7 @@ class TelemetryClient:
         self._queue = EventQueue(settings.max_queue_size, keep_evicted=keep)
         self._outbox = Outbox(self._queue, self._tally, spool)
         self._cache = PredictionCache(self._settings.prediction_cache_ttl_seconds, clock=clock)
+        self._budgets = BudgetCache(BUDGET_STATUS_TTL_SECONDS, clock=clock)
         self._lock = threading.Lock()
         self._submitter: ThreadSubmitter | AsyncSubmitter | None = None
         # Started and not stopped since: such a client gets a final flush at interpreter exit.
@@ -316,6 +320,53 @@ class TelemetryClient:
                     await AsyncExchange(http, self._settings).run(plan)
         except Exception as exc:
             logger.warning("could not refresh predictions (%s)", type(exc).__name__)
+
+    # --- budgets -------------------------------------------------------------------------------
+
+    def get_budget_status(self) -> list[BudgetStatus] | None:
+        """The cached status of the budgets covering this instance; None if unknown or old."""
+        return self._budgets.get()
+
+    def refresh_budgets_sync(self) -> None:
+        """Fetch the budget status into the cache; failures are logged, never raised."""
+        try:
+            if self._settings.enabled and not self._settings.dry_run:
+                from mosaicstack_telemetry._transport import SyncExchange, sync_client
+
+                with sync_client(self._transport) as http:
+                    SyncExchange(http, self._settings).run(
+                        refresh_budgets(self._budgets, self._settings)
+                    )
+        except Exception as exc:
+            logger.warning("could not refresh budgets (%s)", type(exc).__name__)
+
+    async def refresh_budgets(self) -> None:
+        """Fetch the budget status into the cache; failures are logged, never raised."""
+        try:
+            if self._settings.enabled and not self._settings.dry_run:
+                from mosaicstack_telemetry._transport import AsyncExchange, async_client
+
+                async with async_client(self._transport) as http:
+                    await AsyncExchange(http, self._settings).run(
+                        refresh_budgets(self._budgets, self._settings)
+                    )
+        except Exception as exc:
+            logger.warning("could not refresh budgets (%s)", type(exc).__name__)
+
+    def check_budget(
+        self,
+        prediction: PredictionResponse | None,
+        *,
+        block: bool = False,
+        project: str | None = None,
+    ) -> BudgetCheck | None:
+        """A task's estimate against the cached budgets (`budget_check.py`); None when the
+        status is unknown or too old: never a reason to block."""
+        budgets = self._budgets.get()
+        if budgets is None:
+            return None
+        median, p90 = estimated_cost_p90(prediction)
+        return check_budgets(budgets, median, p90, block=block, project=project)
 
     def _wanted(self, queries: Iterable[PredictionQuery]) -> list[PredictionQuery]:
         if not self._settings.enabled:

@@ -81,6 +81,9 @@ def _register_claude_code(commands: Commands) -> None:
     _add_connection(refresh)
     _add_profile(refresh)
     refresh.set_defaults(handler="refresh")
+    budgets = actions.add_parser("refresh-budgets", help=argparse.SUPPRESS)
+    _add_connection(budgets)
+    budgets.set_defaults(handler="refresh_budgets")
 
 
 def _register_import(commands: Commands) -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "run_import",
     "run_install",
     "run_refresh",
+    "run_refresh_budgets",
     "run_report",
     "run_send",
     "run_uninstall",
@@ -154,6 +155,16 @@ def run_refresh(args: argparse.Namespace) -> int:
     stored = refresh_prediction(
         settings.state_dir, query, settings.server_url, REPORT_TIMEOUT_SECONDS
     )
+    return 0 if stored else 1
+
+
+def run_refresh_budgets(args: argparse.Namespace) -> int:
+    """The hook's background refresh of the budget status."""
+    from mosaicstack_telemetry_agents.budgetcheck import refresh_budgets
+    from mosaicstack_telemetry_agents.cli import REPORT_TIMEOUT_SECONDS
+
+    settings = _settings(args)
+    stored = refresh_budgets(settings.state_dir, settings.server_url, REPORT_TIMEOUT_SECONDS)
     return 0 if stored else 1
 
 

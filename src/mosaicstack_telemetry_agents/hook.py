@@ -5,7 +5,9 @@ milliseconds and never fails: it reads the hook's JSON from stdin, and
 - at `SessionStart` and `UserPromptSubmit` prints the cached estimate for the task (its configured
   task type, else the one classified from the prompt; JSON: `systemMessage` for the person,
   `additionalContext` for the model) and remembers it for the turn, starting a background
-  refresh of the prediction when it is old;
+  refresh of the prediction when it is old; the estimate is checked against the cached budget
+  status (`budgetcheck.py`): a p90 over what is left is said in the line, and in block mode a
+  prompt over budget is blocked at `UserPromptSubmit`;
 - at `Stop` and `SessionEnd` starts a background reporter (`claude-code report`) for the session.
 It always exits 0; a problem is one line on stderr and in the log file.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 
 # Starts our own reporter (our interpreter, our module, no shell).
 import subprocess  # nosec B404
@@ -22,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from mosaicstack_telemetry_agents.budgetcheck import budget_verdict
 from mosaicstack_telemetry_agents.estimate import (
     Query,
     cached_prediction,
@@ -29,7 +33,7 @@ from mosaicstack_telemetry_agents.estimate import (
     estimated_fields,
 )
 from mosaicstack_telemetry_agents.hookstate import append_estimate, estimate_before
-from mosaicstack_telemetry_agents.settings import AgentSettings, Profile
+from mosaicstack_telemetry_agents.settings import ENV_PROJECT, AgentSettings, Profile
 
 __all__ = ["MAX_HOOK_INPUT", "log_problem", "run_hook"]
 
@@ -104,6 +108,19 @@ def _model(payload: dict[str, Any], settings: AgentSettings, session_id: str) ->
     return str(last["model"]) if last and isinstance(last.get("model"), str) else "unknown"
 
 
+def _project(payload: dict[str, Any]) -> str | None:
+    """The task's project, for budgets narrowed to one: the variable, else the cwd's repository."""
+    configured = os.environ.get(ENV_PROJECT)
+    if configured:
+        return configured
+    cwd = payload.get("cwd")
+    if not isinstance(cwd, str) or not cwd or len(cwd) > 4096:
+        return None
+    from mosaicstack_telemetry_agents.project import project_of_directory
+
+    return project_of_directory(cwd)
+
+
 def _spawn(arguments: list[str], settings: AgentSettings) -> None:
     """Start `mosaic-telemetry ARGS` detached: it outlives the hook, its stderr goes to the log."""
     settings.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -151,14 +168,23 @@ def _before_task(
             "cost": cost,
         },
     )
-    line = estimate_line(response)
-    if line:
+    verdict = budget_verdict(settings.state_dir, response, _project(payload))
+    line = "; ".join(part for part in (estimate_line(response), verdict.note) if part)
+    output: dict[str, Any] | None = None
+    if verdict.block and event == "UserPromptSubmit":
+        # Claude Code's documented UserPromptSubmit decision: the prompt is not processed and
+        # the reason is shown to the person (https://docs.claude.com/en/docs/claude-code/hooks).
+        output = {"decision": "block", "reason": verdict.block}
+    elif line:
         output = {
             "systemMessage": line,
             "hookSpecificOutput": {"hookEventName": event, "additionalContext": line},
         }
+    if output is not None:
         out.write(json.dumps(output, ensure_ascii=False) + "\n")
         out.flush()
+    if verdict.refresh:
+        _spawn(["claude-code", "refresh-budgets"], settings)
     if stale:
         _spawn(
             ["claude-code", "refresh", f"--model={query.model}", f"--task-type={query.task_type}"],

@@ -34,6 +34,7 @@ SERVER_COMMANDS = {
     "report": "usage report from the database",
     "export": "export stored events",
     "prune": "delete the events stamped before a UTC day",
+    "budgets": "manage budgets and see their spend, what is left and the forecast",
 }
 SERVER_MISSING = "the server needs: pip install 'mosaicstack-telemetry[server]'"
 AGENTS_MISSING = "this command needs: pip install 'mosaicstack-telemetry[agents]'"

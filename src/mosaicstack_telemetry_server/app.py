@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from mosaicstack_telemetry_server import __version__
 from mosaicstack_telemetry_server.access_log import AccessLogMiddleware
+from mosaicstack_telemetry_server.budgets.routes import router as budgets_router
 from mosaicstack_telemetry_server.dashboard import install_dashboard
 from mosaicstack_telemetry_server.errors import install_error_handlers
 from mosaicstack_telemetry_server.lifespan import lifespan_for
@@ -47,6 +48,7 @@ def create_app(settings: ServerSettings, storage: Storage | None = None) -> Fast
     app.add_middleware(TrustedProxies, networks=parse_trusted_proxies(settings.trusted_proxies))
     app.include_router(probes_router)
     app.include_router(api_router)
+    app.include_router(budgets_router)
     # OTLP/HTTP on its standard paths (otlp/): a capability of its own, beside the contract's.
     app.include_router(otlp_router)
     install_dashboard(app)

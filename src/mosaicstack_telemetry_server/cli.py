@@ -129,6 +129,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     demo_module.add_demo_arguments(demo)
     demo.set_defaults(handler=demo_module.run_demo)
     reporting.register(commands)
+    from mosaicstack_telemetry_server.budgets import cli as budgets_cli
+
+    budgets_cli.register(commands)
 
 
 def _err(message: str) -> None:

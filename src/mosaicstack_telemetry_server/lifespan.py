@@ -39,6 +39,7 @@ def lifespan_for(
         app.state.runtime = runtime
         app.state.metrics = Metrics(store)
         runtime.otlp_closer.on_closed = app.state.metrics.otlp_tasks_closed.inc
+        runtime.budget_alerts.observer = app.state.metrics.count_budget_alert
         try:
             yield
         finally:

@@ -137,6 +137,17 @@ class Metrics:
             "OTLP tasks closed and stored as events (by a prompt or by idleness).",
             registry=registry,
         )
+        self.budget_alerts = Counter(
+            f"{_PREFIX}_budget_alerts",
+            "Budget alerts: claimed (fired, once per fleet), delivered, failed (to be retried) "
+            "and abandoned, by kind (threshold or forecast).",
+            ["event", "kind"],
+            registry=registry,
+        )
+
+    def count_budget_alert(self, event: str, kind: str) -> None:
+        """Count one step of a budget alert's life (`budgets/service.py`)."""
+        self.budget_alerts.labels(event, kind).inc()
 
     def count_batch(self, response: BatchEventResponse) -> None:
         """Count the verdicts of one `POST /v1/events/batch`."""

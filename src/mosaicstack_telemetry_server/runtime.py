@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mosaicstack_telemetry_server.auth import KeyVerifier
+from mosaicstack_telemetry_server.budgets.service import AlertService
 from mosaicstack_telemetry_server.otlp.closer import TaskCloser
 from mosaicstack_telemetry_server.predictions.recency import Recency
 from mosaicstack_telemetry_server.predictions.service import PredictionService
@@ -57,6 +58,8 @@ class Runtime:
     otlp_closer: TaskCloser = field(init=False)
     # Folds stored events into the usage rollups in the background (usage_fold.py).
     usage_folder: UsageFolder = field(init=False)
+    # Evaluates budgets and sends their alerts (budgets/service.py).
+    budget_alerts: AlertService = field(init=False)
     _migrated: bool = field(init=False, default=False)
     _next_attempt: float = field(init=False, default=0.0)
     # One ERROR per outage, not one per retry: later failures go to DEBUG until it is back.
@@ -82,6 +85,11 @@ class Runtime:
             self.storage, self.settings.otlp_task_idle, ready=self.ensure_ready
         )
         self.usage_folder = UsageFolder(self.storage, ready=self.ensure_ready)
+        self.budget_alerts = AlertService(
+            self.storage,
+            check_interval=self.settings.budget_check_interval,
+            ready=self.ensure_ready,
+        )
         if self.settings.retention_days:
             self.retention = RetentionTask(
                 self.storage, self.settings.retention_days, ready=self.ensure_ready
@@ -105,6 +113,7 @@ class Runtime:
         if self.retention is not None:
             self.retention.start()
         self.otlp_closer.start()
+        self.budget_alerts.start()
 
     def stop(self) -> None:
         """Stop the refresher, any drain process and the usage fold, and release storage if this
@@ -120,6 +129,8 @@ class Runtime:
         # After its chunk in progress, one transaction: an unfinished one is rolled back.
         if not self.usage_folder.stop(timeout):
             logger.warning("usage fold still busy at shutdown; closing storage anyway")
+        if not self.budget_alerts.stop(timeout):
+            logger.warning("budget alerts still busy at shutdown; closing storage anyway")
         if not self.predictions.stop_background(timeout):
             logger.warning(
                 "prediction refresher or drain still busy at shutdown; closing storage anyway"

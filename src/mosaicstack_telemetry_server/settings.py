@@ -268,6 +268,16 @@ class ServerSettings(BaseSettings):
         description="Delete events older than N days, in the background.",
         json_schema_extra=_cli("--retention-days", "N", default="`0` (keep forever)"),
     )
+    # Budgets: how often every budget's status is checked for alerts, besides after each batch.
+    budget_check_interval: float = Field(
+        30.0,
+        ge=0.05,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds between checks of the budgets for alerts (each ingested batch "
+        "also triggers one); also the longest wait of a due webhook retry.",
+        json_schema_extra=_cli("--budget-check-interval", "SECONDS"),
+    )
     # Bearer token `GET /metrics` requires; empty: /metrics is open (bind it privately).
     metrics_token: SecretStr = Field(
         SecretStr(""),

@@ -55,6 +55,11 @@ def test_every_reference_name_is_exported() -> None:
         "API_VERSION",
         "SCHEMA_VERSION",
         "TelemetryStats",
+        # Issue 20, additive: the budget status and the check before a task.
+        "BudgetCheck",
+        "BudgetStatus",
+        "check_budgets",
+        "estimated_cost_p90",
     }
     for name in sdk.__all__:
         assert getattr(sdk, name) is not None
@@ -117,6 +122,10 @@ def test_client_methods_have_the_reference_shapes() -> None:
         assert not inspect.iscoroutinefunction(getattr(TelemetryClient, name))
     for name in ("start_async", "stop_async", "refresh_predictions"):
         assert inspect.iscoroutinefunction(getattr(TelemetryClient, name))
+    # Issue 20, additive: budgets fetched and cached like predictions.
+    for name in ("get_budget_status", "refresh_budgets_sync", "check_budget"):
+        assert not inspect.iscoroutinefunction(getattr(TelemetryClient, name))
+    assert inspect.iscoroutinefunction(TelemetryClient.refresh_budgets)
     assert isinstance(TelemetryClient.queue_size, property)
     assert isinstance(TelemetryClient.is_running, property)
     params = inspect.signature(sdk.EventBuilder.tokens).parameters

@@ -16,6 +16,10 @@ OPERATIONS = [
     ("/v1/predictions/batch", "post", "post_predictions_v1_predictions_batch_post", True),
     ("/v1/usage", "get", "get_usage_v1_usage_get", True),
     ("/v1/health", "get", "health_v1_health_get", False),
+    ("/v1/budgets/{name}", "put", "put_budget_v1_budgets__name__put", True),
+    ("/v1/budgets/{name}", "delete", "delete_budget_v1_budgets__name__delete", True),
+    ("/v1/budgets", "get", "list_budgets_v1_budgets_get", True),
+    ("/v1/budgets/status", "get", "budgets_status_v1_budgets_status_get", True),
     # The OTLP receiver (otlp/routes.py), wired by the app after the contract's own routes.
     ("/v1/logs", "post", "post_logs_v1_logs_post", True),
     ("/v1/metrics", "post", "post_metrics_v1_metrics_post", True),
@@ -31,6 +35,7 @@ UNDOCUMENTED = [
     ("GET", "/metrics"),
     ("GET", "/dashboard"),
     ("GET", "/dashboard/explorer"),
+    ("GET", "/dashboard/budgets"),
     ("GET", "/dashboard/sign-in"),
     ("POST", "/dashboard/sign-in"),
     ("POST", "/dashboard/sign-out"),

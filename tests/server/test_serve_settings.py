@@ -144,6 +144,7 @@ def test_defaults_when_nothing_is_given(
         "metrics_token": "",
         "otlp_task_idle": 300.0,
         "retention_days": 0,
+        "budget_check_interval": 30.0,
         "header_timeout": 10.0,
         "body_timeout": 30.0,
         "max_connections": 0,

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mosaicstack_telemetry_server.dashboard import explorer, overview
+from mosaicstack_telemetry_server.dashboard import budgets, explorer, overview
 from mosaicstack_telemetry_server.dashboard.csrf import (
     SIGN_IN_COOKIE,
     from_our_origin,
@@ -158,6 +158,7 @@ def install_dashboard(app: FastAPI) -> None:
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     router.add_api_route("", _signed_in(overview.page), methods=["GET"])
     router.add_api_route("/explorer", _signed_in(explorer.page), methods=["GET"])
+    router.add_api_route("/budgets", _signed_in(budgets.page), methods=["GET"])
     router.add_api_route("/sign-in", sign_in_page, methods=["GET"])
     router.add_api_route("/sign-in", sign_in, methods=["POST"])
     router.add_api_route("/sign-out", sign_out, methods=["POST"])

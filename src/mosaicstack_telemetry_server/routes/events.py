@@ -47,4 +47,6 @@ async def post_events(
 
     status, response = await run_in_threadpool(judge_and_store)
     request.app.state.metrics.count_batch(response)
+    if response.accepted:
+        runtime.budget_alerts.wake()  # sets an event: the check runs in its own thread
     return JSONResponse(response.model_dump(mode="json"), status_code=status)

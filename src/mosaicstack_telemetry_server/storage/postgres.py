@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.storage._budgets import PostgresBudgets
 from mosaicstack_telemetry_server.storage._common import (
     USAGE_CURSOR_VERSION,
     USAGE_ROLLUPS_VERSION,
@@ -231,7 +232,9 @@ def _arrays(columns: tuple[str, ...]) -> str:
 _UPSERTS = tuple(statement.encode() for statement in upsert_statements(_arrays))
 
 
-class PostgresStorage(PostgresSummaries, PostgresRetention, PostgresOtlp, UsageReads):
+class PostgresStorage(
+    PostgresSummaries, PostgresRetention, PostgresOtlp, UsageReads, PostgresBudgets
+):
     """Storage in a PostgreSQL database (its schema is the connection's search_path).
 
     `timeout` is how long a call waits for a pooled connection before failing with

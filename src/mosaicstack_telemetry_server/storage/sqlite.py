@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.storage._budgets import SQLiteBudgets
 from mosaicstack_telemetry_server.storage._common import (
     USAGE_CURSOR_VERSION,
     USAGE_ROLLUPS_VERSION,
@@ -186,7 +187,7 @@ _COUNT_CHUNK = "SELECT count(*) FROM events WHERE id > ? AND id <= ?"
 _UPSERTS = upsert_statements(lambda columns: f"VALUES ({', '.join('?' * len(columns))})")
 
 
-class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads):
+class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQLiteBudgets):
     """Storage in one SQLite file (or `:memory:`, then with a single connection)."""
 
     _dialect = _DIALECT
