@@ -66,7 +66,7 @@ def fold(
     `dimensions` (which must include every name of `group_by`)."""
     empty = dict.fromkeys((*_SUMS, "successes", "gate_passes"), 0)
     positions = [list(dimensions).index(name) for name in group_by]
-    groups: dict[tuple[str, ...], dict[str, int]] = {}
+    groups: dict[tuple[str | None, ...], dict[str, int]] = {}
     totals = dict(empty)
     for row in rows:
         key = tuple(row.key[n] for n in positions)
@@ -103,7 +103,7 @@ def breakdowns(
 def models(storage: Storage, instance_id: UUID | None, start: datetime, end: datetime) -> list[str]:
     """The models with tasks in the range, by name."""
     rows = storage.sum_usage(instance_id=instance_id, start=start, end=end, dimensions=["model"])
-    return sorted({row.key[0] for row in rows if row.tasks > 0})
+    return sorted({str(row.key[0]) for row in rows if row.tasks > 0})
 
 
 def token_percentiles(
