@@ -37,6 +37,7 @@ __all__ = [
     "OTLP_RESPONSES",
     "PREDICTIONS_RESPONSES",
     "RETRY_AFTER_HEADER",
+    "USAGE_ATTRIBUTION_FILTER",
     "USAGE_FROM",
     "USAGE_GROUP_BY",
     "USAGE_INSTANCE_ID",
@@ -185,9 +186,14 @@ USAGE_FROM = (
 USAGE_TO = "ISO 8601 date-time with an offset, or a date (00:00 UTC); exclusive. Default: now."
 USAGE_GROUP_BY = (
     "Comma-separated, at most 3 of day, week (ISO), month, task_type, complexity, harness, "
-    "model, provider, outcome, instance_id (admin keys only)."
+    "model, provider, outcome, instance_id (admin keys only), project, branch, user (schema "
+    "1.1's attribution: events without it group under the key value null, sorted first)."
 )
 USAGE_INSTANCE_ID = "Admin keys only: narrow to one instance (an instance key gets 403)."
+USAGE_ATTRIBUTION_FILTER = (
+    "Only events whose {} equals this value exactly (1 to 200 characters, no control "
+    "characters; events without the field never match)."
+)
 
 
 def _request_schemas() -> dict[str, Any]:

@@ -35,7 +35,9 @@ from mosaicstack_telemetry_server.usage import (
 
 __all__ = ["EXPORT_PAGE", "REPORT_BY", "export_rows", "register", "render_report"]
 
-REPORT_BY = ("day", "week", "month", "model", "task_type", "harness")
+REPORT_BY = ("day", "week", "month", "model", "task_type", "harness", "project", "branch", "user")
+# The row of events without the attribution grouped by (1.0 events, JSON null in the API).
+_NO_VALUE = "(none)"
 # Events read per page by `export`: memory stays bounded whatever the table's size.
 EXPORT_PAGE = 1000
 _ENV_SERVER = "MOSAIC_TELEMETRY_SERVER_URL"
@@ -244,7 +246,8 @@ def render_report(report: UsageReport, out: IO[str]) -> None:
     ):
         table.add_column(column, justify="right")
     for group in report.groups:
-        table.add_row(group.key.get(name, ""), *_cells(group))
+        value = group.key.get(name, "")
+        table.add_row(_NO_VALUE if value is None else value, *_cells(group))
     table.add_section()
     table.add_row("Total", *_cells(report.totals), style="bold")
     Console(file=out, width=None if out.isatty() else 120).print(table)

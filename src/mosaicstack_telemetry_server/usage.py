@@ -11,8 +11,8 @@ error (422, or 403 for what only an admin key may ask).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -24,8 +24,10 @@ from mosaicstack_telemetry_server.storage.base import ApiKeyRecord, Storage, Usa
 from mosaicstack_telemetry_server.token_sketch import quantile
 
 __all__ = [
+    "ATTRIBUTION",
     "DEFAULT_SPAN",
     "GROUP_BY",
+    "MAX_FILTER_LENGTH",
     "MAX_GROUP_BY",
     "MAX_SPAN",
     "ModelTokenPercentiles",
@@ -54,7 +56,15 @@ GROUP_BY = (
     "provider",
     "outcome",
     "instance_id",
+    "project",
+    "branch",
+    "user",
 )
+# Schema 1.1's attribution: `group_by` names and filters (`project=`...), each with its column
+# (`user` is reserved in SQL). Events without the field group under None (JSON null).
+ATTRIBUTION = {"project": "project", "branch": "branch", "user": "user_name"}
+# A filter's value is an attribution's value: 1 to 200 characters, no control characters.
+MAX_FILTER_LENGTH = 200
 MAX_GROUP_BY = 3
 DEFAULT_SPAN = timedelta(days=30)
 # The longest range one request may sum: a year, leap day included.
@@ -63,7 +73,8 @@ _RATE_DIGITS = 4
 
 
 class UsageTotals(BaseModel):
-    """Sums over a selection of events; the rates are shares of `tasks` (0.0 without tasks)."""
+    """Sums over a selection of events; the rates are shares of `tasks` (0.0 without tasks).
+    The cache and reasoning counts are schema 1.1's, 0 for events without them."""
 
     tasks: int
     input_tokens: int
@@ -73,12 +84,16 @@ class UsageTotals(BaseModel):
     successes: int
     success_rate: float
     gate_pass_rate: float
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
 
 
 class UsageGroup(UsageTotals):
-    """The sums of one group; `key` maps each `group_by` name to the group's value."""
+    """The sums of one group; `key` maps each `group_by` name to the group's value (None,
+    JSON null, for events without that attribution)."""
 
-    key: dict[str, str]
+    key: dict[str, str | None]
 
 
 class UsageReport(BaseModel):
@@ -105,6 +120,8 @@ class UsageQuery:
     start: datetime
     end: datetime
     group_by: tuple[str, ...]
+    # Attribution filters by `group_by` name (`project`, `branch`, `user`): exact values.
+    filters: dict[str, str] = field(default_factory=dict)
 
 
 def format_utc(value: datetime) -> str:
@@ -121,6 +138,9 @@ class _Sums:
     duration_ms: int = 0
     successes: int = 0
     gate_passes: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def add(self, row: UsageRow) -> None:
         self.tasks += row.tasks
@@ -130,6 +150,9 @@ class _Sums:
         self.duration_ms += row.duration_ms
         self.successes += row.successes
         self.gate_passes += row.gate_passes
+        self.cache_read_tokens += row.cache_read_tokens
+        self.cache_write_tokens += row.cache_write_tokens
+        self.reasoning_tokens += row.reasoning_tokens
 
     def fields(self) -> dict[str, Any]:
         def share(count: int) -> float:
@@ -144,15 +167,22 @@ class _Sums:
             "successes": self.successes,
             "success_rate": share(self.successes),
             "gate_pass_rate": share(self.gate_passes),
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
 
 def _storage_dimension(name: str) -> str:
     # Weeks and months are made of days: storage sums by day, we fold the days here.
-    return "day" if name in ("week", "month") else name
+    if name in ("week", "month"):
+        return "day"
+    return ATTRIBUTION.get(name, name)
 
 
-def _key_value(name: str, value: str) -> str:
+def _key_value(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
     if name == "week":
         year, week, _ = date.fromisoformat(value).isocalendar()
         return f"{year}-W{week:02d}"
@@ -180,16 +210,28 @@ def query_usage(
     start: datetime,
     end: datetime,
     group_by: Sequence[str],
+    filters: Mapping[str, str] | None = None,
 ) -> UsageReport:
-    """Usage of one instance (or of all, when `instance_id` is None) over `[start, end)`.
+    """Usage of one instance (or of all, when `instance_id` is None) over `[start, end)`, of
+    the events whose attribution equals each of `filters` (`project`, `branch`, `user`).
 
-    Groups hold only groups with tasks, sorted by their key values in `group_by` order.
-    ValueError for an invalid `group_by` (what `parse_usage_query` lets through is valid).
+    Groups hold only groups with tasks, sorted by their key values in `group_by` order, a
+    missing attribution (None) first. ValueError for an invalid `group_by` or filter name
+    (what `parse_usage_query` lets through is valid).
     """
     check_group_by(group_by)
+    unknown = [name for name in filters or {} if name not in ATTRIBUTION]
+    if unknown:
+        raise ValueError(f"usage filters are {', '.join(ATTRIBUTION)}, not {unknown}")
     dimensions = list(dict.fromkeys(_storage_dimension(name) for name in group_by))
-    rows = storage.sum_usage(instance_id=instance_id, start=start, end=end, dimensions=dimensions)
-    groups: dict[tuple[str, ...], _Sums] = {}
+    rows = storage.sum_usage(
+        instance_id=instance_id,
+        start=start,
+        end=end,
+        dimensions=dimensions,
+        filters={ATTRIBUTION[name]: value for name, value in (filters or {}).items()},
+    )
+    groups: dict[tuple[str | None, ...], _Sums] = {}
     totals = _Sums()
     for row in rows:
         values = dict(zip(dimensions, row.key, strict=True))
@@ -202,10 +244,15 @@ def query_usage(
         group_by=list(group_by),
         groups=[
             UsageGroup(key=dict(zip(group_by, key, strict=True)), **groups[key].fields())
-            for key in sorted(groups)
+            for key in sorted(groups, key=_null_first)
         ],
         totals=UsageTotals(**totals.fields()),
     )
+
+
+def _null_first(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:
+    """A group's sort key: by each value, None (JSON null) before any text."""
+    return tuple((value is not None, value or "") for value in key)
 
 
 class TokenPercentiles(BaseModel):
@@ -278,7 +325,7 @@ def _invalid(field: str, message: str) -> ApiError:
 def _single(params: Iterable[tuple[str, str]]) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, value in params:
-        if name in ("from", "to", "group_by", "instance_id"):
+        if name in ("from", "to", "group_by", "instance_id", *ATTRIBUTION):
             if name in found:
                 raise _invalid(name, "given more than once")
             found[name] = value
@@ -303,14 +350,31 @@ def _time_param(found: dict[str, str], name: str) -> datetime | None:
     return value
 
 
+def _filters(found: dict[str, str]) -> dict[str, str]:
+    """The attribution filters of a query: exact values of 1 to 200 characters, none of them
+    a control character (what an event's attribution may hold)."""
+    filters = {}
+    for name in ATTRIBUTION:
+        if name not in found:
+            continue
+        value = found[name]
+        if not 1 <= len(value) <= MAX_FILTER_LENGTH:
+            raise _invalid(name, f"must be 1 to {MAX_FILTER_LENGTH} characters")
+        if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in value):
+            raise _invalid(name, "must not contain control characters")
+        filters[name] = value
+    return filters
+
+
 def parse_usage_query(
     params: Iterable[tuple[str, str]], *, key: ApiKeyRecord, now: datetime
 ) -> UsageQuery:
     """The arguments of `query_usage` from a query string's pairs, for the caller's key.
 
     422 `invalid_request` for an unparseable or repeated value, `from >= to`, a span over 366
-    days, or a bad `group_by`; 403 `forbidden` when an instance key asks for `instance_id`
-    (as a filter or a dimension). An instance key is always held to its own instance.
+    days, a bad `group_by`, or a `project`/`branch`/`user` filter that is empty, over 200
+    characters or holds a control character; 403 `forbidden` when an instance key asks for
+    `instance_id` (as a filter or a dimension). An instance key is always held to its own instance.
     """
     found = _single(params)
     end = _time_param(found, "to") or now.astimezone(UTC)
@@ -325,14 +389,15 @@ def parse_usage_query(
         check_group_by(group_by)
     except ValueError as exc:
         raise _invalid("group_by", str(exc)) from None
+    filters = _filters(found)
     if key.instance_id is not None:
         if "instance_id" in found or "instance_id" in group_by:
             raise ApiError(403, "instance_id is for admin keys only", code="forbidden")
-        return UsageQuery(key.instance_id, start, end, group_by)
+        return UsageQuery(key.instance_id, start, end, group_by, filters)
     instance_id = None
     if "instance_id" in found:
         try:
             instance_id = UUID(found["instance_id"])
         except ValueError:
             raise _invalid("instance_id", "not a UUID") from None
-    return UsageQuery(instance_id, start, end, group_by)
+    return UsageQuery(instance_id, start, end, group_by, filters)

@@ -115,6 +115,8 @@ def key_of(event: TaskCompletionEvent, name: str) -> str:
     if name == "month":
         return day.strftime("%Y-%m")
     value = getattr(event, name)
+    if value is None:  # an attribution the event lacks: the key value null
+        return None  # type: ignore[return-value]
     return str(value.value if hasattr(value, "value") else value)
 
 
@@ -125,14 +127,18 @@ def expected_usage(
     start: datetime,
     end: datetime,
     group_by: Sequence[str],
+    filters: dict[str, str] | None = None,
 ) -> tuple[dict[tuple[str, ...], dict[str, int]], dict[str, int]]:
-    """Sums per group key and in total, by plain arithmetic over the events."""
+    """Sums per group key and in total, by plain arithmetic over the events (those whose
+    `filters` attributions equal their values); a missing count is 0."""
     groups: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, int] = defaultdict(int)
     for event in events:
         if not start <= event.timestamp < end:
             continue
         if instance_id is not None and event.instance_id != instance_id:
+            continue
+        if any(getattr(event, name) != value for name, value in (filters or {}).items()):
             continue
         key = tuple(key_of(event, name) for name in group_by)
         for sums in (groups[key], totals):
@@ -143,16 +149,29 @@ def expected_usage(
             sums["duration_ms"] += event.task_duration_ms
             sums["successes"] += event.outcome == Outcome.SUCCESS
             sums["gate_passes"] += event.quality_gate_passed
+            sums["cache_read_tokens"] += event.cache_read_tokens or 0
+            sums["cache_write_tokens"] += event.cache_write_tokens or 0
+            sums["reasoning_tokens"] += event.reasoning_tokens or 0
     return {key: dict(sums) for key, sums in groups.items()}, dict(totals)
 
 
 _EVENTS = (
     "SELECT instance_id, timestamp, task_type, complexity, harness, model, provider, outcome, "
     "actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, task_duration_ms, "
-    "quality_gate_passed FROM events"
+    "quality_gate_passed, project, branch, user_name, cache_read_tokens, cache_write_tokens, "
+    "reasoning_tokens FROM events"
 )
-_SUM_NAMES = ("tasks", "input", "output", "cost", "duration", "successes", "gates")
-_DIMS = ("task_type", "complexity", "harness", "model", "provider", "outcome")
+_DIMS = (
+    "task_type",
+    "complexity",
+    "harness",
+    "model",
+    "provider",
+    "outcome",
+    "project",
+    "branch",
+    "user_name",
+)
 
 
 @contextmanager
@@ -198,7 +217,8 @@ def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
         events = query(_EVENTS)
         daily_rows = query(
             "SELECT dims, day, instance_id, v1, v2, v3, tasks, input_tokens, output_tokens, "
-            "cost_usd_micros, duration_ms, successes, gate_passes FROM usage_daily"
+            "cost_usd_micros, duration_ms, successes, gate_passes, cache_read_tokens, "
+            "cache_write_tokens, reasoning_tokens FROM usage_daily"
         )
         bucket_rows = query(
             "SELECT instance_id, day, model, kind, bucket, count FROM usage_token_buckets"
@@ -207,12 +227,22 @@ def rollups_and_recount(database_url: str) -> dict[str, tuple[Any, Any]]:
             "SELECT instance_id, block_start, model, kind, bucket, count FROM usage_token_blocks"
         )
     cuboids = [dims for size in range(4) for dims in itertools.combinations(_DIMS, size)]
-    daily: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 7)
+    daily: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * 10)
     buckets: Counter[tuple[Any, ...]] = Counter()
     for row in events:
         instance_id, day = str(row[0]), _day(row[1])
-        values = dict(zip(_DIMS, row[2:8], strict=True))
-        sums = (1, row[8], row[9], row[10], row[11], row[7] == "success", bool(row[12]))
+        # A missing attribution is "" in its rollup slot, a missing count 0.
+        values = dict(zip(_DIMS, [*row[2:8], *(value or "" for value in row[13:16])], strict=True))
+        sums = (
+            1,
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            row[7] == "success",
+            bool(row[12]),
+            *(value or 0 for value in row[16:19]),
+        )
         for owner in (instance_id, "*"):
             for dims in cuboids:
                 padded = [*(values[name] for name in dims), "", "", ""][:3]
@@ -263,8 +293,11 @@ def execute(database_url: str, sql: str, params: Sequence[Any] = ()) -> None:
             conn.execute(sql.replace("?", "%s").encode(), params)
 
 
-def insert_raw(database_url: str, events: Sequence[TaskCompletionEvent]) -> None:
-    """Store 1.0 events with plain INSERTs, as a server before schema 3 did (no rollups)."""
+def insert_raw(
+    database_url: str, events: Sequence[TaskCompletionEvent], *, schema_1_1: bool = False
+) -> None:
+    """Store 1.0 events with plain INSERTs, as a server before schema 3 did (no rollups);
+    with `schema_1_1`, their 1.1 fields too (a database at schema 8 or later)."""
     from mosaicstack_telemetry_server.storage._common import (
         EVENT_COLUMNS,
         SCHEMA_1_1_COLUMNS,
@@ -272,7 +305,7 @@ def insert_raw(database_url: str, events: Sequence[TaskCompletionEvent]) -> None
         iso_utc,
     )
 
-    width = len(EVENT_COLUMNS) - len(SCHEMA_1_1_COLUMNS)  # the columns before schema 8
+    width = len(EVENT_COLUMNS) - (0 if schema_1_1 else len(SCHEMA_1_1_COLUMNS))
     columns = [*EVENT_COLUMNS[:width], "received_at"]
     sql = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
     for event in events:

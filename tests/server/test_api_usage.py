@@ -167,7 +167,7 @@ def test_usage_is_in_the_served_openapi_document(shared_api: httpx.Client) -> No
     document = shared_api.get("/openapi.json").json()
     operation = document["paths"]["/v1/usage"]["get"]
     names = {parameter["name"] for parameter in operation["parameters"]}
-    assert names == {"from", "to", "group_by", "instance_id"}
+    assert names == {"from", "to", "group_by", "instance_id", "project", "branch", "user"}
     assert {"200", "401", "403", "422"} <= set(operation["responses"])
     assert "403" in document["paths"]["/v1/events/batch"]["post"]["responses"]
     assert "UsageReport" in document["components"]["schemas"]

@@ -55,7 +55,15 @@ def test_the_document_lists_the_v1_operations_in_order(shared_server: Served) ->
         if secured:
             assert document["paths"][path][method]["security"] == [{"HTTPBearer": []}]
     usage = document["paths"]["/v1/usage"]["get"]["parameters"]
-    assert [parameter["name"] for parameter in usage] == ["from", "to", "group_by", "instance_id"]
+    assert [parameter["name"] for parameter in usage] == [
+        "from",
+        "to",
+        "group_by",
+        "instance_id",
+        "project",
+        "branch",
+        "user",
+    ]
     assert all(parameter["description"] for parameter in usage)
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from _api_helpers import Served, serve
+from _api_helpers import Served, make_event, serve
 from _browser_helpers import PHONE, chromium, other_site, require_chromium, screenshot, wait_for
 from _dashboard_helpers import seed
 
@@ -55,9 +55,14 @@ def _sign_in(driver: Any, site: Served, key: str) -> None:
     field.send_keys(key + Keys.ENTER)
 
 
-def _api_totals(site: Served, days: int) -> dict[str, Any]:
+def _api_totals(site: Served, days: int, project: str | None = None) -> dict[str, Any]:
     today = datetime.now(UTC).date()
-    params = {"from": today - timedelta(days=days - 1), "to": today + timedelta(days=1)}
+    params: dict[str, Any] = {
+        "from": today - timedelta(days=days - 1),
+        "to": today + timedelta(days=1),
+    }
+    if project:
+        params["project"] = project
     response = site.client().get("/v1/usage", params=params)
     assert response.status_code == 200
     totals: dict[str, Any] = response.json()["totals"]
@@ -187,3 +192,58 @@ def test_every_file_comes_from_the_server_itself(driver: Any, site: Served) -> N
     )
     assert loaded, "no stylesheet loaded"
     assert all(url.startswith(site.url) for url in loaded), loaded
+
+
+def _projects_charted(driver: Any) -> set[str]:
+    """The first cell of each row of the spend-by-project chart's table of numbers."""
+    rows = driver.find_elements(_by("CSS_SELECTOR"), "#chart-project-table tbody tr")
+    first = [row.find_elements(_by("CSS_SELECTOR"), "th, td")[0] for row in rows]
+    return {str(cell.get_attribute("textContent")).strip() for cell in first}
+
+
+def test_a_picked_project_shows_that_projects_numbers_on_every_page(
+    driver: Any, site: Served
+) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    # A 1.1 client's events of two projects, beside the simulated 1.0 ones.
+    now = datetime.now(UTC)
+    events = [
+        make_event(
+            site.instance_id,
+            schema_version="1.1",
+            project=("acme/web", "acme/billing")[n % 2],
+            timestamp=(now - timedelta(hours=n + 1)).isoformat().replace("+00:00", "Z"),
+            actual_cost_usd_micros=1_000_000 * (n + 1),
+        )
+        for n in range(6)
+    ]
+    assert site.client().post("/v1/events/batch", json={"events": events}).status_code == 200
+    _sign_in(driver, site, site.key)
+    wait_for(driver, lambda d: d.find_elements(_by("ID"), "chart-project"), "the overview")
+    everyone = _api_totals(site, 30)
+    _assert_totals_shown(driver, everyone)
+    assert _projects_charted(driver) >= {
+        "acme/web",
+        "acme/billing",
+        "(no project)",
+    }
+
+    Select(driver.find_element(_by("ID"), "project")).select_by_value("acme/web")
+    driver.find_element(_by("CSS_SELECTOR"), "form.range button").click()
+    wait_for(driver, lambda d: d.find_elements(_by("ID"), "current-project"), "the project's page")
+    web = _api_totals(site, 30, "acme/web")
+    assert web["tasks"] == 3
+    assert web["cost_usd_micros"] == 1_000_000 * (1 + 3 + 5)
+    _assert_totals_shown(driver, web)
+    assert driver.find_element(_by("ID"), "total-tasks").text != format_count(everyone["tasks"])
+    assert _projects_charted(driver) == {"acme/web"}
+
+    # The filter follows the navigation: to the explorer and back.
+    driver.find_element(_by("ID"), "nav-explorer").click()
+    wait_for(driver, lambda d: d.find_elements(_by("ID"), "task_type"), "the explorer")
+    assert "project=acme%2Fweb" in driver.current_url
+    driver.find_element(_by("ID"), "nav-overview").click()
+    wait_for(driver, lambda d: d.find_elements(_by("ID"), "current-project"), "the overview")
+    _assert_totals_shown(driver, web)
+    assert driver.find_element(_by("CSS_SELECTOR"), "#project option:checked").text == "acme/web"

@@ -375,3 +375,18 @@ def test_behind_a_tls_proxy_the_cookie_is_secure_and_the_https_origin_ours(
     headers = {"Origin": f"https://{host}", "Sec-Fetch-Site": "same-origin"}
     response = client.post(SIGN_IN, data={"csrf": token, "key": sqlite_server.key}, headers=headers)
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("asked", "message"),
+    [("p" * 201, "at most 200 characters"), ("a\x01b", "no control characters")],
+)
+def test_a_project_filter_that_cannot_be_one_is_told_and_every_project_shown(
+    client: httpx.Client, sqlite_server: Served, asked: str, message: str
+) -> None:
+    assert sign_in(client, sqlite_server.key).status_code == 303
+    for path in ("/dashboard", "/dashboard/explorer"):
+        page = client.get(path, params={"project": asked})
+        assert page.status_code in (200, 422)
+        assert message in page.text
+        assert 'href="/dashboard/explorer"' in page.text  # nothing carried

@@ -45,7 +45,9 @@ def _json_report(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, ob
     return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("by", ["day", "week", "month", "model", "task_type", "harness"])
+@pytest.mark.parametrize(
+    "by", ["day", "week", "month", "model", "task_type", "harness", "project", "branch", "user"]
+)
 def test_report_from_the_database_sums_what_plain_arithmetic_sums(
     loaded_url: str, capsys: pytest.CaptureFixture[str], by: str
 ) -> None:
@@ -74,6 +76,18 @@ def test_report_table_shows_each_group_and_the_totals(
     total_line = next(line for line in out.splitlines() if line.startswith("│ Total "))
     assert f"${total_cost:,.2f}" in total_line
     assert f"{len(EVENTS):,}" in total_line
+
+
+def test_report_by_project_shows_events_without_one_as_none(
+    loaded_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--database", loaded_url, "--by", "project", *_RANGE]) == 0
+    out = capsys.readouterr().out
+    assert "Usage by project" in out
+    rows = [line for line in out.splitlines() if line.startswith("│ ")]
+    assert rows[0].startswith("│ (none) ")  # events without a project first
+    for project in {event.project for event in EVENTS} - {None}:
+        assert f"│ {project} " in out
 
 
 def test_report_of_one_instance_from_the_database(

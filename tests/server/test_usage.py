@@ -57,6 +57,15 @@ _BLOCK_EDGES = [
 ]
 _block_instants = st.one_of(st.sampled_from(_BLOCK_EDGES), _instants)
 _group_bys = st.lists(st.sampled_from(GROUP_BY), unique=True, max_size=3)
+# Attribution filters: values the events hold (see `generated_events`) and one none holds.
+_filters = st.fixed_dictionaries(
+    {},
+    optional={
+        "project": st.sampled_from(["acme/billing", "widgets", "nobody/none"]),
+        "branch": st.sampled_from(["main", "fix/ünïcode-paths"]),
+        "user": st.sampled_from(["dana", "lee@example.com"]),
+    },
+)
 _instance_ids = st.sampled_from([None, INSTANCE, OTHER_INSTANCE, uuid.uuid4()])
 
 
@@ -103,6 +112,8 @@ def _same_sums(actual: UsageTotals, sums: dict[str, int]) -> None:
     for name in ("tasks", "input_tokens", "output_tokens", "cost_usd_micros", "duration_ms"):
         assert getattr(actual, name) == sums.get(name, 0), name
     assert actual.successes == sums.get("successes", 0)
+    for name in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+        assert getattr(actual, name) == sums.get(name, 0), name
     rates = {"success_rate": "successes", "gate_pass_rate": "gate_passes"}
     for rate, count in rates.items():
         assert getattr(actual, rate) == (round(sums[count] / tasks, 4) if tasks else 0.0)
@@ -113,7 +124,8 @@ def _check(report: UsageReport, events: list[TaskCompletionEvent], **query: obje
     got = {tuple(group.key[name] for name in report.group_by): group for group in report.groups}
     assert set(got) == set(groups)
     keys = [tuple(group.key.values()) for group in report.groups]
-    assert keys == sorted(keys)  # ascending by key values in group_by order
+    # Ascending by key values in group_by order, null (a missing attribution) first.
+    assert keys == sorted(keys, key=lambda key: [(v is not None, v or "") for v in key])
     for key, sums in groups.items():
         _same_sums(got[key], sums)
     _same_sums(report.totals, totals)
@@ -122,15 +134,28 @@ def _check(report: UsageReport, events: list[TaskCompletionEvent], **query: obje
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(start=_instants, end=_instants, group_by=_group_bys, instance_id=_instance_ids)
-def test_usage_sums_equal_plain_arithmetic_for_every_group_by_and_range_edge(
+@given(
+    start=_instants,
+    end=_instants,
+    group_by=_group_bys,
+    instance_id=_instance_ids,
+    filters=_filters,
+)
+def test_usage_sums_equal_plain_arithmetic_for_every_group_by_filter_and_range_edge(
     loaded: Storage,
     start: datetime,
     end: datetime,
     group_by: list[str],
     instance_id: uuid.UUID | None,
+    filters: dict[str, str],
 ) -> None:
-    query = {"instance_id": instance_id, "start": start, "end": end, "group_by": group_by}
+    query = {
+        "instance_id": instance_id,
+        "start": start,
+        "end": end,
+        "group_by": group_by,
+        "filters": filters,
+    }
     report = query_usage(loaded, **query)  # type: ignore[arg-type]
     _check(report, EVENTS, **query)
 
@@ -176,9 +201,56 @@ def test_query_usage_refuses_an_unknown_or_repeated_dimension(loaded: Storage) -
         check_group_by(["day", "model", "harness", "outcome"])
     with pytest.raises(ValueError, match="distinct names"):
         loaded.sum_usage(instance_id=None, start=FIRST, end=LAST, dimensions=["week"])
+    with pytest.raises(ValueError, match="usage filters are project, branch, user"):
+        query_usage(
+            loaded,
+            instance_id=None,
+            start=FIRST,
+            end=LAST,
+            group_by=[],
+            filters={"model": "gpt-5"},
+        )
+    with pytest.raises(ValueError, match="usage filters must be names"):
+        loaded.sum_usage(
+            instance_id=None, start=FIRST, end=LAST, dimensions=[], filters={"day": "x"}
+        )
+
+
+def test_more_than_three_dimensions_with_filters_are_summed_from_the_events(
+    loaded: Storage,
+) -> None:
+    # No cuboid holds three group_by dimensions and a fourth filtered on: the whole range is
+    # read from the events, and still equals plain arithmetic (whole days and edges alike).
+    start, end = FIRST + timedelta(hours=5), LAST - timedelta(hours=7)
+    for group_by, filters in (
+        (["model", "branch", "user"], {"project": "acme/billing"}),
+        (["task_type", "complexity", "harness"], {"project": "widgets", "user": "dana"}),
+        (["project", "branch", "outcome"], {"user": "lee@example.com"}),
+    ):
+        query = {
+            "instance_id": None,
+            "start": start,
+            "end": end,
+            "group_by": group_by,
+            "filters": filters,
+        }
+        report = query_usage(loaded, **query)  # type: ignore[arg-type]
+        assert report.totals.tasks > 0
+        _check(report, EVENTS, **query)
     four = ["task_type", "complexity", "harness", "model"]
-    with pytest.raises(ValueError, match="at most 3 categorical"):
-        loaded.sum_usage(instance_id=None, start=FIRST, end=LAST, dimensions=four)
+    rows = loaded.sum_usage(instance_id=None, start=FIRST, end=LAST, dimensions=four)
+    assert sum(row.tasks for row in rows) == sum(FIRST <= e.timestamp < LAST for e in EVENTS)
+
+
+def test_events_without_an_attribution_group_under_null_first(loaded: Storage) -> None:
+    report = query_usage(
+        loaded, instance_id=None, start=FIRST, end=LAST, group_by=["project", "user"]
+    )
+    first = report.groups[0]
+    assert first.key == {"project": None, "user": None}
+    legacy = [e for e in EVENTS if e.project is None and e.user is None and e.timestamp < LAST]
+    assert first.tasks == len(legacy)
+    assert report.model_dump(mode="json")["groups"][0]["key"] == {"project": None, "user": None}
 
 
 @settings(

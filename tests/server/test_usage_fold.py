@@ -300,8 +300,11 @@ _ROWS = st.lists(
         st.sampled_from(["i-1", "i-2"]),
         *(st.sampled_from(["a", "b"]) for _ in range(5)),
         st.sampled_from(["success", "failure"]),
+        # project, branch, user: "" is how the fold is given an event without one.
+        *(st.sampled_from(["", "p"]) for _ in range(3)),
         *(st.integers(0, 2**58) for _ in range(4)),
         st.integers(0, 1),
+        *(st.integers(0, 2**58) for _ in range(3)),  # cache read and write, reasoning
     ),
     min_size=1,
     max_size=40,
@@ -318,12 +321,12 @@ def test_fold_rows_equal_a_plain_recount_even_past_what_floats_hold(
 
     daily: dict[tuple[Any, ...], list[int]] = {}
     for row in rows:
-        values = dict(zip(CATEGORICAL, row[2:8], strict=True))
-        sums = (1, *row[8:12], int(row[7] == "success"), row[12])
+        values = dict(zip(CATEGORICAL, row[2:11], strict=True))
+        sums = (1, *row[11:15], int(row[7] == "success"), row[15], *row[16:19])
         for owner in (row[1], "*"):
             for cuboid in CUBOIDS:
                 padded = [*(values[name] for name in cuboid), "", "", ""][:3]
-                total = daily.setdefault((",".join(cuboid), row[0], owner, *padded), [0] * 7)
+                total = daily.setdefault((",".join(cuboid), row[0], owner, *padded), [0] * 10)
                 for index, value in enumerate(sums):
                     total[index] += value
     folded = fold_rows(rows)

@@ -87,7 +87,8 @@ def test_a_database_at_schema_5_upgrades_and_answers_as_a_recount(database_url: 
         storage.migrate(target=6)  # the new rollups, backfilled from the stored events
         assert storage.schema_version() == 6
         storage.migrate()
-        assert storage.fold_pending_usage() == 0  # the backfill left nothing to fold
+        # Migration 12 emptied the rollups: every event is refolded, and read meanwhile.
+        assert storage.fold_pending_usage() == 400
         for group_by in (["model", "task_type", "harness"], ["day", "instance_id", "outcome"]):
             report = query_usage(
                 storage, instance_id=None, start=FIRST, end=LAST, group_by=group_by
@@ -145,8 +146,10 @@ def test_a_database_at_schema_7_folds_its_pending_events_when_it_moves_to_the_cu
         insert_raw(database_url, events)
         execute(database_url, "INSERT INTO usage_pending (id) SELECT id FROM events")
         execute(database_url, "INSERT INTO usage_pending (id) VALUES (?)", (10**9,))
+        storage.migrate(target=11)
+        assert storage.fold_pending_usage() == 0  # the migration to 9 folded them all
         storage.migrate()
-        assert storage.fold_pending_usage() == 0  # the migration folded them all
+        assert storage.fold_pending_usage() == 700  # and 12 refolds them with attribution
         assert storage.insert_events(generated_events(200, seed=12)) == 200
         report = query_usage(storage, instance_id=None, start=FIRST, end=LAST, group_by=[])
         assert report.totals.tasks > 0
@@ -288,4 +291,51 @@ def test_an_event_committed_after_a_fold_passed_its_id_is_counted_then_folded_on
     finally:
         storage.close()
     for name, (stored, recount) in rollups_and_recount(postgres_url).items():
+        assert stored == recount, name
+
+
+def test_events_stored_at_schema_11_are_summed_by_attribution_after_migrating_to_12(
+    database_url: str,
+) -> None:
+    # 1.0 and 1.1 events stored by a server at schema 11: its rollups hold them without
+    # attribution or cache sums. Migration 12 empties them and moves the cursor back, so the
+    # answers are exact at once (from the events) and after the background refold.
+    events = generated_events(600, seed=21)
+    storage = open_storage(database_url)
+    try:
+        storage.migrate(target=8)
+        insert_raw(database_url, events, schema_1_1=True)
+        execute(database_url, "INSERT INTO usage_pending (id) SELECT id FROM events")
+        storage.migrate(target=11)  # 9 folds the pending events into the old rollups
+        assert storage.schema_version() == 11
+
+        def answers_exactly() -> None:
+            for group_by, filters in (
+                (["project"], {}),
+                (["project", "branch", "user"], {}),
+                (["day", "model"], {"project": "acme/billing"}),
+                (["branch"], {"project": "acme/web", "user": "dana"}),
+            ):
+                query = {"instance_id": None, "start": FIRST, "end": LAST, "group_by": group_by}
+                report = query_usage(storage, **query, filters=filters)  # type: ignore[arg-type]
+                groups, totals = expected_usage(events, **query, filters=filters)  # type: ignore[arg-type]
+                got = {
+                    tuple(group.key.values()): group.model_dump(exclude={"key"})
+                    for group in report.groups
+                }
+                assert set(got) == set(groups)
+                for key, sums in groups.items():
+                    for name, value in sums.items():
+                        if name != "gate_passes":
+                            assert got[key][name] == value, (key, name)
+                assert report.totals.cache_read_tokens == totals["cache_read_tokens"]
+                assert report.totals.reasoning_tokens == totals["reasoning_tokens"]
+
+        storage.migrate()
+        answers_exactly()  # every event read from the events table
+        assert storage.fold_pending_usage() == 600
+        answers_exactly()  # every event read from the refolded rollups
+    finally:
+        storage.close()
+    for name, (stored, recount) in rollups_and_recount(database_url).items():
         assert stored == recount, name

@@ -1,9 +1,8 @@
 """What a budget has spent, and its status: the one place the figure is computed.
 
-A scope of one instance or of all goes through the usage code path (`usage.query_usage`), so
-`spent` equals `GET /v1/usage` for that scope and range by construction. A scope narrowed to a
-project sums the events' costs with one exact query (`project_spend`) until the usage API's
-`project=` filter can take it over: switching is a change to `budget_spend` alone.
+Every scope goes through the usage code path (`usage.query_usage`), a project's with the usage
+API's `project=` filter, so `spent` equals `GET /v1/usage` for that scope and range by
+construction.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from datetime import datetime, timedelta
 from mosaicstack_telemetry_server.budgets.model import Budget
 from mosaicstack_telemetry_server.budgets.periods import Period, forecast, period_bounds
 from mosaicstack_telemetry_server.storage import Storage
-from mosaicstack_telemetry_server.storage._budgets import BudgetRecord, budgets_of
+from mosaicstack_telemetry_server.storage._budgets import BudgetRecord
 from mosaicstack_telemetry_server.usage import query_usage
 
 __all__ = ["budget_spend", "budget_status", "daily_spend"]
@@ -21,11 +20,15 @@ __all__ = ["budget_spend", "budget_status", "daily_spend"]
 
 def budget_spend(storage: Storage, budget: BudgetRecord, start: datetime, end: datetime) -> int:
     """Exact microdollars spent in the budget's scope over `[start, end)`."""
-    if budget.project is not None:
-        return budgets_of(storage).project_spend(
-            instance_id=budget.instance_id, project=budget.project, start=start, end=end
-        )
-    report = query_usage(storage, instance_id=budget.instance_id, start=start, end=end, group_by=())
+    filters = {} if budget.project is None else {"project": budget.project}
+    report = query_usage(
+        storage,
+        instance_id=budget.instance_id,
+        start=start,
+        end=end,
+        group_by=(),
+        filters=filters,
+    )
     return report.totals.cost_usd_micros
 
 

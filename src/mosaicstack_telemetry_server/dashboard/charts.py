@@ -228,17 +228,24 @@ class BarChart:
         self.height = max(1, len(self.bars)) * self.row_height + 8
 
 
+def _label(value: Any, noun: str) -> str:
+    """A group's value as shown: events without the attribution are "(no project)"."""
+    return f"(no {noun})" if value is None else str(value)
+
+
 def spend_by_chart(report: Mapping[str, Any], dimension: str, noun: str) -> BarChart:
-    """Spend and task count per value of one dimension (task type, harness), most spent first."""
+    """Spend and task count per value of one dimension (task type, harness, project), most
+    spent first."""
     groups = sorted(
-        _groups(report), key=lambda g: (-int(g["cost_usd_micros"]), str(g["key"][dimension]))
+        _groups(report),
+        key=lambda g: (-int(g["cost_usd_micros"]), _label(g["key"][dimension], noun)),
     )
     top = max((int(g["cost_usd_micros"]) for g in groups), default=0) or 1
     plot = PLOT_WIDTH
     bars = [
         Bar(
             4 + n * ROW_HEIGHT,
-            str(g["key"][dimension]),
+            _label(g["key"][dimension], noun),
             plot * int(g["cost_usd_micros"]) / top,
             f"{format_usd(int(g['cost_usd_micros']))} · {format_count(int(g['tasks']))} tasks",
         )
@@ -249,7 +256,7 @@ def spend_by_chart(report: Mapping[str, Any], dimension: str, noun: str) -> BarC
     )
     rows = [
         [
-            str(g["key"][dimension]),
+            _label(g["key"][dimension], noun),
             format_usd(int(g["cost_usd_micros"])),
             format_count(int(g["tasks"])),
         ]

@@ -1,7 +1,9 @@
 """What the dashboard reads: usage sums from the daily rollups (never a scan), in the JSON
 shape of `GET /v1/usage`, so a chart shows what the API answers for the same selection.
 
-An overview page needs four breakdowns (by model, by day and model, by task type, by harness).
+An overview page needs five breakdowns (by model, by day and model, by task type, by harness,
+by project), all of one project when the page's project filter picks one (`project=`, as
+`GET /v1/usage` takes it; every page carries it in its links).
 Those by model are folded from those by day and model (sums are exact integers, so a fold
 equals the API's own answer); the others are one `Storage.sum_usage` call each. (One call over
 all dimensions at once returns about as many rows as the rollups hold, and is slower than the
@@ -16,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry_server.storage.base import ApiKeyRecord, Storage, UsageRow
-from mosaicstack_telemetry_server.usage import query_token_percentiles
+from mosaicstack_telemetry_server.usage import MAX_FILTER_LENGTH, query_token_percentiles
 
 __all__ = [
     "BREAKDOWNS",
@@ -24,6 +26,8 @@ __all__ = [
     "fold",
     "instances",
     "models",
+    "project_filter",
+    "projects",
     "scope",
     "token_percentiles",
 ]
@@ -34,12 +38,14 @@ BREAKDOWNS: tuple[tuple[str, ...], ...] = (
     ("day", "model"),
     ("task_type",),
     ("harness",),
+    ("project",),
 )
 # Each query, and the breakdowns folded from it.
 _QUERIES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
     (("day", "model"), (("day", "model"), ("model",))),
     (("task_type",), (("task_type",),)),
     (("harness",), (("harness",),)),
+    (("project",), (("project",),)),
 )
 # The contract's rates "may be rounded to 4 decimals": the API does, so the pages do.
 _RATE_DIGITS = 4
@@ -66,7 +72,7 @@ def fold(
     `dimensions` (which must include every name of `group_by`)."""
     empty = dict.fromkeys((*_SUMS, "successes", "gate_passes"), 0)
     positions = [list(dimensions).index(name) for name in group_by]
-    groups: dict[tuple[str, ...], dict[str, int]] = {}
+    groups: dict[tuple[str | None, ...], dict[str, int]] = {}
     totals = dict(empty)
     for row in rows:
         key = tuple(row.key[n] for n in positions)
@@ -79,31 +85,80 @@ def fold(
         "group_by": list(group_by),
         "groups": [
             {"key": dict(zip(group_by, key, strict=True)), **_fields(groups[key])}
-            for key in sorted(groups)
+            for key in sorted(groups, key=_null_first)
             if groups[key]["tasks"] > 0
         ],
         "totals": _fields(totals),
     }
 
 
+def _null_first(key: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]:
+    """Groups in the API's order: by each value, None (no attribution) first."""
+    return tuple((value is not None, value or "") for value in key)
+
+
+def _filters(project: str | None) -> dict[str, str]:
+    return {"project": project} if project else {}
+
+
 def breakdowns(
-    storage: Storage, instance_id: UUID | None, start: datetime, end: datetime
+    storage: Storage,
+    instance_id: UUID | None,
+    start: datetime,
+    end: datetime,
+    project: str | None = None,
 ) -> dict[tuple[str, ...], dict[str, Any]]:
-    """Every breakdown of `BREAKDOWNS`."""
+    """Every breakdown of `BREAKDOWNS`, of one project's events when `project` is given."""
     reports: dict[tuple[str, ...], dict[str, Any]] = {}
     for dimensions, folds in _QUERIES:
         rows = storage.sum_usage(
-            instance_id=instance_id, start=start, end=end, dimensions=list(dimensions)
+            instance_id=instance_id,
+            start=start,
+            end=end,
+            dimensions=list(dimensions),
+            filters=_filters(project),
         )
         for group_by in folds:
             reports[group_by] = fold(rows, dimensions, group_by)
     return reports
 
 
-def models(storage: Storage, instance_id: UUID | None, start: datetime, end: datetime) -> list[str]:
-    """The models with tasks in the range, by name."""
-    rows = storage.sum_usage(instance_id=instance_id, start=start, end=end, dimensions=["model"])
-    return sorted({row.key[0] for row in rows if row.tasks > 0})
+def models(
+    storage: Storage,
+    instance_id: UUID | None,
+    start: datetime,
+    end: datetime,
+    project: str | None = None,
+) -> list[str]:
+    """The models with tasks in the range (of one project when given), by name."""
+    rows = storage.sum_usage(
+        instance_id=instance_id,
+        start=start,
+        end=end,
+        dimensions=["model"],
+        filters=_filters(project),
+    )
+    return sorted({str(row.key[0]) for row in rows if row.tasks > 0})
+
+
+def projects(
+    storage: Storage, instance_id: UUID | None, start: datetime, end: datetime
+) -> list[str]:
+    """For the project filter: the projects with tasks in the range, by name."""
+    rows = storage.sum_usage(instance_id=instance_id, start=start, end=end, dimensions=["project"])
+    return sorted({row.key[0] for row in rows if row.tasks > 0 and row.key[0] is not None})
+
+
+def project_filter(asked: str | None) -> tuple[str | None, str | None]:
+    """The project a page shows (None: every project), and an error when the one asked for
+    cannot be one (the rule of `GET /v1/usage`'s `project=`)."""
+    if not asked:
+        return None, None
+    if len(asked) > MAX_FILTER_LENGTH:
+        return None, f"a project is at most {MAX_FILTER_LENGTH} characters"
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in asked):
+        return None, "a project holds no control characters"
+    return asked, None
 
 
 def token_percentiles(

@@ -39,10 +39,14 @@ def _query(params: dict[str, str]) -> tuple[PredictionQuery | None, list[str]]:
         return None, [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors]
 
 
-def _answer(runtime: Runtime, key: ApiKeyRecord, query: PredictionQuery | None) -> dict[str, Any]:
+def _answer(
+    runtime: Runtime, key: ApiKeyRecord, query: PredictionQuery | None, project: str | None
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     instance, _ = data.scope(key, None)
-    models = data.models(runtime.storage, instance, now - timedelta(days=_MODEL_DAYS), now)
+    since = now - timedelta(days=_MODEL_DAYS)
+    # The project filter narrows the models offered; predictions are over every project.
+    models = data.models(runtime.storage, instance, since, now, project)
     if query is None:
         return {"models": models, "result": None, "raw": None}
     result: PredictionResponse = runtime.predictions.predict_batch([query])[0]
@@ -54,15 +58,17 @@ async def page(request: Request, key: ApiKeyRecord, csrf: str) -> Response:
     """The explorer form, and the prediction when it was submitted."""
     params = {name: request.query_params.get(name, "").strip() for name in FIELDS}
     query, errors = _query(params)
+    project, project_error = data.project_filter(request.query_params.get("project"))
     runtime: Runtime = request.app.state.runtime
-    context = await run_in_threadpool(_answer, runtime, key, query)
+    context = await run_in_threadpool(_answer, runtime, key, query, project)
     return render(
         "explorer.html",
         status_code=422 if errors else 200,
         key=key,
         csrf=csrf,
         params=params,
-        errors=errors,
+        project=project,
+        errors=[*errors, *([project_error] if project_error else [])],
         task_types=[item.value for item in TaskType],
         providers=[item.value for item in Provider],
         complexities=[item.value for item in Complexity],

@@ -1,5 +1,6 @@
-"""The overview page: totals, spend over time by model, spend by task type and by harness,
-token ranges per model, success and gate-pass rates, for one date range and scope."""
+"""The overview page: totals, spend over time by model, spend by task type, by harness and by
+project, token ranges per model, success and gate-pass rates, for one date range and scope,
+and one project when the project filter picks one."""
 
 from __future__ import annotations
 
@@ -38,10 +39,10 @@ def tiles(totals: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _charts(
-    storage: Storage, instance: UUID | None, span: DateRange, admin: bool
+    storage: Storage, instance: UUID | None, span: DateRange, admin: bool, project: str | None
 ) -> dict[str, Any]:
     """Every query of the page (one usage sum, the token percentiles), in one worker thread."""
-    reports = data.breakdowns(storage, instance, span.start, span.end)
+    reports = data.breakdowns(storage, instance, span.start, span.end, project)
     by_model = reports[("model",)]
     percentiles = data.token_percentiles(storage, instance, span.start, span.end)
     return {
@@ -49,15 +50,21 @@ def _charts(
         "spend_over_time": charts.spend_over_time_chart(reports[("day", "model")], span.days),
         "by_task_type": charts.spend_by_chart(reports[("task_type",)], "task_type", "task type"),
         "by_harness": charts.spend_by_chart(reports[("harness",)], "harness", "harness"),
+        "by_project": charts.spend_by_chart(reports[("project",)], "project", "project"),
+        "projects": data.projects(storage, instance, span.start, span.end),
         "tokens": charts.token_range_chart(percentiles),
         "rates": charts.rates_chart(by_model),
         "instances": data.instances(storage) if admin else [],
     }
 
 
-def range_links(span: DateRange, today: datetime, instance: UUID | None) -> list[dict[str, Any]]:
-    """The one-click presets, each a link that keeps the instance filter."""
+def range_links(
+    span: DateRange, today: datetime, instance: UUID | None, project: str | None = None
+) -> list[dict[str, Any]]:
+    """The one-click presets, each a link that keeps the instance and project filters."""
     extra = {"instance": str(instance)} if instance else {}
+    if project:
+        extra["project"] = project
     current = span.preset(today.date())
     return [
         {"days": days, "href": "?" + urlencode({"days": days, **extra}), "current": days == current}
@@ -73,14 +80,16 @@ async def page(request: Request, key: ApiKeyRecord, csrf: str) -> Response:
     instance, scope_error = data.scope(key, params.get("instance"))
     storage = request.app.state.runtime.storage
     admin = key.instance_id is None
-    context = await run_in_threadpool(_charts, storage, instance, span, admin)
+    project, project_error = data.project_filter(params.get("project"))
+    context = await run_in_threadpool(_charts, storage, instance, span, admin, project)
     return render(
         "overview.html",
         key=key,
         csrf=csrf,
         span=span,
-        presets=range_links(span, now, None if key.instance_id else instance),
+        presets=range_links(span, now, None if key.instance_id else instance, project),
         instance=instance,
-        errors=[error for error in (span.error, scope_error) if error],
+        project=project,
+        errors=[error for error in (span.error, scope_error, project_error) if error],
         **context,
     )

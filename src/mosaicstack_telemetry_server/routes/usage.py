@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from mosaicstack_telemetry_server.openapi import (
+    USAGE_ATTRIBUTION_FILTER,
     USAGE_FROM,
     USAGE_GROUP_BY,
     USAGE_INSTANCE_ID,
@@ -45,6 +46,15 @@ async def get_usage(
     _instance_id: Annotated[
         str | None, Query(alias="instance_id", description=USAGE_INSTANCE_ID)
     ] = None,
+    _project: Annotated[
+        str | None, Query(alias="project", description=USAGE_ATTRIBUTION_FILTER.format("project"))
+    ] = None,
+    _branch: Annotated[
+        str | None, Query(alias="branch", description=USAGE_ATTRIBUTION_FILTER.format("branch"))
+    ] = None,
+    _user: Annotated[
+        str | None, Query(alias="user", description=USAGE_ATTRIBUTION_FILTER.format("user"))
+    ] = None,
 ) -> JSONResponse:
     """Sums of tokens, cost, duration and outcomes over `from <= timestamp < to`."""
     runtime = runtime_of(request)
@@ -57,6 +67,7 @@ async def get_usage(
             start=query.start,
             end=query.end,
             group_by=query.group_by,
+            filters=query.filters,
         )
 
     response = await run_in_threadpool(report)

@@ -147,21 +147,6 @@ class BudgetQueries:
         count, _ = self._run("DELETE FROM budgets WHERE name = ?", name)
         return count > 0
 
-    def project_spend(
-        self, *, instance_id: UUID | None, project: str, start: datetime, end: datetime
-    ) -> int:
-        """Exact sum of `actual_cost_usd_micros` of one project's events in `[start, end)`."""
-        text = (
-            "SELECT COALESCE(SUM(actual_cost_usd_micros), 0) FROM events "
-            "WHERE project = ? AND timestamp >= ? AND timestamp < ?"
-        )
-        params: list[Any] = [project, start, end]
-        if instance_id is not None:
-            text += " AND instance_id = ?"
-            params.append(instance_id)
-        _, rows = self._run(text, *params)
-        return int(rows[0][0])
-
     def claim_alert(self, alert: NewAlert) -> bool:
         """Store an alert unless one with its key exists; True for the one caller that won."""
         state = "pending" if alert.webhook_url else "no_webhook"

@@ -95,6 +95,11 @@ USAGE_ROLLUPS_VERSION = 6
 # The migration that replaces the list of pending events by the fold's cursor: the storage folds
 # the events still listed right before it.
 USAGE_CURSOR_VERSION = 9
+# The migration that adds attribution to the rollups: it empties them and moves the cursor back
+# to the first event, so the background fold refolds every event. When a migration runs through
+# it, the folds of USAGE_ROLLUPS_VERSION and USAGE_CURSOR_VERSION are skipped (their work would
+# be thrown away); when it stops before, they fold as those schemas knew (`legacy_daily`).
+USAGE_ATTRIBUTION_VERSION = 12
 
 # Most events one insert_events call takes: one transaction must stay a bounded amount of work.
 MAX_EVENTS_PER_INSERT = 100_000

@@ -5,7 +5,7 @@ the chunk's rows in SQLite): about 450 µs per event on SQLite and more on Postg
 than storing the event costs. Here each column's values are numbered once (a dict), and a
 cuboid's groups are its parent's groups combined with one more column (`np.unique` of
 integer keys): a few µs per event for all of them, whatever the number of cuboids, whose
-count (42 today, 130 with issue 18's dimensions) multiplies only these vector steps. The
+count (130 since issue 18's attribution; 42 before) multiplies only these vector steps. The
 backends then upsert the rows with `count = count + excluded.count` (`_rollups.py`).
 
 Sums stay exact: each column is summed as float64 only while no sum can reach 2**53 (token
@@ -34,7 +34,8 @@ from mosaicstack_telemetry_server.token_sketch import bucket_of
 __all__ = ["FOLD_COLUMNS", "FoldRows", "fold_rows"]
 
 # What `fold_rows` takes of each event, in this order (the day as "YYYY-MM-DD" text, the
-# instance as text): the backends select these columns.
+# instance as text, "" for a missing attribution and 0 for a missing count, as the rollups
+# keep them): the backends select these columns.
 FOLD_COLUMNS = (
     "day",
     "instance_id",
@@ -44,6 +45,9 @@ FOLD_COLUMNS = (
     "actual_cost_usd_micros",
     "task_duration_ms",
     "quality_gate_passed",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
 _FIRST_NUMBER = 2 + len(CATEGORICAL)
 _EXACT_FLOAT = 2**53
@@ -115,7 +119,7 @@ def fold_rows(events: Sequence[Sequence[Any]]) -> FoldRows:
     success = (outcome[1] == "success")[outcome[0]]
     raw = [np.asarray(column, dtype=np.int64) for column in columns[_FIRST_NUMBER:]]
     numbers = np.stack(
-        [np.ones(len(events), np.int64), *raw[:4], success.astype(np.int64), raw[4]], axis=1
+        [np.ones(len(events), np.int64), *raw[:4], success.astype(np.int64), *raw[4:]], axis=1
     )
     exact = bool(np.abs(numbers).sum(axis=0).max() < _EXACT_FLOAT)
     (day, days), (instance, instances) = numbered[0], numbered[1]

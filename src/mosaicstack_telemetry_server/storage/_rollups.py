@@ -23,10 +23,13 @@ them while ingestion stays one insert per batch.
 
 Two tables, keyed by UTC day and owner: an instance, or `ALL` for the sum of every instance,
 so that an admin's answer reads as few rows as an instance's.
-- `usage_daily`: cuboids, the sums by every set of at most three of `CATEGORICAL` (42 of them:
-  the sums by nothing, `dims` = "", 6 single dimensions, 15 pairs and 20 triples), the values
-  in `v1`..`v3` in `CATEGORICAL`'s order ("" where unused). Any `GET /v1/usage` question reads
-  one cuboid: `instance_id` with two categorical dimensions reads the instances' pair rows.
+- `usage_daily`: cuboids, the sums by every set of at most three of `CATEGORICAL` (130 of
+  them since migration 0011 added project, branch and user: the sums by nothing, `dims` = "",
+  9 single dimensions, 36 pairs and 84 triples; 42 before), the values in `v1`..`v3` in
+  `CATEGORICAL`'s order ("" where unused, and "" for an event without that attribution).
+  Any `GET /v1/usage` question reads one cuboid: `instance_id` with two categorical
+  dimensions reads the instances' pair rows; a filter (`project=`) is one more dimension of
+  the cuboid, its value bound on its slot.
 - `usage_token_buckets`: per model and kind (input or output tokens), how many events fell in
   each logarithmic bucket (`token_sketch.py`), added to by `count = count + excluded.count`.
 - `usage_token_blocks`: the same counts summed over aligned blocks of `BLOCK_DAYS` days (a
@@ -46,6 +49,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
+from typing import Any
 
 __all__ = [
     "ALL",
@@ -53,17 +57,37 @@ __all__ = [
     "CATEGORICAL",
     "CUBOIDS",
     "FOLD_LIMIT",
+    "LEGACY_CATEGORICAL",
+    "LEGACY_SUMS",
     "MAX_CATEGORICAL",
+    "NULLABLE",
     "SUM_NAMES",
     "block_start",
     "check_fold_limit",
     "cuboid_for",
+    "legacy_daily",
     "upsert_statements",
 ]
 
 # The instance_id of rows that sum every instance.
 ALL = "*"
-CATEGORICAL = ("task_type", "complexity", "harness", "model", "provider", "outcome")
+# The last three are schema 1.1's attribution (migration 0011), by column name (`user` is
+# `user_name`). An event without one is summed under "" in its slot: a real value has 1 to 200
+# characters, so "" is never one, and a slot's use is told by `dims`, not by its value (the
+# unused slots of smaller cuboids hold "" too). Readers turn it back into NULL.
+CATEGORICAL = (
+    "task_type",
+    "complexity",
+    "harness",
+    "model",
+    "provider",
+    "outcome",
+    "project",
+    "branch",
+    "user_name",
+)
+# Attribution dimensions: NULL on events without the field (every 1.0 event).
+NULLABLE = ("project", "branch", "user_name")
 # GET /v1/usage groups by at most three dimensions, so a cuboid needs at most three.
 MAX_CATEGORICAL = 3
 # Every set of at most three categorical dimensions, each in CATEGORICAL's order.
@@ -87,7 +111,14 @@ SUM_NAMES = (
     "duration_ms",
     "successes",
     "gate_passes",
+    # Schema 1.1's counts (migration 0011), 0 for an event without the field.
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
+# The sums of usage_daily before migration 0011 (what a fold writes while migrating to 6-10).
+LEGACY_SUMS = len(SUM_NAMES) - 3
+LEGACY_CATEGORICAL = CATEGORICAL[:6]
 
 
 _EPOCH = date(1970, 1, 1)
@@ -124,11 +155,24 @@ _TABLES = (
 )
 
 
-def upsert_statements(values: Callable[[tuple[str, ...]], str]) -> tuple[str, str, str]:
+def legacy_daily(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """A fold's usage_daily rows as a schema 6 to 10 table holds them: the cuboids of the six
+    dimensions it knew, without the sums 0011 added (migrations 0006 and 0009 fold events
+    while a database is migrated to them; one migrated on to 0011 is refolded there)."""
+    legacy = {",".join(cuboid) for cuboid in CUBOIDS if set(cuboid) <= set(LEGACY_CATEGORICAL)}
+    width = 6 + LEGACY_SUMS
+    return [row[:width] for row in rows if row[0] in legacy]
+
+
+def upsert_statements(
+    values: Callable[[tuple[str, ...]], str], *, legacy: bool = False
+) -> tuple[str, str, str]:
     """Add rows to usage_daily, usage_token_buckets and usage_token_blocks: one statement per
-    table, its rows given by `values` (the columns' names -> "VALUES (...)" or a SELECT)."""
+    table, its rows given by `values` (the columns' names -> "VALUES (...)" or a SELECT);
+    `legacy`: to usage_daily without 0011's sums."""
     statements = []
-    for table, key, sums in _TABLES:
+    for table, key, all_sums in _TABLES:
+        sums = all_sums[:LEGACY_SUMS] if legacy and table == "usage_daily" else all_sums
         columns = (*key, *sums)
         statements.append(
             f"INSERT INTO {table} AS u ({', '.join(columns)}) {values(columns)} "  # nosec B608

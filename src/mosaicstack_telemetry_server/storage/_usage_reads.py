@@ -6,7 +6,7 @@ backends is only how a value is bound (`_bind`) and how one read-only query runs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -17,6 +17,7 @@ from mosaicstack_telemetry_server.storage._usage_sql import (
     Dialect,
     export_sql,
     plan_range,
+    rollups_serve,
     token_bucket_rows,
     token_buckets_sql,
     usage_rows,
@@ -46,10 +47,13 @@ class UsageReads:
         start: datetime,
         end: datetime,
         dimensions: Sequence[str],
+        filters: Mapping[str, str] | None = None,
     ) -> list[UsageRow]:
-        """Sums by `dimensions` over `[start, end)`: rollups for whole days, events for edges."""
-        plan = plan_range(start, end)
-        sql, params = usage_sql(self._dialect, plan, dimensions, instance_id, self._bind)
+        """Sums by `dimensions` over `[start, end)` of the events matching `filters`: rollups
+        for whole days, events for edges (and for all of it when no cuboid serves)."""
+        filters = dict(filters or {})
+        plan = plan_range(start, end, rollups=rollups_serve(dimensions, filters))
+        sql, params = usage_sql(self._dialect, plan, dimensions, instance_id, self._bind, filters)
         return usage_rows(self._read(sql, params), len(dimensions)) if sql else []
 
     def token_buckets(

@@ -5,6 +5,15 @@ the events after the fold's cursor, and the partial days at its edges, read from
 their timestamp index. All parts are summed by one query, so an answer is one consistent
 snapshot: an event is either after the cursor or folded in it, never both.
 
+Filters (`project=` and the like) select one cuboid too: the one of the dimensions grouped by
+and filtered on, read with the filter's value bound on its slot. When those are more than
+three (three `group_by` names and a filter), no cuboid holds them and the whole range is read
+from the events (`plan_range(..., rollups=False)`): exact, at the cost of reading every event
+of the range (at most 366 days), by the timestamp index.
+
+An attribution missing from an event is NULL in the events and "" in its rollup slot
+(`_rollups.py`): the rollup part reads it back as NULL, so both parts group it together.
+
 Only identifiers from `USAGE_DIMENSIONS` and `CATEGORICAL` are ever written into the SQL; every
 value is a bound parameter.
 """
@@ -14,7 +23,7 @@ value is a bound parameter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -25,6 +34,8 @@ from mosaicstack_telemetry_server.storage._rollups import (
     ALL,
     BLOCK_DAYS,
     CATEGORICAL,
+    MAX_CATEGORICAL,
+    NULLABLE,
     SUM_NAMES,
     block_start,
     cuboid_for,
@@ -37,6 +48,7 @@ __all__ = [
     "block_split",
     "export_sql",
     "plan_range",
+    "rollups_serve",
     "token_bucket_rows",
     "token_buckets_sql",
     "usage_rows",
@@ -78,11 +90,20 @@ class RangePlan:
     spans: tuple[tuple[datetime, datetime], ...]
 
 
-def plan_range(start: datetime, end: datetime) -> RangePlan:
-    """Cut `[start, end)` into whole UTC days and the partial days at its edges."""
+def rollups_serve(dimensions: Sequence[str], filters: Mapping[str, str]) -> bool:
+    """Whether one cuboid holds the sums by `dimensions` filtered by `filters`."""
+    categorical = {name for name in (*dimensions, *filters) if name in CATEGORICAL}
+    return len(categorical) <= MAX_CATEGORICAL
+
+
+def plan_range(start: datetime, end: datetime, *, rollups: bool = True) -> RangePlan:
+    """Cut `[start, end)` into whole UTC days and the partial days at its edges (without
+    `rollups`: one span, the whole range read from the events)."""
     start, end = utc(start), utc(end)
     if start >= end:
         return RangePlan(None, ())
+    if not rollups:
+        return RangePlan(None, ((start, end),))
     first = start.date() if start.time() == time(0) else start.date() + timedelta(days=1)
     last = end.date()  # the days before it are whole
     if first >= last:
@@ -98,10 +119,14 @@ def plan_range(start: datetime, end: datetime) -> RangePlan:
 
 
 def _rollup_part(
-    dialect: Dialect, days: tuple[date, date], dimensions: Sequence[str], instance: str | None
+    dialect: Dialect,
+    days: tuple[date, date],
+    dimensions: Sequence[str],
+    instance: str | None,
+    filters: Mapping[str, str],
 ) -> tuple[str, list[Any]]:
     p = dialect.placeholder
-    cuboid = cuboid_for([name for name in dimensions if name in CATEGORICAL])
+    cuboid = cuboid_for([name for name in CATEGORICAL if name in dimensions or name in filters])
     where = f"dims = {p} AND day >= {p} AND day < {p} AND instance_id "
     params: list[Any] = [",".join(cuboid), days[0], days[1]]  # dims, then the days
     if instance is not None:
@@ -114,13 +139,29 @@ def _rollup_part(
         where += f"= {p}"
         params.append(ALL)
     slots = {name: f"v{index + 1}" for index, name in enumerate(cuboid)}
-    columns = [f"{slots[name]} AS {name}" if name in slots else name for name in dimensions]
+    for name, value in filters.items():
+        where += f" AND {slots[name]} = {p}"
+        params.append(value)
+    columns = [_slot_column(slots, name) for name in dimensions]
     select = ", ".join([*columns, *SUM_NAMES])
     return f"SELECT {select} FROM usage_daily WHERE {where}", params  # nosec B608
 
 
+def _slot_column(slots: Mapping[str, str], name: str) -> str:
+    """A dimension as a rollup part selects it: its slot, "" read back as NULL if nullable."""
+    if name not in slots:
+        return name
+    if name in NULLABLE:
+        return f"NULLIF({slots[name]}, '') AS {name}"
+    return f"{slots[name]} AS {name}"
+
+
 def _event_parts(
-    dialect: Dialect, plan: RangePlan, instance_id: UUID | None, convert: Callable[[Any], Any]
+    dialect: Dialect,
+    plan: RangePlan,
+    instance_id: UUID | None,
+    convert: Callable[[Any], Any],
+    filters: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str, list[Any]]]:
     """(table expression, condition, its parameters) for each part of a range read from the
     events: the partial days at its edges (every event), and the whole days' unfolded events."""
@@ -136,6 +177,9 @@ def _event_parts(
         if instance_id is not None:
             where += f" AND {dialect.instance_filter} = {p}"
             params.append(convert(instance_id))
+        for name, value in (filters or {}).items():
+            where += f" AND {name} = {p}"
+            params.append(value)
         parts.append((source, where, params))
     return parts
 
@@ -146,21 +190,26 @@ def usage_sql(
     dimensions: Sequence[str],
     instance_id: UUID | None,
     convert: Callable[[Any], Any],
+    filters: Mapping[str, str] | None = None,
 ) -> tuple[str, list[Any]]:
     """The one query of `sum_usage`, and its parameters. `convert` maps each bound time or
-    UUID to what the driver takes for the events table."""
+    UUID to what the driver takes for the events table. A plan with whole days needs
+    `rollups_serve(dimensions, filters)`."""
     unknown = [name for name in dimensions if name not in USAGE_DIMENSIONS]
     if unknown or len(set(dimensions)) != len(dimensions):
         raise ValueError(f"usage dimensions must be distinct names of {USAGE_DIMENSIONS}")
+    filters = dict(filters or {})
+    if any(name not in CATEGORICAL for name in filters):
+        raise ValueError(f"usage filters must be names of {CATEGORICAL}")
     parts: list[str] = []
     params: list[Any] = []
     group_by = f" GROUP BY {', '.join(dimensions)}" if dimensions else ""
     instance = None if instance_id is None else str(instance_id)
     if plan.days is not None:
-        sql, values = _rollup_part(dialect, plan.days, dimensions, instance)
+        sql, values = _rollup_part(dialect, plan.days, dimensions, instance, filters)
         parts.append(sql)
         params += [convert(value) for value in values]
-    for source, where, values in _event_parts(dialect, plan, instance_id, convert):
+    for source, where, values in _event_parts(dialect, plan, instance_id, convert, filters):
         params += values
         renamed = {"day": dialect.event_day, "instance_id": dialect.event_instance}
         columns = [f"{renamed[n]} AS {n}" if n in renamed else n for n in dimensions]
@@ -172,6 +221,9 @@ def usage_sql(
             "sum(task_duration_ms) AS duration_ms",
             f"{dialect.successes} AS successes",
             f"{dialect.gate_passes} AS gate_passes",
+            "sum(cache_read_tokens) AS cache_read_tokens",
+            "sum(cache_write_tokens) AS cache_write_tokens",
+            "sum(reasoning_tokens) AS reasoning_tokens",
         ]
         select = ", ".join([*columns, *sums])
         parts.append(f"SELECT {select} FROM {source} WHERE {where}{group_by}")  # nosec B608
@@ -189,7 +241,8 @@ def usage_rows(rows: Sequence[Sequence[Any]], width: int) -> list[UsageRow]:
     for row in rows:
         sums = [int(value or 0) for value in row[width:]]
         if sums[0] > 0:
-            found.append(UsageRow(tuple(str(value) for value in row[:width]), *sums))
+            key = tuple(None if value is None else str(value) for value in row[:width])
+            found.append(UsageRow(key, *sums))
     return found
 
 

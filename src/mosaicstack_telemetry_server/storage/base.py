@@ -6,7 +6,7 @@ thread-safe; the app calls them from its worker threads. SQL uses bound paramete
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
@@ -53,6 +53,10 @@ USAGE_DIMENSIONS = (
     "model",
     "provider",
     "outcome",
+    # Schema 1.1's attribution, by column name; NULL (None in a key) on events without it.
+    "project",
+    "branch",
+    "user_name",
 )
 
 
@@ -123,9 +127,10 @@ class PartitionSnapshot:
 @dataclass(frozen=True, slots=True)
 class UsageRow:
     """Sums over the events of one group: `key` holds the text of each dimension asked for
-    (day as "2026-11-30", instance_id as a UUID's text), in the order asked."""
+    (day as "2026-11-30", instance_id as a UUID's text; None for events without an
+    attribution), in the order asked."""
 
-    key: tuple[str, ...]
+    key: tuple[str | None, ...]
     tasks: int
     input_tokens: int
     output_tokens: int
@@ -133,6 +138,9 @@ class UsageRow:
     duration_ms: int
     successes: int
     gate_passes: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,9 +338,11 @@ class Storage(OtlpStore, Protocol):
         start: datetime,
         end: datetime,
         dimensions: Sequence[str],
+        filters: Mapping[str, str] | None = None,
     ) -> list[UsageRow]:
         """Sums over events with `start <= timestamp < end` (of one instance, or all when
-        None), grouped by `dimensions` (a subset of USAGE_DIMENSIONS), groups in no order.
+        None) whose `filters` columns (categorical names of USAGE_DIMENSIONS) equal their
+        values, grouped by `dimensions` (a subset of USAGE_DIMENSIONS), groups in no order.
 
         Whole UTC days come from the daily rollups and their events after the fold's cursor
         (by id); only the partial days at the edges are read from the events (by an index).

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._budgets import PostgresBudgets
 from mosaicstack_telemetry_server.storage._common import (
+    USAGE_ATTRIBUTION_VERSION,
     USAGE_CURSOR_VERSION,
     USAGE_ROLLUPS_VERSION,
     api_key_record,
@@ -45,6 +46,7 @@ from mosaicstack_telemetry_server.storage._rollups import (
     BLOCK_DAYS,
     FOLD_LIMIT,
     check_fold_limit,
+    legacy_daily,
     upsert_statements,
 )
 from mosaicstack_telemetry_server.storage._usage_reads import UsageReads
@@ -213,12 +215,23 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 # What a fold reads of each event (`_rollup_fold.FOLD_COLUMNS`); a condition follows.
 _FOLD_SELECT = (
     "SELECT to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD'), instance_id::text, task_type, "
-    "complexity, harness, model, provider, outcome, actual_input_tokens, actual_output_tokens, "
-    "actual_cost_usd_micros, task_duration_ms, quality_gate_passed::integer FROM events WHERE "
+    "complexity, harness, model, provider, outcome, coalesce(project, ''), "
+    "coalesce(branch, ''), coalesce(user_name, ''), actual_input_tokens, actual_output_tokens, "
+    "actual_cost_usd_micros, task_duration_ms, quality_gate_passed::integer, "
+    "coalesce(cache_read_tokens, 0), coalesce(cache_write_tokens, 0), "
+    "coalesce(reasoning_tokens, 0) FROM events WHERE "
+)
+# The same of a database migrated to schema 6 to 10, whose events may lack 1.1's columns.
+_LEGACY_FOLD_SELECT = (
+    "SELECT to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD'), instance_id::text, task_type, "
+    "complexity, harness, model, provider, outcome, '', '', '', actual_input_tokens, "
+    "actual_output_tokens, actual_cost_usd_micros, task_duration_ms, "
+    "quality_gate_passed::integer, 0, 0, 0 FROM events WHERE "
 )
 _TYPES = {"day": "date", "block_start": "date", "bucket": "integer"}
 _SUMMED = {"tasks", "input_tokens", "output_tokens", "cost_usd_micros", "duration_ms"}
 _SUMMED |= {"successes", "gate_passes", "count"}
+_SUMMED |= {"cache_read_tokens", "cache_write_tokens", "reasoning_tokens"}
 
 
 def _arrays(columns: tuple[str, ...]) -> str:
@@ -230,6 +243,7 @@ def _arrays(columns: tuple[str, ...]) -> str:
 
 
 _UPSERTS = tuple(statement.encode() for statement in upsert_statements(_arrays))
+_LEGACY_UPSERTS = tuple(s.encode() for s in upsert_statements(_arrays, legacy=True))
 
 
 class PostgresStorage(
@@ -349,14 +363,16 @@ class PostgresStorage(
                 "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in pending_migrations(self._migrations, applied, target):
-                if migration.version == USAGE_CURSOR_VERSION:
+            pending = pending_migrations(self._migrations, applied, target)
+            refold = any(m.version == USAGE_ATTRIBUTION_VERSION for m in pending)
+            for migration in pending:
+                if migration.version == USAGE_CURSOR_VERSION and not refold:
                     # Before the statements, which drop the list of pending events.
-                    self._add_rollups(conn, "id IN (SELECT id FROM usage_pending)", ())
+                    self._add_rollups(conn, "id IN (SELECT id FROM usage_pending)", (), legacy=True)
                 for statement in migration.statements:
                     # Trusted SQL shipped in the package, not built from any input.
                     conn.execute(statement.encode())
-                if migration.version == USAGE_ROLLUPS_VERSION:
+                if migration.version == USAGE_ROLLUPS_VERSION and not refold:
                     self._backfill_rollups(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,)
@@ -449,21 +465,31 @@ class PostgresStorage(
         return len(ids)
 
     def _fold_after(self, conn: psycopg.Connection[Any], last: int) -> tuple[int, int]:
-        """Add up to FOLD_LIMIT events with ids above `last` to the rollups: (count, last id)."""
+        """Add up to FOLD_LIMIT events with ids above `last` to the rollups of schema 6
+        (the backfill of that migration): (count, last id)."""
         count, upto = cast(
             tuple[int, int | None], conn.execute(_FOLD_RANGE, (last, FOLD_LIMIT)).fetchone()
         )
         if count:
-            self._add_rollups(conn, "id > %s AND id <= %s", (last, upto))
+            self._add_rollups(conn, "id > %s AND id <= %s", (last, upto), legacy=True)
         return int(count), int(upto or last)
 
     @staticmethod
-    def _add_rollups(conn: psycopg.Connection[Any], source: str, params: Sequence[Any]) -> None:
-        """Add the events selected by `source` (a condition on `events`) to the rollups."""
-        events = conn.execute((_FOLD_SELECT + source).encode(), params).fetchall()
+    def _add_rollups(
+        conn: psycopg.Connection[Any],
+        source: str,
+        params: Sequence[Any],
+        *,
+        legacy: bool = False,
+    ) -> None:
+        """Add the events selected by `source` (a condition on `events`) to the rollups
+        (`legacy`: to the rollups of schema 6 to 10, while migrating to them)."""
+        select = _LEGACY_FOLD_SELECT if legacy else _FOLD_SELECT
+        events = conn.execute((select + source).encode(), params).fetchall()
         rows = fold_rows(events)
+        daily = legacy_daily(rows.daily) if legacy else rows.daily
         for statement, values in zip(
-            _UPSERTS, (rows.daily, rows.buckets, rows.blocks), strict=True
+            _LEGACY_UPSERTS if legacy else _UPSERTS, (daily, rows.buckets, rows.blocks), strict=True
         ):
             if values:
                 conn.execute(statement, [list(column) for column in zip(*values, strict=True)])

@@ -23,6 +23,7 @@ from uuid import UUID
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._budgets import SQLiteBudgets
 from mosaicstack_telemetry_server.storage._common import (
+    USAGE_ATTRIBUTION_VERSION,
     USAGE_CURSOR_VERSION,
     USAGE_ROLLUPS_VERSION,
     api_key_record,
@@ -42,6 +43,7 @@ from mosaicstack_telemetry_server.storage._rollups import (
     BLOCK_DAYS,
     FOLD_LIMIT,
     check_fold_limit,
+    legacy_daily,
     upsert_statements,
 )
 from mosaicstack_telemetry_server.storage._sqlite_otlp import SQLiteOtlp
@@ -179,12 +181,27 @@ def _driver_errors() -> Iterator[None]:
 # What a fold reads of each event (`_rollup_fold.FOLD_COLUMNS`); a condition follows.
 _FOLD_SELECT = (
     "SELECT substr(timestamp, 1, 10), instance_id, task_type, complexity, harness, model, "
-    "provider, outcome, actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, "
-    "task_duration_ms, quality_gate_passed FROM events WHERE "
+    "provider, outcome, coalesce(project, ''), coalesce(branch, ''), coalesce(user_name, ''), "
+    "actual_input_tokens, actual_output_tokens, actual_cost_usd_micros, task_duration_ms, "
+    "quality_gate_passed, coalesce(cache_read_tokens, 0), coalesce(cache_write_tokens, 0), "
+    "coalesce(reasoning_tokens, 0) FROM events WHERE "
+)
+# The same of a database migrated to schema 6 to 10, whose events may lack 1.1's columns.
+_LEGACY_FOLD_SELECT = (
+    "SELECT substr(timestamp, 1, 10), instance_id, task_type, complexity, harness, model, "
+    "provider, outcome, '', '', '', actual_input_tokens, actual_output_tokens, "
+    "actual_cost_usd_micros, task_duration_ms, quality_gate_passed, 0, 0, 0 FROM events WHERE "
 )
 _CHUNK = "id > ? AND id <= ?"
 _COUNT_CHUNK = "SELECT count(*) FROM events WHERE id > ? AND id <= ?"
-_UPSERTS = upsert_statements(lambda columns: f"VALUES ({', '.join('?' * len(columns))})")
+
+
+def _values(columns: tuple[str, ...]) -> str:
+    return f"VALUES ({', '.join('?' * len(columns))})"
+
+
+_UPSERTS = upsert_statements(_values)
+_LEGACY_UPSERTS = upsert_statements(_values, legacy=True)
 
 
 class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQLiteBudgets):
@@ -291,13 +308,15 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
                 "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in pending_migrations(self._migrations, applied, target):
-                if migration.version == USAGE_CURSOR_VERSION:
+            pending = pending_migrations(self._migrations, applied, target)
+            refold = any(m.version == USAGE_ATTRIBUTION_VERSION for m in pending)
+            for migration in pending:
+                if migration.version == USAGE_CURSOR_VERSION and not refold:
                     # Before the statements, which drop the list of pending events.
-                    self._add_rollups(conn, "id IN (SELECT id FROM usage_pending)", ())
+                    self._add_rollups(conn, "id IN (SELECT id FROM usage_pending)", (), legacy=True)
                 for statement in migration.statements:
                     conn.execute(statement)
-                if migration.version == USAGE_ROLLUPS_VERSION:
+                if migration.version == USAGE_ROLLUPS_VERSION and not refold:
                     self._backfill_rollups(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
@@ -405,34 +424,42 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
         return int(count)
 
     def _fold_after(
-        self, conn: sqlite3.Connection, last: int, limit: int = FOLD_LIMIT
+        self, conn: sqlite3.Connection, last: int, limit: int = FOLD_LIMIT, *, legacy: bool = False
     ) -> tuple[int, int]:
         """Add up to `limit` events with ids above `last` to the rollups: (count, last id)."""
         count, upto = conn.execute(_FOLD_RANGE, (last, limit)).fetchone()
         if count:
-            self._add_rollups(conn, _CHUNK, (last, upto))
+            self._add_rollups(conn, _CHUNK, (last, upto), legacy=legacy)
         return int(count), int(upto or last)
 
     @staticmethod
-    def _add_rollups(conn: sqlite3.Connection, source: str, params: Sequence[Any]) -> None:
-        """Add the events selected by `source` (a condition on `events`) to the rollups."""
-        SQLiteStorage._upsert(
-            conn, fold_rows(conn.execute(_FOLD_SELECT + source, params).fetchall())
-        )
+    def _add_rollups(
+        conn: sqlite3.Connection, source: str, params: Sequence[Any], *, legacy: bool = False
+    ) -> None:
+        """Add the events selected by `source` (a condition on `events`) to the rollups
+        (`legacy`: to the rollups of schema 6 to 10, while migrating to them)."""
+        select = _LEGACY_FOLD_SELECT if legacy else _FOLD_SELECT
+        rows = fold_rows(conn.execute(select + source, params).fetchall())
+        if legacy:
+            rows = FoldRows(legacy_daily(rows.daily), rows.buckets, rows.blocks)
+        SQLiteStorage._upsert(conn, rows, _LEGACY_UPSERTS if legacy else _UPSERTS)
 
     @staticmethod
-    def _upsert(conn: sqlite3.Connection, rows: FoldRows) -> None:
+    def _upsert(
+        conn: sqlite3.Connection, rows: FoldRows, statements: Sequence[str] = _UPSERTS
+    ) -> None:
         """Add a fold's rows to the rollup tables."""
         for table_rows, statement in zip(
-            (rows.daily, rows.buckets, rows.blocks), _UPSERTS, strict=True
+            (rows.daily, rows.buckets, rows.blocks), statements, strict=True
         ):
             conn.executemany(statement, table_rows)
 
     def _backfill_rollups(self, conn: sqlite3.Connection) -> None:
-        """Fold every stored event into the (new, empty) rollups, FOLD_LIMIT at a time."""
+        """Fold every stored event into the (new, empty) rollups of schema 6, FOLD_LIMIT at
+        a time."""
         last = 0
         while True:
-            count, last = self._fold_after(conn, last)
+            count, last = self._fold_after(conn, last, legacy=True)
             if not count:
                 return
 
