@@ -20,13 +20,13 @@ while a prune runs may leave its rollups or buckets behind; the next pass delete
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
+from mosaicstack_telemetry_server.background import DaemonLoop
 from mosaicstack_telemetry_server.storage.base import Storage, StorageError
 
 __all__ = [
@@ -135,7 +135,7 @@ def _sleep(seconds: float) -> bool:
     return False
 
 
-class RetentionTask:
+class RetentionTask(DaemonLoop):
     """A daemon thread deleting, at start and every `interval` seconds, the events older than
     `retention_days` days (see `cutoff_day`). It never raises: a failing pass is logged
     (once per outage, then at DEBUG) and tried again the next period.
@@ -162,30 +162,10 @@ class RetentionTask:
         self._interval = interval
         self._chunk = chunk
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("mosaic-telemetry-retention")
         self._failing = False
         self.passes = 0  # completed passes, for observers (tests, operators)
         self.last: PruneReport | None = None
-
-    def start(self) -> None:
-        """Start the thread (no-op if it runs)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="mosaic-telemetry-retention", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float | None = 5.0) -> bool:
-        """Stop at the next chunk boundary (at once if waiting); True when the thread ended."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -21,12 +21,12 @@ alone, and folded in one go right after it, in big chunks that write few rollup 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from mosaicstack_telemetry_server.background import DaemonLoop
 from mosaicstack_telemetry_server.storage._rollups import FOLD_LIMIT
 from mosaicstack_telemetry_server.storage.base import Storage, StorageError
 
@@ -73,7 +73,7 @@ class FoldSchedule:
         self._last_seen, self._waiting_since = 0, None
 
 
-class UsageFolder:
+class UsageFolder(DaemonLoop):
     """A daemon thread that looks every `interval` seconds at the events after the usage
     cursor and folds them when `FoldSchedule` says so, chunk after chunk while a backlog lasts.
     It never raises: a failing fold is logged (once per outage, then at DEBUG) and tried again.
@@ -95,29 +95,9 @@ class UsageFolder:
         self._ready = ready
         self._interval = interval
         self._schedule = schedule or FoldSchedule()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("mosaic-telemetry-usage-fold")
         self._failing = False
         self.folded = 0  # events folded by this thread, for observers (tests, operators)
-
-    def start(self) -> None:
-        """Start the thread (no-op if it runs)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="mosaic-telemetry-usage-fold", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float | None = 5.0) -> bool:
-        """Stop after the chunk in progress (at once if waiting); True when the thread ended."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -9,11 +9,11 @@ raises: a failing pass is logged once per outage, then at DEBUG, and retried.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Final
 
+from mosaicstack_telemetry_server.background import DaemonLoop
 from mosaicstack_telemetry_server.otlp.receive import close_tasks
 from mosaicstack_telemetry_server.storage.base import Storage, StorageError
 
@@ -29,7 +29,7 @@ _CLAIM_LIMIT: Final = 500
 _MAX_INTERVAL: Final = 15.0
 
 
-class TaskCloser:
+class TaskCloser(DaemonLoop):
     """Closes idle tasks every `interval` seconds (default: a quarter of `idle`, at most 15)."""
 
     def __init__(
@@ -46,30 +46,10 @@ class TaskCloser:
         self._ready = ready
         self._interval = interval or min(_MAX_INTERVAL, max(0.05, idle / 4))
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("mosaic-telemetry-otlp-closer")
         self._failing = False
         # Called with the number of tasks each pass closed (metrics).
         self.on_closed: Callable[[int], object] = lambda _count: None
-
-    def start(self) -> None:
-        """Start the thread (no-op if it runs)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="mosaic-telemetry-otlp-closer", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float | None = 5.0) -> bool:
-        """Stop after the pass in progress; True when the thread ended."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
