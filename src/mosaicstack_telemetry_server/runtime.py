@@ -108,6 +108,7 @@ class Runtime:
         # Logged by ensure_ready; requests get 503 until the database is back.
         with contextlib.suppress(StorageError):
             self.ensure_ready()
+        self.storage.start_maintenance()
         self.predictions.start_background()
         self.usage_folder.start()
         if self.retention is not None:
@@ -135,6 +136,8 @@ class Runtime:
             logger.warning(
                 "prediction refresher or drain still busy at shutdown; closing storage anyway"
             )
+        if not self.storage.stop_maintenance(timeout):
+            logger.warning("storage upkeep still busy at shutdown; closing storage anyway")
         if self.owns_storage:
             self.storage.close()
 

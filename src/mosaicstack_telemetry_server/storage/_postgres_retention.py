@@ -31,6 +31,7 @@ _DIALECT = PruneDialect(
     placeholder="%s",
     lock=" FOR UPDATE SKIP LOCKED",
     event_day="(timestamp AT TIME ZONE 'UTC')::date",
+    time_key="timestamp",
 )
 _EVENTS = events_sql(_DIALECT)
 # Conflicts with the folds' inserts and with itself, not with readers.

@@ -42,6 +42,10 @@ class PruneDialect:
     placeholder: str
     lock: str
     event_day: str
+    # What the events' time index is on (SQLite: the UTC day, schema 13; PostgreSQL: the
+    # timestamp): a cut at a UTC midnight compares alike with either, bound as the backend's
+    # retention binds it (the day's ISO text; the midnight).
+    time_key: str
 
 
 def midnight(day: date) -> datetime:
@@ -59,7 +63,7 @@ def count_sql(d: PruneDialect) -> str:
     """Events before a cut: (count, days, first day, last day)."""
     return (
         "SELECT count(*), count(DISTINCT d), min(d), max(d) FROM (SELECT "  # nosec B608
-        f"{d.event_day} AS d FROM events WHERE timestamp < {d.placeholder}) AS doomed"
+        f"{d.event_day} AS d FROM events WHERE {d.time_key} < {d.placeholder}) AS doomed"
     )
 
 
@@ -67,8 +71,8 @@ def events_sql(d: PruneDialect) -> str:
     """Delete the oldest events before a cut (parameters: cut, limit), by the time index."""
     p = d.placeholder
     return (
-        f"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE timestamp < {p} "  # nosec B608
-        f"ORDER BY timestamp LIMIT {p}{d.lock})"
+        f"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE {d.time_key} < {p} "  # nosec B608
+        f"ORDER BY {d.time_key} LIMIT {p}{d.lock})"
     )
 
 

@@ -59,13 +59,18 @@ class ConnectionPool:
                     return
         conn.close()
 
+    def discard_idle(self) -> None:
+        """Close the idle connections: the next borrowers get new ones (new settings)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     def close(self) -> None:
         """Close idle connections now and busy ones when they come back."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self.discard_idle()
 
     def stats(self) -> dict[str, int]:
         """`max`, `open` (idle or lent) and `in_use` connections right now (for /metrics)."""

@@ -10,7 +10,6 @@ import contextlib
 import sqlite3
 from datetime import date
 
-from mosaicstack_telemetry_server.storage._common import iso_utc
 from mosaicstack_telemetry_server.storage._retention_sql import (
     PruneDialect,
     RollupPrune,
@@ -18,13 +17,13 @@ from mosaicstack_telemetry_server.storage._retention_sql import (
     count_sql,
     delete_buckets_sql,
     events_sql,
-    midnight,
 )
 from mosaicstack_telemetry_server.storage.base import PruneCount
 
 __all__ = ["SQLiteRetention"]
 
-_DIALECT = PruneDialect(placeholder="?", lock="", event_day="substr(timestamp, 1, 10)")
+_DAY = "substr(timestamp, 1, 10)"  # events_day_idx (schema 13)
+_DIALECT = PruneDialect(placeholder="?", lock="", event_day=_DAY, time_key=_DAY)
 _EVENTS = events_sql(_DIALECT)
 _ROLLUPS = RollupPrune.of(_DIALECT, lock_blocks="")
 _BUCKETS = delete_buckets_sql(_DIALECT)
@@ -40,16 +39,14 @@ class SQLiteRetention:
     def count_prunable(self, before: date) -> PruneCount:
         """The events stamped before `before` (UTC midnight), their days, first and last."""
         with self._transaction(write=False) as conn:
-            events, days, first, last = conn.execute(
-                _COUNT, (iso_utc(midnight(before)),)
-            ).fetchone()
+            events, days, first, last = conn.execute(_COUNT, (before.isoformat(),)).fetchone()
         return PruneCount(events, days, _day(first), _day(last))
 
     def prune_events(self, before: date, limit: int) -> int:
         """Delete up to `limit` of the oldest events stamped before `before`."""
         check_limit(limit)
         with self._transaction(write=True) as conn:
-            return conn.execute(_EVENTS, (iso_utc(midnight(before)), limit)).rowcount
+            return conn.execute(_EVENTS, (before.isoformat(), limit)).rowcount
 
     def prune_rollups(self, before: date, limit: int) -> int:
         """Delete up to `limit` usage rollup rows of days before `before` (`RollupPrune`)."""

@@ -2,14 +2,15 @@
 
 A range `[start, end)` is cut into whole UTC days, read from the rollups (`_rollups.py`) plus
 the events after the fold's cursor, and the partial days at its edges, read from the events by
-their timestamp index. All parts are summed by one query, so an answer is one consistent
-snapshot: an event is either after the cursor or folded in it, never both.
+their time index (on SQLite an index on the day: the days are asked for, then the instants).
+All parts are summed by one query, so an answer is one consistent snapshot: an event is either
+after the cursor or folded in it, never both.
 
 Filters (`project=` and the like) select one cuboid too: the one of the dimensions grouped by
 and filtered on, read with the filter's value bound on its slot. When those are more than
 three (three `group_by` names and a filter), no cuboid holds them and the whole range is read
 from the events (`plan_range(..., rollups=False)`): exact, at the cost of reading every event
-of the range (at most 366 days), by the timestamp index.
+of the range (at most 366 days), by the time index.
 
 An attribution missing from an event is NULL in the events and "" in its rollup slot
 (`_rollups.py`): the rollup part reads it back as NULL, so both parts group it together.
@@ -64,8 +65,8 @@ class Dialect:
     event_day: str  # the UTC day of an event's timestamp, comparable with the rollups' day
     event_instance: str  # an event's instance_id as the rollups' text
     # How the edges' scans filter events by instance: on SQLite `+instance_id`, which keeps
-    # the planner on the timestamp index (two days of events) rather than the instance's
-    # half of the unique key (every event the instance ever sent).
+    # the planner on the day index (two days of events) rather than the instance's half of
+    # the unique key (every event the instance ever sent).
     instance_filter: str
     successes: str  # count of events with outcome "success"
     gate_passes: str  # count of events that passed their quality gates
@@ -75,6 +76,10 @@ class Dialect:
     log_bucket: str
     # The first day of the BLOCK_DAYS block (`_rollups.py`) of the day "{}", in SQL.
     block_of: str
+    # The expression of the events' index on the UTC day, spelled as the index is (SQLite,
+    # schema 13), which the edges' scans bound with the days of their span so that the index
+    # finds them; None where the index is on the instant itself (PostgreSQL).
+    day_index: str | None
     # The events after the usage cursor (not yet folded into the rollups: what arrived since
     # the last fold, while the background fold keeps up), as a table expression named
     # `events`: planned on its own, so that they are looked up by id whatever the range's
@@ -174,6 +179,11 @@ def _event_parts(
     for source, (start, end) in spans:
         where = f"timestamp >= {p} AND timestamp < {p}"
         params = [convert(start), convert(end)]
+        if dialect.day_index is not None and source == "events":
+            # The span's first and last day (`end` is excluded, so its day only if after 0h).
+            where += f" AND {dialect.day_index} BETWEEN {p} AND {p}"
+            last = end - timedelta(microseconds=1)
+            params += [start.date().isoformat(), last.date().isoformat()]
         if instance_id is not None:
             where += f" AND {dialect.instance_filter} = {p}"
             params.append(convert(instance_id))

@@ -261,6 +261,13 @@ class Storage(OtlpStore, Protocol):
     def close(self) -> None:
         """Release connections."""
 
+    def start_maintenance(self) -> None:
+        """Start the backend's own background upkeep, for a server's life (SQLite: the WAL
+        checkpointer; PostgreSQL: none, the database does its own)."""
+
+    def stop_maintenance(self, timeout: float | None = 5.0) -> bool:
+        """Stop that upkeep after a last round; True when it stopped within `timeout`."""
+
     # events
     def insert_events(self, events: Sequence[TaskCompletionEvent]) -> int:
         """Store events in one transaction, skipping any whose (instance_id, event_id) exists.

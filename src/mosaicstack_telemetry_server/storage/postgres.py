@@ -141,6 +141,7 @@ _DIALECT = Dialect(
     placeholder="%s",
     event_day="(timestamp AT TIME ZONE 'UTC')::date",
     instance_filter="instance_id",
+    day_index=None,  # the index is on the timestamptz itself
     event_instance="instance_id::text",
     successes="count(*) FILTER (WHERE outcome = 'success')",
     gate_passes="count(*) FILTER (WHERE quality_gate_passed)",
@@ -398,6 +399,13 @@ class PostgresStorage(
                 conn.execute("SELECT 1")
         except Exception:
             return False
+        return True
+
+    def start_maintenance(self) -> None:
+        """Nothing to start: PostgreSQL checkpoints and vacuums on its own."""
+
+    def stop_maintenance(self, timeout: float | None = 5.0) -> bool:
+        """Nothing to stop."""
         return True
 
     def close(self) -> None:

@@ -46,6 +46,10 @@ from mosaicstack_telemetry_server.storage._rollups import (
     legacy_daily,
     upsert_statements,
 )
+from mosaicstack_telemetry_server.storage._sqlite_checkpoint import (
+    INTERVAL_SECONDS as CHECKPOINT_SECONDS,
+)
+from mosaicstack_telemetry_server.storage._sqlite_checkpoint import WalCheckpointer
 from mosaicstack_telemetry_server.storage._sqlite_otlp import SQLiteOtlp
 from mosaicstack_telemetry_server.storage._sqlite_pool import ConnectionPool
 from mosaicstack_telemetry_server.storage._sqlite_retention import SQLiteRetention
@@ -120,14 +124,13 @@ _LIST_API_KEYS = (
 )
 
 
-# Which events of a batch are stored already (one statement, one index lookup per event).
-_STORED_KEYS = (
-    "SELECT e.instance_id, e.event_id FROM json_each(?) AS k JOIN events AS e ON "
-    "e.instance_id = json_extract(k.value, '$[0]') AND e.event_id = json_extract(k.value, '$[1]')"
-)
+# SQLite's default: a commit that takes the WAL past this many pages checkpoints it.
+_AUTOCHECKPOINT_PAGES = 1000
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
 _DIALECT = Dialect(
     placeholder="?",
     event_day="substr(timestamp, 1, 10)",
+    day_index="substr(timestamp, 1, 10)",  # events_day_idx (schema 13)
     instance_filter="+instance_id",
     event_instance="instance_id",
     successes="sum(outcome = 'success')",
@@ -216,6 +219,7 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
         *,
         busy_timeout: float = 10.0,
         max_connections: int = 8,
+        checkpoint_interval: float = CHECKPOINT_SECONDS,
     ) -> None:
         self._path = os.fspath(path)
         self._memory = self._path == ":memory:"
@@ -224,6 +228,10 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
         size = 1 if self._memory else max_connections
         self._pool = ConnectionPool(self._connect, size, busy_timeout)
         self._migrations = load_migrations("sqlite")
+        # While a server runs, its checkpointer copies the WAL back and the pool's connections
+        # never do (`start_maintenance`); otherwise (commands, tests) every commit may.
+        self._autocheckpoint = _AUTOCHECKPOINT_PAGES
+        self._checkpointer = WalCheckpointer(self._connect, checkpoint_interval)
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self._path!r})"
@@ -254,6 +262,9 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
             # 16 MiB page cache per connection (default 2 MiB): the unique index on random
             # UUIDs is touched all over at every batch.
             conn.execute("PRAGMA cache_size = -16384")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {int(self._autocheckpoint)}")
+            # A log that a burst grew past this is cut back to it once checkpointed in full.
+            conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
             # The rollups' statements bucket token counts with the very function the
             # percentiles are read with (SQLite's ln() is an optional build feature).
             conn.create_function("token_bucket", 1, bucket_of, deterministic=True)
@@ -350,8 +361,28 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
             return False
         return True
 
+    def start_maintenance(self) -> None:
+        """Checkpoint the WAL from a thread of this storage's own from now on, and no longer in
+        the commits of the pool's connections (`_sqlite_checkpoint.py`). For a server's life."""
+        if self._memory:  # no WAL, and a second connection would be another database
+            return
+        self._autocheckpoint = 0
+        # Connections opened before keep their setting: let new ones take their place.
+        self._pool.discard_idle()
+        self._checkpointer.start()
+
+    def stop_maintenance(self, timeout: float | None = 5.0) -> bool:
+        """Stop the checkpointer after a last checkpoint; commits checkpoint again as before.
+        True when it stopped within `timeout`."""
+        if self._memory:
+            return True
+        self._autocheckpoint = _AUTOCHECKPOINT_PAGES
+        self._pool.discard_idle()
+        return self._checkpointer.stop(timeout)
+
     def close(self) -> None:
         """Close every connection; the storage cannot be used afterwards."""
+        self._checkpointer.stop()
         self._pool.close()
 
     # events
@@ -369,24 +400,25 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
             key = (str(row[0]), str(row[1]))
             if key not in rows:  # the first of an id repeated within the batch is stored
                 rows[key] = (*key, row[2], iso_utc(row[3]), *row[4:], received_at)
+        by_task_type: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows.values():
+            by_task_type.setdefault(row[5], []).append(row)
+        stored = 0
         with self._transaction(write=True) as conn:
-            # The write lock is held: no one else can store one of these ids meanwhile, and
-            # the new rows get the ids after the greatest one.
-            stored = conn.execute(_STORED_KEYS, (json.dumps(list(rows)),)).fetchall()
+            # The write lock is held: the new rows get the ids after the greatest one given.
+            # An event stored already is skipped by the unique key (ON CONFLICT DO NOTHING)
+            # and leaves its id unused: a gap, harmless, where asking first which ids are
+            # stored would look every key up twice.
             (last,) = conn.execute(_LAST_ID).fetchone()
-            for key in stored:
-                del rows[tuple(key)]
-            if rows:
-                conn.execute("UPDATE usage_cursor SET issued = ?", (last + len(rows),))
-            by_task_type: dict[str, list[tuple[Any, ...]]] = {}
-            for row in rows.values():
-                by_task_type.setdefault(row[5], []).append(row)
+            conn.execute("UPDATE usage_cursor SET issued = ?", (last + len(rows),))
             for task_type in sorted(by_task_type):
                 numbered = [(last + n, *row) for n, row in enumerate(by_task_type[task_type], 1)]
                 last += len(numbered)
-                conn.executemany(_INSERT_EVENT, numbered)
-                conn.execute(_BUMP_VERSION, (task_type,))
-        return len(rows)
+                new = conn.executemany(_INSERT_EVENT, numbered).rowcount
+                if new > 0:  # a resent batch changes no partition: no rebuild for it
+                    conn.execute(_BUMP_VERSION, (task_type,))
+                    stored += new
+        return stored
 
     def usage_waiting(self, limit: int) -> int:
         """How many events the usage cursor has not passed, counted up to `limit`."""

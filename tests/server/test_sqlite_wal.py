@@ -1,0 +1,144 @@
+"""SQLite's write path under a server: the WAL checkpointed off the requests, the day index.
+
+Ingestion on SQLite pays per page a commit writes to the WAL and per checkpoint that copies the
+WAL back. A running server checkpoints from a thread of its own (`_sqlite_checkpoint.py`), and
+the events' time index is on the day (schema 13), so that a batch spread over days dirties one
+page per day; these tests pin both on real files.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from _api_helpers import wait_until
+from _storage_helpers import make_event
+
+from mosaicstack_telemetry_server.storage._sqlite_checkpoint import WalCheckpointer
+from mosaicstack_telemetry_server.storage._sqlite_retention import _COUNT, _EVENTS
+from mosaicstack_telemetry_server.storage._usage_sql import plan_range, usage_sql
+from mosaicstack_telemetry_server.storage.sqlite import _DIALECT, SQLiteStorage, _bound
+
+_HOUR = timedelta(hours=1)
+
+
+def _fill(storage: SQLiteStorage, batches: int) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for b in range(batches):
+        storage.insert_events(
+            [make_event(timestamp=start + (b * 100 + i) * _HOUR) for i in range(100)]
+        )
+
+
+def _truncate_wal(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_a_running_server_checkpoints_from_its_own_thread_not_in_commits(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    storage = SQLiteStorage(path, checkpoint_interval=3600)
+    try:
+        storage.migrate()
+        _truncate_wal(path)
+        storage.start_maintenance()  # its first checkpoint finds nothing to copy
+        size = path.stat().st_size
+        _fill(storage, 50)  # several times the 1,000 WAL pages a commit would checkpoint at
+        assert path.stat().st_size == size, "a request's commit checkpointed the WAL"
+        assert Path(f"{path}-wal").stat().st_size > 1000 * 4096
+
+        assert storage.stop_maintenance()  # after one last checkpoint
+        grown = path.stat().st_size
+        assert grown > size
+
+        _fill(storage, 50)  # without the thread, commits checkpoint again
+        assert path.stat().st_size > grown
+        assert storage.count_events() == 10_000
+    finally:
+        storage.close()
+
+
+def test_the_checkpointer_copies_the_wal_back_while_it_runs(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    storage = SQLiteStorage(path, checkpoint_interval=0.05)
+    try:
+        storage.migrate()
+        _truncate_wal(path)
+        storage.start_maintenance()
+        size = path.stat().st_size
+        _fill(storage, 20)
+        wait_until(lambda: path.stat().st_size > size, what="the WAL copied back")
+    finally:
+        storage.close()
+    with sqlite3.connect(path) as conn:  # closed cleanly: every event is in the file
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (2000,)
+
+
+def test_an_in_memory_database_has_no_checkpointer() -> None:
+    storage = SQLiteStorage(":memory:")
+    try:
+        storage.migrate()
+        storage.start_maintenance()  # no WAL, and a second connection would be another database
+        storage.insert_events([make_event()])
+        assert storage.stop_maintenance()
+        assert storage.count_events() == 1
+    finally:
+        storage.close()
+
+
+def test_a_failing_checkpoint_is_logged_once_and_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "not-yet"
+    checkpointer = WalCheckpointer(lambda: sqlite3.connect(folder / "wal.db"))
+    with caplog.at_level(logging.DEBUG, logger="mosaicstack_telemetry_server"):
+        assert not checkpointer.checkpoint_once()
+        assert not checkpointer.checkpoint_once()
+        folder.mkdir()
+        assert checkpointer.checkpoint_once()
+    levels = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
+    assert levels == [
+        ("ERROR", "WAL checkpoint failed (will retry)"),
+        ("DEBUG", "WAL checkpoint failed (will retry)"),
+        ("INFO", "WAL checkpoints work again"),
+    ]
+    assert checkpointer.checkpoints == 1
+    checkpointer.start()
+    assert checkpointer.stop()
+
+
+def test_the_checkpointer_refuses_a_zero_interval() -> None:
+    with pytest.raises(ValueError, match="interval"):
+        WalCheckpointer(lambda: sqlite3.connect(":memory:"), interval=0)
+
+
+def _plan(conn: sqlite3.Connection, sql: str, params: list[object]) -> str:
+    return " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
+def test_every_reader_of_events_by_time_finds_them_by_the_day_index(tmp_path: Path) -> None:
+    # The index is on an expression: a reader that spells it differently scans every event.
+    path = tmp_path / "plan.db"
+    storage = SQLiteStorage(path)
+    try:
+        storage.migrate()
+    finally:
+        storage.close()
+    start, end = datetime(2026, 3, 1, 5, tzinfo=UTC), datetime(2026, 3, 9, 7, tzinfo=UTC)
+    with sqlite3.connect(path) as conn:
+        conn.create_function("token_bucket", 1, lambda tokens: 0)
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "events_day_idx" in indexes
+        assert "events_timestamp_idx" not in indexes
+        for rollups in (True, False):  # the edges; a range no cuboid holds, read whole
+            sql, params = usage_sql(
+                _DIALECT, plan_range(start, end, rollups=rollups), ["model"], None, _bound
+            )
+            plan = _plan(conn, sql, params)
+            assert plan.count("USING INDEX events_day_idx") == (2 if rollups else 1), plan
+        cut = date(2026, 3, 2).isoformat()
+        for sql, params in ((_COUNT, [cut]), (_EVENTS, [cut, 10])):
+            assert "USING INDEX events_day_idx" in _plan(conn, sql, params)
