@@ -8,6 +8,7 @@ table tells sessions, tasks, tokens, cost, delivery, and what was skipped and wh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,14 @@ def _aider(path: Path, histories: Sequence[Path] = (), warnings: Sequence[str] =
     return read
 
 
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; a name this system cannot look up (too long) is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _chat_histories(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
     """The Aider chat histories to read, and what to warn about; none when a type is configured.
 
@@ -83,15 +92,17 @@ def _chat_histories(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
     """
     given: list[Path] = args.__dict__.get("chat_history") or []
     for path in given:
-        if not path.is_file():
+        if not _is_file(path):
             raise ValueError(f"{path} does not exist: no Aider chat history to read")
     if given:
         return given, []
     unknown = "Aider task types stay unknown (--chat-history FILE)"
     named = os.environ.get(ENV_AIDER_CHAT_HISTORY)
     if named:
-        path = Path(named).expanduser()
-        if path.is_file():
+        path = Path(named)
+        with contextlib.suppress(RuntimeError):  # `~user` of no known user: taken as written
+            path = path.expanduser()
+        if _is_file(path):
             return [path], []
         return [], [f"${ENV_AIDER_CHAT_HISTORY} names {path}, which does not exist: {unknown}"]
     here = Path.cwd()
