@@ -28,7 +28,14 @@ from mosaicstack_telemetry_agents.harnesses._lines import (
 from mosaicstack_telemetry_agents.harnesses.aider_chat import ChatSession, opening_request
 from mosaicstack_telemetry_agents.tasks import Request, Task
 
-__all__ = ["AnalyticsLog", "parse_log", "provider_and_model", "read_log", "type_tasks"]
+__all__ = [
+    "HEADER_LEAD",
+    "AnalyticsLog",
+    "parse_log",
+    "provider_and_model",
+    "read_log",
+    "type_tasks",
+]
 
 HARNESS = "aider"
 # Prefixes of litellm model names (what Aider logs) and the provider each one means.
