@@ -101,6 +101,15 @@ def _register_import(commands: Commands) -> None:
             source.add_argument(flag, type=Path, required=True, metavar="FILE")
         else:
             source.add_argument(flag, type=Path, metavar="DIR", help=f"default: {default}")
+        if name == "aider":
+            source.add_argument(
+                "--chat-history",
+                type=Path,
+                action="append",
+                metavar="FILE",
+                help="Aider's chat history, to type tasks by their prompts (repeatable; default: "
+                "$AIDER_CHAT_HISTORY_FILE, else ./.aider.chat.history.md or the git top's)",
+            )
         source.add_argument("--since", metavar="DATE", help="only tasks from DATE (YYYY-MM-DD)")
         source.add_argument("--dry-run", action="store_true", help="read and summarize, send none")
         _add_connection(source)

@@ -8,16 +8,18 @@ table tells sessions, tasks, tokens, cost, delivery, and what was skipped and wh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_agents.delivery import Delivered, deliver
 from mosaicstack_telemetry_agents.events import to_event
-from mosaicstack_telemetry_agents.harnesses import aider, claude_code, codex, opencode
+from mosaicstack_telemetry_agents.harnesses import aider, aider_chat, claude_code, codex, opencode
 from mosaicstack_telemetry_agents.report import instance_id
 from mosaicstack_telemetry_agents.settings import AgentSettings, Profile
 from mosaicstack_telemetry_agents.summary import Summary
@@ -27,16 +29,25 @@ __all__ = ["Read", "read_source", "run_import", "source_units"]
 
 # Seconds the delivery may take per 100 events before the rest is left in the spool.
 _SECONDS_PER_BATCH = 2.0
+# Aider's own variable for its chat history file (`--chat-history-file`), honoured here too.
+ENV_AIDER_CHAT_HISTORY = "AIDER_CHAT_HISTORY_FILE"
+# What `Profile.task_type_for` returns as it is when no task type is configured.
+_CLASSIFIED = "classified"
 
 
 @dataclass
 class Read:
-    """What one unit (a file, a database) held: its tasks, sessions and broken records."""
+    """What one unit (a file, a database) held: its tasks, sessions and broken records.
+
+    `notes` are counts the summary shows as they are; `warnings` are told once each.
+    """
 
     tasks: list[Task]
     sessions: int
     broken: int
     orphan_sessions: int = 0
+    notes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _claude(path: Path) -> Read:
@@ -49,9 +60,56 @@ def _codex(path: Path) -> Read:
     return Read(rollout.tasks, 1, rollout.tally.broken)
 
 
-def _aider(path: Path) -> Read:
+def _aider(path: Path, histories: Sequence[Path] = (), warnings: Sequence[str] = ()) -> Read:
+    """The analytics log's sessions, typed from the chat histories (see `aider.type_tasks`)."""
     log = aider.read_log(path)
-    return Read(log.tasks, log.sessions, log.tally.broken, log.orphan_sessions)
+    read = Read(log.tasks, log.sessions, log.tally.broken, log.orphan_sessions)
+    read.warnings.extend(warnings)
+    sessions: list[aider_chat.ChatSession] = []
+    for history in histories:
+        try:
+            sessions.extend(aider_chat.read_chat_history(history))
+        except OSError as exc:
+            read.warnings.append(f"{history}: cannot be read ({type(exc).__name__})")
+    if sessions:
+        read.notes["sessions matched in the chat history"] = aider.type_tasks(log, sessions)
+    return read
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; a name this system cannot look up (too long) is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _chat_histories(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
+    """The Aider chat histories to read, and what to warn about; none when a type is configured.
+
+    `--chat-history` (one or more; each must exist), else `$AIDER_CHAT_HISTORY_FILE`, else
+    Aider's default file where the import runs (`aider_chat.default_history`).
+    """
+    given: list[Path] = args.__dict__.get("chat_history") or []
+    for path in given:
+        if not _is_file(path):
+            raise ValueError(f"{path} does not exist: no Aider chat history to read")
+    if given:
+        return given, []
+    unknown = "Aider task types stay unknown (--chat-history FILE)"
+    named = os.environ.get(ENV_AIDER_CHAT_HISTORY)
+    if named:
+        path = Path(named)
+        with contextlib.suppress(RuntimeError):  # `~user` of no known user: taken as written
+            path = path.expanduser()
+        if _is_file(path):
+            return [path], []
+        return [], [f"${ENV_AIDER_CHAT_HISTORY} names {path}, which does not exist: {unknown}"]
+    here = Path.cwd()
+    found = aider_chat.default_history(here)
+    if found is None:
+        return [], [f"no {aider_chat.FILE_NAME} in {here} or its git work tree: {unknown}"]
+    return [found], []
 
 
 def _opencode(path: Path) -> Read:
@@ -78,8 +136,13 @@ def _root(args: argparse.Namespace) -> Path:
     return root
 
 
-def source_units(args: argparse.Namespace) -> tuple[list[Path], Callable[[Path], Read]]:
-    """The files (or folders) to read for `args.source`, and the reader of one."""
+def source_units(
+    args: argparse.Namespace, profile: Profile | None = None
+) -> tuple[list[Path], Callable[[Path], Read]]:
+    """The files (or folders) to read for `args.source`, and the reader of one.
+
+    With a task type configured in `profile`, no prompt is read: the configured type wins.
+    """
     _root(args)
     if args.source == "claude-code":
         root = args.projects or Path.home() / ".claude" / "projects"
@@ -88,7 +151,9 @@ def source_units(args: argparse.Namespace) -> tuple[list[Path], Callable[[Path],
     if args.source == "codex":
         return codex.rollout_files(args.sessions or _default_codex()), _codex
     if args.source == "aider":
-        return [args.analytics_log], _aider
+        configured = profile is not None and profile.task_type_for(_CLASSIFIED) != _CLASSIFIED
+        histories, warnings = ([], []) if configured else _chat_histories(args)
+        return [args.analytics_log], partial(_aider, histories=histories, warnings=warnings)
     root = args.storage or Path.home() / ".local" / "share" / "opencode"
     return [root], _opencode
 
@@ -112,6 +177,10 @@ def read_source(
             summary.skip("broken lines", read.broken)
             if read.orphan_sessions:
                 summary.notes["sessions of calls outside a launch"] += read.orphan_sessions
+            for note, count in read.notes.items():
+                summary.notes[note] += count
+            for warning in read.warnings:
+                summary.warn_once(warning, warning)
             tasks.extend(read.tasks)
         advance()
     return tasks
@@ -150,7 +219,7 @@ def run_import(args: argparse.Namespace, settings: AgentSettings, profile: Profi
     )
     since = _since(args.since)
     instance = instance_id(settings)
-    units, reader = source_units(args)
+    units, reader = source_units(args, profile)
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"reading {args.source}", total=len(units))
         tasks = read_source(units, reader, summary, lambda: progress.advance(bar))

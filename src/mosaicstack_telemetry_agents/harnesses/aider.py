@@ -4,15 +4,20 @@ A session runs from `launched` to `exit`; its `message_send` events are its requ
 `prompt_tokens`, `completion_tokens` and Aider's own `cost`). Calls logged outside any such span,
 as happens when several Aider processes share one log, form sessions of their own (consecutive
 ones together) and are counted. The provider is read from the model's prefix (`gemini/...`).
+The log holds no prompts: `type_tasks` takes each session's task type from Aider's chat history
+(`aider_chat.py`), matched by time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from mosaicstack_telemetry_agents.classify import prompt_task_type
 from mosaicstack_telemetry_agents.harnesses._lines import (
     LineTally,
     as_int,
@@ -20,9 +25,17 @@ from mosaicstack_telemetry_agents.harnesses._lines import (
     json_objects,
     parse_time,
 )
+from mosaicstack_telemetry_agents.harnesses.aider_chat import ChatSession, opening_request
 from mosaicstack_telemetry_agents.tasks import Request, Task
 
-__all__ = ["AnalyticsLog", "parse_log", "provider_and_model", "read_log"]
+__all__ = [
+    "HEADER_LEAD",
+    "AnalyticsLog",
+    "parse_log",
+    "provider_and_model",
+    "read_log",
+    "type_tasks",
+]
 
 HARNESS = "aider"
 # Prefixes of litellm model names (what Aider logs) and the provider each one means.
@@ -47,13 +60,22 @@ _BARE = (
     ("mistral", "mistral"),
     ("codestral", "mistral"),
 )
+# Aider writes its chat history header when it opens its terminal, then logs `launched` once its
+# settings are read: within the same second or two. The bound leaves room for a slow start; a
+# chat session that began longer before a launch is not that launch's.
+HEADER_LEAD = timedelta(seconds=30)
 
 
 @dataclass
 class AnalyticsLog:
-    """Sessions read from the log, how many had no launch, and lines read and broken."""
+    """Sessions read from the log, how many had no launch, and lines read and broken.
+
+    `launches` holds every launch with its time, those that made no call too: each began a chat
+    session, which no other launch may take.
+    """
 
     tasks: list[Task] = field(default_factory=list)
+    launches: list[tuple[datetime, Task]] = field(default_factory=list)
     sessions: int = 0
     orphan_sessions: int = 0
     tally: LineTally = field(default_factory=LineTally)
@@ -83,6 +105,8 @@ class _Reader:
         task = Task(HARNESS, "custom", f"{user}/{'orphan-' if orphan else ''}{stamp}", "session")
         task.see(when)
         self.log.tasks.append(task)
+        if when is not None and not orphan:
+            self.log.launches.append((when, task))
         self.log.sessions += 1
         self.log.orphan_sessions += orphan
         self.current, self.orphan = task, orphan
@@ -135,3 +159,53 @@ def read_log(path: Path) -> AnalyticsLog:
     """Parse an analytics log file, streaming it."""
     with path.open("rb") as handle:
         return parse_log(bounded_lines(handle))
+
+
+def _local(started: datetime | None, zone: tzinfo | None) -> datetime | None:
+    """A chat session's start (local wall time as Aider wrote it) as an aware time."""
+    if started is None:
+        return None
+    try:
+        return started.replace(tzinfo=zone) if zone else started.astimezone()
+    except (ValueError, OverflowError, OSError):  # a year the system's clock cannot place
+        return None
+
+
+def type_tasks(
+    log: AnalyticsLog, sessions: Sequence[ChatSession], zone: tzinfo | None = None
+) -> int:
+    """Give each launched task the task type of the request that began its chat session.
+
+    The rule: a launch's chat session is the latest one that started at or before the launch and
+    at most `HEADER_LEAD` earlier (Aider writes the header first). Launches take their sessions
+    in time order, one each: a launch whose latest session another launch already took gets none
+    (an Aider started in another repository, whose history is elsewhere). The task's type is the
+    one `classify.py` gives to the session's first request (`aider_chat.opening_request`); a
+    session with none leaves it `unknown`, as does every session of calls outside a launch (which
+    process made them is not known). Headers are local time without a zone: `zone` is where the
+    history was written, by default this machine's.
+
+    Returns how many of the log's tasks were matched to a chat session.
+    """
+    starts = sorted(
+        (start, index)
+        for index, session in enumerate(sessions)
+        if (start := _local(session.started, zone)) is not None
+    )
+    times = [start for start, _ in starts]
+    kept = {id(task) for task in log.tasks}
+    taken: set[int] = set()
+    matched = 0
+    for launched, task in sorted(log.launches, key=lambda launch: launch[0]):
+        position = bisect_right(times, launched) - 1
+        if position < 0 or launched - times[position] > HEADER_LEAD:
+            continue
+        index = starts[position][1]
+        if index in taken:
+            continue
+        taken.add(index)
+        if id(task) in kept:
+            matched += 1
+            request = opening_request(sessions[index])
+            task.prompt_type = prompt_task_type(request) if request else "unknown"
+    return matched
