@@ -4,10 +4,12 @@ shape of `GET /v1/usage`, so a chart shows what the API answers for the same sel
 An overview page needs five breakdowns (by model, by day and model, by task type, by harness,
 by project), all of one project when the page's project filter picks one (`project=`, as
 `GET /v1/usage` takes it; every page carries it in its links).
-Those by model are folded from those by day and model (sums are exact integers, so a fold
-equals the API's own answer); the others are one `Storage.sum_usage` call each. (One call over
-all dimensions at once returns about as many rows as the rollups hold, and is slower than the
-three.) Pages call these in a worker thread.
+Those by model are folded from those by day, model and provider (sums are exact integers, so a
+fold equals the API's own answer), whose (model, provider) rows tell the tasks of a model
+nobody could price (`unpriced.py`): every group of a fold counts them in `unpriced_tasks`, so a
+page writes "unpriced" rather than $0.00. The others are one `Storage.sum_usage` call each.
+(One call over all dimensions at once returns about as many rows as the rollups hold, and is
+slower than the three.) Pages call these in a worker thread.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry_server.storage.base import ApiKeyRecord, Storage, UsageRow
+from mosaicstack_telemetry_server.unpriced import unpriced_tasks
 from mosaicstack_telemetry_server.usage import MAX_FILTER_LENGTH, query_token_percentiles
 
 __all__ = [
@@ -42,7 +45,7 @@ BREAKDOWNS: tuple[tuple[str, ...], ...] = (
 )
 # Each query, and the breakdowns folded from it.
 _QUERIES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
-    (("day", "model"), (("day", "model"), ("model",))),
+    (("day", "model", "provider"), (("day", "model"), ("model",))),
     (("task_type",), (("task_type",),)),
     (("harness",), (("harness",),)),
     (("project",), (("project",),)),
@@ -50,6 +53,10 @@ _QUERIES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
 # The contract's rates "may be rounded to 4 decimals": the API does, so the pages do.
 _RATE_DIGITS = 4
 _SUMS = ("tasks", "input_tokens", "output_tokens", "cost_usd_micros", "duration_ms")
+# What a fold adds up from each row: the sums it shows, and those its rates come from; and
+# with them the row's unpriced tasks (`_unpriced`).
+_ROW_SUMS = (*_SUMS, "successes", "gate_passes")
+_COUNTED = (*_ROW_SUMS, "unpriced_tasks")
 
 
 def _fields(sums: dict[str, int]) -> dict[str, Any]:
@@ -62,23 +69,39 @@ def _fields(sums: dict[str, int]) -> dict[str, Any]:
     fields["successes"] = sums["successes"]
     fields["success_rate"] = share(sums["successes"])
     fields["gate_pass_rate"] = share(sums["gate_passes"])
+    fields["unpriced_tasks"] = sums["unpriced_tasks"]
     return fields
+
+
+def _unpriced(row: UsageRow, dimensions: Sequence[str]) -> int:
+    """The row's unpriced tasks, when its key holds the model and the provider (else 0)."""
+    if "model" not in dimensions or "provider" not in dimensions:
+        return 0
+    return unpriced_tasks(
+        provider=str(row.key[list(dimensions).index("provider")]),
+        model=str(row.key[list(dimensions).index("model")]),
+        tasks=row.tasks,
+        tokens=row.input_tokens + row.output_tokens,
+        cost_usd_micros=row.cost_usd_micros,
+    )
 
 
 def fold(
     rows: Iterable[UsageRow], dimensions: Sequence[str], group_by: Sequence[str]
 ) -> dict[str, Any]:
     """The `GET /v1/usage` JSON (groups and totals) of `group_by`, from rows summed over
-    `dimensions` (which must include every name of `group_by`)."""
-    empty = dict.fromkeys((*_SUMS, "successes", "gate_passes"), 0)
+    `dimensions` (which must include every name of `group_by`), with each group's
+    `unpriced_tasks` (0 unless `dimensions` hold the model and the provider)."""
+    empty = dict.fromkeys(_COUNTED, 0)
     positions = [list(dimensions).index(name) for name in group_by]
     groups: dict[tuple[str | None, ...], dict[str, int]] = {}
     totals = dict(empty)
     for row in rows:
         key = tuple(row.key[n] for n in positions)
         sums = groups.setdefault(key, dict(empty))
-        for name in (*_SUMS, "successes", "gate_passes"):
-            value = getattr(row, name)
+        counted = {name: getattr(row, name) for name in _ROW_SUMS}
+        counted["unpriced_tasks"] = _unpriced(row, dimensions)
+        for name, value in counted.items():
             sums[name] += value
             totals[name] += value
     return {
