@@ -11,9 +11,11 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+import numpy as np
 from _api_helpers import Served, make_event
 
 from mosaicstack_telemetry import TaskCompletionEvent
+from mosaicstack_telemetry_server.dashboard.formatting import format_count
 from mosaicstack_telemetry_server.demo_data import simulate_events
 from mosaicstack_telemetry_server.storage import Storage
 
@@ -125,3 +127,34 @@ def submit_priced_and_unpriced(served: Served) -> None:
     ]
     response = served.client().post("/v1/events/batch", json={"events": events})
     assert response.status_code == 200, response.text
+
+
+def project_token_events(served: Served, project: str) -> list[dict[str, Any]]:
+    """A project's events of two models in the last hours, with tokens unlike the simulated
+    events' (`seed`), in their wire form (not yet sent)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return [
+        make_event(
+            served.instance_id,
+            schema_version="1.1",
+            project=project,
+            model=("claude-sonnet-4-5", "gpt-5")[n % 2],
+            provider=("anthropic", "openai")[n % 2],
+            actual_input_tokens=400_000 + 7_919 * n,
+            actual_output_tokens=90_000 - 1_013 * n,
+            timestamp=(now - timedelta(hours=1, minutes=n)).isoformat(),
+        )
+        for n in range(25)
+    ]
+
+
+def token_table(events: list[dict[str, Any]]) -> list[list[str]]:
+    """The rows of the token chart's table for these events: numpy's percentiles (linear, as
+    PostgreSQL's percentile_cont) rounded to the nearest token, by model."""
+    rows = []
+    for model in sorted({event["model"] for event in events}):
+        mine = [event for event in events if event["model"] == model]
+        for kind in ("input", "output"):
+            values = np.percentile([e[f"actual_{kind}_tokens"] for e in mine], [10, 50, 90])
+            rows.append([model, kind, *(format_count(int(np.rint(v))) for v in values)])
+    return rows

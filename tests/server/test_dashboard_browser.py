@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 from _api_helpers import Served, make_event, serve
 from _browser_helpers import PHONE, chromium, other_site, require_chromium, screenshot, wait_for
-from _dashboard_helpers import seed, submit_priced_and_unpriced
+from _dashboard_helpers import (
+    project_token_events,
+    seed,
+    submit_priced_and_unpriced,
+    token_table,
+)
 
 from mosaicstack_telemetry_server.dashboard.formatting import (
     format_count,
@@ -279,3 +284,33 @@ def test_a_model_without_a_price_reads_unpriced_in_the_browser(sqlite_server: Se
         _pick_project(driver, "acme/web")
         assert driver.find_element(_by("ID"), "total-cost_usd_micros").text == "$2.46"
         assert not driver.find_elements(_by("ID"), "unpriced-note")
+
+
+def _token_rows(driver: Any) -> list[list[str]]:
+    """The token chart's table of numbers, cell by cell."""
+    rows = driver.find_elements(_by("CSS_SELECTOR"), "#chart-tokens-table tbody tr")
+    return [
+        [
+            str(cell.get_attribute("textContent")).strip()
+            for cell in row.find_elements(_by("CSS_SELECTOR"), "th, td")
+        ]
+        for row in rows
+    ]
+
+
+def test_picking_a_project_draws_that_projects_token_ranges(driver: Any, site: Served) -> None:
+    events = project_token_events(site, "tokens/heavy")
+    assert site.client().post("/v1/events/batch", json={"events": events}).status_code == 200
+    _sign_in(driver, site, site.key)
+    wait_for(driver, lambda d: d.find_elements(_by("ID"), "chart-tokens"), "the overview")
+    everyone = _token_rows(driver)
+    assert not driver.find_elements(_by("ID"), "tokens-note")
+    drawn = driver.find_elements(_by("CSS_SELECTOR"), "#chart-tokens rect")
+
+    _pick_project(driver, "tokens/heavy")
+    assert _token_rows(driver) == token_table(events)
+    assert _token_rows(driver) != everyone
+    assert "most recent tasks" in driver.find_element(_by("ID"), "tokens-note").text
+    # Two models, input and output: four spans drawn, where every project's models drew more.
+    spans = driver.find_elements(_by("CSS_SELECTOR"), "#chart-tokens rect")
+    assert len(spans) == 4 < len(drawn)

@@ -55,7 +55,7 @@ def _charts(
     """Every query of the page (one usage sum, the token percentiles), in one worker thread."""
     reports = data.breakdowns(storage, instance, span.start, span.end, project)
     by_model = reports[("model",)]
-    percentiles = data.token_percentiles(storage, instance, span.start, span.end)
+    percentiles = data.token_percentiles(storage, instance, span.start, span.end, project)
     return {
         "tiles": tiles(by_model["totals"]),
         "unpriced": unpriced_models(by_model),
@@ -65,6 +65,7 @@ def _charts(
         "by_project": charts.spend_by_chart(reports[("project",)], "project", "project"),
         "projects": data.projects(storage, instance, span.start, span.end),
         "tokens": charts.token_range_chart(percentiles),
+        "project_token_events": format_count(data.PROJECT_TOKEN_EVENTS),
         "rates": charts.rates_chart(by_model),
         "instances": data.instances(storage) if admin else [],
     }
