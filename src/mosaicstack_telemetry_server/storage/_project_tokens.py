@@ -72,7 +72,8 @@ def interpolated(ordered: Sequence[int], quantile: float) -> float:
 
 
 def _percentiles(values: Sequence[int]) -> tuple[float, float, float]:
-    p10, p50, p90 = (interpolated(sorted(values), q) for q in QUANTILES)
+    ordered = sorted(values)
+    p10, p50, p90 = (interpolated(ordered, q) for q in QUANTILES)
     return p10, p50, p90
 
 
