@@ -2,9 +2,10 @@
 
 `report` prints a table of tasks, tokens and spend with totals (the way `ccusage daily` shows
 Claude Code spend), read from a server's `GET /v1/usage` with an API key, or straight from the
-database with `--database`. `export` writes every stored event as CSV or JSON lines, a page at
-a time (keyset pagination: constant memory at any table size), with a progress bar on a
-terminal.
+database with `--database`. A model no price was found for is written "unpriced", never $0.00
+(the rule of `unpriced.py`): the range is read a second time by model and provider to tell
+which. `export` writes every stored event as CSV or JSON lines, a page at a time (keyset
+pagination: constant memory at any table size), with a progress bar on a terminal.
 
 The API key is read from `MOSAIC_TELEMETRY_API_KEY` or, with `--api-key-stdin`, from standard
 input: never from a flag, whose value would show in `ps` and in shell history.
@@ -17,14 +18,17 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage import Storage, StorageError, open_storage
+from mosaicstack_telemetry_server.unpriced import cost_text, unpriced_tasks
 from mosaicstack_telemetry_server.usage import (
     DEFAULT_SPAN,
     UsageReport,
@@ -33,7 +37,15 @@ from mosaicstack_telemetry_server.usage import (
     query_usage,
 )
 
-__all__ = ["EXPORT_PAGE", "REPORT_BY", "export_rows", "register", "render_report"]
+__all__ = [
+    "EXPORT_PAGE",
+    "REPORT_BY",
+    "UnpricedUsage",
+    "export_rows",
+    "register",
+    "render_report",
+    "unpriced_usage",
+]
 
 REPORT_BY = ("day", "week", "month", "model", "task_type", "harness", "project", "branch", "user")
 # The row of events without the attribution grouped by (1.0 events, JSON null in the API).
@@ -141,24 +153,96 @@ def _range(args: argparse.Namespace) -> tuple[datetime, datetime]:
 def run_report(args: argparse.Namespace) -> int:
     """The `report` subcommand: exit 0, or 1 when the server or database refuses."""
     start, end = _range(args)
+    reports = _read_reports(args, start, end, [[args.by], _detail(args.by)])
+    if reports is None:
+        return 1
+    report, detailed = reports
+    unpriced = unpriced_usage(detailed, args.by)
+    if args.json:
+        print(json.dumps(_with_unpriced(report, unpriced)))
+    else:
+        render_report(report, sys.stdout, unpriced)
+    return 0
+
+
+def _read_reports(
+    args: argparse.Namespace, start: datetime, end: datetime, groupings: list[list[str]]
+) -> list[UsageReport] | None:
+    """The usage of the range by each grouping, from the server or the database (None: the
+    server refused, and said so)."""
     server = args.server or (None if args.database else os.environ.get(_ENV_SERVER))
     if server:
-        report = _report_from_api(server, args, start, end)
-        if report is None:
-            return 1
-    else:
-        storage = _open(args.database)
-        try:
-            report = query_usage(
-                storage, instance_id=args.instance_id, start=start, end=end, group_by=[args.by]
+        key = _api_key(args)  # read once: standard input holds it for the first read only
+        if key is None:
+            print(f"report: no API key: set ${_ENV_KEY} or pass --api-key-stdin", file=sys.stderr)
+            return None
+        reports = []
+        for group_by in groupings:
+            report = _report_from_api(server, key, args, start, end, group_by)
+            if report is None:
+                return None
+            reports.append(report)
+        return reports
+    storage = _open(args.database)
+    try:
+        return [
+            query_usage(
+                storage, instance_id=args.instance_id, start=start, end=end, group_by=group_by
             )
-        finally:
-            storage.close()
-    if args.json:
-        print(report.model_dump_json(by_alias=True))
-    else:
-        render_report(report, sys.stdout)
-    return 0
+            for group_by in groupings
+        ]
+    finally:
+        storage.close()
+
+
+def _detail(by: str) -> list[str]:
+    """The grouping that tells unpriced usage apart: `by`, then model and provider."""
+    return list(dict.fromkeys([by, "model", "provider"]))
+
+
+@dataclass
+class UnpricedUsage:
+    """The tasks left out of a report's costs: per row (by its key value), in all, and per
+    (model, provider)."""
+
+    by_row: Counter[str | None] = field(default_factory=Counter)
+    total: int = 0
+    models: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+def unpriced_usage(detailed: UsageReport, by: str) -> UnpricedUsage:
+    """The unpriced tasks of a report by `by`, from the same range grouped by `by`, model and
+    provider (`_detail`): the rule of `unpriced.py` applied to each (model, provider) row."""
+    found = UnpricedUsage()
+    for group in detailed.groups:
+        model, provider = str(group.key["model"]), str(group.key["provider"])
+        tasks = unpriced_tasks(
+            provider=provider,
+            model=model,
+            tasks=group.tasks,
+            tokens=group.input_tokens + group.output_tokens,
+            cost_usd_micros=group.cost_usd_micros,
+        )
+        if tasks:
+            found.by_row[group.key[by]] += tasks
+            found.total += tasks
+            found.models[model, provider] += tasks
+    return found
+
+
+def _with_unpriced(report: UsageReport, unpriced: UnpricedUsage) -> dict[str, Any]:
+    """The usage JSON, each group and the totals with `unpriced_tasks` (left out of their
+    `cost_usd_micros`), and the models behind them in `unpriced_models`."""
+    body: dict[str, Any] = report.model_dump(mode="json", by_alias=True)
+    name = report.group_by[0]
+    for group in body["groups"]:
+        group["unpriced_tasks"] = unpriced.by_row[group["key"][name]]
+    body["totals"]["unpriced_tasks"] = unpriced.total
+    body["unpriced_models"] = [
+        {"model": model, "provider": provider, "tasks": tasks}
+        for (model, provider), tasks in sorted(unpriced.models.items())
+    ]
+    return body
 
 
 def _api_key(args: argparse.Namespace) -> str | None:
@@ -168,15 +252,16 @@ def _api_key(args: argparse.Namespace) -> str | None:
 
 
 def _report_from_api(
-    server: str, args: argparse.Namespace, start: datetime, end: datetime
+    server: str,
+    key: str,
+    args: argparse.Namespace,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[str],
 ) -> UsageReport | None:
     import httpx
 
-    key = _api_key(args)
-    if key is None:
-        print(f"report: no API key: set ${_ENV_KEY} or pass --api-key-stdin", file=sys.stderr)
-        return None
-    params = {"from": start.isoformat(), "to": end.isoformat(), "group_by": args.by}
+    params = {"from": start.isoformat(), "to": end.isoformat(), "group_by": ",".join(group_by)}
     if args.instance_id is not None:
         params["instance_id"] = str(args.instance_id)
     try:
@@ -214,23 +299,25 @@ def _usd(micros: int) -> str:
     return f"${micros / 1_000_000:,.2f}"
 
 
-def _cells(sums: UsageTotals) -> list[str]:
+def _cells(sums: UsageTotals, unpriced: int) -> list[str]:
     return [
         f"{sums.tasks:,}",
         f"{sums.input_tokens:,}",
         f"{sums.output_tokens:,}",
         f"{sums.input_tokens + sums.output_tokens:,}",
-        _usd(sums.cost_usd_micros),
+        cost_text(sums.cost_usd_micros, unpriced, _usd),
         f"{sums.success_rate:.0%}",
         f"{sums.gate_pass_rate:.0%}",
     ]
 
 
-def render_report(report: UsageReport, out: IO[str]) -> None:
-    """Print a usage report as a table with a totals row (rich; plain text when piped)."""
+def render_report(report: UsageReport, out: IO[str], unpriced: UnpricedUsage | None = None) -> None:
+    """Print a usage report as a table with a totals row (rich; plain text when piped), and
+    a line per unpriced model (its tasks are left out of the costs)."""
     from rich.console import Console
     from rich.table import Table
 
+    unpriced = unpriced or UnpricedUsage()
     name = report.group_by[0] if report.group_by else "range"
     span = f"{report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC"
     table = Table(title=f"Usage by {name.replace('_', ' ')}, {span}", title_justify="left")
@@ -247,10 +334,19 @@ def render_report(report: UsageReport, out: IO[str]) -> None:
         table.add_column(column, justify="right")
     for group in report.groups:
         value = group.key.get(name, "")
-        table.add_row(_NO_VALUE if value is None else value, *_cells(group))
+        row = _NO_VALUE if value is None else value
+        table.add_row(row, *_cells(group, unpriced.by_row[value]))
     table.add_section()
-    table.add_row("Total", *_cells(report.totals), style="bold")
-    Console(file=out, width=None if out.isatty() else 120).print(table)
+    table.add_row("Total", *_cells(report.totals, unpriced.total), style="bold")
+    console = Console(file=out, width=None if out.isatty() else 120)
+    console.print(table)
+    for (model, provider), tasks in sorted(unpriced.models.items()):
+        console.print(
+            f"unpriced: {model} ({provider}), {tasks:,} task{'s' if tasks != 1 else ''} "
+            "with tokens and no known price, left out of the costs",
+            markup=False,
+            highlight=False,
+        )
 
 
 def export_rows(

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 from _api_helpers import Served, make_event, serve
 from _browser_helpers import PHONE, chromium, other_site, require_chromium, screenshot, wait_for
-from _dashboard_helpers import seed
+from _dashboard_helpers import (
+    project_token_events,
+    seed,
+    submit_priced_and_unpriced,
+    token_table,
+)
 
 from mosaicstack_telemetry_server.dashboard.formatting import (
     format_count,
@@ -247,3 +252,65 @@ def test_a_picked_project_shows_that_projects_numbers_on_every_page(
     wait_for(driver, lambda d: d.find_elements(_by("ID"), "current-project"), "the overview")
     _assert_totals_shown(driver, web)
     assert driver.find_element(_by("CSS_SELECTOR"), "#project option:checked").text == "acme/web"
+
+
+def _pick_project(driver: Any, project: str) -> None:
+    """Pick a project in the overview's filter and show it."""
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(_by("ID"), "project")).select_by_value(project)
+    driver.find_element(_by("CSS_SELECTOR"), "form.range button").click()
+    wait_for(
+        driver,
+        lambda d: [e for e in d.find_elements(_by("ID"), "current-project") if e.text == project],
+        f"the page of {project}",
+    )
+
+
+def test_a_model_without_a_price_reads_unpriced_in_the_browser(sqlite_server: Served) -> None:
+    require_chromium()
+    submit_priced_and_unpriced(sqlite_server)
+    with chromium() as driver:
+        _sign_in(driver, sqlite_server, sqlite_server.key)
+        wait_for(driver, lambda d: d.find_elements(_by("ID"), "totals"), "the overview")
+        spend = driver.find_element(_by("ID"), "total-cost_usd_micros")
+        assert spend.text == "$2.46 + unpriced (3 tasks)"
+        note = driver.find_element(_by("ID"), "unpriced-note")
+        assert note.is_displayed()
+        assert "mystery-coder-9 (3 tasks)" in note.text
+        _pick_project(driver, "acme/lab")
+        spend = driver.find_element(_by("ID"), "total-cost_usd_micros")
+        assert spend.text == "unpriced (3 tasks)"
+        _pick_project(driver, "acme/web")
+        assert driver.find_element(_by("ID"), "total-cost_usd_micros").text == "$2.46"
+        assert not driver.find_elements(_by("ID"), "unpriced-note")
+
+
+def _token_rows(driver: Any) -> list[list[str]]:
+    """The token chart's table of numbers, cell by cell."""
+    rows = driver.find_elements(_by("CSS_SELECTOR"), "#chart-tokens-table tbody tr")
+    return [
+        [
+            str(cell.get_attribute("textContent")).strip()
+            for cell in row.find_elements(_by("CSS_SELECTOR"), "th, td")
+        ]
+        for row in rows
+    ]
+
+
+def test_picking_a_project_draws_that_projects_token_ranges(driver: Any, site: Served) -> None:
+    events = project_token_events(site, "tokens/heavy")
+    assert site.client().post("/v1/events/batch", json={"events": events}).status_code == 200
+    _sign_in(driver, site, site.key)
+    wait_for(driver, lambda d: d.find_elements(_by("ID"), "chart-tokens"), "the overview")
+    everyone = _token_rows(driver)
+    assert not driver.find_elements(_by("ID"), "tokens-note")
+    drawn = driver.find_elements(_by("CSS_SELECTOR"), "#chart-tokens rect")
+
+    _pick_project(driver, "tokens/heavy")
+    assert _token_rows(driver) == token_table(events)
+    assert _token_rows(driver) != everyone
+    assert "most recent tasks" in driver.find_element(_by("ID"), "tokens-note").text
+    # Two models, input and output: four spans drawn, where every project's models drew more.
+    spans = driver.find_elements(_by("CSS_SELECTOR"), "#chart-tokens rect")
+    assert len(spans) == 4 < len(drawn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -219,3 +220,57 @@ def test_a_fold_by_model_sums_every_day_of_each_model(rows: list[UsageRow]) -> N
         if report["totals"]["tasks"]
         else 0.0
     )
+
+
+def _row(
+    day: str, model: str, provider: str, tasks: int, cost: int, tokens: int = 1000
+) -> UsageRow:
+    return UsageRow((day, model, provider), tasks, tokens, 0, cost, 0, tasks, tasks)
+
+
+def test_a_fold_by_model_and_provider_counts_each_groups_unpriced_tasks() -> None:
+    rows = [
+        _row("2026-11-01", "mystery-coder-9", "custom", 3, 0),
+        _row("2026-11-02", "mystery-coder-9", "anthropic", 2, 0),  # no such model there either
+        _row("2026-11-02", "mystery-coder-9", "custom", 1, 0, tokens=0),  # no tokens
+        _row("2026-11-02", "claude-sonnet-4-5", "anthropic", 1, 5_000_000),
+        _row("2026-11-02", "qwen3-coder", "ollama", 4, 0),
+    ]
+    dimensions = ("day", "model", "provider")
+    by_model = fold(rows, dimensions, ("model",))
+    unpriced = {g["key"]["model"]: g["unpriced_tasks"] for g in by_model["groups"]}
+    assert unpriced == {"claude-sonnet-4-5": 0, "mystery-coder-9": 5, "qwen3-coder": 0}
+    assert by_model["totals"]["unpriced_tasks"] == 5
+    by_day = fold(rows, dimensions, ("day", "model"))
+    assert [g["unpriced_tasks"] for g in by_day["groups"]] == [3, 0, 2, 0]
+    # Without the provider in the rows, nothing can be told unpriced.
+    plain = [replace(row, key=row.key[:2]) for row in rows]
+    assert fold(plain, ("day", "model"), ("model",))["totals"]["unpriced_tasks"] == 0
+
+
+def test_the_spend_table_writes_unpriced_cells_and_days_with_only_unpriced_usage() -> None:
+    groups = [
+        {**_group({"day": DAYS[0].isoformat(), "model": "mystery"}, 0, 3), "unpriced_tasks": 3},
+        {**_group({"day": DAYS[1].isoformat(), "model": "mystery"}, 0, 1), "unpriced_tasks": 1},
+        _group({"day": DAYS[1].isoformat(), "model": "priced"}, 2_500_000),
+        _group({"day": DAYS[2].isoformat(), "model": "local"}, 0),
+    ]
+    chart = charts.spend_over_time_chart({"groups": groups}, DAYS)
+    assert chart.table_head == ["Day", "priced", "local", "mystery", "Total"]
+    assert chart.table_rows == [
+        [DAYS[0].isoformat(), "$0.00", "$0.00", "unpriced (3 tasks)", "unpriced (3 tasks)"],
+        [DAYS[1].isoformat(), "$2.50", "$0.00", "unpriced (1 task)", "$2.50 + unpriced (1 task)"],
+    ]
+    assert chart.columns[0].total == "unpriced (3 tasks)"
+    assert "total $2.50 + unpriced (4 tasks)" in chart.summary
+
+
+def test_unpriced_tasks_of_models_past_the_palette_are_said_in_other_models() -> None:
+    day = DAYS[0].isoformat()
+    groups = [_group({"day": day, "model": m}, 1_000_000 * (n + 1)) for n, m in enumerate(MODELS)]
+    groups.append({**_group({"day": day, "model": "mystery"}, 0, 2), "unpriced_tasks": 2})
+    chart = charts.spend_over_time_chart({"groups": groups}, DAYS)
+    assert chart.table_head[-2] == charts.OTHER
+    (row,) = chart.table_rows
+    assert row[-2].endswith(" + unpriced (2 tasks)")
+    assert row[-1] == "$55.00 + unpriced (2 tasks)"

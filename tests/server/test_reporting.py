@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -318,3 +318,95 @@ def test_an_admin_report_through_the_api_may_narrow_to_one_instance(
     monkeypatch.setenv("MOSAIC_TELEMETRY_API_KEY", sqlite_server.key)
     assert main(["report", "--server", sqlite_server.url, "--instance-id", str(other)]) == 1
     assert "403" in capsys.readouterr().err
+
+
+# (model, provider, tasks, cost of each in micro-dollars): a priced model, a free local one, a
+# model genai-prices does not know (its client stored 0), and one that used no tokens.
+_PRICED_AND_NOT = (
+    ("claude-sonnet-4-5", "anthropic", 2, 1_230_000),
+    ("qwen3-coder", "ollama", 1, 0),
+    ("mystery-coder-9", "custom", 3, 0),
+)
+
+
+def _yesterday_noon() -> datetime:
+    """An instant whose day holds every event of a test, inside the default 30 days."""
+    return datetime.combine(datetime.now(UTC).date() - timedelta(days=1), time(12), UTC)
+
+
+def _submit_models(served: Served) -> None:
+    noon = _yesterday_noon()
+    events = [
+        make_event(
+            served.instance_id,
+            model=model,
+            provider=provider,
+            actual_cost_usd_micros=cost,
+            timestamp=(noon + timedelta(minutes=len(_PRICED_AND_NOT) * n + m)).isoformat(),
+        )
+        for m, (model, provider, tasks, cost) in enumerate(_PRICED_AND_NOT)
+        for n in range(tasks)
+    ]
+    events.append(
+        make_event(
+            served.instance_id,
+            model="mystery-idle",
+            provider="custom",
+            actual_input_tokens=0,
+            actual_output_tokens=0,
+            actual_cost_usd_micros=0,
+            timestamp=noon.isoformat(),
+        )
+    )
+    response = served.client().post("/v1/events/batch", json={"events": events})
+    assert response.status_code == 200, response.text
+
+
+def _row(out: str, first: str) -> list[str]:
+    line = next(line for line in out.splitlines() if line.startswith(f"│ {first} "))
+    return [cell.strip() for cell in line.strip("│").split("│")]
+
+
+@pytest.mark.parametrize("source", ["--server", "--database"])
+def test_report_writes_a_model_without_a_price_as_unpriced_and_a_free_local_one_as_zero(
+    server: Served, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    _submit_models(server)
+    monkeypatch.setenv("MOSAIC_TELEMETRY_API_KEY", server.key)
+    where = [source, server.url if source == "--server" else server.database_url]
+    assert main(["report", *where, "--by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert _row(out, "claude-sonnet-4-5")[5] == "$2.46"
+    assert _row(out, "qwen3-coder")[5] == "$0.00"  # free, and said so
+    assert _row(out, "mystery-idle")[5] == "$0.00"  # no tokens: nothing left out
+    assert _row(out, "mystery-coder-9")[5] == "unpriced (3 tasks)"
+    assert _row(out, "Total")[5] == "$2.46 + unpriced (3 tasks)"
+    assert "unpriced: mystery-coder-9 (custom), 3 tasks with tokens and no known price" in out
+
+    assert main(["report", *where, "--by", "day"]) == 0
+    day = _row(capsys.readouterr().out, _yesterday_noon().date().isoformat())
+    assert day[5] == "$2.46 + unpriced (3 tasks)"
+
+    body = _json_report(capsys, *where, "--by", "model")
+    unpriced = {group["key"]["model"]: group["unpriced_tasks"] for group in body["groups"]}  # type: ignore[index]
+    assert unpriced == {
+        "claude-sonnet-4-5": 0,
+        "mystery-coder-9": 3,
+        "mystery-idle": 0,
+        "qwen3-coder": 0,
+    }
+    assert body["totals"]["unpriced_tasks"] == 3  # type: ignore[index]
+    assert body["totals"]["cost_usd_micros"] == 2_460_000  # type: ignore[index]
+    assert body["unpriced_models"] == [
+        {"model": "mystery-coder-9", "provider": "custom", "tasks": 3}
+    ]
+
+
+def test_report_of_priced_usage_only_says_nothing_of_unpriced(
+    loaded_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = _json_report(capsys, "--database", loaded_url, "--by", "week", *_RANGE)
+    assert body["unpriced_models"] == []
+    assert all(group["unpriced_tasks"] == 0 for group in body["groups"])  # type: ignore[attr-defined]
+    assert main(["report", "--database", loaded_url, *_RANGE]) == 0
+    assert "unpriced" not in capsys.readouterr().out

@@ -3,7 +3,8 @@ templates (`templates/_charts.html`). No JavaScript: a chart is a server-rendere
 text summary and the table of its numbers next to it (screen readers, copy and paste).
 
 Inputs are the JSON shape of `GET /v1/usage` (a dict with `groups` and `totals`), so a chart
-shows exactly what the API answers for the same range.
+shows exactly what the API answers for the same range. A group may carry `unpriced_tasks`
+(`data.fold`): the spend per model then writes them "unpriced", never $0.00 (`unpriced.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mosaicstack_telemetry_server.dashboard.formatting import (
     format_compact,
     format_count,
     format_percent,
+    format_spend,
     format_usd,
 )
 
@@ -137,19 +139,23 @@ def _series(report: Mapping[str, Any], dimension: str) -> list[str]:
 
 
 def spend_over_time_chart(report: Mapping[str, Any], days: Sequence[date]) -> StackedChart:
-    """Spend per day stacked by model, from a report grouped by `day` and `model`."""
+    """Spend per day stacked by model, from a report grouped by `day` and `model`; the table
+    writes a model's unpriced tasks (`unpriced_tasks`) as such, and each day's total with them."""
     series = _series(report, "model")
     colours = {
         name: (OTHER_COLOUR if name == OTHER else PALETTE[n]) for n, name in enumerate(series)
     }
     cells: dict[tuple[str, str], int] = {}
+    unpriced: dict[tuple[str, str], int] = {}
     for group in _groups(report):
         model = str(group["key"]["model"])
         name = model if model in colours else OTHER
         cell = (str(group["key"]["day"]), name)
         cells[cell] = cells.get(cell, 0) + int(group["cost_usd_micros"])
+        unpriced[cell] = unpriced.get(cell, 0) + int(group.get("unpriced_tasks", 0))
     day_keys = [day.isoformat() for day in days]
     totals = [sum(cells.get((day, name), 0) for name in series) for day in day_keys]
+    left_out = [sum(unpriced.get((day, name), 0) for name in series) for day in day_keys]
     top = nice_ceiling(max(totals, default=0))
     slot = (WIDTH - PLOT_LEFT - 8) / max(1, len(day_keys))
     columns = []
@@ -164,7 +170,8 @@ def spend_over_time_chart(report: Mapping[str, Any], days: Sequence[date]) -> St
             bottom -= height
             segments.append(Segment(bottom, height, colours[name], name, format_usd(value)))
         x = PLOT_LEFT + n * slot + slot * 0.1
-        columns.append(Column(x, slot * 0.8, day, format_usd(totals[n]), segments))
+        total = format_spend(totals[n], left_out[n])
+        columns.append(Column(x, slot * 0.8, day, total, segments))
     ticks = [
         Tick(PLOT_TOP + STACK_HEIGHT * (1 - step / TICKS), format_usd(round(top * step / TICKS)))
         for step in range(TICKS + 1)
@@ -178,14 +185,21 @@ def spend_over_time_chart(report: Mapping[str, Any], days: Sequence[date]) -> St
     busiest = max(range(len(totals)), key=lambda n: totals[n], default=None)
     summary = (
         f"Spend per day from {day_keys[0]} to {day_keys[-1]}, stacked by model; "
-        f"total {format_usd(sum(totals))}"
+        f"total {format_spend(sum(totals), sum(left_out))}"
     )
     if busiest is not None and totals[busiest] > 0:
         summary += f"; the most on {day_keys[busiest]} ({format_usd(totals[busiest])})"
     rows = [
-        [day, *(format_usd(cells.get((day, name), 0)) for name in series), format_usd(totals[n])]
+        [
+            day,
+            *(
+                format_spend(cells.get((day, name), 0), unpriced.get((day, name), 0))
+                for name in series
+            ),
+            format_spend(totals[n], left_out[n]),
+        ]
         for n, day in enumerate(day_keys)
-        if totals[n] > 0
+        if totals[n] > 0 or left_out[n] > 0
     ]
     return StackedChart(
         columns=columns,

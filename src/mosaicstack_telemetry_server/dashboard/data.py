@@ -3,11 +3,15 @@ shape of `GET /v1/usage`, so a chart shows what the API answers for the same sel
 
 An overview page needs five breakdowns (by model, by day and model, by task type, by harness,
 by project), all of one project when the page's project filter picks one (`project=`, as
-`GET /v1/usage` takes it; every page carries it in its links).
-Those by model are folded from those by day and model (sums are exact integers, so a fold
-equals the API's own answer); the others are one `Storage.sum_usage` call each. (One call over
-all dimensions at once returns about as many rows as the rollups hold, and is slower than the
-three.) Pages call these in a worker thread.
+`GET /v1/usage` takes it; every page carries it in its links), and the token ranges per model:
+from the rollups' histograms, or for one project from a bounded sample of its events (the one
+read of the events table, `token_percentiles`).
+Those by model are folded from those by day, model and provider (sums are exact integers, so a
+fold equals the API's own answer), whose (model, provider) rows tell the tasks of a model
+nobody could price (`unpriced.py`): every group of a fold counts them in `unpriced_tasks`, so a
+page writes "unpriced" rather than $0.00. The others are one `Storage.sum_usage` call each.
+(One call over all dimensions at once returns about as many rows as the rollups hold, and is
+slower than the three.) Pages call these in a worker thread.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from typing import Any
 from uuid import UUID
 
 from mosaicstack_telemetry_server.storage.base import ApiKeyRecord, Storage, UsageRow
+from mosaicstack_telemetry_server.unpriced import unpriced_tasks
 from mosaicstack_telemetry_server.usage import MAX_FILTER_LENGTH, query_token_percentiles
 
 __all__ = [
     "BREAKDOWNS",
+    "PROJECT_TOKEN_EVENTS",
     "breakdowns",
     "fold",
     "instances",
@@ -42,14 +48,23 @@ BREAKDOWNS: tuple[tuple[str, ...], ...] = (
 )
 # Each query, and the breakdowns folded from it.
 _QUERIES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
-    (("day", "model"), (("day", "model"), ("model",))),
+    (("day", "model", "provider"), (("day", "model"), ("model",))),
     (("task_type",), (("task_type",),)),
     (("harness",), (("harness",),)),
     (("project",), (("project",),)),
 )
+# A project's token ranges: exact percentiles of each model's this many most recent events of
+# the project in the range, read from the events (no rollup keeps tokens per project). It
+# bounds the events a page reads per model; the p10 and p90 of 1,000 events fall within 2
+# percentile points of the whole range's 19 times in 20 (standard error sqrt(0.09 / 1000)).
+PROJECT_TOKEN_EVENTS = 1_000
 # The contract's rates "may be rounded to 4 decimals": the API does, so the pages do.
 _RATE_DIGITS = 4
 _SUMS = ("tasks", "input_tokens", "output_tokens", "cost_usd_micros", "duration_ms")
+# What a fold adds up from each row: the sums it shows, and those its rates come from; and
+# with them the row's unpriced tasks (`_unpriced`).
+_ROW_SUMS = (*_SUMS, "successes", "gate_passes")
+_COUNTED = (*_ROW_SUMS, "unpriced_tasks")
 
 
 def _fields(sums: dict[str, int]) -> dict[str, Any]:
@@ -62,23 +77,39 @@ def _fields(sums: dict[str, int]) -> dict[str, Any]:
     fields["successes"] = sums["successes"]
     fields["success_rate"] = share(sums["successes"])
     fields["gate_pass_rate"] = share(sums["gate_passes"])
+    fields["unpriced_tasks"] = sums["unpriced_tasks"]
     return fields
+
+
+def _unpriced(row: UsageRow, dimensions: Sequence[str]) -> int:
+    """The row's unpriced tasks, when its key holds the model and the provider (else 0)."""
+    if "model" not in dimensions or "provider" not in dimensions:
+        return 0
+    return unpriced_tasks(
+        provider=str(row.key[list(dimensions).index("provider")]),
+        model=str(row.key[list(dimensions).index("model")]),
+        tasks=row.tasks,
+        tokens=row.input_tokens + row.output_tokens,
+        cost_usd_micros=row.cost_usd_micros,
+    )
 
 
 def fold(
     rows: Iterable[UsageRow], dimensions: Sequence[str], group_by: Sequence[str]
 ) -> dict[str, Any]:
     """The `GET /v1/usage` JSON (groups and totals) of `group_by`, from rows summed over
-    `dimensions` (which must include every name of `group_by`)."""
-    empty = dict.fromkeys((*_SUMS, "successes", "gate_passes"), 0)
+    `dimensions` (which must include every name of `group_by`), with each group's
+    `unpriced_tasks` (0 unless `dimensions` hold the model and the provider)."""
+    empty = dict.fromkeys(_COUNTED, 0)
     positions = [list(dimensions).index(name) for name in group_by]
     groups: dict[tuple[str | None, ...], dict[str, int]] = {}
     totals = dict(empty)
     for row in rows:
         key = tuple(row.key[n] for n in positions)
         sums = groups.setdefault(key, dict(empty))
-        for name in (*_SUMS, "successes", "gate_passes"):
-            value = getattr(row, name)
+        counted = {name: getattr(row, name) for name in _ROW_SUMS}
+        counted["unpriced_tasks"] = _unpriced(row, dimensions)
+        for name, value in counted.items():
             sums[name] += value
             totals[name] += value
     return {
@@ -162,11 +193,41 @@ def project_filter(asked: str | None) -> tuple[str | None, str | None]:
 
 
 def token_percentiles(
-    storage: Storage, instance_id: UUID | None, start: datetime, end: datetime
+    storage: Storage,
+    instance_id: UUID | None,
+    start: datetime,
+    end: datetime,
+    project: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per model: `model`, and `input_tokens` / `output_tokens` with `p10`, `p50`, `p90`."""
-    rows = query_token_percentiles(storage, instance_id=instance_id, start=start, end=end)
-    return [row.model_dump(mode="json") for row in rows]
+    """Per model: `model`, and `input_tokens` / `output_tokens` with `p10`, `p50`, `p90`.
+
+    Of every project from the token histograms (within 1%), or of one project, exact, from
+    each model's `PROJECT_TOKEN_EVENTS` most recent events of it in the range.
+    """
+    if project is None:
+        rows = query_token_percentiles(storage, instance_id=instance_id, start=start, end=end)
+        return [row.model_dump(mode="json") for row in rows]
+    sample = storage.project_token_percentiles(
+        instance_id=instance_id,
+        start=start,
+        end=end,
+        project=project,
+        per_model=PROJECT_TOKEN_EVENTS,
+    )
+    return [
+        {
+            "model": row.model,
+            "tasks": row.events,
+            "input_tokens": _rounded(row.input_tokens),
+            "output_tokens": _rounded(row.output_tokens),
+        }
+        for row in sorted(sample, key=lambda row: row.model)
+    ]
+
+
+def _rounded(percentiles: tuple[float, float, float]) -> dict[str, int]:
+    """p10, p50 and p90 to the nearest token (ties to even, as the predictions round)."""
+    return dict(zip(("p10", "p50", "p90"), map(round, percentiles), strict=True))
 
 
 def instances(storage: Storage) -> list[UUID]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["format_compact", "format_count", "format_percent", "format_usd"]
+from mosaicstack_telemetry_server.unpriced import cost_text
+
+__all__ = ["format_compact", "format_count", "format_percent", "format_spend", "format_usd"]
 
 
 def format_usd(micros: int) -> str:
@@ -11,6 +13,12 @@ def format_usd(micros: int) -> str:
     if 0 < abs(dollars) < 1:
         return f"${dollars:,.4f}"
     return f"${dollars:,.2f}"
+
+
+def format_spend(micros: int, unpriced_tasks: int = 0) -> str:
+    """Spend that leaves out unpriced tasks says so (`unpriced.py`): `$12.30 + unpriced (3
+    tasks)`, or `unpriced (3 tasks)` when nothing was priced; `format_usd` without any."""
+    return cost_text(micros, unpriced_tasks, format_usd)
 
 
 def format_count(value: int) -> str:

@@ -17,24 +17,35 @@ from mosaicstack_telemetry_server.dashboard import charts, data
 from mosaicstack_telemetry_server.dashboard.formatting import (
     format_count,
     format_percent,
-    format_usd,
+    format_spend,
 )
 from mosaicstack_telemetry_server.dashboard.pages import render
 from mosaicstack_telemetry_server.dashboard.ranges import PRESETS, DateRange, parse_range
 from mosaicstack_telemetry_server.storage.base import ApiKeyRecord, Storage
 
-__all__ = ["page", "tiles"]
+__all__ = ["page", "tiles", "unpriced_models"]
 
 
 def tiles(totals: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The headline numbers: (id, label, text), ids as the totals' field names."""
+    """The headline numbers: (id, label, text), ids as the totals' field names; the spend
+    says the unpriced tasks it leaves out (`unpriced_tasks`, when the totals count them)."""
+    unpriced = int(totals.get("unpriced_tasks", 0))
     return [
-        ("cost_usd_micros", "Spend", format_usd(int(totals["cost_usd_micros"]))),
+        ("cost_usd_micros", "Spend", format_spend(int(totals["cost_usd_micros"]), unpriced)),
         ("tasks", "Tasks", format_count(int(totals["tasks"]))),
         ("input_tokens", "Input tokens", format_count(int(totals["input_tokens"]))),
         ("output_tokens", "Output tokens", format_count(int(totals["output_tokens"]))),
         ("success_rate", "Success rate", format_percent(float(totals["success_rate"]))),
         ("gate_pass_rate", "Gate-pass rate", format_percent(float(totals["gate_pass_rate"]))),
+    ]
+
+
+def unpriced_models(by_model: dict[str, Any]) -> list[tuple[str, str]]:
+    """For the page's note: each model with unpriced tasks, and how many, e.g. "3 tasks"."""
+    return [
+        (str(group["key"]["model"]), f"{format_count(n)} task{'s' if n != 1 else ''}")
+        for group in by_model["groups"]
+        if (n := int(group["unpriced_tasks"]))
     ]
 
 
@@ -44,15 +55,17 @@ def _charts(
     """Every query of the page (one usage sum, the token percentiles), in one worker thread."""
     reports = data.breakdowns(storage, instance, span.start, span.end, project)
     by_model = reports[("model",)]
-    percentiles = data.token_percentiles(storage, instance, span.start, span.end)
+    percentiles = data.token_percentiles(storage, instance, span.start, span.end, project)
     return {
         "tiles": tiles(by_model["totals"]),
+        "unpriced": unpriced_models(by_model),
         "spend_over_time": charts.spend_over_time_chart(reports[("day", "model")], span.days),
         "by_task_type": charts.spend_by_chart(reports[("task_type",)], "task_type", "task type"),
         "by_harness": charts.spend_by_chart(reports[("harness",)], "harness", "harness"),
         "by_project": charts.spend_by_chart(reports[("project",)], "project", "project"),
         "projects": data.projects(storage, instance, span.start, span.end),
         "tokens": charts.token_range_chart(percentiles),
+        "project_token_events": format_count(data.PROJECT_TOKEN_EVENTS),
         "rates": charts.rates_chart(by_model),
         "instances": data.instances(storage) if admin else [],
     }

@@ -1,4 +1,5 @@
-"""The usage reads of both backends, written once: `sum_usage`, `token_buckets`, `export_events`.
+"""The usage reads of both backends, written once: `sum_usage`, `token_buckets`,
+`project_token_percentiles` (`_project_tokens.py`), `export_events`.
 
 Their SQL is built by `_usage_sql.py` from the backend's `Dialect`; what differs between the
 backends is only how a value is bound (`_bind`) and how one read-only query runs (`_read`).
@@ -13,6 +14,7 @@ from uuid import UUID
 
 from mosaicstack_telemetry import TaskCompletionEvent
 from mosaicstack_telemetry_server.storage._common import event_from_row
+from mosaicstack_telemetry_server.storage._project_tokens import project_token_percentiles
 from mosaicstack_telemetry_server.storage._usage_sql import (
     Dialect,
     export_sql,
@@ -23,7 +25,11 @@ from mosaicstack_telemetry_server.storage._usage_sql import (
     usage_rows,
     usage_sql,
 )
-from mosaicstack_telemetry_server.storage.base import TokenBucketRow, UsageRow
+from mosaicstack_telemetry_server.storage.base import (
+    TokenBucketRow,
+    TokenPercentileRow,
+    UsageRow,
+)
 
 __all__ = ["UsageReads"]
 
@@ -63,6 +69,27 @@ class UsageReads:
         plan = plan_range(start, end)
         sql, params = token_buckets_sql(self._dialect, plan, instance_id, self._bind)
         return token_bucket_rows(self._read(sql, params)) if sql else []
+
+    def project_token_percentiles(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime,
+        end: datetime,
+        project: str,
+        per_model: int,
+    ) -> list[TokenPercentileRow]:
+        """Per model, exact token percentiles of the project's `per_model` latest events."""
+        return project_token_percentiles(
+            self._dialect,
+            self._bind,
+            self._read,
+            instance_id=instance_id,
+            start=start,
+            end=end,
+            project=project,
+            per_model=per_model,
+        )
 
     def export_events(
         self,

@@ -85,6 +85,10 @@ class Dialect:
     # `events`: planned on its own, so that they are looked up by id whatever the range's
     # time condition outside it.
     unfolded_events: str
+    # The p10/p50/p90 aggregate of "{column}" at "{quantiles}" (a list of fractions), one
+    # array per group: PostgreSQL's percentile_cont. None where there is none (SQLite): the
+    # sample is then fetched and interpolated in Python (`_project_tokens.py`).
+    percentile_cont: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

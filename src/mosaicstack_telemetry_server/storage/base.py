@@ -31,6 +31,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "TokenBucketRow",
+    "TokenPercentileRow",
     "UsageRow",
 ]
 
@@ -154,6 +155,17 @@ class TokenBucketRow:
     kind: str
     bucket: int
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPercentileRow:
+    """Exact p10, p50 and p90 of one model's input and of its output tokens over a sample of
+    `events` events (linear interpolation between the closest ranks, as `percentile_cont`)."""
+
+    model: str
+    events: int
+    input_tokens: tuple[float, float, float]
+    output_tokens: tuple[float, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +381,19 @@ class Storage(OtlpStore, Protocol):
     ) -> list[TokenBucketRow]:
         """Per model, the logarithmic histograms of input and output tokens of the events
         with `start <= timestamp < end` (rollups for whole days, events for the edges)."""
+
+    def project_token_percentiles(
+        self,
+        *,
+        instance_id: UUID | None,
+        start: datetime,
+        end: datetime,
+        project: str,
+        per_model: int,
+    ) -> list[TokenPercentileRow]:
+        """Per model, exact input and output token p10/p50/p90 of the `per_model` (at least 1)
+        most recent events of `project` with `start <= timestamp < end` (of one instance, or
+        all when None): read from the events, at most `per_model` of them per model."""
 
     def export_events(
         self,

@@ -169,6 +169,7 @@ _DIALECT = Dialect(
         "OR (ingest_xid >= (SELECT horizon FROM usage_cursor) "
         "AND ingest_xid < pg_snapshot_xmax(pg_current_snapshot())) OFFSET 0) AS events"
     ),
+    percentile_cont="percentile_cont(ARRAY[{quantiles}]) WITHIN GROUP (ORDER BY {column})",
 )
 # How many events are after the cursor, counting up to a bound.
 _WAITING = (
