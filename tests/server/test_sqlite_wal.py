@@ -17,6 +17,7 @@ import pytest
 from _api_helpers import wait_until
 from _storage_helpers import make_event
 
+from mosaicstack_telemetry_server.storage._project_tokens import _sample_sql
 from mosaicstack_telemetry_server.storage._sqlite_checkpoint import WalCheckpointer
 from mosaicstack_telemetry_server.storage._sqlite_retention import _COUNT, _EVENTS
 from mosaicstack_telemetry_server.storage._usage_sql import plan_range, usage_sql
@@ -139,6 +140,8 @@ def test_every_reader_of_events_by_time_finds_them_by_the_day_index(tmp_path: Pa
             )
             plan = _plan(conn, sql, params)
             assert plan.count("USING INDEX events_day_idx") == (2 if rollups else 1), plan
+        sql, params = _sample_sql(_DIALECT, _bound, None, (start, end), "acme/app", 1000)
+        assert "USING INDEX events_day_idx" in _plan(conn, sql, params)  # a project's tokens
         cut = date(2026, 3, 2).isoformat()
         for sql, params in ((_COUNT, [cut]), (_EVENTS, [cut, 10])):
             assert "USING INDEX events_day_idx" in _plan(conn, sql, params)

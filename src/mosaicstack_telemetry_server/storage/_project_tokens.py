@@ -5,8 +5,8 @@ project's token ranges are read from the events: for each model, the project's `
 most recent events in the range (by timestamp, then id), and the p10, p50 and p90 of their
 input and of their output tokens, by linear interpolation between the closest ranks
 (PostgreSQL's `percentile_cont`, numpy's default). What is read is bounded by `per_model`
-events per model; finding them reads the project's events of the range through the timestamp
-index (no index holds the project).
+events per model; finding them reads the project's events of the range through the time index
+(no index holds the project).
 
 PostgreSQL computes the percentiles in SQL (`Dialect.percentile_cont`); SQLite has no such
 aggregate, so the sample itself is fetched and interpolated here. Every value is a bound
@@ -25,7 +25,7 @@ from itertools import groupby
 from typing import Any
 from uuid import UUID
 
-from mosaicstack_telemetry_server.storage._usage_sql import Dialect
+from mosaicstack_telemetry_server.storage._usage_sql import Dialect, time_range
 from mosaicstack_telemetry_server.storage.base import TokenPercentileRow
 
 __all__ = ["QUANTILES", "interpolated", "project_token_percentiles"]
@@ -45,9 +45,9 @@ def _sample_sql(
     """The sample: model and tokens of each model's `per_model` most recent events of the
     project in the range `span`."""
     p = dialect.placeholder
-    start, end = span
-    where = f"timestamp >= {p} AND timestamp < {p} AND project = {p}"
-    params = [convert(start), convert(end), project]
+    where, params = time_range(dialect, *span, convert)
+    where += f" AND project = {p}"
+    params.append(project)
     if instance_id is not None:
         where += f" AND {dialect.instance_filter} = {p}"
         params.append(convert(instance_id))

@@ -50,6 +50,7 @@ __all__ = [
     "export_sql",
     "plan_range",
     "rollups_serve",
+    "time_range",
     "token_bucket_rows",
     "token_buckets_sql",
     "usage_rows",
@@ -165,6 +166,27 @@ def _slot_column(slots: Mapping[str, str], name: str) -> str:
     return f"{slots[name]} AS {name}"
 
 
+def time_range(
+    dialect: Dialect,
+    start: datetime,
+    end: datetime,
+    convert: Callable[[Any], Any],
+    *,
+    indexed: bool = True,
+) -> tuple[str, list[Any]]:
+    """The condition `start <= timestamp < end` on the events table and its parameters, with
+    (when `indexed`) the bounds on the day that let SQLite's day index find the events."""
+    p = dialect.placeholder
+    where = f"timestamp >= {p} AND timestamp < {p}"
+    params = [convert(start), convert(end)]
+    if indexed and dialect.day_index is not None:
+        # The range's first and last day (`end` is excluded, so its day only if after 0h).
+        where += f" AND {dialect.day_index} BETWEEN {p} AND {p}"
+        last = utc(end) - timedelta(microseconds=1)
+        params += [utc(start).date().isoformat(), last.date().isoformat()]
+    return where, params
+
+
 def _event_parts(
     dialect: Dialect,
     plan: RangePlan,
@@ -181,13 +203,7 @@ def _event_parts(
         spans.append((dialect.unfolded_events, (whole[0], whole[1])))
     parts = []
     for source, (start, end) in spans:
-        where = f"timestamp >= {p} AND timestamp < {p}"
-        params = [convert(start), convert(end)]
-        if dialect.day_index is not None and source == "events":
-            # The span's first and last day (`end` is excluded, so its day only if after 0h).
-            where += f" AND {dialect.day_index} BETWEEN {p} AND {p}"
-            last = end - timedelta(microseconds=1)
-            params += [start.date().isoformat(), last.date().isoformat()]
+        where, params = time_range(dialect, start, end, convert, indexed=source == "events")
         if instance_id is not None:
             where += f" AND {dialect.instance_filter} = {p}"
             params.append(convert(instance_id))
