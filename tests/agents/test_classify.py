@@ -28,8 +28,29 @@ MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
 # Splits the rules were never tuned on (tests/agents/data/README.md).
 UNSEEN = ("held-out", "fresh-2")
-# Repositories whose chat histories may be quoted, with their licence (the README's table).
-LICENSED = {"Aeell/ai-text-detector": "MIT", "Akash-Modi104/trading-bot": "MIT"}
+# Repositories whose chat histories may be quoted, with their licence (the README's tables).
+LICENSED = {
+    "Aeell/ai-text-detector": "MIT",
+    "Akash-Modi104/trading-bot": "MIT",
+    # held-out-2
+    "Aider-AI/aider": "Apache-2.0",
+    "closup/process-xbrl": "MIT",
+    "robin-collins/gpt-crawler": "ISC",
+    "twardoch/twat-search": "MIT",
+    "AFI-Protocol/afi-core": "MIT",
+    "Aquaticat/Monochromatic": "Apache-2.0",
+    "151henry151/my-webserver-setup": "MIT",
+    "twardoch/twat-mp": "MIT",
+    "robin-collins/Roo-Cline": "Apache-2.0",
+    # dev-2
+    "maloneype/yposfgold-community-platform": "ISC",
+    "Asphyksia/OpenCoder": "MIT",
+    "AlexShchuka/mozgoslav": "MIT",
+    "MarcVilaseca/fantasy-betting-backend": "MIT",
+    "Rinku8381/seraphine-hybrid-v1": "MIT",
+}
+# What a quoting row's `source` starts with: the kind of history it was read from.
+QUOTED = ("aider-chat-history:", "specstory-history:", "aider-commit-message:")
 
 
 @functools.cache
@@ -50,6 +71,11 @@ def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
     return right / len(labelled), len(labelled) / len(rows), len(rows)
 
 
+def _repo(row: dict[str, Any]) -> str:
+    """The repository a quoting row's `source` names (`kind:owner/name@commit`)."""
+    return str(row["source"].partition(":")[2].partition("@")[0])
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -68,15 +94,27 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
         if "sample" in row:
             assert "text" not in row
             assert row["source"] == "harness-samples/" + row["sample"]
-        if row["source"].startswith("aider-chat-history:"):
-            repo = row["source"].removeprefix("aider-chat-history:").partition("@")[0]
+        if row["source"].startswith(QUOTED):
+            repo, commit = _repo(row), row["source"].partition("@")[2]
             assert repo in LICENSED, f"{repo}: licence not checked (tests/agents/data/README.md)"
+            assert row.get("licence", LICENSED[repo]) == LICENSED[repo]
+            assert row.get("commit", commit).startswith(commit)
         if row["split"] in ("dev", "held-out"):
             held = bytes.fromhex(digest)[0] % 3 == 0
             assert row["split"] == ("held-out" if held else "dev")
-        else:
-            assert row["split"] in ("fresh-1", "fresh-2")
+        elif row["split"] in ("fresh-1", "fresh-2"):
             assert row["source"].startswith("aider-chat-history:")
+        else:
+            assert row["split"] in ("dev-2", "held-out-2")
+            assert row["source"].startswith(QUOTED)
+            assert row["licence"]
+            assert row["commit"]
+            assert len(row["text"]) <= MAX_PROMPT_CHARS  # the excerpt the classifier reads
+    # Split by repository: no repository gives prompts to both dev-2 and held-out-2.
+    sides = {(_repo(row), row["split"]) for row in rows if row["source"].startswith(QUOTED)}
+    dev2 = {repo for repo, split in sides if split == "dev-2"}
+    assert dev2
+    assert not dev2 & {repo for repo, split in sides if split == "held-out-2"}
 
 
 def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
