@@ -174,6 +174,12 @@ def test_on_the_few_real_prompts_it_was_never_tuned_on_it_does_not_fall_below_th
         ("Failed to compile\n./src/app.tsx\nError: Expected a semicolon", "debugging"),
         ("continue", "unknown"),
         ("what does this function do?", "unknown"),
+        # rules added on dev-2 (tests/agents/data/README.md)
+        ("@PRD.md @README.md @Style_Guide.md please launch the dev server", "unknown"),
+        ("please add a rule to the mdc file to always answer in English", "documentation"),
+        ("Create a file test_file.py that prints hello", "implementation"),
+        ("commit and push to github", "unknown"),
+        ("does the new settings page conform to the style guide?", "code_review"),
     ],
 )
 def test_the_request_decides_and_a_verb_of_making_counts_for_what_is_made(
