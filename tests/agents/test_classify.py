@@ -26,8 +26,26 @@ from mosaicstack_telemetry_agents.classify import (
 # The goal (issue 18): on prompts it never saw, right on 75% of those it labels, labelling 40%.
 MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
-# Splits the rules were never tuned on (tests/agents/data/README.md).
+# The first held-out splits (tests/agents/data/README.md): 41 of their 50 prompts are ours.
 UNSEEN = ("held-out", "fresh-2")
+# Real prompts from nine licensed repositories, split from dev-2 by repository and labelled before
+# the classifier first ran on them. The goal is not met there; what docs/integrations.md publishes
+# of them is pinned below, so a change of the rules that moves them must publish them anew.
+HELD_OUT_2 = {"prompts": 187, "repositories": 9, "labelled": 74, "right": 48}
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
+# The confusion matrix's order and names, as docs/integrations.md prints them.
+KINDS = (
+    ("implementation", "impl"),
+    ("debugging", "debug"),
+    ("refactoring", "refac"),
+    ("testing", "test"),
+    ("code_review", "review"),
+    ("documentation", "docs"),
+    ("configuration", "config"),
+    ("planning", "plan"),
+    ("security_audit", "security"),
+    ("unknown", "unknown"),
+)
 # Repositories whose chat histories may be quoted, with their licence (the README's tables).
 LICENSED = {
     "Aeell/ai-text-detector": "MIT",
@@ -142,7 +160,7 @@ def test_a_sample_changed_since_labelling_fails_rather_than_measuring_other_word
         quoted_text({**row, "uuid": "u2"}, tmp_path)
 
 
-def test_on_prompts_it_was_never_tuned_on_it_meets_the_precision_and_coverage_goal() -> None:
+def test_on_the_first_held_out_prompts_mostly_written_by_us_it_meets_the_goal() -> None:
     unseen = [row for row in _rows() if row["split"] in UNSEEN]
     precision, coverage, count = _figures(unseen)
     assert count >= 42  # 50 with the harness samples, 42 without
@@ -161,6 +179,42 @@ def test_on_the_few_real_prompts_it_was_never_tuned_on_it_does_not_fall_below_th
     assert count >= (1 if _labelled().unresolved else 9)
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} real prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} real prompts"
+
+
+def _confusion(answers: list[tuple[str, str]]) -> str:
+    """The confusion matrix as the docs print it: rows the hand label, columns the answer."""
+    lines = [
+        "| true ↓ / answered → | " + " | ".join(short for _, short in KINDS) + " |",
+        "|---|" + "---:|" * len(KINDS),
+    ]
+    for truth, _ in KINDS:
+        got = [answer for label, answer in answers if label == truth]
+        cells = [str(got.count(kind)) if got.count(kind) else "·" for kind, _ in KINDS]
+        name = truth.replace("_", " ")
+        lines.append(f"| {name} ({len(got)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def test_the_figures_published_for_held_out_2_are_what_the_classifier_gives_now() -> None:
+    rows = [row for row in _rows() if row["split"] == "held-out-2"]
+    answers = [(row["label"], prompt_task_type(row["text"])) for row in rows]
+    labelled = [(label, answer) for label, answer in answers if answer != "unknown"]
+    right = sum(label == answer for label, answer in labelled)
+    measured = {
+        "prompts": len(rows),
+        "repositories": len({_repo(row) for row in rows}),
+        "labelled": len(labelled),
+        "right": right,
+    }
+    assert measured == HELD_OUT_2, "publish the new figures in docs/integrations.md"
+    docs = DOCS.read_text("utf-8")
+    abstained = len(rows) - len(labelled)
+    assert (
+        f"| **held-out-2** | {len(rows)} | {measured['repositories']} | "
+        f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
+        f"**{right} ({right / len(labelled):.1%})** | {abstained} ({abstained / len(rows):.1%}) |"
+    ) in docs
+    assert _confusion(answers) in docs
 
 
 @pytest.mark.parametrize(
