@@ -3,19 +3,29 @@
 The hook's budget for it is 20 ms. Timed: a short prompt, a long English request, a prompt
 that is all paste (read whole, up to the cut), 1 MB of pasted log (cut to `MAX_PROMPT_CHARS`),
 a French prompt (stopped by the language check) and one that holds a cue of every task type.
-`python -m bench --only classify`.
+Then how often it is right on `held-out-2`, the real prompts it was never tuned on
+(tests/agents/data/README.md): precision on the prompts it labels, the share it labels, and how
+often it abstains. `python -m bench --only classify`.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench._timing import Result, percentile
 from mosaicstack_telemetry_agents.classify import MAX_PROMPT_CHARS, prompt_task_type
 
 __all__ = ["run"]
+
+# The hand-labelled prompts; held-out-2's rows all carry their text.
+_LABELLED = (
+    Path(__file__).resolve().parents[1] / "tests" / "agents" / "data" / "prompts_labelled.jsonl"
+)
+_HELD_OUT = "held-out-2"
 
 _CUES = (
     "refactor fix the bug, write unit tests, review the pr, update the readme, configure the ci "
@@ -71,6 +81,40 @@ def _fresh(rounds: int) -> Result:
     return Result("classify", name, percentile(wall, 50), "µs (median)", note)
 
 
+def _held_out() -> list[Result]:
+    """Precision on the prompts labelled, the share labelled and the share left `unknown`."""
+    lines = _LABELLED.read_text("utf-8").splitlines()
+    rows = [row for row in map(json.loads, lines) if row["split"] == _HELD_OUT]
+    answers = [(prompt_task_type(row["text"]), row["label"]) for row in rows]
+    labelled = [(answer, label) for answer, label in answers if answer != "unknown"]
+    right = sum(answer == label for answer, label in labelled)
+    repos = len({row["source"].partition(":")[2].partition("@")[0] for row in rows})
+    about = f"{_HELD_OUT}: {len(rows)} real prompts, {repos} repositories"
+    return [
+        Result(
+            "classify",
+            f"{about}: right of those labelled",
+            100 * right / len(labelled),
+            "%",
+            f"{right} of {len(labelled)}; goal 75%",
+        ),
+        Result(
+            "classify",
+            f"{about}: labelled",
+            100 * len(labelled) / len(rows),
+            "%",
+            f"{len(labelled)} of {len(rows)}; goal 40%",
+        ),
+        Result(
+            "classify",
+            f"{about}: abstained (unknown)",
+            100 - 100 * len(labelled) / len(rows),
+            "%",
+            f"{len(rows) - len(labelled)} of {len(rows)}",
+        ),
+    ]
+
+
 def run(quick: bool) -> list[Result]:
     """Median and p99 of `rounds` calls per prompt, after one warm-up call (regex compile)."""
     rounds = 200 if quick else 2000
@@ -83,4 +127,4 @@ def run(quick: bool) -> list[Result]:
             f"p99 {percentile(cpu, 99):,.0f} µs; answer {prompt_task_type(text)}"
         )
         results.append(Result("classify", name, percentile(wall, 50), "µs (median)", note))
-    return [*results, _fresh(10 if quick else 40)]
+    return [*results, _fresh(10 if quick else 40), *_held_out()]

@@ -26,10 +26,49 @@ from mosaicstack_telemetry_agents.classify import (
 # The goal (issue 18): on prompts it never saw, right on 75% of those it labels, labelling 40%.
 MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
-# Splits the rules were never tuned on (tests/agents/data/README.md).
+# The first held-out splits (tests/agents/data/README.md): 41 of their 50 prompts are ours.
 UNSEEN = ("held-out", "fresh-2")
-# Repositories whose chat histories may be quoted, with their licence (the README's table).
-LICENSED = {"Aeell/ai-text-detector": "MIT", "Akash-Modi104/trading-bot": "MIT"}
+# Real prompts from nine licensed repositories, split from dev-2 by repository and labelled before
+# the classifier first ran on them. The goal is not met there; what docs/integrations.md publishes
+# of them is pinned below, so a change of the rules that moves them must publish them anew.
+HELD_OUT_2 = {"prompts": 187, "repositories": 9, "labelled": 74, "right": 48}
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
+# The confusion matrix's order and names, as docs/integrations.md prints them.
+KINDS = (
+    ("implementation", "impl"),
+    ("debugging", "debug"),
+    ("refactoring", "refac"),
+    ("testing", "test"),
+    ("code_review", "review"),
+    ("documentation", "docs"),
+    ("configuration", "config"),
+    ("planning", "plan"),
+    ("security_audit", "security"),
+    ("unknown", "unknown"),
+)
+# Repositories whose chat histories may be quoted, with their licence (the README's tables).
+LICENSED = {
+    "Aeell/ai-text-detector": "MIT",
+    "Akash-Modi104/trading-bot": "MIT",
+    # held-out-2
+    "Aider-AI/aider": "Apache-2.0",
+    "closup/process-xbrl": "MIT",
+    "robin-collins/gpt-crawler": "ISC",
+    "twardoch/twat-search": "MIT",
+    "AFI-Protocol/afi-core": "MIT",
+    "Aquaticat/Monochromatic": "Apache-2.0",
+    "151henry151/my-webserver-setup": "MIT",
+    "twardoch/twat-mp": "MIT",
+    "robin-collins/Roo-Cline": "Apache-2.0",
+    # dev-2
+    "maloneype/yposfgold-community-platform": "ISC",
+    "Asphyksia/OpenCoder": "MIT",
+    "AlexShchuka/mozgoslav": "MIT",
+    "MarcVilaseca/fantasy-betting-backend": "MIT",
+    "Rinku8381/seraphine-hybrid-v1": "MIT",
+}
+# What a quoting row's `source` starts with: the kind of history it was read from.
+QUOTED = ("aider-chat-history:", "specstory-history:", "aider-commit-message:")
 
 
 @functools.cache
@@ -50,6 +89,11 @@ def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
     return right / len(labelled), len(labelled) / len(rows), len(rows)
 
 
+def _repo(row: dict[str, Any]) -> str:
+    """The repository a quoting row's `source` names (`kind:owner/name@commit`)."""
+    return str(row["source"].partition(":")[2].partition("@")[0])
+
+
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -68,15 +112,27 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
         if "sample" in row:
             assert "text" not in row
             assert row["source"] == "harness-samples/" + row["sample"]
-        if row["source"].startswith("aider-chat-history:"):
-            repo = row["source"].removeprefix("aider-chat-history:").partition("@")[0]
+        if row["source"].startswith(QUOTED):
+            repo, commit = _repo(row), row["source"].partition("@")[2]
             assert repo in LICENSED, f"{repo}: licence not checked (tests/agents/data/README.md)"
+            assert row.get("licence", LICENSED[repo]) == LICENSED[repo]
+            assert row.get("commit", commit).startswith(commit)
         if row["split"] in ("dev", "held-out"):
             held = bytes.fromhex(digest)[0] % 3 == 0
             assert row["split"] == ("held-out" if held else "dev")
-        else:
-            assert row["split"] in ("fresh-1", "fresh-2")
+        elif row["split"] in ("fresh-1", "fresh-2"):
             assert row["source"].startswith("aider-chat-history:")
+        else:
+            assert row["split"] in ("dev-2", "held-out-2")
+            assert row["source"].startswith(QUOTED)
+            assert row["licence"]
+            assert row["commit"]
+            assert len(row["text"]) <= MAX_PROMPT_CHARS  # the excerpt the classifier reads
+    # Split by repository: no repository gives prompts to both dev-2 and held-out-2.
+    sides = {(_repo(row), row["split"]) for row in rows if row["source"].startswith(QUOTED)}
+    dev2 = {repo for repo, split in sides if split == "dev-2"}
+    assert dev2
+    assert not dev2 & {repo for repo, split in sides if split == "held-out-2"}
 
 
 def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
@@ -104,7 +160,7 @@ def test_a_sample_changed_since_labelling_fails_rather_than_measuring_other_word
         quoted_text({**row, "uuid": "u2"}, tmp_path)
 
 
-def test_on_prompts_it_was_never_tuned_on_it_meets_the_precision_and_coverage_goal() -> None:
+def test_on_the_first_held_out_prompts_mostly_written_by_us_it_meets_the_goal() -> None:
     unseen = [row for row in _rows() if row["split"] in UNSEEN]
     precision, coverage, count = _figures(unseen)
     assert count >= 42  # 50 with the harness samples, 42 without
@@ -125,6 +181,42 @@ def test_on_the_few_real_prompts_it_was_never_tuned_on_it_does_not_fall_below_th
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} real prompts"
 
 
+def _confusion(answers: list[tuple[str, str]]) -> str:
+    """The confusion matrix as the docs print it: rows the hand label, columns the answer."""
+    lines = [
+        "| true ↓ / answered → | " + " | ".join(short for _, short in KINDS) + " |",
+        "|---|" + "---:|" * len(KINDS),
+    ]
+    for truth, _ in KINDS:
+        got = [answer for label, answer in answers if label == truth]
+        cells = [str(got.count(kind)) if got.count(kind) else "·" for kind, _ in KINDS]
+        name = truth.replace("_", " ")
+        lines.append(f"| {name} ({len(got)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def test_the_figures_published_for_held_out_2_are_what_the_classifier_gives_now() -> None:
+    rows = [row for row in _rows() if row["split"] == "held-out-2"]
+    answers = [(row["label"], prompt_task_type(row["text"])) for row in rows]
+    labelled = [(label, answer) for label, answer in answers if answer != "unknown"]
+    right = sum(label == answer for label, answer in labelled)
+    measured = {
+        "prompts": len(rows),
+        "repositories": len({_repo(row) for row in rows}),
+        "labelled": len(labelled),
+        "right": right,
+    }
+    assert measured == HELD_OUT_2, "publish the new figures in docs/integrations.md"
+    docs = DOCS.read_text("utf-8")
+    abstained = len(rows) - len(labelled)
+    assert (
+        f"| **held-out-2** | {len(rows)} | {measured['repositories']} | "
+        f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
+        f"**{right} ({right / len(labelled):.1%})** | {abstained} ({abstained / len(rows):.1%}) |"
+    ) in docs
+    assert _confusion(answers) in docs
+
+
 @pytest.mark.parametrize(
     ("prompt", "expected"),
     [
@@ -136,6 +228,12 @@ def test_on_the_few_real_prompts_it_was_never_tuned_on_it_does_not_fall_below_th
         ("Failed to compile\n./src/app.tsx\nError: Expected a semicolon", "debugging"),
         ("continue", "unknown"),
         ("what does this function do?", "unknown"),
+        # rules added on dev-2 (tests/agents/data/README.md)
+        ("@PRD.md @README.md @Style_Guide.md please launch the dev server", "unknown"),
+        ("please add a rule to the mdc file to always answer in English", "documentation"),
+        ("Create a file test_file.py that prints hello", "implementation"),
+        ("commit and push to github", "unknown"),
+        ("does the new settings page conform to the style guide?", "code_review"),
     ],
 )
 def test_the_request_decides_and_a_verb_of_making_counts_for_what_is_made(
