@@ -140,6 +140,8 @@ def test_every_reader_of_events_by_time_finds_them_by_the_day_index(tmp_path: Pa
             )
             plan = _plan(conn, sql, params)
             assert plan.count("USING INDEX events_day_idx") == (2 if rollups else 1), plan
+            # the whole days' unfolded events: a range of ids after the fold's cursor
+            assert ("USING INTEGER PRIMARY KEY (rowid>?)" in plan) == rollups, plan
         sql, params = _sample_sql(_DIALECT, _bound, None, (start, end), "acme/app", 1000)
         assert "USING INDEX events_day_idx" in _plan(conn, sql, params)  # a project's tokens
         cut = date(2026, 3, 2).isoformat()

@@ -10,6 +10,7 @@ a 1.0 server sees nothing new. An event that carries any of them says `schema_ve
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Annotated
 from uuid import UUID, uuid4
 
@@ -47,6 +48,7 @@ SCHEMA_1_1_FIELDS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
+_schema_1_1_values = itemgetter(*SCHEMA_1_1_FIELDS)
 
 
 def _unset(value: object) -> bool:
@@ -125,11 +127,11 @@ class TaskCompletionEvent(BaseModel):
 
     @model_validator(mode="after")
     def _schema_version_matches_fields(self) -> TaskCompletionEvent:
-        carried = next(
-            (name for name in SCHEMA_1_1_FIELDS if getattr(self, name) is not None), None
-        )
-        if carried is None:
+        # Run for every event a server ingests: one C call for the common case, no field set.
+        values = _schema_1_1_values(self.__dict__)
+        if values.count(None) == len(SCHEMA_1_1_FIELDS):
             return self
+        carried = SCHEMA_1_1_FIELDS[next(i for i, value in enumerate(values) if value is not None)]
         if "schema_version" not in self.model_fields_set:
             self.schema_version = SCHEMA_VERSION_1_1
         elif self.schema_version == SCHEMA_VERSION:

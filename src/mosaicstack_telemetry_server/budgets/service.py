@@ -162,11 +162,13 @@ class AlertService:
     def send_due(self) -> float:
         """Deliver every due alert once; the seconds until the next one is due."""
         store = budgets_of(self._storage)
-        with httpx.Client(follow_redirects=False) as client:
-            for alert in store.due_alerts(self._clock(), _BATCH):
-                if self._stopping.is_set():
-                    break
-                self._attempt(client, alert)
+        due_now = store.due_alerts(self._clock(), _BATCH)
+        if due_now:  # a client costs an SSL context (milliseconds): only when there is work
+            with httpx.Client(follow_redirects=False) as client:
+                for alert in due_now:
+                    if self._stopping.is_set():
+                        break
+                    self._attempt(client, alert)
         due = store.next_alert_due()
         if due is None:
             return self._interval

@@ -142,10 +142,12 @@ _DIALECT = Dialect(
         "|| ' days')"
     ).replace("BLOCK", str(BLOCK_DAYS)),
     # Ids are given in commit order (one writer at a time): the tail is every id after the
-    # cursor, a range of the primary key.
+    # cursor, a range of the primary key. The subquery is flattened into its part (no LIMIT or
+    # OFFSET to stop it): SQLite then reads the few columns summed, not every column into a
+    # co-routine (half the time of an answer that reads a long tail); the rowid range is the
+    # one index it can use there (no index holds the exact time, `+instance_id` none).
     unfolded_events=(
-        "(SELECT * FROM events WHERE id > (SELECT last_id FROM usage_cursor) LIMIT -1 OFFSET 0) "
-        "AS events"
+        "(SELECT * FROM events WHERE id > (SELECT last_id FROM usage_cursor)) AS events"
     ),
 )
 # The id after which a batch's new events are numbered: never one given before (see migration
