@@ -52,7 +52,7 @@ _REPO = Path(__file__).resolve().parent.parent
 # (name, commit or None for this checkout)
 VERSIONS = (
     ("before the rollups (56127b5)", "56127b5"),
-    ("main (7d31b63)", "7d31b63"),
+    ("main before the checkpointer (99362c9)", "99362c9"),
     ("this branch", None),
 )
 
