@@ -8,8 +8,10 @@ page per day; these tests pin both on real files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -34,18 +36,23 @@ def _fill(storage: SQLiteStorage, batches: int) -> None:
         )
 
 
-def _truncate_wal(path: Path) -> None:
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+@contextlib.contextmanager
+def _maintained(path: Path, interval: float) -> Iterator[SQLiteStorage]:
+    """A migrated storage whose WAL is empty, its checkpointer started (closed after)."""
+    storage = SQLiteStorage(path, checkpoint_interval=interval)
+    try:
+        storage.migrate()
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        storage.start_maintenance()  # its first checkpoint finds nothing to copy
+        yield storage
+    finally:
+        storage.close()
 
 
 def test_a_running_server_checkpoints_from_its_own_thread_not_in_commits(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
-    storage = SQLiteStorage(path, checkpoint_interval=3600)
-    try:
-        storage.migrate()
-        _truncate_wal(path)
-        storage.start_maintenance()  # its first checkpoint finds nothing to copy
+    with _maintained(path, 3600) as storage:
         size = path.stat().st_size
         _fill(storage, 50)  # several times the 1,000 WAL pages a commit would checkpoint at
         assert path.stat().st_size == size, "a request's commit checkpointed the WAL"
@@ -58,22 +65,14 @@ def test_a_running_server_checkpoints_from_its_own_thread_not_in_commits(tmp_pat
         _fill(storage, 50)  # without the thread, commits checkpoint again
         assert path.stat().st_size > grown
         assert storage.count_events() == 10_000
-    finally:
-        storage.close()
 
 
 def test_the_checkpointer_copies_the_wal_back_while_it_runs(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
-    storage = SQLiteStorage(path, checkpoint_interval=0.05)
-    try:
-        storage.migrate()
-        _truncate_wal(path)
-        storage.start_maintenance()
+    with _maintained(path, 0.05) as storage:
         size = path.stat().st_size
         _fill(storage, 20)
         wait_until(lambda: path.stat().st_size > size, what="the WAL copied back")
-    finally:
-        storage.close()
     with sqlite3.connect(path) as conn:  # closed cleanly: every event is in the file
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (2000,)
 
