@@ -103,7 +103,9 @@ _FILE_NAME = re.compile(
     r"cfg|ini|html|css|scss|sh|rs|go|java|kt|rb|php|lock|sql|ipynb)\b"
 )
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`")
-_KEPT_NAME = re.compile(r"readme|changelog|contributing|eslint|prettier|tsconfig|docker")
+_KEPT_NAME = re.compile(
+    r"readme|changelog|contributing|conventions|eslint|prettier|tsconfig|docker"
+)
 # A shell command typed as the prompt ("npm run dev", "git commit -m ...", "python -m app q x"),
 # or a web address pasted on its own line: what follows it is its output or the page, no request.
 _COMMAND_LINE = re.compile(
@@ -194,6 +196,13 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
         r"\b(?:fails?|failing|failed|broken|wrong|regression)\b",
     ),
     (_T.DEBUGGING, 2.0, ("flaky", " red"), r"\bflaky\b|\b(?:is|went|turned) red\b"),
+    # lint findings to fix: the linter's setup is configuration, its findings are defects
+    (
+        _T.DEBUGGING,
+        2.0,
+        ("lint", "ruff", "mypy"),
+        r"\b(?:lint|linter|ruff|mypy|eslint) (?:errors?|warnings?|findings|issues)\b",
+    ),
     (
         _T.DEBUGGING,
         2.0,
@@ -205,7 +214,7 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
         _T.DEBUGGING,
         1.5,
         ("not working", "still "),
-        r"\bnot working\b|\bstill (?:does not|doesn'?t|not)\b",
+        r"\bnot working\b|\bstill (?:does not|doesn'?t|do not|don'?t|not|can'?t|isn'?t|prevents)\b",
     ),
     (_T.DEBUGGING, 1.5, ("should ",), r"\bshould (?:\w+ )?(?:be|return|show|work)\b"),
     (_T.DEBUGGING, 1.5, ("does nothing", "silently"), r"\bdoes nothing\b|\bsilently\b"),
@@ -364,6 +373,8 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
         r"\b(?:comments?|typos?|md (?:formatted )?file|headings)\b",
     ),
     (_T.DOCUMENTATION, 1.0, ("instructions", "outdated"), r"\b(?:instructions|outdated)\b"),
+    # an agent's conventions file is words for the agent, as its rules are
+    (_T.DOCUMENTATION, 2.5, ("conventions",), r"\bconventions\b"),
     # an agent's rules are words for the agent: Cursor's `.mdc` rule files
     (
         _T.DOCUMENTATION,
@@ -405,7 +416,7 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
         _T.CONFIGURATION,
         1.5,
         ("dependenc", "deploy", "lint"),
-        r"\b(?:dependenc\w+|deploy\w*|lint\w*)\b",
+        r"\b(?:dependenc\w+|deploy\w*)\b|\blint\w*\b(?! (?:errors?|warnings?|findings|issues))",
     ),
     (
         _T.CONFIGURATION,
@@ -567,6 +578,8 @@ def prompt_task_type(text: str) -> str:
     cleaned = cleaned[attached.end() :] if attached else cleaned
     if _foreign(cleaned):
         return _UNKNOWN
+    if not _LETTER.search(_FILE_NAME.sub(" ", cleaned)):
+        return _UNKNOWN  # file names alone ("CONVENTIONS.md") ask nothing
     cleaned = _FILE_NAME.sub(_blank_name, cleaned)
     if _command(cleaned):
         # A command typed as the prompt, or pasted with its output: no request of its own.

@@ -209,6 +209,10 @@ def _confusion(answers: list[tuple[str, str]]) -> str:
         ("We have new engines that should have default configs in config.py", "unknown"),
         ("make -v short for --verbose", "implementation"),  # English: not a command
         ("pytest fails with ImportError: cannot import name 'Settings'", "debugging"),
+        ("CONVENTIONS.md", "unknown"),  # a file's name alone asks nothing
+        ("In CONVENTIONS.md, reorder the lists", "documentation"),
+        ("can you please resolve these lint errors", "debugging"),
+        ("i still don't see the parentheses on negative numbers, it's wrong", "debugging"),
         ("@PRD.md @README.md @Style_Guide.md please launch the dev server", "unknown"),
         ("please add a rule to the mdc file to always answer in English", "documentation"),
         ("Create a file test_file.py that prints hello", "implementation"),
