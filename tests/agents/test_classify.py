@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
 # The first held-out splits (tests/agents/data/README.md): 41 of their 50 prompts are ours.
 UNSEEN = ("held-out", "fresh-2")
+# Real prompts from eight licensed repositories whose owners gave nothing to a development split,
+# labelled and committed before the classifier first ran on them (tests/agents/data/README.md).
+# The goal is not met there; what docs/integrations.md publishes of them is pinned below, so a
+# change of the rules that moves them must publish them anew.
+HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 45, "right": 28}
+# The splits the rules were written or changed on, and the one they were never changed for.
+DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3")
+HELD_OUT = "held-out-3"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 # The confusion matrix's order and names, as docs/integrations.md prints them.
 KINDS = (
@@ -62,7 +71,18 @@ LICENSED = {
     "AlexShchuka/mozgoslav": "MIT",
     "MarcVilaseca/fantasy-betting-backend": "MIT",
     "Rinku8381/seraphine-hybrid-v1": "MIT",
+    # held-out-3
+    "MichaelPaulukonis/polychrome.p5": "MIT",
+    "BillWan-zzzyyy/alpamayo": "Apache-2.0",
+    "Bucur21/PaperBites": "MIT",
+    "destyler/destyler": "MIT",
+    "design4pro/mcp-rag-server": "MIT",
+    "ChrisGVE/MunsellSpace": "MIT",
+    "barbarachbc/esphome-workshop": "MIT",
+    "kevinslin/skillz": "MIT",
 }
+# Licences that let a prompt be quoted with attribution (tests/agents/data/README.md).
+PERMISSIVE = {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "CC0-1.0", "CC-BY-4.0"}
 # What a quoting row's `source` starts with: the kind of history it was read from.
 QUOTED = ("aider-chat-history:", "specstory-history:", "aider-commit-message:")
 
@@ -88,6 +108,10 @@ def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
 def _repo(row: dict[str, Any]) -> str:
     """The repository a quoting row's `source` names (`kind:owner/name@commit`)."""
     return str(row["source"].partition(":")[2].partition("@")[0])
+
+
+def _owner(row: dict[str, Any]) -> str:
+    return _repo(row).partition("/")[0]
 
 
 def _sha256(text: str) -> str:
@@ -129,6 +153,26 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
     dev2 = {repo for repo, split in sides if split == "dev-2"}
     assert dev2
     assert not dev2 & {repo for repo, split in sides if split == "dev-3"}
+
+
+def test_held_out_3_shares_no_repository_or_owner_with_the_development_splits() -> None:
+    rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
+    quoted = [row for row in rows if row["source"].startswith(QUOTED)]
+    held = [row for row in quoted if row["split"] == HELD_OUT]
+    seen = {_repo(row) for row in quoted if row["split"] != HELD_OUT}
+    assert held
+    assert not {_repo(row) for row in held} & seen
+    assert not {_owner(row) for row in held} & {repo.partition("/")[0] for repo in seen}
+    counts = Counter(_repo(row) for row in held)
+    assert len(counts) >= 8
+    assert max(counts.values()) <= 0.25 * len(held)  # no repository decides the figures
+    for row in held:
+        assert row["licence"] in PERMISSIVE
+        assert row["licence"] == LICENSED[_repo(row)]
+        assert len(row["commit"]) == 40
+        assert row["source"].endswith("@" + row["commit"][:12])
+        assert row["path"]
+        assert row["language"] in ("en", "zh", "pl")
 
 
 def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
@@ -189,6 +233,43 @@ def _confusion(answers: list[tuple[str, str]]) -> str:
         name = truth.replace("_", " ")
         lines.append(f"| {name} ({len(got)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def test_the_figures_published_for_held_out_3_are_what_the_classifier_gives_now() -> None:
+    rows = [row for row in _rows() if row["split"] == HELD_OUT]
+    answers = [(row["label"], prompt_task_type(row["text"])) for row in rows]
+    labelled = [(label, answer) for label, answer in answers if answer != "unknown"]
+    right = sum(label == answer for label, answer in labelled)
+    measured = {
+        "prompts": len(rows),
+        "repositories": len({_repo(row) for row in rows}),
+        "labelled": len(labelled),
+        "right": right,
+    }
+    assert measured == HELD_OUT_3, "publish the new figures in docs/integrations.md"
+    docs = DOCS.read_text("utf-8")
+    abstained = len(rows) - len(labelled)
+    assert (
+        f"| **held-out-3** | {len(rows)} | {measured['repositories']} | "
+        f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
+        f"**{right} ({right / len(labelled):.1%})** | {abstained} ({abstained / len(rows):.1%}) |"
+    ) in docs
+    assert _confusion(answers) in docs
+    # The goal is not met here (62.2% right, 27.4% labelled): published as such, and not asserted
+    # until a change of the rules, measured on fresh prompts, meets it.
+
+
+def test_the_development_figures_published_beside_held_out_3_are_what_it_gives_now() -> None:
+    docs = DOCS.read_text("utf-8")
+    for split in ("dev-3", "dev-2"):
+        rows = [row for row in _rows() if row["split"] == split]
+        labelled = [row for row in rows if prompt_task_type(row["text"]) != "unknown"]
+        right = sum(prompt_task_type(row["text"]) == row["label"] for row in labelled)
+        assert (
+            f"| {split} (development) | {len(rows)} | {len({_repo(row) for row in rows})} | "
+            f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
+            f"{right} ({right / len(labelled):.1%}) |"
+        ) in docs, split
 
 
 @pytest.mark.parametrize(
