@@ -98,9 +98,11 @@ _ATTACHED = re.compile(r"(?:@\S+\s*)+")
 # configuration work, "the test.mdc rule" not testing. Names with an extension (and paths, and
 # files attached with "@") are blanked before the cues are read. Kept: the names that are the
 # work's own (a README or changelog is documentation, an eslint or Docker file configuration).
+# A name is tried only where a run of path characters starts: the same names (the greedy path
+# reaches the run's last extension), without re-reading the run from each of its characters.
 _FILE_NAME = re.compile(
-    r"@\S+|[\w./\\-]*[\w-]\.(?:py|pyi|ts|tsx|js|jsx|mjs|cjs|mdc?|ya?ml|jsonc?|toml|txt|conf|"
-    r"cfg|ini|html|css|scss|sh|rs|go|java|kt|rb|php|lock|sql|ipynb)\b"
+    r"@\S+|(?<![\w./\\-])[\w./\\-]*[\w-]\.(?:py|pyi|ts|tsx|js|jsx|mjs|cjs|mdc?|ya?ml|jsonc?|"
+    r"toml|txt|conf|cfg|ini|html|css|scss|sh|rs|go|java|kt|rb|php|lock|sql|ipynb)\b"
 )
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`")
 _KEPT_NAME = re.compile(
@@ -543,8 +545,24 @@ def _foreign(text: str) -> bool:
     return foreign >= 3 and foreign > sum(word in _ENGLISH for word in words)
 
 
-def _blank_name(name: re.Match[str]) -> str:
-    return name.group() if _KEPT_NAME.search(name.group()) else " " * len(name.group())
+def _without_names(text: str) -> str | None:
+    """The text with file names blanked, but the kept ones; `None` if nothing but names is left.
+
+    One pass: the names and the words between them are found together."""
+    if "." not in text and "@" not in text:  # every name holds one or the other
+        return text if _LETTER.search(text) else None
+    pieces: list[str] = []
+    asks, last = False, 0
+    for name in _FILE_NAME.finditer(text):
+        between = text[last : name.start()]
+        asks = asks or _LETTER.search(between) is not None
+        kept = _KEPT_NAME.search(name.group()) is not None
+        pieces += (between, name.group() if kept else " " * len(name.group()))
+        last = name.end()
+    if not asks and _LETTER.search(text, last) is None:
+        return None
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def _command(text: str) -> bool:
@@ -578,9 +596,10 @@ def prompt_task_type(text: str) -> str:
     cleaned = cleaned[attached.end() :] if attached else cleaned
     if _foreign(cleaned):
         return _UNKNOWN
-    if not _LETTER.search(_FILE_NAME.sub(" ", cleaned)):
+    named = _without_names(cleaned)
+    if named is None:
         return _UNKNOWN  # file names alone ("CONVENTIONS.md") ask nothing
-    cleaned = _FILE_NAME.sub(_blank_name, cleaned)
+    cleaned = named
     if _command(cleaned):
         # A command typed as the prompt, or pasted with its output: no request of its own.
         return _UNKNOWN

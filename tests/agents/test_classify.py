@@ -351,6 +351,27 @@ def test_every_match_of_a_cue_holds_one_of_its_needles(words: list[str]) -> None
             assert any(needle in text for needle in needles), (pattern, text)
 
 
+# Pieces of paths and of the words around them: names, extensions, separators, "@".
+_NAME_PIECES = (
+    *"ab_-./\\@ \n:é",
+    *("py", "pyi", "md", "mdc", "readme", "config", "e.g.", "v1.2", "x.py.bak", ".py", "@src/"),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_NAME_PIECES), max_size=24).map("".join))
+def test_file_names_tried_only_where_a_path_starts_are_the_names_found_anywhere(text: str) -> None:
+    # The guard spares reading a path again from each of its characters; the greedy path is what
+    # makes the names the same.
+    from mosaicstack_telemetry_agents import classify
+
+    guard = r"(?<![\w./\\-])"
+    assert guard in classify._FILE_NAME.pattern
+    anywhere = re.compile(classify._FILE_NAME.pattern.replace(guard, "", 1))
+    found = [name.span() for name in classify._FILE_NAME.finditer(text)]
+    assert found == [name.span() for name in anywhere.finditer(text)]
+
+
 # No deadline: time is measured in bench/classify.py, not under a loaded test run's tracer.
 @settings(deadline=None)
 @given(st.text(max_size=5000))
