@@ -351,9 +351,10 @@ def test_every_match_of_a_cue_holds_one_of_its_needles(words: list[str]) -> None
             assert any(needle in text for needle in needles), (pattern, text)
 
 
-# Pieces of paths and of the words around them: names, extensions, separators, "@".
+# Pieces of paths and of the words around them: names, extensions, separators, "@", and letters
+# and digits beyond ASCII (`\w` holds them).
 _NAME_PIECES = (
-    *"ab_-./\\@ \n:é",
+    *"ab_-./\\@ \t\n:'é²Ⅻ",
     *("py", "pyi", "md", "mdc", "readme", "config", "e.g.", "v1.2", "x.py.bak", ".py", "@src/"),
 )
 
@@ -361,14 +362,14 @@ _NAME_PIECES = (
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(st.sampled_from(_NAME_PIECES), max_size=24).map("".join))
 def test_file_names_tried_only_where_a_path_starts_are_the_names_found_anywhere(text: str) -> None:
-    # The guard spares reading a path again from each of its characters; the greedy path is what
-    # makes the names the same.
+    # Names are tried only at an "@" or where the path around an extension starts, which spares
+    # trying the pattern at every character; the greedy path is what makes the names the same.
     from mosaicstack_telemetry_agents import classify
 
     guard = r"(?<![\w./\\-])"
-    assert guard in classify._FILE_NAME.pattern
-    anywhere = re.compile(classify._FILE_NAME.pattern.replace(guard, "", 1))
-    found = [name.span() for name in classify._FILE_NAME.finditer(text)]
+    assert guard in classify._FILE_NAME
+    anywhere = re.compile(classify._FILE_NAME.replace(guard, "", 1))
+    found = [name.span() for name in classify._names(text)]
     assert found == [name.span() for name in anywhere.finditer(text)]
 
 
