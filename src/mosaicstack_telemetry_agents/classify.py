@@ -118,8 +118,11 @@ _QUOTED = r"\"[^\"]*\"|'[^']*'|`[^`]*`"
 _COMMAND_LINE = re.compile(
     r"(?:\$ ?)?(?:(?:git|python3?|npm|npx|pnpm|yarn|pip3?|uvx?|cd|ls|cat|curl|wget|docker|"
     r"docker-compose|kubectl|make|cargo|node|bash|sh|sudo|poetry|pytest|go|deno|bun|brew|"
-    r"apt(?:-get)?)(?: [^\n]*)?|[\w.-]+ [^\n]*?(?<!\S)--?[a-z][^\n]*|https?://\S+)[ \t]*(?:\n|$)"
+    r"apt(?:-get)?)(?: [^\n]*)?|https?://\S+)[ \t]*(?:\n|$)"
 )
+# Or any first line with a flag ("tool sub -x ..."): tried (and compiled) only when the first line
+# holds a "-", as looking for a flag reads the whole line (~0.05 ms for 2,000 characters).
+_FLAGGED_LINE = r"(?:\$ ?)?[\w.-]+ [^\n]*?(?<!\S)--?[a-z][^\n]*[ \t]*(?:\n|$)"
 
 
 class _T:
@@ -595,6 +598,8 @@ def _without_names(text: str) -> str | None:
 def _command(text: str) -> bool:
     """Whether the prompt opens with a command line: its shape, and no English outside quotes."""
     line = _COMMAND_LINE.match(text)
+    if line is None and "-" in text.partition("\n")[0]:
+        line = _compiled(_FLAGGED_LINE).match(text)
     if line is None:
         return False
     unquoted = _compiled(_QUOTED).sub(" ", line.group())

@@ -373,6 +373,35 @@ def test_file_names_tried_only_where_a_path_starts_are_the_names_found_anywhere(
     assert found == [name.span() for name in anywhere.finditer(text)]
 
 
+# Pieces of first lines: command words, flags, dashes that are none, quotes, lines, addresses.
+_LINE_PIECES = (
+    *"$ \t\n-.x",
+    *(
+        "git",
+        "make",
+        "npm run",
+        "tool",
+        "--",
+        "-x",
+        "the",
+        "e-mail",
+        "'q'",
+        '"fix it"',
+        "https://a.b",
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=16).map("".join))
+def test_a_flag_is_looked_for_only_when_the_first_line_holds_a_dash(text: str) -> None:
+    # Looking for a flag reads the whole first line, so it is skipped where none can be.
+    from mosaicstack_telemetry_agents import classify
+
+    if re.match(classify._FLAGGED_LINE, text) is not None:
+        assert "-" in text.partition("\n")[0]
+
+
 # No deadline: time is measured in bench/classify.py, not under a loaded test run's tracer.
 @settings(deadline=None)
 @given(st.text(max_size=5000))
