@@ -1,9 +1,10 @@
 """The prompt's task type (`classify.py`) as the hook runs it: in process, on prompts of each kind.
 
-The hook's budget for it is 20 ms. Timed: a short prompt, a long English request, a prompt
-that is all paste (read whole, up to the cut), 1 MB of pasted log (cut to `MAX_PROMPT_CHARS`),
-a French prompt (stopped by the language check) and one that holds a cue of every task type.
-Then how often it is right on `held-out-2`, the real prompts it was never tuned on
+The hook's budget for it is 20 ms. Timed: a short prompt, a long English request, one with
+sentences and file names (which are blanked before the cues are read), a prompt that is all paste
+(read whole, up to the cut), 1 MB of pasted log (cut to `MAX_PROMPT_CHARS`), a French prompt
+(stopped by the language check) and one that holds a cue of every task type.
+Then how often it is right on `held-out-3`, the real prompts it was never tuned on
 (tests/agents/data/README.md): precision on the prompts it labels, the share it labels, and how
 often it abstains. `python -m bench --only classify`.
 """
@@ -21,11 +22,11 @@ from mosaicstack_telemetry_agents.classify import MAX_PROMPT_CHARS, prompt_task_
 
 __all__ = ["run"]
 
-# The hand-labelled prompts; held-out-2's rows all carry their text.
+# The hand-labelled prompts; held-out-3's rows all carry their text.
 _LABELLED = (
     Path(__file__).resolve().parents[1] / "tests" / "agents" / "data" / "prompts_labelled.jsonl"
 )
-_HELD_OUT = "held-out-2"
+_HELD_OUT = "held-out-3"
 
 _CUES = (
     "refactor fix the bug, write unit tests, review the pr, update the readme, configure the ci "
@@ -36,6 +37,11 @@ _PROMPTS = {
     "long request (1,900 characters, one paragraph)": (
         "Now I want you to add pagination to the orders endpoint, keep the cursor stable and " * 23
     ),
+    "long request with sentences and file names (1,800 characters)": (
+        "Please move the cursor logic out of src/orders/api.py. Keep app/pagination.py stable, "
+        "and check tests/test_orders.py still passes. "
+    )
+    * 14,
     "all paste (a 2,000-character traceback)": (
         'File "app/main.py", line 12, in handler\n  value = compute(x)\nKeyError: x\n' * 30
     ),

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,14 @@ MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
 # The first held-out splits (tests/agents/data/README.md): 41 of their 50 prompts are ours.
 UNSEEN = ("held-out", "fresh-2")
-# Real prompts from nine licensed repositories, split from dev-2 by repository and labelled before
-# the classifier first ran on them. The goal is not met there; what docs/integrations.md publishes
-# of them is pinned below, so a change of the rules that moves them must publish them anew.
-HELD_OUT_2 = {"prompts": 187, "repositories": 9, "labelled": 74, "right": 48}
+# Real prompts from eight licensed repositories whose owners gave nothing to a development split,
+# labelled and committed before the classifier first ran on them (tests/agents/data/README.md).
+# The goal is not met there; what docs/integrations.md publishes of them is pinned below, so a
+# change of the rules that moves them must publish them anew.
+HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 45, "right": 28}
+# The splits the rules were written or changed on, and the one they were never changed for.
+DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3")
+HELD_OUT = "held-out-3"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 # The confusion matrix's order and names, as docs/integrations.md prints them.
 KINDS = (
@@ -50,7 +55,7 @@ KINDS = (
 LICENSED = {
     "Aeell/ai-text-detector": "MIT",
     "Akash-Modi104/trading-bot": "MIT",
-    # held-out-2
+    # dev-3 (built as held-out-2)
     "Aider-AI/aider": "Apache-2.0",
     "closup/process-xbrl": "MIT",
     "robin-collins/gpt-crawler": "ISC",
@@ -66,7 +71,18 @@ LICENSED = {
     "AlexShchuka/mozgoslav": "MIT",
     "MarcVilaseca/fantasy-betting-backend": "MIT",
     "Rinku8381/seraphine-hybrid-v1": "MIT",
+    # held-out-3
+    "MichaelPaulukonis/polychrome.p5": "MIT",
+    "BillWan-zzzyyy/alpamayo": "Apache-2.0",
+    "Bucur21/PaperBites": "MIT",
+    "destyler/destyler": "MIT",
+    "design4pro/mcp-rag-server": "MIT",
+    "ChrisGVE/MunsellSpace": "MIT",
+    "barbarachbc/esphome-workshop": "MIT",
+    "kevinslin/skillz": "MIT",
 }
+# Licences that let a prompt be quoted with attribution (tests/agents/data/README.md).
+PERMISSIVE = {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "CC0-1.0", "CC-BY-4.0"}
 # What a quoting row's `source` starts with: the kind of history it was read from.
 QUOTED = ("aider-chat-history:", "specstory-history:", "aider-commit-message:")
 
@@ -92,6 +108,10 @@ def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
 def _repo(row: dict[str, Any]) -> str:
     """The repository a quoting row's `source` names (`kind:owner/name@commit`)."""
     return str(row["source"].partition(":")[2].partition("@")[0])
+
+
+def _owner(row: dict[str, Any]) -> str:
+    return _repo(row).partition("/")[0]
 
 
 def _sha256(text: str) -> str:
@@ -123,16 +143,36 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
         elif row["split"] in ("fresh-1", "fresh-2"):
             assert row["source"].startswith("aider-chat-history:")
         else:
-            assert row["split"] in ("dev-2", "held-out-2")
+            assert row["split"] in ("dev-2", "dev-3", "held-out-3")
             assert row["source"].startswith(QUOTED)
             assert row["licence"]
             assert row["commit"]
             assert len(row["text"]) <= MAX_PROMPT_CHARS  # the excerpt the classifier reads
-    # Split by repository: no repository gives prompts to both dev-2 and held-out-2.
+    # Split by repository: no repository gives prompts to both dev-2 and dev-3 (held-out-2).
     sides = {(_repo(row), row["split"]) for row in rows if row["source"].startswith(QUOTED)}
     dev2 = {repo for repo, split in sides if split == "dev-2"}
     assert dev2
-    assert not dev2 & {repo for repo, split in sides if split == "held-out-2"}
+    assert not dev2 & {repo for repo, split in sides if split == "dev-3"}
+
+
+def test_held_out_3_shares_no_repository_or_owner_with_the_development_splits() -> None:
+    rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
+    quoted = [row for row in rows if row["source"].startswith(QUOTED)]
+    held = [row for row in quoted if row["split"] == HELD_OUT]
+    seen = {_repo(row) for row in quoted if row["split"] != HELD_OUT}
+    assert held
+    assert not {_repo(row) for row in held} & seen
+    assert not {_owner(row) for row in held} & {repo.partition("/")[0] for repo in seen}
+    counts = Counter(_repo(row) for row in held)
+    assert len(counts) >= 8
+    assert max(counts.values()) <= 0.25 * len(held)  # no repository decides the figures
+    for row in held:
+        assert row["licence"] in PERMISSIVE
+        assert row["licence"] == LICENSED[_repo(row)]
+        assert len(row["commit"]) == 40
+        assert row["source"].endswith("@" + row["commit"][:12])
+        assert row["path"]
+        assert row["language"] in ("en", "zh", "pl")
 
 
 def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
@@ -195,8 +235,8 @@ def _confusion(answers: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def test_the_figures_published_for_held_out_2_are_what_the_classifier_gives_now() -> None:
-    rows = [row for row in _rows() if row["split"] == "held-out-2"]
+def test_the_figures_published_for_held_out_3_are_what_the_classifier_gives_now() -> None:
+    rows = [row for row in _rows() if row["split"] == HELD_OUT]
     answers = [(row["label"], prompt_task_type(row["text"])) for row in rows]
     labelled = [(label, answer) for label, answer in answers if answer != "unknown"]
     right = sum(label == answer for label, answer in labelled)
@@ -206,15 +246,30 @@ def test_the_figures_published_for_held_out_2_are_what_the_classifier_gives_now(
         "labelled": len(labelled),
         "right": right,
     }
-    assert measured == HELD_OUT_2, "publish the new figures in docs/integrations.md"
+    assert measured == HELD_OUT_3, "publish the new figures in docs/integrations.md"
     docs = DOCS.read_text("utf-8")
     abstained = len(rows) - len(labelled)
     assert (
-        f"| **held-out-2** | {len(rows)} | {measured['repositories']} | "
+        f"| **held-out-3** | {len(rows)} | {measured['repositories']} | "
         f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
         f"**{right} ({right / len(labelled):.1%})** | {abstained} ({abstained / len(rows):.1%}) |"
     ) in docs
     assert _confusion(answers) in docs
+    # The goal is not met here (62.2% right, 27.4% labelled): published as such, and not asserted
+    # until a change of the rules, measured on fresh prompts, meets it.
+
+
+def test_the_development_figures_published_beside_held_out_3_are_what_it_gives_now() -> None:
+    docs = DOCS.read_text("utf-8")
+    for split in ("dev-3", "dev-2"):
+        rows = [row for row in _rows() if row["split"] == split]
+        labelled = [row for row in rows if prompt_task_type(row["text"]) != "unknown"]
+        right = sum(prompt_task_type(row["text"]) == row["label"] for row in labelled)
+        assert (
+            f"| {split} (development) | {len(rows)} | {len({_repo(row) for row in rows})} | "
+            f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
+            f"{right} ({right / len(labelled):.1%}) |"
+        ) in docs, split
 
 
 @pytest.mark.parametrize(
@@ -228,7 +283,17 @@ def test_the_figures_published_for_held_out_2_are_what_the_classifier_gives_now(
         ("Failed to compile\n./src/app.tsx\nError: Expected a semicolon", "debugging"),
         ("continue", "unknown"),
         ("what does this function do?", "unknown"),
-        # rules added on dev-2 (tests/agents/data/README.md)
+        # rules added on dev-2 and dev-3 (tests/agents/data/README.md)
+        ("npm run dev", "unknown"),
+        ('git commit -m "fix: the login bug"', "unknown"),
+        ("python -m app.cli q x -n 1\nTraceback (most recent call last):", "unknown"),
+        ("We have new engines that should have default configs in config.py", "unknown"),
+        ("make -v short for --verbose", "implementation"),  # English: not a command
+        ("pytest fails with ImportError: cannot import name 'Settings'", "debugging"),
+        ("CONVENTIONS.md", "unknown"),  # a file's name alone asks nothing
+        ("In CONVENTIONS.md, reorder the lists", "documentation"),
+        ("can you please resolve these lint errors", "debugging"),
+        ("i still don't see the parentheses on negative numbers, it's wrong", "debugging"),
         ("@PRD.md @README.md @Style_Guide.md please launch the dev server", "unknown"),
         ("please add a rule to the mdc file to always answer in English", "documentation"),
         ("Create a file test_file.py that prints hello", "implementation"),
@@ -284,6 +349,57 @@ def test_every_match_of_a_cue_holds_one_of_its_needles(words: list[str]) -> None
     for _, _, needles, pattern in classify._CUES:
         if re.search(pattern, text):
             assert any(needle in text for needle in needles), (pattern, text)
+
+
+# Pieces of paths and of the words around them: names, extensions, separators, "@", and letters
+# and digits beyond ASCII (`\w` holds them).
+_NAME_PIECES = (
+    *"ab_-./\\@ \t\n:'é²Ⅻ",
+    *("py", "pyi", "md", "mdc", "readme", "config", "e.g.", "v1.2", "x.py.bak", ".py", "@src/"),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_NAME_PIECES), max_size=24).map("".join))
+def test_file_names_tried_only_where_a_path_starts_are_the_names_found_anywhere(text: str) -> None:
+    # Names are tried only at an "@" or where the path around an extension starts, which spares
+    # trying the pattern at every character; the greedy path is what makes the names the same.
+    from mosaicstack_telemetry_agents import classify
+
+    guard = r"(?<![\w./\\-])"
+    assert guard in classify._FILE_NAME
+    anywhere = re.compile(classify._FILE_NAME.replace(guard, "", 1))
+    found = [name.span() for name in classify._names(text)]
+    assert found == [name.span() for name in anywhere.finditer(text)]
+
+
+# Pieces of first lines: command words, flags, dashes that are none, quotes, lines, addresses.
+_LINE_PIECES = (
+    *"$ \t\n-.x",
+    *(
+        "git",
+        "make",
+        "npm run",
+        "tool",
+        "--",
+        "-x",
+        "the",
+        "e-mail",
+        "'q'",
+        '"fix it"',
+        "https://a.b",
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=16).map("".join))
+def test_a_flag_is_looked_for_only_when_the_first_line_holds_a_dash(text: str) -> None:
+    # Looking for a flag reads the whole first line, so it is skipped where none can be.
+    from mosaicstack_telemetry_agents import classify
+
+    if re.match(classify._FLAGGED_LINE, text) is not None:
+        assert "-" in text.partition("\n")[0]
 
 
 # No deadline: time is measured in bench/classify.py, not under a loaded test run's tracer.
