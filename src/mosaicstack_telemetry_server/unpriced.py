@@ -21,7 +21,7 @@ from typing import Any
 
 from mosaicstack_telemetry import Provider
 
-__all__ = ["LOCAL_PROVIDERS", "cost_text", "has_price", "unpriced_tasks"]
+__all__ = ["LOCAL_PROVIDERS", "cost_text", "has_price", "price_library", "unpriced_tasks"]
 
 # Providers whose models run on the user's own machine: their 0 is the real cost.
 LOCAL_PROVIDERS = frozenset({Provider.OLLAMA.value})
@@ -34,8 +34,9 @@ _CACHED_LOOKUPS = 4096
 
 
 @lru_cache(maxsize=1)
-def _library() -> tuple[Any, Any]:
-    # Imported on first use: the library loads its whole price table (~0.3 s).
+def price_library() -> tuple[Any, Any]:
+    """genai-prices' `Usage` and `calc_price`, imported on first use: the library loads its
+    whole price table (~0.3 s). The server's one loader of it (here and `otlp/pricing.py`)."""
     from genai_prices import Usage, calc_price
 
     return Usage, calc_price
@@ -45,7 +46,7 @@ def _library() -> tuple[Any, Any]:
 def has_price(provider: str, model: str) -> bool:
     """Whether genai-prices prices `model` through `provider`, or through any provider (a
     model served by another provider than the one named, as the agents' hook tries)."""
-    usage_type, calc_price = _library()
+    usage_type, calc_price = price_library()
     usage = usage_type(input_tokens=1_000_000, output_tokens=1_000_000)
     for provider_id in (provider, None) if provider in _PRICE_PROVIDERS else (None,):
         try:

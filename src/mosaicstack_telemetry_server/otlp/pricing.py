@@ -7,10 +7,9 @@ the cache reads apart, the output. A model without a known price costs 0.
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import lru_cache
-from typing import Any
 
 from mosaicstack_telemetry_server.otlp.calls import Usage
+from mosaicstack_telemetry_server.unpriced import price_library
 
 __all__ = ["price_usd"]
 
@@ -18,20 +17,11 @@ __all__ = ["price_usd"]
 _PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "google": "google"}
 
 
-@lru_cache(maxsize=1)
-def _library() -> tuple[Any, Any]:
-    # Imported on first use: the library loads its whole price table.
-    from genai_prices import Usage as PriceUsage
-    from genai_prices import calc_price
-
-    return PriceUsage, calc_price
-
-
 def price_usd(usage: Usage, provider: str) -> Decimal:
     """The call's cost: the agent's own figure, else the price list's, else 0."""
     if usage.cost_usd is not None:
         return usage.cost_usd
-    price_usage, calc_price = _library()
+    price_usage, calc_price = price_library()
     request = price_usage(
         input_tokens=usage.input_tokens,
         cache_read_tokens=usage.cache_read_tokens,
