@@ -23,7 +23,7 @@ from mosaicstack_telemetry_server.storage._project_tokens import _sample_sql
 from mosaicstack_telemetry_server.storage._sqlite_checkpoint import WalCheckpointer
 from mosaicstack_telemetry_server.storage._sqlite_retention import _COUNT, _EVENTS
 from mosaicstack_telemetry_server.storage._usage_sql import plan_range, usage_sql
-from mosaicstack_telemetry_server.storage.sqlite import _DIALECT, SQLiteStorage, _bound
+from mosaicstack_telemetry_server.storage.sqlite import _DIALECT, _WAITING, SQLiteStorage, _bound
 
 _HOUR = timedelta(hours=1)
 
@@ -146,3 +146,28 @@ def test_every_reader_of_events_by_time_finds_them_by_the_day_index(tmp_path: Pa
         cut = date(2026, 3, 2).isoformat()
         for sql, params in ((_COUNT, [cut]), (_EVENTS, [cut, 10])):
             assert "USING INDEX events_day_idx" in _plan(conn, sql, params)
+
+
+def test_the_folds_look_reads_the_greatest_id_not_every_waiting_event(tmp_path: Path) -> None:
+    # Twice a second, whatever the backlog: a walk over 40,000 waiting rows took 8 ms a look.
+    path = tmp_path / "look.db"
+    storage = SQLiteStorage(path)
+    try:
+        storage.migrate()
+        with sqlite3.connect(path) as conn:
+            plan = _plan(conn, _WAITING, [100])
+        assert "SCAN events" not in plan, plan
+        assert "SEARCH events" in plan, plan
+        start = datetime(2026, 3, 1, tzinfo=UTC)
+        first = [make_event(timestamp=start + i * _HOUR) for i in range(300)]
+        assert storage.insert_events(first) == 300
+        assert storage.usage_waiting(1_000) == 300
+        assert storage.usage_waiting(120) == 120
+        # A resent event leaves its id unused: the look counts it, the fold does not.
+        again = [first[0], *(make_event(timestamp=start + i * _HOUR) for i in range(4))]
+        assert storage.insert_events(again) == 4
+        assert storage.usage_waiting(1_000) == 305
+        assert storage.fold_pending_usage() == 304
+        assert storage.usage_waiting(1_000) == 0
+    finally:
+        storage.close()

@@ -157,9 +157,12 @@ _LAST_ID = "SELECT max(issued, coalesce((SELECT max(id) FROM events), 0)) FROM u
 _FOLD_RANGE = (
     "SELECT count(*), max(id) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)"
 )
+# The fold's look, twice a second: the ids after the cursor, from the greatest id (one step
+# down the table's B-tree) rather than counted (a walk over every waiting row: 8 ms at 40,000).
+# An id left unused by a resent event, or an event pruned before it was folded, makes it count
+# a few too many: the look only decides when to fold, and the fold counts what it takes.
 _WAITING = (
-    "SELECT count(*) FROM (SELECT 1 FROM events WHERE id > (SELECT last_id FROM usage_cursor) "
-    "LIMIT ?)"
+    "SELECT min(?, max(0, coalesce((SELECT max(id) FROM events), 0) - last_id)) FROM usage_cursor"
 )
 
 
@@ -423,7 +426,8 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
         return stored
 
     def usage_waiting(self, limit: int) -> int:
-        """How many events the usage cursor has not passed, counted up to `limit`."""
+        """How many events the usage cursor has not passed, up to `limit` (from the ids: an
+        upper bound where ids were left unused or waiting events pruned)."""
         with self._transaction(write=False) as conn:
             (count,) = conn.execute(_WAITING, (limit,)).fetchone()
         return int(count)
