@@ -29,6 +29,7 @@ __all__ = ["EARLIEST_TIMESTAMP", "MAX_CLOCK_AHEAD", "ingest_batch", "judge_event
 # would drop, so it is refused rather than half-stored.
 SUPPORTED_SCHEMA_VERSIONS = ("1.0", "1.1")
 WRONG_INSTANCE = "instance_id does not match the API key's instance"
+_accepted = BatchEventResult.model_construct
 # Plausible time (the contract's "Plausible time"): an event from before this product's era, or
 # further ahead of the server's clock than any time zone mistake explains, means a clock is wrong
 # somewhere; storing it would skew every query by time.
@@ -173,10 +174,13 @@ def ingest_batch(
             )
             continue
         to_store.setdefault(event.event_id, event)  # the first copy of a repeated id wins
-        results.append(BatchEventResult(event_id=event.event_id, status="accepted"))
+        # Built unvalidated: the id is a UUID the event's validation made (2 µs an event).
+        results.append(_accepted(event_id=event.event_id, status="accepted", error=None))
     if to_store:
         storage.insert_events(list(to_store.values()))
     accepted = sum(1 for result in results if result.status == "accepted")
     rejected = len(results) - accepted
-    response = BatchEventResponse(accepted=accepted, rejected=rejected, results=results)
+    response = BatchEventResponse.model_construct(
+        accepted=accepted, rejected=rejected, results=results
+    )
     return (200 if rejected == 0 else 207), response
