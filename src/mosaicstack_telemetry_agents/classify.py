@@ -158,6 +158,9 @@ _IMPLEMENTATION = _T.IMPLEMENTATION
 _MAKE = None
 # What another type must score (without the verb) for the verb to count for it.
 _MADE_SCORE = 1.5
+# What is never made: a defect ("add a feature ... there should be 2 sections" is no bug), or no
+# task (and implementation takes the verb anyway when nothing else is named).
+_NOT_MADE = (_IMPLEMENTATION, _UNKNOWN, _T.DEBUGGING)
 # (task type, weight, needles, pattern): the cue table, matched on lower-cased text. Every match
 # of a pattern holds one of its needles (`test_classify.py` checks it), so a cue none of whose
 # needles is in the text is neither compiled nor searched: a new hook process compiles the few
@@ -658,9 +661,7 @@ def _with_making(scores: dict[str | None, float]) -> dict[str, float]:
     typed = {kind: score for kind, score in scores.items() if kind is not None}
     if making:
         made = [
-            kind
-            for kind, score in typed.items()
-            if kind not in (_IMPLEMENTATION, _UNKNOWN) and score >= _MADE_SCORE
+            kind for kind, score in typed.items() if kind not in _NOT_MADE and score >= _MADE_SCORE
         ]
         target = max(made, key=typed.__getitem__) if made else _IMPLEMENTATION
         typed[target] = typed.get(target, 0.0) + making

@@ -35,7 +35,7 @@ UNSEEN = ("held-out", "fresh-2")
 # changed from them (the cues of other languages among them), so it is development data now.
 # What docs/integrations.md publishes of it is pinned below, so a change of the rules that moves
 # it must publish it anew.
-HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 72, "right": 55}
+HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 71, "right": 56}
 # The splits the rules were written or changed on (`held-out-3` too, since).
 DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3", "held-out-3")
 HELD_OUT = "held-out-3"
@@ -257,7 +257,7 @@ def test_the_figures_published_for_held_out_3_are_what_the_classifier_gives_now(
         f"{right} ({right / len(labelled):.1%}) | {abstained} ({abstained / len(rows):.1%}) |"
     ) in docs
     assert _confusion(answers) in docs
-    # Development data since it was read (76.4% right, 43.9% labelled): the goal is met only on
+    # Development data since it was read (78.9% right, 43.3% labelled): the goal is met only on
     # prompts the rules were changed from, so it is not asserted here; fresh prompts measure it.
 
 
@@ -309,6 +309,7 @@ def test_the_development_figures_published_beside_held_out_3_are_what_it_gives_n
         ("benchmark/benchmark.py:60:15: F821 undefined name 'List'", "debugging"),
         ("the modal did not go away after I clicked Create Account", "debugging"),
         ("can you adjust the config code to be as simple as before", "unknown"),  # a thing
+        ("add one more feature in the registration - there should be 2 sections", "implementation"),
     ],
 )
 def test_the_request_decides_and_a_verb_of_making_counts_for_what_is_made(
