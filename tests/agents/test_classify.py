@@ -468,3 +468,30 @@ def test_any_text_gives_a_task_type_and_never_raises(text: str) -> None:
 @given(st.text(min_size=MAX_PROMPT_CHARS, max_size=3 * MAX_PROMPT_CHARS))
 def test_what_follows_the_first_max_prompt_chars_never_changes_the_answer(text: str) -> None:
     assert prompt_task_type(text) == prompt_task_type(text[:MAX_PROMPT_CHARS])
+
+
+def test_the_cross_validation_script_reads_prompts_as_the_classifier_does() -> None:
+    # scripts/classify_cv.py gives the grouped cross-validation published in docs/integrations.md
+    # from the classifier's own cue tables: a change of their shape must not break it unseen.
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "classify_cv.py"
+    spec = importlib.util.spec_from_file_location("classify_cv", path)
+    assert spec is not None
+    assert spec.loader is not None
+    cv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cv)
+    assert "opens" in "".join(cv.cue_hits("refactor the session module"))
+    assert "foreign" in cv.cue_hits("修复登录页面的报错")
+    assert cv.cue_hits("npm run dev") == {"no request"}
+    assert cv.group({"source": "written: modelled on agent prompts"}) == "written"
+    assert cv.group({"source": "specstory-history:Bucur21/PaperBites@7a7c53c5a688"}) == "Bucur21"
+    labels = sorted({member.value for member in TaskType})
+    rows = [
+        {"text": text, "label": label}
+        for text, label in [("fix the bug", "debugging"), ("write tests", "testing")] * 3
+    ]
+    features = {id(row): cv.cue_hits(row["text"]) for row in rows}
+    predict = cv.logistic(rows, features, labels)
+    assert predict(rows[0])[0] == "debugging"
+    assert predict(rows[1])[0] == "testing"
