@@ -19,12 +19,13 @@ answer is `unknown`.
 A file's name is blanked first (`config.py` is no configuration work), and a prompt that opens
 with a shell command or a web address (a command typed as a prompt, pasted with its output) is
 `unknown`.
-The cues are English: a prompt in another language (its common words, or its script) is
-`unknown`, never a guess from the English words it borrows.
+These cues are English. A prompt in another language (its script, its common words, or letters
+English does not write) is read by the cues of its own language (`classify_languages.py`), never
+from the English words it borrows.
 
 The text is read in memory and never logged, stored or sent: only the task type leaves.
-Measured on hand-labelled prompts, among them real ones from repositories it was never tuned on
-(`held-out-3`), in `docs/integrations.md` ("Task type").
+Measured on hand-labelled real prompts, and estimated for strangers' prompts by cross-validation
+grouped by owner (`scripts/classify_cv.py`), in `docs/integrations.md` ("Task type").
 """
 
 from __future__ import annotations
@@ -63,9 +64,19 @@ _FOREIGN = frozenset(
         "le la les des du et est une un pour dans sur avec que qui pas ce cette tu je nous vous "
         "mon ma mes ton ta il elle sont au aux par el los las del es una para con por como más o "
         "os da dos das não é um der und ist nicht ein eine mit für auf ich wir dan yang di ini itu "
-        "ada atau dengan untuk apakah coba"
+        "ada atau dengan untuk apakah coba nie jest się że czy jak ale tak oraz dla jeszcze tylko "
+        "może proszę żeby który która które są być przy aby albo lub teraz jako wszystkie"
     )
 )
+# Letters English does not write: a word that holds one is another language's (Polish, German,
+# Spanish, Portuguese, French ...), even where it is none of the common words above. A set, not a
+# character class: compiling the pattern would cost a new hook process ~0.3 ms.
+_ACCENTED = frozenset("ąęłńśźżćñãõçßäöüáíóúàèéêôâîûœ")
+# Kana, CJK ideographs and Hangul lie between these (tested by comparison: a pattern of the
+# range takes ~3.6 ms to compile). One of their characters holds about a word's meaning, so
+# each counts as this many English letters when the scripts are weighed.
+_CJK_FIRST, _CJK_LAST = "\u3040", "\ud7af"
+_CJK_LETTERS = 4
 _ENGLISH = frozenset(
     _WORD.findall(
         "the a an to and of in on for with is it this that i you we my me please can be are not "
@@ -147,6 +158,9 @@ _IMPLEMENTATION = _T.IMPLEMENTATION
 _MAKE = None
 # What another type must score (without the verb) for the verb to count for it.
 _MADE_SCORE = 1.5
+# What is never made: a defect ("add a feature ... there should be 2 sections" is no bug), or no
+# task (and implementation takes the verb anyway when nothing else is named).
+_NOT_MADE = (_IMPLEMENTATION, _UNKNOWN, _T.DEBUGGING)
 # (task type, weight, needles, pattern): the cue table, matched on lower-cased text. Every match
 # of a pattern holds one of its needles (`test_classify.py` checks it), so a cue none of whose
 # needles is in the text is neither compiled nor searched: a new hook process compiles the few
@@ -179,6 +193,13 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
         r"\b(?:port (?:this|it|the)|rewrite (?:this|it|the)\b)\b",
     ),
     (_IMPLEMENTATION, 3.0, ("plan and implement",), r"\bplan and implement\b"),
+    # carrying out a plan made before (Cursor's plan mode: "Implement the plan as specified")
+    (
+        _IMPLEMENTATION,
+        4.0,
+        ("the plan", "this plan"),
+        r"\b(?:implement|execute|follow|carry out|proceed with) (?:the|this) plan\b",
+    ),
     (_IMPLEMENTATION, 1.0, ("start implementing",), r"\bstart implementing\b"),
     # debugging: something is wrong
     (
@@ -206,6 +227,16 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
         r"\b(?:fails?|failing|failed|broken|wrong|regression)\b",
     ),
     (_T.DEBUGGING, 2.0, ("flaky", " red"), r"\bflaky\b|\b(?:is|went|turned) red\b"),
+    # a compiler's or linter's finding, "src/app.py:54:7: N818 ...", its file's name blanked
+    (_T.DEBUGGING, 2.0, tuple(f":{digit}" for digit in range(10)), r"(?<=\s):\d+:\d+\b"),
+    # what the program should do and does not ("the modal did not go away", "it's not opening")
+    (
+        _T.DEBUGGING,
+        2.0,
+        ("not ", "n't "),
+        r"\b(?:it'?s|is|are|was|did|does) ?n[o']?t (?:\w+ing|appear\w*|go away|chang\w*|"
+        r"updat\w*|sav\w*|display\w*|respond\w*)\b",
+    ),
     # lint findings to fix: the linter's setup is configuration, its findings are defects
     (
         _T.DEBUGGING,
@@ -383,6 +414,14 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
         r"\b(?:comments?|typos?|md (?:formatted )?file|headings)\b",
     ),
     (_T.DOCUMENTATION, 1.0, ("instructions", "outdated"), r"\b(?:instructions|outdated)\b"),
+    # text to put into Markdown is words for people, whatever it says
+    (
+        _T.DOCUMENTATION,
+        2.0,
+        ("markdown",),
+        r"\bformat\w* (?:\w+ ){0,3}(?:in|as|into) markdown\b|\b(?:into|as) (?:a )?markdown\b|"
+        r"\bmarkdown (?:format\w*|document)",
+    ),
     # an agent's conventions file is words for the agent, as its rules are
     (_T.DOCUMENTATION, 2.5, ("conventions",), r"\bconventions\b"),
     # an agent's rules are words for the agent: Cursor's `.mdc` rule files
@@ -396,9 +435,11 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
     (
         _T.CONFIGURATION,
         2.0,
-        ("config", "set", "install", "upgrade", "bump"),
-        r"\b(?:configur\w+|config|set ?up|install\w*|upgrade|bump)\b",
+        ("configur", "set", "install", "upgrade", "bump"),
+        r"\b(?:configur\w+|set ?up|install\w*|upgrade|bump)\b",
     ),
+    # "config" names a file or a setting as often as the work ("the config code", "my config")
+    (_T.CONFIGURATION, 1.0, ("config",), r"\bconfigs?\b"),
     (
         _T.CONFIGURATION,
         2.5,
@@ -496,6 +537,8 @@ _CUES: Sequence[tuple[str | None, float, tuple[str, ...], str]] = (
         r"\bgit (?:commit|push|pull|add)\b|\bcommit ?(?:/|and|&) ?push\b|"
         r"\bpush (?:it )?to (?:github|origin|the repo)",
     ),
+    # a commit message is a version-control chore too, whatever the commit holds
+    (_UNKNOWN, 4.0, ("commit message",), r"\bcommit messages?\b"),
 )
 _DEBUGGING_CUES = tuple(cue for cue in _CUES if cue[0] == _T.DEBUGGING)
 
@@ -546,11 +589,17 @@ def _pasted(text: str) -> dict[str | None, float]:
 def _foreign(text: str) -> bool:
     """Whether the text is in another language than the cues: by its script or common words."""
     letters = len(_LETTER.findall(text, 0, _HEAD_CHARS))
-    if letters and len(_ASCII_LETTER.findall(text, 0, _HEAD_CHARS)) < letters / 2:
+    ascii_letters = len(_ASCII_LETTER.findall(text, 0, _HEAD_CHARS))
+    head = text[:_HEAD_CHARS]
+    cjk = 0 if head.isascii() else sum(_CJK_FIRST <= char <= _CJK_LAST for char in head)
+    other = letters - ascii_letters + (_CJK_LETTERS - 1) * cjk
+    if letters and ascii_letters < other:
         return True
     words = [word.group() for word in islice(_WORD.finditer(text), _LANGUAGE_WORDS)]
-    foreign = sum(word in _FOREIGN for word in words)
-    return foreign >= 3 and foreign > sum(word in _ENGLISH for word in words)
+    foreign = sum(
+        word in _FOREIGN or not (word.isascii() or _ACCENTED.isdisjoint(word)) for word in words
+    )
+    return foreign >= 2 and foreign > sum(word in _ENGLISH for word in words)
 
 
 def _names(text: str) -> Iterator[re.Match[str]]:
@@ -612,9 +661,7 @@ def _with_making(scores: dict[str | None, float]) -> dict[str, float]:
     typed = {kind: score for kind, score in scores.items() if kind is not None}
     if making:
         made = [
-            kind
-            for kind, score in typed.items()
-            if kind not in (_IMPLEMENTATION, _UNKNOWN) and score >= _MADE_SCORE
+            kind for kind, score in typed.items() if kind not in _NOT_MADE and score >= _MADE_SCORE
         ]
         target = max(made, key=typed.__getitem__) if made else _IMPLEMENTATION
         typed[target] = typed.get(target, 0.0) + making
@@ -627,7 +674,11 @@ def prompt_task_type(text: str) -> str:
     attached = _ATTACHED.match(cleaned)
     cleaned = cleaned[attached.end() :] if attached else cleaned
     if _foreign(cleaned):
-        return _UNKNOWN
+        # Its own words, by the cues of its language; the English words it borrows do not count.
+        # Imported here: most prompts are English, and a hook process pays for what it imports.
+        from mosaicstack_telemetry_agents.classify_languages import foreign_scores
+
+        return _decided(_with_making(foreign_scores(cleaned[: _head_end(cleaned)])))
     named = _without_names(cleaned)
     if named is None:
         return _UNKNOWN  # file names alone ("CONVENTIONS.md") ask nothing
@@ -637,7 +688,11 @@ def prompt_task_type(text: str) -> str:
         return _UNKNOWN
     # A request stated in the head is read alone. A prompt that is all paste is read whole, for
     # what a pasted error or log asks: debugging (other words in a paste are someone else's).
-    scores = _with_making(_scores(cleaned, _head_end(cleaned)) or _pasted(cleaned))
+    return _decided(_with_making(_scores(cleaned, _head_end(cleaned)) or _pasted(cleaned)))
+
+
+def _decided(scores: dict[str, float]) -> str:
+    """The type with the highest sum, if it reaches `_MIN_SCORE` and leads by `_MIN_MARGIN`."""
     ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     if not ranked:
         return _UNKNOWN

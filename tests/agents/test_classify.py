@@ -29,13 +29,15 @@ MIN_PRECISION = 0.75
 MIN_COVERAGE = 0.40
 # The first held-out splits (tests/agents/data/README.md): 41 of their 50 prompts are ours.
 UNSEEN = ("held-out", "fresh-2")
-# Real prompts from eight licensed repositories whose owners gave nothing to a development split,
+# Real prompts from eight licensed repositories whose owners gave nothing to an earlier split,
 # labelled and committed before the classifier first ran on them (tests/agents/data/README.md).
-# The goal is not met there; what docs/integrations.md publishes of them is pinned below, so a
-# change of the rules that moves them must publish them anew.
-HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 45, "right": 28}
-# The splits the rules were written or changed on, and the one they were never changed for.
-DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3")
+# Measured blind once (28 right of 45 labelled); its mistakes were read since and the rules
+# changed from them (the cues of other languages among them), so it is development data now.
+# What docs/integrations.md publishes of it is pinned below, so a change of the rules that moves
+# it must publish it anew.
+HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 71, "right": 56}
+# The splits the rules were written or changed on (`held-out-3` too, since).
+DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3", "held-out-3")
 HELD_OUT = "held-out-3"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 # The confusion matrix's order and names, as docs/integrations.md prints them.
@@ -250,13 +252,13 @@ def test_the_figures_published_for_held_out_3_are_what_the_classifier_gives_now(
     docs = DOCS.read_text("utf-8")
     abstained = len(rows) - len(labelled)
     assert (
-        f"| **held-out-3** | {len(rows)} | {measured['repositories']} | "
+        f"| held-out-3 (development since read) | {len(rows)} | {measured['repositories']} | "
         f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
-        f"**{right} ({right / len(labelled):.1%})** | {abstained} ({abstained / len(rows):.1%}) |"
+        f"{right} ({right / len(labelled):.1%}) | {abstained} ({abstained / len(rows):.1%}) |"
     ) in docs
     assert _confusion(answers) in docs
-    # The goal is not met here (62.2% right, 27.4% labelled): published as such, and not asserted
-    # until a change of the rules, measured on fresh prompts, meets it.
+    # Development data since it was read (78.9% right, 43.3% labelled): the goal is met only on
+    # prompts the rules were changed from, so it is not asserted here; fresh prompts measure it.
 
 
 def test_the_development_figures_published_beside_held_out_3_are_what_it_gives_now() -> None:
@@ -299,6 +301,15 @@ def test_the_development_figures_published_beside_held_out_3_are_what_it_gives_n
         ("Create a file test_file.py that prints hello", "implementation"),
         ("commit and push to github", "unknown"),
         ("does the new settings page conform to the style guide?", "code_review"),
+        # rules added on held-out-3, read since (docs/integrations.md)
+        ("Now please write a commit message for these changes", "unknown"),
+        ("Implement the plan as specified, it is attached for your reference.", "implementation"),
+        ("Please format this report in markdown.", "documentation"),
+        ("in markdown, can i specify image size?", "unknown"),
+        ("benchmark/benchmark.py:60:15: F821 undefined name 'List'", "debugging"),
+        ("the modal did not go away after I clicked Create Account", "debugging"),
+        ("can you adjust the config code to be as simple as before", "unknown"),  # a thing
+        ("add one more feature in the registration - there should be 2 sections", "implementation"),
     ],
 )
 def test_the_request_decides_and_a_verb_of_making_counts_for_what_is_made(
@@ -314,11 +325,53 @@ def test_words_in_a_paste_after_the_request_do_not_decide() -> None:
     assert classify_prompt(prompt) is TaskType.DOCUMENTATION
 
 
-def test_a_prompt_in_another_language_is_unknown_not_guessed_from_borrowed_words() -> None:
-    french = "Mon application plante au démarrage, peux-tu regarder le fichier de configuration ?"
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("修复登录页面的报错", "debugging"),
+        (
+            "帮我给 dynamic 的测试也加上 cleanup 吧",
+            "testing",
+        ),  # Chinese, though half its letters are Latin
+        ("根据这个计划执行修改", "implementation"),  # carry out this plan
+        ("请你设计一个计划，把当前的输入改成只使用前摄像头", "planning"),  # noqa: RUF001
+        ("这个数值是什么意思？", "unknown"),  # noqa: RUF001
+        ("dodaj przycisk, który eksportuje tabelę do CSV", "implementation"),
+        ("serwer nie działa", "debugging"),
+        ("zrób refactoring kodu, posprzątaj niepotrzebne pliki", "refactoring"),  # a loanword
+        ("Mon application plante au démarrage, peux-tu regarder pourquoi ?", "debugging"),
+        ("Crea una función hello world en un archivo nuevo", "implementation"),
+        ("Удалось понять причину бага?", "debugging"),  # noqa: RUF001
+        ("テストを追加してください", "testing"),
+    ],
+)
+def test_a_prompt_in_another_language_is_read_by_the_cues_of_its_language(
+    prompt: str, expected: str
+) -> None:
+    assert classify_prompt(prompt) is TaskType(expected)
+
+
+def test_english_words_borrowed_by_another_language_do_not_decide() -> None:
+    # "readme", "dockerfile", "pytest", "tests": a file, a tool, a folder, as often as the work;
+    # the English cues would read them, the sentence around them says nothing of the kind.
+    french = "Peux-tu regarder le fichier README et le Dockerfile ?"
     japanese = "下記のプロジェクトの内容を理解して、pytest の tests を書いてください"
     assert classify_prompt(french) is TaskType.UNKNOWN
     assert classify_prompt(japanese) is TaskType.UNKNOWN
+
+
+def test_the_cues_of_other_languages_are_lower_case_stems_of_known_task_types() -> None:
+    # They are matched on the lower-cased prompt: a capital in a stem would never match.
+    from mosaicstack_telemetry_agents import classify_languages
+
+    wire = {member.value for member in TaskType}
+    stems = []
+    for kind, weight, table in (*classify_languages._CUES, *classify_languages._LOANWORDS):
+        assert kind is None or kind in wire  # None: a verb of making
+        assert weight > 0
+        stems += table.split("|")
+    assert all(stem and stem == stem.lower() and stem.strip() == stem for stem in stems)
+    assert len(stems) == len(set(stems)), [s for s, n in Counter(stems).items() if n > 1]
 
 
 def test_only_the_first_max_prompt_chars_are_read() -> None:
@@ -415,3 +468,30 @@ def test_any_text_gives_a_task_type_and_never_raises(text: str) -> None:
 @given(st.text(min_size=MAX_PROMPT_CHARS, max_size=3 * MAX_PROMPT_CHARS))
 def test_what_follows_the_first_max_prompt_chars_never_changes_the_answer(text: str) -> None:
     assert prompt_task_type(text) == prompt_task_type(text[:MAX_PROMPT_CHARS])
+
+
+def test_the_cross_validation_script_reads_prompts_as_the_classifier_does() -> None:
+    # scripts/classify_cv.py gives the grouped cross-validation published in docs/integrations.md
+    # from the classifier's own cue tables: a change of their shape must not break it unseen.
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "classify_cv.py"
+    spec = importlib.util.spec_from_file_location("classify_cv", path)
+    assert spec is not None
+    assert spec.loader is not None
+    cv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cv)
+    assert "opens" in "".join(cv.cue_hits("refactor the session module"))
+    assert "foreign" in cv.cue_hits("修复登录页面的报错")
+    assert cv.cue_hits("npm run dev") == {"no request"}
+    assert cv.group({"source": "written: modelled on agent prompts"}) == "written"
+    assert cv.group({"source": "specstory-history:Bucur21/PaperBites@7a7c53c5a688"}) == "Bucur21"
+    labels = sorted({member.value for member in TaskType})
+    rows = [
+        {"text": text, "label": label}
+        for text, label in [("fix the bug", "debugging"), ("write tests", "testing")] * 3
+    ]
+    features = {id(row): cv.cue_hits(row["text"]) for row in rows}
+    predict = cv.logistic(rows, features, labels)
+    assert predict(rows[0])[0] == "debugging"
+    assert predict(rows[1])[0] == "testing"
