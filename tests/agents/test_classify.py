@@ -36,9 +36,15 @@ UNSEEN = ("held-out", "fresh-2")
 # What docs/integrations.md publishes of it is pinned below, so a change of the rules that moves
 # it must publish it anew.
 HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 71, "right": 56}
+# Real prompts from thirteen more licensed repositories, drawn and labelled by someone who never
+# opened the classifier, committed before it first ran on them, and measured once with the rules
+# above frozen (tests/agents/data/README.md): the goal is not met there either.
+HELD_OUT_4 = {"prompts": 212, "repositories": 13, "labelled": 77, "right": 51}
 # The splits the rules were written or changed on (`held-out-3` too, since).
 DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3", "held-out-3")
-HELD_OUT = "held-out-3"
+HELD_OUT = "held-out-4"
+# Every split of real prompts drawn whole from repositories none of an earlier split's owners own.
+BLIND_SPLITS = ("held-out-3", "held-out-4")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 # The confusion matrix's order and names, as docs/integrations.md prints them.
 KINDS = (
@@ -82,9 +88,32 @@ LICENSED = {
     "ChrisGVE/MunsellSpace": "MIT",
     "barbarachbc/esphome-workshop": "MIT",
     "kevinslin/skillz": "MIT",
+    # held-out-4
+    "Hornsyld/economic-bc-connector": "MIT",
+    "808wrld/Mock-Data-Factory": "MIT",
+    "daviswhitehead/chef-chopsky": "CC0-1.0",
+    "iDorgham/DocGen": "MIT",
+    "ThatHunky/gryag": "MIT",
+    "BenjaminScholtens/Afterburn": "MIT",
+    "Tre-Seibert/FishtownWebDesign": "ISC",
+    "0-auth/zero-auth": "MIT",
+    "Singingkettle/ChangShuoRadioRecognition": "Apache-2.0",
+    "4D-Happy-Hour/4d-happy-hour": "MPL-2.0",
+    "hpm27/agente-bsc-rag": "MIT",
+    "AgentPhoenix7/bing-wallpaper": "Apache-2.0",
+    "AIL2Lab/AIL2-Builder": "Apache-2.0",
 }
 # Licences that let a prompt be quoted with attribution (tests/agents/data/README.md).
-PERMISSIVE = {"MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "CC0-1.0", "CC-BY-4.0"}
+PERMISSIVE = {
+    "MIT",
+    "Apache-2.0",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "ISC",
+    "CC0-1.0",
+    "CC-BY-4.0",
+    "MPL-2.0",
+}
 # What a quoting row's `source` starts with: the kind of history it was read from.
 QUOTED = ("aider-chat-history:", "specstory-history:", "aider-commit-message:")
 
@@ -125,7 +154,8 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
     wire = {member.value for member in TaskType}
     assert len(rows) >= 140
     digests = [row.get("sha256") or _sha256(row["text"]) for row in rows]
-    assert len(set(digests)) == len(rows)
+    # One prompt, one row; the same few words typed by two people ("hi") are two prompts.
+    assert len(set(zip(digests, (row["source"] for row in rows), strict=True))) == len(rows)
     for row, digest in zip(rows, digests, strict=True):
         assert row["label"] in wire
         assert row["source"]
@@ -145,7 +175,7 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
         elif row["split"] in ("fresh-1", "fresh-2"):
             assert row["source"].startswith("aider-chat-history:")
         else:
-            assert row["split"] in ("dev-2", "dev-3", "held-out-3")
+            assert row["split"] in ("dev-2", "dev-3", *BLIND_SPLITS)
             assert row["source"].startswith(QUOTED)
             assert row["licence"]
             assert row["commit"]
@@ -157,11 +187,12 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
     assert not dev2 & {repo for repo, split in sides if split == "dev-3"}
 
 
-def test_held_out_3_shares_no_repository_or_owner_with_the_development_splits() -> None:
+@pytest.mark.parametrize("split", BLIND_SPLITS)
+def test_a_blind_split_shares_no_repository_or_owner_with_any_other(split: str) -> None:
     rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
     quoted = [row for row in rows if row["source"].startswith(QUOTED)]
-    held = [row for row in quoted if row["split"] == HELD_OUT]
-    seen = {_repo(row) for row in quoted if row["split"] != HELD_OUT}
+    held = [row for row in quoted if row["split"] == split]
+    seen = {_repo(row) for row in quoted if row["split"] != split}
     assert held
     assert not {_repo(row) for row in held} & seen
     assert not {_owner(row) for row in held} & {repo.partition("/")[0] for repo in seen}
@@ -174,7 +205,7 @@ def test_held_out_3_shares_no_repository_or_owner_with_the_development_splits() 
         assert len(row["commit"]) == 40
         assert row["source"].endswith("@" + row["commit"][:12])
         assert row["path"]
-        assert row["language"] in ("en", "zh", "pl")
+        assert row["language"] in ("en", "zh", "pl", "pt")
 
 
 def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
@@ -237,8 +268,9 @@ def _confusion(answers: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def test_the_figures_published_for_held_out_3_are_what_the_classifier_gives_now() -> None:
-    rows = [row for row in _rows() if row["split"] == HELD_OUT]
+def _published(split: str, name: str, pinned: dict[str, int]) -> None:
+    """The split's row (as `name`) and confusion matrix in the docs are what it gives now."""
+    rows = [row for row in _rows() if row["split"] == split]
     answers = [(row["label"], prompt_task_type(row["text"])) for row in rows]
     labelled = [(label, answer) for label, answer in answers if answer != "unknown"]
     right = sum(label == answer for label, answer in labelled)
@@ -248,17 +280,27 @@ def test_the_figures_published_for_held_out_3_are_what_the_classifier_gives_now(
         "labelled": len(labelled),
         "right": right,
     }
-    assert measured == HELD_OUT_3, "publish the new figures in docs/integrations.md"
+    assert measured == pinned, "publish the new figures in docs/integrations.md"
     docs = DOCS.read_text("utf-8")
     abstained = len(rows) - len(labelled)
     assert (
-        f"| held-out-3 (development since read) | {len(rows)} | {measured['repositories']} | "
+        f"| {name} | {len(rows)} | {measured['repositories']} | "
         f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
         f"{right} ({right / len(labelled):.1%}) | {abstained} ({abstained / len(rows):.1%}) |"
     ) in docs
     assert _confusion(answers) in docs
+
+
+def test_the_figures_published_for_held_out_4_are_what_the_classifier_gives_now() -> None:
+    # Measured blind once; the goal (75% right, labelling 40%) is not met: 66.2% right, 36.3%
+    # labelled. A change of the rules that moves these must publish them as development figures.
+    _published(HELD_OUT, "**held-out-4, measured blind** (`main` at `a40d159`)", HELD_OUT_4)
+
+
+def test_the_figures_published_for_held_out_3_are_what_the_classifier_gives_now() -> None:
     # Development data since it was read (78.9% right, 43.3% labelled): the goal is met only on
-    # prompts the rules were changed from, so it is not asserted here; fresh prompts measure it.
+    # prompts the rules were changed from, so it is not asserted here.
+    _published("held-out-3", "held-out-3 (development since read)", HELD_OUT_3)
 
 
 def test_the_development_figures_published_beside_held_out_3_are_what_it_gives_now() -> None:
@@ -495,3 +537,34 @@ def test_the_cross_validation_script_reads_prompts_as_the_classifier_does() -> N
     predict = cv.logistic(rows, features, labels)
     assert predict(rows[0])[0] == "debugging"
     assert predict(rows[1])[0] == "testing"
+
+
+SECOND_LABELS = DATA.with_name("held_out_4_second_labels.jsonl")
+
+
+def test_a_second_reader_labelled_held_out_4_alike_so_the_goal_is_within_a_readers_reach() -> None:
+    # A second labeller, given the same written rules and the texts only (neither the first
+    # labels nor the classifier's answers), labelled every prompt of held-out-4: the labels are
+    # not what keeps the classifier at two in three.
+    second = {
+        row["sha256"]: row["label"]
+        for row in map(json.loads, SECOND_LABELS.read_text("utf-8").splitlines())
+    }
+    rows = [row for row in _rows() if row["split"] == HELD_OUT]
+    pairs = [(row["label"], second[_sha256(row["text"])]) for row in rows]
+    assert len(pairs) == len(second) == HELD_OUT_4["prompts"]
+    agree = sum(first == other for first, other in pairs)
+    typed = [(first, other) for first, other in pairs if other != "unknown"]
+    right = sum(first == other for first, other in typed)
+    expected = Counter(first for first, _ in pairs)
+    chance = sum(expected[k] * n for k, n in Counter(o for _, o in pairs).items()) / len(pairs) ** 2
+    kappa = (agree / len(pairs) - chance) / (1 - chance)
+    docs = DOCS.read_text("utf-8")
+    assert (
+        f"agree on {agree} of {len(pairs)} prompts ({agree / len(pairs):.1%}, Cohen's κ "
+        f"{kappa:.2f})"
+    ) in docs
+    assert (
+        f"right on {right} of the {len(typed)} it typed ({right / len(typed):.1%}, labelling "
+        f"{len(typed) / len(pairs):.1%})"
+    ) in docs
