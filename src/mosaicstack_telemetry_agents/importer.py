@@ -131,7 +131,11 @@ def _root(args: argparse.Namespace) -> Path:
     }
     given, default = defaults[args.source]
     root: Path = given or default or _default_codex()
-    if not root.exists():
+    try:
+        exists = root.exists()
+    except (OSError, ValueError):  # a name this system cannot look up (too long, a NUL)
+        exists = False
+    if not exists:
         raise ValueError(f"{root} does not exist: nothing to import from {args.source}")
     return root
 

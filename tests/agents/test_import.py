@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from _agents_helpers import Env, Server, sample, stored
 
 from mosaicstack_telemetry_agents.events import event_id
@@ -97,6 +98,16 @@ def test_a_missing_folder_is_a_clear_error(env: Env, tmp_path: Path) -> None:
     result = env.run("import", "aider", "--analytics-log", str(tmp_path / "none.jsonl"))
     assert result.returncode == 1
     assert b"none.jsonl does not exist: nothing to import from aider" in result.stderr
+
+
+@pytest.mark.parametrize("source", ["aider", "codex", "claude-code", "opencode"])
+def test_a_name_the_system_cannot_look_up_is_the_same_clear_error(env: Env, source: str) -> None:
+    flag = {"aider": "--analytics-log", "codex": "--sessions", "claude-code": "--projects"}
+    name = "x" * 5000  # longer than any file name the system takes: ENAMETOOLONG, not ENOENT
+    result = env.run("import", source, flag.get(source, "--storage"), name)
+    assert result.returncode == 1
+    assert b"Traceback" not in result.stderr
+    assert f"does not exist: nothing to import from {source}".encode() in result.stderr
 
 
 def test_an_unreadable_file_is_skipped_and_counted(env: Env, tmp_path: Path) -> None:

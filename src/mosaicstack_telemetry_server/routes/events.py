@@ -10,10 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from mosaicstack_telemetry import BatchEventResponse
-from mosaicstack_telemetry_server.body import decode_json, read_body
+from mosaicstack_telemetry_server.body import read_body
 from mosaicstack_telemetry_server.errors import ApiError
-from mosaicstack_telemetry_server.ingest import ingest_batch, parse_envelope
+from mosaicstack_telemetry_server.ingest import ingest_body
 from mosaicstack_telemetry_server.openapi import BATCH_EVENTS_BODY, EVENTS_RESPONSES
 from mosaicstack_telemetry_server.routes.access import authenticated, runtime_of
 from mosaicstack_telemetry_server.storage.base import ApiKeyRecord
@@ -41,11 +40,7 @@ async def post_events(
         raise ApiError(403, "an admin key cannot submit events", code="forbidden")
     raw = await read_body(request, runtime.settings.max_body_bytes)
 
-    def judge_and_store() -> tuple[int, BatchEventResponse]:
-        entries = parse_envelope(decode_json(raw), "events")
-        return ingest_batch(runtime.storage, entries, instance_id)
-
-    status, response = await run_in_threadpool(judge_and_store)
+    status, response = await run_in_threadpool(ingest_body, runtime.storage, raw, instance_id)
     request.app.state.metrics.count_batch(response)
     if response.accepted:
         runtime.budget_alerts.wake()  # sets an event: the check runs in its own thread
