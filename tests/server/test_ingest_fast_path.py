@@ -185,20 +185,9 @@ def storages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SQLiteS
         storage.close()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=_body())
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.one_of(_body(), _valid_body()))
 def test_the_fast_path_answers_and_stores_what_the_general_one_does(
-    storages: tuple[SQLiteStorage, SQLiteStorage], raw: bytes
-) -> None:
-    fast, general = storages
-    assert _answer(lambda: ingest_body(fast, raw, INSTANCE)) == _answer(
-        lambda: _general(general, raw)
-    )
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=_valid_body())
-def test_on_bodies_of_known_fields_too_it_answers_and_stores_what_the_general_path_does(
     storages: tuple[SQLiteStorage, SQLiteStorage], raw: bytes
 ) -> None:
     fast, general = storages

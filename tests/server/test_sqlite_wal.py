@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from mosaicstack_telemetry_server.storage._project_tokens import _sample_sql
 from mosaicstack_telemetry_server.storage._sqlite_checkpoint import WalCheckpointer
 from mosaicstack_telemetry_server.storage._sqlite_retention import _COUNT, _EVENTS
 from mosaicstack_telemetry_server.storage._usage_sql import plan_range, usage_sql
+from mosaicstack_telemetry_server.storage.base import StorageError
 from mosaicstack_telemetry_server.storage.sqlite import _DIALECT, _WAITING, SQLiteStorage, _bound
 
 _HOUR = timedelta(hours=1)
@@ -170,4 +172,58 @@ def test_the_folds_look_reads_the_greatest_id_not_every_waiting_event(tmp_path: 
         assert storage.fold_pending_usage() == 304
         assert storage.usage_waiting(1_000) == 0
     finally:
+        storage.close()
+
+
+def test_writers_of_one_process_take_turns_and_each_batch_is_stored(tmp_path: Path) -> None:
+    # Eight threads writing at once queue on the process's turn, not in SQLite's busy handler.
+    storage = SQLiteStorage(tmp_path / "turns.db", busy_timeout=30)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        storage.migrate()
+        errors: list[BaseException] = []
+
+        def write(worker: int) -> None:
+            try:
+                for batch in range(10):
+                    first = (worker * 10 + batch) * 50
+                    events = [make_event(timestamp=start + (first + i) * _HOUR) for i in range(50)]
+                    assert storage.insert_events(events) == 50
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors
+        assert storage.count_events() == 4_000
+        with sqlite3.connect(tmp_path / "turns.db") as conn:
+            assert conn.execute("SELECT min(id), max(id) FROM events").fetchone() == (1, 4_000)
+    finally:
+        storage.close()
+
+
+def test_a_writer_kept_waiting_past_the_busy_timeout_is_a_storage_error(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "held.db", busy_timeout=0.2)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with storage._transaction(write=True):
+            holding.set()
+            release.wait(10)
+
+    try:
+        storage.migrate()
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(10)
+        with pytest.raises(StorageError, match=r"other writers held it for 0\.2 s"):
+            storage.insert_events([make_event()])
+        release.set()
+        holder.join(10)
+        assert storage.insert_events([make_event()]) == 1  # the turn is free again
+    finally:
+        release.set()
         storage.close()

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -232,6 +233,8 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
         # Every connection to ":memory:" is a database of its own: keep exactly one.
         size = 1 if self._memory else max_connections
         self._pool = ConnectionPool(self._connect, size, busy_timeout)
+        # This process's writers take turns here (`_write_turn`).
+        self._writer = threading.Lock()
         self._migrations = load_migrations("sqlite")
         # While a server runs, its checkpointer copies the WAL back and the pool's connections
         # never do (`start_maintenance`); otherwise (commands, tests) every commit may.
@@ -297,7 +300,8 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
         """One transaction: IMMEDIATE for writes, deferred (one read snapshot) for reads."""
-        with _driver_errors(), self._pool.connection() as conn:
+        turn = self._write_turn() if write else contextlib.nullcontext()
+        with _driver_errors(), self._pool.connection() as conn, turn:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
@@ -309,6 +313,23 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
+
+    @contextlib.contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """One write transaction of this process at a time, queued on a lock that wakes the next
+        writer as the last one ends. Left to SQLite, writers waiting for its write lock poll it
+        from the busy handler, sleeping 1, 2, 5 ... up to 100 ms between tries: under a burst of
+        concurrent batches the lock sat free while they slept (8 clients on one server: about
+        10% of the events per second). Other processes' writers still meet at SQLite's lock."""
+        if not self._writer.acquire(timeout=self._busy_timeout):
+            raise sqlite3.OperationalError(
+                f"database is locked: this process's other writers held it for "
+                f"{self._busy_timeout:g} s"
+            )
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     # schema
 
