@@ -368,7 +368,8 @@ class Storage(OtlpStore, Protocol):
         """
 
     def usage_waiting(self, limit: int) -> int:
-        """How many events the usage cursor has not passed, counted up to `limit` (one read)."""
+        """How many events the usage cursor has not passed, up to `limit` (one read; SQLite gives
+        an upper bound from the ids, which counts ids a resent event left unused)."""
 
     def fold_pending_usage(self, min_events: int = 1, limit: int = 50_000) -> int:
         """Fold up to `limit` (1 to FOLD_LIMIT, ValueError else) of the events after the usage

@@ -316,11 +316,12 @@ class SQLiteStorage(SQLiteSummaries, SQLiteRetention, SQLiteOtlp, UsageReads, SQ
 
     @contextlib.contextmanager
     def _write_turn(self) -> Iterator[None]:
-        """One write transaction of this process at a time, queued on a lock that wakes the next
-        writer as the last one ends. Left to SQLite, writers waiting for its write lock poll it
-        from the busy handler, sleeping 1, 2, 5 ... up to 100 ms between tries: under a burst of
-        concurrent batches the lock sat free while they slept (8 clients on one server: about
-        10% of the events per second). Other processes' writers still meet at SQLite's lock."""
+        """One write transaction of this process at a time, waiting on a lock that wakes a
+        waiting writer as the last one ends (in no set order, as SQLite's lock). Left to SQLite,
+        writers waiting for its write lock poll it from the busy handler, sleeping 1, 2, 5 ...
+        up to 100 ms between tries: under a burst of concurrent batches the lock sat free while
+        they slept (8 clients on one server: about 10% of the events per second). Other
+        processes' writers still meet at SQLite's lock."""
         if not self._writer.acquire(timeout=self._busy_timeout):
             raise sqlite3.OperationalError(
                 f"database is locked: this process's other writers held it for "
