@@ -179,8 +179,18 @@ class _KnownFieldsBatch(BaseModel):
     events: Annotated[list[_KnownFieldsEvent], Field(min_length=1, max_length=MAX_BATCH_SIZE)]
 
 
-# One judged entry: what identifies it in a rejection, the event to store (None: rejected), why.
-Judged = tuple[Any, TaskCompletionEvent | None, str | None]
+# One judged entry: the event to store, or None, the id its rejection names and why.
+Judged = tuple[TaskCompletionEvent | None, UUID | None, str | None]
+
+
+def _judge_entries(entries: Sequence[Any], instance_id: UUID, now: datetime) -> list[Judged]:
+    judged: list[Judged] = []
+    for entry in entries:
+        event, reason = judge_event(entry, instance_id, now)
+        judged.append(
+            (event, None, None) if event is not None else (None, _readable_event_id(entry), reason)
+        )
+    return judged
 
 
 def judge_body(raw: bytes, instance_id: UUID, now: datetime | None = None) -> list[Judged]:
@@ -197,14 +207,15 @@ def judge_body(raw: bytes, instance_id: UUID, now: datetime | None = None) -> li
     try:
         events = _KnownFieldsBatch.model_validate_json(raw).events
     except ValidationError:
-        entries = parse_envelope(decode_json(raw), "events")
-        return [(entry, *judge_event(entry, instance_id, now)) for entry in entries]
+        return _judge_entries(parse_envelope(decode_json(raw), "events"), instance_id, now)
     judged: list[Judged] = []
     for event in events:
         reason = _refusal(event, instance_id, now)
-        # A rejection names the id the sender gave, never one made up here.
-        given = event.event_id if "event_id" in event.model_fields_set else None
-        judged.append((given, None, reason) if reason else (given, event, None))
+        if reason is None:
+            judged.append((event, None, None))
+        else:  # a rejection names the id the sender gave, never one made up here
+            given = event.event_id if "event_id" in event.model_fields_set else None
+            judged.append((None, given, reason))
     return judged
 
 
@@ -217,7 +228,7 @@ def ingest_batch(
     in this batch, are accepted and stored once. Status 200 if all accepted, else 207.
     """
     now = datetime.now(UTC)  # one clock reading for the whole batch
-    return _store(storage, [(entry, *judge_event(entry, instance_id, now)) for entry in entries])
+    return _store(storage, _judge_entries(entries, instance_id, now))
 
 
 def ingest_body(storage: Storage, raw: bytes, instance_id: UUID) -> tuple[int, BatchEventResponse]:
@@ -228,9 +239,8 @@ def ingest_body(storage: Storage, raw: bytes, instance_id: UUID) -> tuple[int, B
 def _store(storage: Storage, judged: list[Judged]) -> tuple[int, BatchEventResponse]:
     results: list[BatchEventResult] = []
     to_store: dict[UUID, TaskCompletionEvent] = {}
-    for entry, event, reason in judged:
+    for event, given, reason in judged:
         if event is None:
-            given = entry if isinstance(entry, UUID) or entry is None else _readable_event_id(entry)
             results.append(BatchEventResult(event_id=given, status="rejected", error=reason))
             continue
         to_store.setdefault(event.event_id, event)  # the first copy of a repeated id wins
