@@ -22,18 +22,17 @@ import re
 from collections.abc import Sequence
 from functools import cache
 
+# Imported by `classify.py` only once it runs, so these are there already. `_CJK_FIRST`: kana,
+# CJK ideographs and Hangul start there (no Latin or Cyrillic letter does), and a stem in them
+# is matched anywhere, as those scripts put no space between words. `_LEAD_BONUS`: what a cue
+# that opens the request counts more. `_MAKE`: a verb of making, counted for what is made.
+from mosaicstack_telemetry_agents.classify import _CJK_FIRST, _LEAD_BONUS, _MAKE, _T
+
 __all__ = ["foreign_scores"]
 
-# Kana, CJK ideographs and Hangul start here (no Latin or Cyrillic letter does): a stem in them
-# is matched anywhere, as those scripts put no space between words.
-_CJK_FIRST = "\u3040"
-# A cue that opens the request counts this much more (`classify.py` `_LEAD_BONUS`).
-_LEAD_BONUS = 1.5
-
-_IMPL, _DEBUG, _REFAC, _TEST = "implementation", "debugging", "refactoring", "testing"
-_REVIEW, _DOCS, _CONFIG, _PLAN = "code_review", "documentation", "configuration", "planning"
-_SECURITY, _UNKNOWN = "security_audit", "unknown"
-_MAKE = None  # a verb of making: `classify.py` counts it for what is made
+_IMPL, _DEBUG, _REFAC, _TEST = _T.IMPLEMENTATION, _T.DEBUGGING, _T.REFACTORING, _T.TESTING
+_REVIEW, _DOCS, _CONFIG, _PLAN = _T.CODE_REVIEW, _T.DOCUMENTATION, _T.CONFIGURATION, _T.PLANNING
+_SECURITY, _UNKNOWN = _T.SECURITY_AUDIT, _T.UNKNOWN
 
 # (task type, weight, stems separated by "|"): a stem names the work (2.0 and more) or leans
 # to it (1.0, 1.5). Chinese, Japanese, Korean, Polish, Spanish, Portuguese, French, German, Russian.
