@@ -70,11 +70,14 @@ def chromium() -> Iterator[Any]:
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = 10.0) -> Any:
     """Wait until `condition(driver)` is truthy (and return it); fail the test otherwise."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # A condition that reads an element of the page being replaced (a form just submitted)
+    # finds it stale: that is "not yet", not a failure.
+    waiting = WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
     try:
-        return WebDriverWait(driver, timeout).until(condition)
+        return waiting.until(condition)
     except TimeoutException:
         pytest.fail(f"timed out after {timeout}s waiting for {what} (at {driver.current_url})")
 
