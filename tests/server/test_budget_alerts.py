@@ -377,3 +377,44 @@ def test_the_threads_ride_out_an_outage_with_one_error_and_stop_on_time(
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert len(errors) == 1
         assert "not ready" in errors[0].getMessage()
+
+
+def test_a_failure_that_began_before_the_other_thread_recovered_is_the_same_outage(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sender fails (logged), the evaluator's check begins, the sender recovers, then the
+    evaluator's check fails: one outage, one error, in this order every time."""
+    import threading
+
+    from mosaicstack_telemetry_server.storage import StorageError
+
+    evaluator_entered, sender_recovered = threading.Event(), threading.Event()
+    sender_calls = [0]
+
+    def ready() -> None:
+        if threading.current_thread().name == "alert-sender":
+            sender_calls[0] += 1
+            if sender_calls[0] == 1:  # fails once the evaluator's round has begun
+                assert evaluator_entered.wait(10)
+                raise StorageError("storage not ready (sender)")
+            if sender_calls[0] >= 3:  # the second round, a success, has ended
+                sender_recovered.set()
+            return
+        if not evaluator_entered.is_set():
+            evaluator_entered.set()
+            assert sender_recovered.wait(10)
+            raise StorageError("storage not ready (evaluator, begun before the recovery)")
+
+    service = AlertService(storage, check_interval=0.01, ready=ready, clock=Clock(NOW))
+    with caplog.at_level(logging.DEBUG, "mosaicstack_telemetry_server.budgets"):
+        service.start()
+        try:
+            wait_until(
+                lambda: any("evaluator" in r.getMessage() for r in caplog.records),
+                10,
+                "the evaluator's late failure",
+            )
+        finally:
+            assert service.stop(5)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["budget alerts: storage not ready (sender)"]

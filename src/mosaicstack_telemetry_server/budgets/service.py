@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -78,7 +79,10 @@ class AlertService:
         self._wake_send = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Both threads share one outage: an error is logged once, when the first of them fails.
+        self._state = threading.Lock()
         self._failing = False
+        self._recovered_at = 0.0  # when the last successful round began (monotonic)
 
     def start(self) -> None:
         """Start both threads (daemons: they never hold the process open)."""
@@ -117,14 +121,21 @@ class AlertService:
             self._wake_send.clear()
 
     def _guarded(self, work: Callable[[], float | None]) -> float | None:
+        started = time.monotonic()
         try:
             self._ready()
             result = work()
         except Exception as exc:  # storage down, a bug: log once per outage, keep going
-            (logger.debug if self._failing else logger.error)("budget alerts: %s", exc)
-            self._failing = True
+            with self._state:
+                # A failure that began before the other thread's success was seen is the outage
+                # already logged, not a new one.
+                first = not self._failing and started >= self._recovered_at
+                self._failing = self._failing or first
+            (logger.error if first else logger.debug)("budget alerts: %s", exc)
             return None
-        self._failing = False
+        with self._state:
+            self._failing = False
+            self._recovered_at = max(self._recovered_at, started)
         return result
 
     def check_once(self) -> None:
