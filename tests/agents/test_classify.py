@@ -44,7 +44,7 @@ HELD_OUT_4 = {"prompts": 212, "repositories": 13, "labelled": 77, "right": 51}
 DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3", "held-out-3")
 HELD_OUT = "held-out-4"
 # Every split of real prompts drawn whole from repositories none of an earlier split's owners own.
-BLIND_SPLITS = ("held-out-3", "held-out-4")
+BLIND_SPLITS = ("held-out-3", "held-out-4", "held-out-5")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 # The confusion matrix's order and names, as docs/integrations.md prints them.
 KINDS = (
@@ -102,6 +102,69 @@ LICENSED = {
     "hpm27/agente-bsc-rag": "MIT",
     "AgentPhoenix7/bing-wallpaper": "Apache-2.0",
     "AIL2Lab/AIL2-Builder": "Apache-2.0",
+    # dev-5
+    "139QQ/news_look": "MIT",
+    "7MPra/ytdlpSpout": "MIT",
+    "Applied-Science-Academy-ASA/Minori-colmi_smart_ring_data_collect": "MIT",
+    "BitFinding/evm-proxy-tools": "MIT",
+    "bk202042/codelab-ai-genkit-rag": "Apache-2.0",
+    "bpawnzZ/open-webui-mod1": "MIT",
+    "BrokenPants/react-study": "MIT",
+    "Bucharest-Squad/MENA-mobile-ci-cd": "Apache-2.0",
+    "Consiliency/Flutter-Structurizr": "MIT",
+    "CooKingThe1st/contact_maintain": "MIT",
+    "DICKY1987/eafix-modular": "MIT",
+    "DiegoBarrosA/pulso-vivo-sales-monitor": "MIT",
+    "DrDevEli/booklensapp": "ISC",
+    "Excellencedev/yin-minecraft-mod": "CC0-1.0",
+    "ExpressedAi/October": "Apache-2.0",
+    "Firedogs2x/Houdoku-2": "MIT",
+    "geometor/seer": "MIT",
+    "GiuseppeRudi/routly-planner": "MIT",
+    "gyasis/PromptChain": "MIT",
+    "Haervwe/open-webui-tools": "MIT",
+    "Hss2019/MultiTalk": "Apache-2.0",
+    "HypeRankCode/hyperank": "MIT",
+    "IngoS11/EmailBuddy": "MIT",
+    "JanDalhuysen/clash_royale_ai": "ISC",
+    "Jaron1238/r2dreamer": "MIT",
+    "Jpotter702/redidtrend": "MIT",
+    "Lain2077/python-prodj-link": "Apache-2.0",
+    "MOHSINNM/boja": "MIT",
+    "MRSI-HFMR-Group-Vienna/Synthetic_MRSI": "MIT",
+    "Parthiban4264/GW-Doc": "MIT",
+    "pichsy/download-manager": "Apache-2.0",
+    "sabelosimelane/prompt_sail_2": "MIT",
+    "Team3176/Code_2024": "BSD-3-Clause",
+    "The-Research-Scientist-Pod/pathfinding-visualizer": "MIT",
+    "Todofine0/storm_con_aider": "MIT",
+    "WaleedaRaza/pokerswound": "ISC",
+    "WTWalters/neural-nexus-strategies": "ISC",
+    # held-out-5
+    "abestein/item_info": "ISC",
+    "akilonx/avante.nvim": "Apache-2.0",
+    "Aye-basota/se-toolkit-lab-5": "MIT",
+    "Barqly/barqly-vault": "MIT",
+    "CakeCrusher/opengpts-monorepo": "MIT",
+    "ChiMechMcp/chimechmcp": "MIT",
+    "Consistos/VigInt": "MIT",
+    "DigitalKin-ai/aider_kinchercheur": "Apache-2.0",
+    "DominiqueLoyer/systemFactChecking": "MIT",
+    "DreamyChloe/MMM-Miku": "MIT",
+    "exa-labs/exa-js": "MIT",
+    "FastLED/FastLED": "MIT",
+    "Itsme23476/App-interface": "MIT",
+    "ivi374forivi/cognitive-archaelogy-tribunal": "MIT",
+    "JobiJoba/SchaerbeekMunicipality": "MIT",
+    "JOOORN/QuackGPT": "Apache-2.0",
+    "ktsu-dev/BlastMerge": "MIT",
+    "PierrunoYT/expense-tracker": "MIT",
+    "PonlokSimeng2/kfa_mobile_nu": "ISC",
+    "specstoryai/keyframe-blogger": "MIT",
+    "specstoryai/tutorials": "MIT",
+    "specstoryai/zero-to-product-video-hero": "MIT",
+    "technocrat/census": "MIT",
+    "yixian-huang/cocli": "MIT OR Apache-2.0",
 }
 # Licences that let a prompt be quoted with attribution (tests/agents/data/README.md).
 PERMISSIVE = {
@@ -113,9 +176,15 @@ PERMISSIVE = {
     "CC0-1.0",
     "CC-BY-4.0",
     "MPL-2.0",
+    "MIT OR Apache-2.0",
 }
 # What a quoting row's `source` starts with: the kind of history it was read from.
-QUOTED = ("aider-chat-history:", "specstory-history:", "aider-commit-message:")
+QUOTED = (
+    "aider-chat-history:",
+    "aider-input-history:",
+    "specstory-history:",
+    "aider-commit-message:",
+)
 
 
 @functools.cache
@@ -175,7 +244,7 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
         elif row["split"] in ("fresh-1", "fresh-2"):
             assert row["source"].startswith("aider-chat-history:")
         else:
-            assert row["split"] in ("dev-2", "dev-3", *BLIND_SPLITS)
+            assert row["split"] in ("dev-2", "dev-3", "dev-5", *BLIND_SPLITS)
             assert row["source"].startswith(QUOTED)
             assert row["licence"]
             assert row["commit"]
@@ -205,7 +274,7 @@ def test_a_blind_split_shares_no_repository_or_owner_with_any_other(split: str) 
         assert len(row["commit"]) == 40
         assert row["source"].endswith("@" + row["commit"][:12])
         assert row["path"]
-        assert row["language"] in ("en", "zh", "pl", "pt")
+        assert row["language"] in ("en", "zh", "pl", "pt", "es", "fr", "it", "de", "ja", "ru", "ar")
 
 
 def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
