@@ -36,10 +36,12 @@ from functools import cache
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from mosaicstack_telemetry_agents import classify_model
+
 if TYPE_CHECKING:  # imported when called: the hook must start without the SDK (~0.2 s)
     from mosaicstack_telemetry.enums import TaskType
 
-__all__ = ["MAX_PROMPT_CHARS", "classify_prompt", "prompt_task_type"]
+__all__ = ["MAX_PROMPT_CHARS", "classify_prompt", "prompt_task_type", "rules_task_type"]
 
 # The request is stated in a prompt's first lines; what follows is pasted code or logs, whose
 # words would drown it. The bound also keeps the work per prompt fixed (the hook has 20 ms).
@@ -669,7 +671,16 @@ def _with_making(scores: dict[str | None, float]) -> dict[str, float]:
 
 
 def prompt_task_type(text: str) -> str:
-    """The wire value of the task type the prompt asks for; `unknown` when the rules are unsure."""
+    """The wire value of the task type the prompt asks for; `unknown` when unsure.
+
+    The learned model (`classify_model.py`) decides, with the rules' answer as one of its
+    features.
+    """
+    return classify_model.load().answer(text[:MAX_PROMPT_CHARS], rules_task_type(text))
+
+
+def rules_task_type(text: str) -> str:
+    """The rules' answer alone: the task type their cues name, or `unknown` when unsure."""
     cleaned = _TAGS.sub(" ", text[:MAX_PROMPT_CHARS]).lower().strip()
     attached = _ATTACHED.match(cleaned)
     cleaned = cleaned[attached.end() :] if attached else cleaned
