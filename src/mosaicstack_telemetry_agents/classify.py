@@ -1,8 +1,11 @@
-"""The task type of a typed prompt, guessed locally by weighted keyword rules, or `unknown`.
+"""The task type of a typed prompt, guessed locally, or `unknown`.
 
 When no task type is configured, the hook and the imports ask this module what the person's
 prompt asked for, so the estimate before a task and the event after it carry a task type. A wrong
-label is worse than none: the scorer answers `unknown` unless one type clearly leads.
+label is worse than none: the answer is `unknown` unless the type is likely enough.
+
+`prompt_task_type` asks the learned model (`classify_model.py`), which reads the prompt's words
+and the answer of the rules below (`rules_task_type`); the model decides.
 
 The rules: the prompt's first `MAX_PROMPT_CHARS` characters, lower-cased, without the files
 attached before the request ("@PRD.md @README.md please ..."), are matched against a table of

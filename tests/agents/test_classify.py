@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from mosaicstack_telemetry_agents.classify import (
     MAX_PROMPT_CHARS,
     classify_prompt,
     prompt_task_type,
+    rules_task_type,
 )
+from mosaicstack_telemetry_agents.classify_model import load as load_model
 
 # The goal (issue 18): on prompts it never saw, right on 75% of those it labels, labelling 40%.
 MIN_PRECISION = 0.75
@@ -42,7 +44,11 @@ HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 71, "right": 56}
 HELD_OUT_4 = {"prompts": 212, "repositories": 13, "labelled": 77, "right": 51}
 # The splits the rules were written or changed on (`held-out-3` too, since).
 DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3", "held-out-3")
-HELD_OUT = "held-out-4"
+# Real prompts from 24 licensed repositories of 22 owners none of whom gave to another split,
+# drawn and labelled blind to the classifier, committed, then measured once with the model
+# (trained on every other split) frozen (tests/agents/data/README.md).
+HELD_OUT_5 = {"prompts": 410, "repositories": 24, "labelled": 82, "right": 68}
+HELD_OUT = "held-out-5"
 # Every split of real prompts drawn whole from repositories none of an earlier split's owners own.
 BLIND_SPLITS = ("held-out-3", "held-out-4", "held-out-5")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
@@ -337,10 +343,12 @@ def _confusion(answers: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _published(split: str, name: str, pinned: dict[str, int]) -> None:
-    """The split's row (as `name`) and confusion matrix in the docs are what it gives now."""
+def _published(
+    split: str, name: str, pinned: dict[str, int], answer: Callable[[str], str] = prompt_task_type
+) -> None:
+    """The split's row (as `name`) and confusion matrix in the docs are what `answer` gives."""
     rows = [row for row in _rows() if row["split"] == split]
-    answers = [(row["label"], prompt_task_type(row["text"])) for row in rows]
+    answers = [(row["label"], answer(row["text"])) for row in rows]
     labelled = [(label, answer) for label, answer in answers if answer != "unknown"]
     right = sum(label == answer for label, answer in labelled)
     measured = {
@@ -360,26 +368,59 @@ def _published(split: str, name: str, pinned: dict[str, int]) -> None:
     assert _confusion(answers) in docs
 
 
-def test_the_figures_published_for_held_out_4_are_what_the_classifier_gives_now() -> None:
-    # Measured blind once; the goal (75% right, labelling 40%) is not met: 66.2% right, 36.3%
-    # labelled. A change of the rules that moves these must publish them as development figures.
-    _published(HELD_OUT, "**held-out-4, measured blind** (`main` at `a40d159`)", HELD_OUT_4)
+def test_held_out_5_measured_blind_meets_the_precision_goal_as_published() -> None:
+    # Measured once, after its labels were committed and the model trained without it: right on
+    # 82.9% of what it labels (the goal, 75%, met), labelling 20.0% (the goal, 40%, not met).
+    # A change of the model or its threshold that moves these must publish them as development
+    # figures, and a new blind split must measure it.
+    _published(HELD_OUT, "**held-out-5, measured blind** (`main` at `1341b4e`)", HELD_OUT_5)
+    rows = [row for row in _rows() if row["split"] == HELD_OUT]
+    precision, _, _ = _figures(rows)
+    assert precision >= MIN_PRECISION
+
+
+def test_held_out_5_is_never_trained_on() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_classifier.py"
+    spec = importlib.util.spec_from_file_location("train_classifier", path)
+    assert spec is not None
+    assert spec.loader is not None
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    assert HELD_OUT in train.BLIND
+    assert set(BLIND_SPLITS) - set(train.BLIND) == {"held-out-3", "held-out-4"}  # read, since
+    assert load_model().threshold == pytest.approx(0.60)
+
+
+def test_the_figures_published_for_the_rules_on_held_out_4_are_what_they_give_now() -> None:
+    # The rules alone, unchanged since they were measured blind on held-out-4 (66.2% right,
+    # 36.3% labelled); the model trains on held-out-4 since, so its figures there flatter it.
+    _published(
+        "held-out-4",
+        "held-out-4, the rules alone, measured blind (`main` at `a40d159`)",
+        HELD_OUT_4,
+        rules_task_type,
+    )
 
 
 def test_the_figures_published_for_held_out_3_are_what_the_classifier_gives_now() -> None:
     # Development data since it was read (78.9% right, 43.3% labelled): the goal is met only on
     # prompts the rules were changed from, so it is not asserted here.
-    _published("held-out-3", "held-out-3 (development since read)", HELD_OUT_3)
+    _published(
+        "held-out-3", "held-out-3, the rules (development since read)", HELD_OUT_3, rules_task_type
+    )
 
 
 def test_the_development_figures_published_beside_held_out_3_are_what_it_gives_now() -> None:
     docs = DOCS.read_text("utf-8")
     for split in ("dev-3", "dev-2"):
         rows = [row for row in _rows() if row["split"] == split]
-        labelled = [row for row in rows if prompt_task_type(row["text"]) != "unknown"]
-        right = sum(prompt_task_type(row["text"]) == row["label"] for row in labelled)
+        labelled = [row for row in rows if rules_task_type(row["text"]) != "unknown"]
+        right = sum(rules_task_type(row["text"]) == row["label"] for row in labelled)
         assert (
-            f"| {split} (development) | {len(rows)} | {len({_repo(row) for row in rows})} | "
+            f"| {split}, the rules (development) | {len(rows)} | "
+            f"{len({_repo(row) for row in rows})} | "
             f"{len(labelled)} ({len(labelled) / len(rows):.1%}) | "
             f"{right} ({right / len(labelled):.1%}) |"
         ) in docs, split
@@ -426,14 +467,14 @@ def test_the_development_figures_published_beside_held_out_3_are_what_it_gives_n
 def test_the_request_decides_and_a_verb_of_making_counts_for_what_is_made(
     prompt: str, expected: str
 ) -> None:
-    assert classify_prompt(prompt) is TaskType(expected)
+    assert rules_task_type(prompt) == expected
 
 
 def test_words_in_a_paste_after_the_request_do_not_decide() -> None:
     prompt = "make an api documentation file for these endpoints:\n" + (
         "NIST AI Security Assessment: scans for vulnerabilities, CVEs and leaked API keys.\n" * 5
     )
-    assert classify_prompt(prompt) is TaskType.DOCUMENTATION
+    assert rules_task_type(prompt) == "documentation"
 
 
 @pytest.mark.parametrize(
@@ -459,7 +500,7 @@ def test_words_in_a_paste_after_the_request_do_not_decide() -> None:
 def test_a_prompt_in_another_language_is_read_by_the_cues_of_its_language(
     prompt: str, expected: str
 ) -> None:
-    assert classify_prompt(prompt) is TaskType(expected)
+    assert rules_task_type(prompt) == expected
 
 
 def test_english_words_borrowed_by_another_language_do_not_decide() -> None:
@@ -467,8 +508,8 @@ def test_english_words_borrowed_by_another_language_do_not_decide() -> None:
     # the English cues would read them, the sentence around them says nothing of the kind.
     french = "Peux-tu regarder le fichier README et le Dockerfile ?"
     japanese = "下記のプロジェクトの内容を理解して、pytest の tests を書いてください"
-    assert classify_prompt(french) is TaskType.UNKNOWN
-    assert classify_prompt(japanese) is TaskType.UNKNOWN
+    assert rules_task_type(french) == "unknown"
+    assert rules_task_type(japanese) == "unknown"
 
 
 def test_the_cues_of_other_languages_are_lower_case_stems_of_known_task_types() -> None:
@@ -487,8 +528,8 @@ def test_the_cues_of_other_languages_are_lower_case_stems_of_known_task_types() 
 
 def test_only_the_first_max_prompt_chars_are_read() -> None:
     pasted = "x " * (MAX_PROMPT_CHARS // 2 - 8) + "traceback"  # ends 7 characters before the cut
-    assert classify_prompt(pasted) is TaskType.DEBUGGING
-    assert classify_prompt("x " * 4 + pasted) is TaskType.UNKNOWN  # now it ends past the cut
+    assert rules_task_type(pasted) == "debugging"
+    assert rules_task_type("x " * 4 + pasted) == "unknown"  # now it ends past the cut
 
 
 def _cue_words() -> list[str]:
@@ -608,20 +649,26 @@ def test_the_cross_validation_script_reads_prompts_as_the_classifier_does() -> N
     assert predict(rows[1])[0] == "testing"
 
 
-SECOND_LABELS = DATA.with_name("held_out_4_second_labels.jsonl")
-
-
-def test_a_second_reader_labelled_held_out_4_alike_so_the_goal_is_within_a_readers_reach() -> None:
+@pytest.mark.parametrize(
+    ("file", "split", "count"),
+    [
+        ("held_out_4_second_labels.jsonl", "held-out-4", 212),
+        ("dev_5_second_labels.jsonl", "dev-5", 200),
+    ],
+)
+def test_a_second_reader_labelled_alike_so_the_goal_is_within_a_readers_reach(
+    file: str, split: str, count: int
+) -> None:
     # A second labeller, given the same written rules and the texts only (neither the first
-    # labels nor the classifier's answers), labelled every prompt of held-out-4: the labels are
-    # not what keeps the classifier at two in three.
+    # labels nor the classifier's answers), labelled every prompt of held-out-4, and 200 of
+    # dev-5 drawn at random: what they agree on is what a classifier can hope to be right on.
     second = {
         row["sha256"]: row["label"]
-        for row in map(json.loads, SECOND_LABELS.read_text("utf-8").splitlines())
+        for row in map(json.loads, DATA.with_name(file).read_text("utf-8").splitlines())
     }
-    rows = [row for row in _rows() if row["split"] == HELD_OUT]
+    rows = [row for row in _rows() if row["split"] == split and _sha256(row["text"]) in second]
     pairs = [(row["label"], second[_sha256(row["text"])]) for row in rows]
-    assert len(pairs) == len(second) == HELD_OUT_4["prompts"]
+    assert len(pairs) == len(second) == count
     agree = sum(first == other for first, other in pairs)
     typed = [(first, other) for first, other in pairs if other != "unknown"]
     right = sum(first == other for first, other in typed)

@@ -162,13 +162,13 @@ def test_a_codex_turn_takes_the_task_type_of_its_first_prompt_that_says_one() ->
         [
             line({"type": "task_started", "turn_id": "t1"}, 1),
             line({"type": "user_message", "message": "ok"}, 2),
-            line({"type": "user_message", "message": "refactor the config loader"}, 3),
+            line({"type": "user_message", "message": "write unit tests for the config loader"}, 3),
             line({"type": "user_message", "message": "and fix the failing test"}, 4),
             line(tokens, 5),
         ],
     )
     (task,) = rollout.tasks
-    assert task.prompt_type == "refactoring"
+    assert task.prompt_type == "testing"
 
 
 def test_opencode_turns_take_the_task_type_of_their_text_parts(tmp_path: Path) -> None:
@@ -225,6 +225,6 @@ def test_opencode_json_storage_reads_the_prompt_from_its_part_files(tmp_path: Pa
     (storage / "outside.json").write_text(json.dumps({"type": "text", "text": "security audit"}))
     part = storage / "part" / "msg_1" / "prt_1.json"
     part.parent.mkdir(parents=True)
-    part.write_text(json.dumps({"type": "text", "text": "add docstrings to utils.py"}))
+    part.write_text(json.dumps({"type": "text", "text": "write a README for utils.py"}))
     first, second = read_storage(tmp_path).tasks
     assert (first.prompt_type, second.prompt_type) == ("documentation", "unknown")
