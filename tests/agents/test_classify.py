@@ -379,15 +379,21 @@ def test_held_out_5_measured_blind_meets_the_precision_goal_as_published() -> No
     assert precision >= MIN_PRECISION
 
 
-def test_held_out_5_is_never_trained_on() -> None:
+def _script(name: str) -> Any:
+    """A module of `scripts/`, loaded from its file."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "train_classifier.py"
-    spec = importlib.util.spec_from_file_location("train_classifier", path)
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_held_out_5_is_never_trained_on() -> None:
+    train = _script("train_classifier")
     assert HELD_OUT in train.BLIND
     assert set(BLIND_SPLITS) - set(train.BLIND) == {"held-out-3", "held-out-4"}  # read, since
     assert load_model().threshold == pytest.approx(0.60)
@@ -625,14 +631,7 @@ def test_what_follows_the_first_max_prompt_chars_never_changes_the_answer(text: 
 def test_the_cross_validation_script_reads_prompts_as_the_classifier_does() -> None:
     # scripts/classify_cv.py gives the grouped cross-validation published in docs/integrations.md
     # from the classifier's own cue tables: a change of their shape must not break it unseen.
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "scripts" / "classify_cv.py"
-    spec = importlib.util.spec_from_file_location("classify_cv", path)
-    assert spec is not None
-    assert spec.loader is not None
-    cv = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cv)
+    cv = _script("classify_cv")
     assert "opens" in "".join(cv.cue_hits("refactor the session module"))
     assert "foreign" in cv.cue_hits("修复登录页面的报错")
     assert cv.cue_hits("npm run dev") == {"no request"}
