@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -82,7 +81,8 @@ class AlertService:
         # Both threads share one outage: an error is logged once, when the first of them fails.
         self._state = threading.Lock()
         self._failing = False
-        self._recovered_at = 0.0  # when the last successful round began (monotonic)
+        self._rounds = 0  # rounds begun by either thread, in order (a clock may not tick between)
+        self._recovered_round = 0  # the latest round that succeeded
 
     def start(self) -> None:
         """Start both threads (daemons: they never hold the process open)."""
@@ -121,21 +121,23 @@ class AlertService:
             self._wake_send.clear()
 
     def _guarded(self, work: Callable[[], float | None]) -> float | None:
-        started = time.monotonic()
+        with self._state:
+            self._rounds += 1
+            started = self._rounds
         try:
             self._ready()
             result = work()
         except Exception as exc:  # storage down, a bug: log once per outage, keep going
             with self._state:
-                # A failure that began before the other thread's success was seen is the outage
-                # already logged, not a new one.
-                first = not self._failing and started >= self._recovered_at
+                # A failure whose round began before the other thread's last successful one is
+                # the outage already logged, not a new one.
+                first = not self._failing and started > self._recovered_round
                 self._failing = self._failing or first
             (logger.error if first else logger.debug)("budget alerts: %s", exc)
             return None
         with self._state:
             self._failing = False
-            self._recovered_at = max(self._recovered_at, started)
+            self._recovered_round = max(self._recovered_round, started)
         return result
 
     def check_once(self) -> None:
