@@ -138,7 +138,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv", action="store_true", help="print the cross-validated figures")
     args = parser.parse_args(argv)
-    rows = [row for row in load().rows if row["split"] not in BLIND]
+    labelled = load()
+    if labelled.unresolved:  # a model trained on fewer prompts must not replace the shipped one
+        raise SystemExit(
+            f"{labelled.unresolved} labelled prompts quote harness samples that were not found: "
+            "set MOSAIC_TELEMETRY_HARNESS_SAMPLES to the harness-samples folder"
+        )
+    rows = [row for row in labelled.rows if row["split"] not in BLIND]
     answered = [item for item in cross_validated(rows) if item[0]["split"] in RULES_BLIND]
     threshold = choose_threshold(answered)
     if args.cv:

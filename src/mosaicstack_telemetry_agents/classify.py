@@ -718,7 +718,7 @@ def _decided(scores: dict[str, float]) -> str:
 
 
 def classify_prompt(text: str) -> TaskType:
-    """The task type the prompt asks for, or `TaskType.UNKNOWN` when the rules are unsure."""
+    """The task type the prompt asks for, or `TaskType.UNKNOWN` when unsure."""
     from mosaicstack_telemetry.enums import TaskType
 
     return TaskType(prompt_task_type(text))

@@ -129,6 +129,8 @@ class Model(NamedTuple):
     @classmethod
     def from_bytes(cls, data: bytes) -> Model:
         """Read a model file's bytes; a file of another layout is refused, naming what differs."""
+        if len(data) < _HEADER.size + 2:
+            raise ValueError("task-type model truncated: shorter than its header")
         magic, version, bits, count, head, threshold, rules_value, scale = _HEADER.unpack_from(data)
         if magic != _MAGIC or version != _FORMAT:
             raise ValueError(f"not a task-type model of format {_FORMAT}: {magic!r} {version}")
@@ -142,6 +144,8 @@ class Model(NamedTuple):
         weights = data[at:]
         if len(labels) != count or len(weights) != (1 << bits) * count:
             raise ValueError("task-type model truncated or mislabelled")
+        if not (math.isfinite(scale) and scale > 0 and 0 < threshold <= 1):
+            raise ValueError(f"task-type model settings out of range: {scale=} {threshold=}")
         return cls(bits, head, threshold, rules_value, labels, biases, scale, weights)
 
 

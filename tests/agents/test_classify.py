@@ -202,10 +202,12 @@ def _rows() -> list[dict[str, Any]]:
     return _labelled().rows
 
 
-def _figures(rows: Iterable[dict[str, Any]]) -> tuple[float, float, int]:
+def _figures(
+    rows: Iterable[dict[str, Any]], answer: Callable[[str], str] = prompt_task_type
+) -> tuple[float, float, int]:
     """(precision on the prompts labelled, share labelled, prompts)."""
     rows = list(rows)
-    answers = [(prompt_task_type(row["text"]), row["label"]) for row in rows]
+    answers = [(answer(row["text"]), row["label"]) for row in rows]
     labelled = [(got, truth) for got, truth in answers if got != "unknown"]
     right = sum(got == truth for got, truth in labelled)
     return right / len(labelled), len(labelled) / len(rows), len(rows)
@@ -309,8 +311,9 @@ def test_a_sample_changed_since_labelling_fails_rather_than_measuring_other_word
 
 
 def test_on_the_first_held_out_prompts_mostly_written_by_us_it_meets_the_goal() -> None:
+    # The rules' figures: the model trains on these prompts (docs/integrations.md).
     unseen = [row for row in _rows() if row["split"] in UNSEEN]
-    precision, coverage, count = _figures(unseen)
+    precision, coverage, count = _figures(unseen, rules_task_type)
     assert count >= 42  # 50 with the harness samples, 42 without
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} prompts"
@@ -323,7 +326,7 @@ def test_on_the_few_real_prompts_it_was_never_tuned_on_it_does_not_fall_below_th
     real = [
         row for row in _rows() if row["split"] in UNSEEN and not row["source"].startswith("written")
     ]
-    precision, coverage, count = _figures(real)
+    precision, coverage, count = _figures(real, rules_task_type)
     assert count >= (1 if _labelled().unresolved else 9)
     assert precision >= MIN_PRECISION, f"precision {precision:.2f} on {count} real prompts"
     assert coverage >= MIN_COVERAGE, f"coverage {coverage:.2f} on {count} real prompts"
@@ -397,6 +400,11 @@ def test_held_out_5_is_never_trained_on() -> None:
     assert HELD_OUT in train.BLIND
     assert set(BLIND_SPLITS) - set(train.BLIND) == {"held-out-3", "held-out-4"}  # read, since
     assert load_model().threshold == pytest.approx(0.60)
+    # A model that saw held-out-5 would recall it, as it recalls what it was trained on.
+    recalled, _, _ = _figures(row for row in _rows() if row["split"] == "dev-5")
+    blind, _, _ = _figures(row for row in _rows() if row["split"] == HELD_OUT)
+    assert recalled > 0.95
+    assert blind < 0.9
 
 
 def test_the_figures_published_for_the_rules_on_held_out_4_are_what_they_give_now() -> None:

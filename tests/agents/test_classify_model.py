@@ -135,6 +135,40 @@ def test_features_and_answers_are_the_same_in_another_process() -> None:
 
 def test_the_header_is_little_endian_and_documented() -> None:
     data = MODEL_FILE.read_bytes()
-    magic, version, bits, count = struct.unpack_from("<4sBBB", data)
+    magic, version, bits, count, head, threshold = struct.unpack_from("<4sBBBHf", data)
     assert (magic, version) == (b"MSTT", 1)
-    assert (bits, count) == (load().bits, len(load().labels))
+    assert (bits, count, head) == (load().bits, len(load().labels), HEAD_CHARS)
+    assert threshold == pytest.approx(0.60)
+    assert struct.unpack_from(">H", data, 7)[0] != head  # 600 read big-endian is another number
+
+
+def test_a_file_shorter_than_its_header_or_with_settings_out_of_range_is_refused() -> None:
+    data = _tiny().to_bytes()
+    with pytest.raises(ValueError, match="shorter than its header"):
+        Model.from_bytes(data[:10])
+    with pytest.raises(ValueError, match="out of range"):
+        Model.from_bytes(_tiny()._replace(scale=0.0).to_bytes())
+    with pytest.raises(ValueError, match="out of range"):
+        Model.from_bytes(_tiny(threshold=1.5).to_bytes())
+
+
+@pytest.mark.parametrize(
+    ("prompt", "answer", "probability"),
+    [
+        ("Write unit tests for the date parser", "testing", 0.8058),
+        ("update the README", "documentation", 0.9617),
+        ("continue", "unknown", 0.9087),
+        ("add a button that exports the table as CSV", "implementation", 0.7574),
+        ("Set up GitHub Actions to run the tests on every PR", "configuration", 0.7279),
+    ],
+)
+def test_the_shipped_weights_give_the_answers_they_were_trained_to(
+    prompt: str, answer: str, probability: float
+) -> None:
+    # Pinned from the model as shipped: a change of the features, of how the file is read or of
+    # the weights moves them (retraining must pin them anew).
+    model = load()
+    probs = model.probabilities(prompt, rules_task_type(prompt))
+    assert model.labels[max(range(len(probs)), key=probs.__getitem__)] == answer
+    assert max(probs) == pytest.approx(probability, abs=1e-4)
+    assert prompt_task_type(prompt) == answer
