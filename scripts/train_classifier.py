@@ -95,20 +95,21 @@ def _quantised(fitted: Any, threshold: float) -> classify_model.Model:
     )
 
 
-def cross_validated(rows: Sequence[Row]) -> list[tuple[Row, str, float]]:
+def cross_validated(rows: Sequence[Row], answers: Sequence[str]) -> list[tuple[Row, str, float]]:
     """Each real prompt's answer and probability, by a model trained without its owner's prompts.
 
     Owners are dealt into `FOLDS` groups by a hash of their name; each group is answered by a
     model trained on the others (and on the written prompts, which are never answered).
+    `answers` are the rules' answers to `rows`, in order.
     """
-    answers = {id(row): classify.rules_task_type(row["text"]) for row in rows}
+    folds = [_fold(row) for row in rows]
     out: list[tuple[Row, str, float]] = []
     for fold in range(FOLDS):
-        train = [row for row in rows if _fold(row) != fold]
-        test = [row for row in rows if _fold(row) == fold]
-        fitted = _fit(train, [answers[id(row)] for row in train])
-        probs = fitted.predict_proba(_matrix(test, [answers[id(row)] for row in test]))
-        for row, row_probs in zip(test, probs, strict=True):
+        train = [i for i, other in enumerate(folds) if other != fold]
+        test = [i for i, other in enumerate(folds) if other == fold]
+        fitted = _fit([rows[i] for i in train], [answers[i] for i in train])
+        probs = fitted.predict_proba(_matrix([rows[i] for i in test], [answers[i] for i in test]))
+        for row, row_probs in zip((rows[i] for i in test), probs, strict=True):
             best = int(row_probs.argmax())
             out.append((row, str(fitted.classes_[best]), float(row_probs[best])))
     return out
@@ -145,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "set MOSAIC_TELEMETRY_HARNESS_SAMPLES to the harness-samples folder"
         )
     rows = [row for row in labelled.rows if row["split"] not in BLIND]
-    answered = [item for item in cross_validated(rows) if item[0]["split"] in RULES_BLIND]
+    answers = [classify.rules_task_type(row["text"]) for row in rows]  # a feature: read once
+    answered = [item for item in cross_validated(rows, answers) if item[0]["split"] in RULES_BLIND]
     threshold = choose_threshold(answered)
     if args.cv:
         for candidate in THRESHOLDS[::5]:
@@ -156,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"threshold {threshold:.2f}: {precision:.1%} right, {share:.1%} labelled "
         f"(left-out owners' prompts of {', '.join(RULES_BLIND)}: {len(answered)})"
     )
-    fitted = _fit(rows, [classify.rules_task_type(row["text"]) for row in rows])
+    fitted = _fit(rows, answers)
     OUT.write_bytes(_quantised(fitted, threshold).to_bytes())
     print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size:,} bytes, {len(rows)} prompts)")
 
