@@ -8,4 +8,7 @@ echo "== ruff check";        ruff check src tests bench
 echo "== ruff format";       ruff format --check src tests bench
 echo "== mypy --strict";     mypy --strict src
 echo "== bandit";            bandit -q -c pyproject.toml -r src
-echo "== pytest";            python -m pytest --cov --cov-report=term -p no:cacheprovider "$@"
+# One worker a core (PYTEST_WORKERS to choose), a test file to a worker: a file's fixtures stay
+# in one process, and every test already takes its own ports, PostgreSQL schema and files.
+echo "== pytest";            python -m pytest --cov --cov-report=term -p no:cacheprovider \
+    -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"
