@@ -50,7 +50,7 @@ DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3", "held-out-3")
 HELD_OUT_5 = {"prompts": 410, "repositories": 24, "labelled": 82, "right": 68}
 HELD_OUT = "held-out-5"
 # Every split of real prompts drawn whole from repositories none of an earlier split's owners own.
-BLIND_SPLITS = ("held-out-3", "held-out-4", "held-out-5")
+BLIND_SPLITS = ("held-out-3", "held-out-4", "held-out-5", "held-out-6")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 # The confusion matrix's order and names, as docs/integrations.md prints them.
 KINDS = (
@@ -171,7 +171,67 @@ LICENSED = {
     "specstoryai/zero-to-product-video-hero": "MIT",
     "technocrat/census": "MIT",
     "yixian-huang/cocli": "MIT OR Apache-2.0",
+    # dev-6
+    "A1cy/HiveCodeCli": "Apache-2.0",
+    "abusyahmie/nrf52dk-dht22": "MIT",
+    "albertoviceconti/advanced-dusseldorfer-calculator": "Apache-2.0",
+    "amcquistan/gen-ai-assisted-amazing-scientist-ui": "MIT",
+    "ArnaudDeploiement/lms-go-spec-driven-dev": "ISC",
+    "Bilal1262/BobForBots": "MIT",
+    "brightnucleus/collection": "MIT",
+    "chazzofalf/image_analysis_and_sd": "MIT",
+    "chloebrett/slay": "MIT",
+    "chunrui-qashier/md-http-server": "MIT",
+    "daniifrim/10-box-os": "Apache-2.0",
+    "DEBDEEP-BANERJ2E/agentforge": "MIT",
+    "EdofEngland/code_butler": "Apache-2.0",
+    "EdouardZemb/test-framework": "MIT",
+    "EmperorRAG/my-projects-monorepo": "MIT",
+    "epics-containers/p47-services": "Apache-2.0",
+    "EthanD004/Threadkeeper": "ISC",
+    "fco71/whosonset": "ISC",
+    "Filipe-Sacca/rag-lab": "MIT",
+    "getmany-software/llm-guard": "MIT",
+    "gxm11/RPGXP-Crafting-System": "MIT",
+    "Jackela/AI-Recruitment-Clerk": "MIT",
+    "JaydenXsoe/ocodex": "Apache-2.0",
+    "jkassemi/friendly_names": "MIT",
+    "jvr0x/dgx-spark-bench": "MIT",
+    "Kantrum/kantrum.github.io": "MIT",
+    "Krminfinity/ojisan-hair-pluck-collection": "MIT",
+    "linroger/ClipQueue": "MIT",
+    "Luxcium/vigilant-codex-k3a": "MIT",
+    "merkky123/nova-bob-standupsync": "MIT",
+    "merlins550/devrim": "MIT",
+    "Monotoba/OpenPrintKit": "MIT",
+    "mta-tech/seeknal": "Apache-2.0",
+    "Nosheen-asim/first-phase-hackathon": "ISC",
+    "pookNast/loopkit": "MIT",
+    "programujzai/webinar-demo": "ISC",
+    "rbrady/federal-magic-plugin": "Apache-2.0",
+    "rjewls/Life-Goal": "MIT",
+    "RyanLisse/big3": "MIT",
+    "SilviuSavu/g3": "MIT",
+    "SproutSeeds/coda": "MIT",
+    "Tar-ive/CADS-Visualizer": "MIT",
+    "tgf-between-your-legs/rooport": "MIT",
+    # held-out-6
+    "alading-2/GodotCSharpECSStruct_Open": "MIT",
+    "Anshsurana123/dev-lens-IBM-BOB": "MIT",
+    "brusic/reddit-condenser": "Apache-2.0",
+    "bumpy-croc/ai-trading-bot": "MIT",
+    "CS3219-AY2526Sem1/cs3219-ay2526s1-project-g07": "MIT",
+    "ElekDTomi/parking-system": "ISC",
+    "FaiqaRashid/scriptclean-a11y-guard": "MIT",
+    "fast-gateway-protocol/browser": "MIT",
+    "Gordondalos/mail-agent": "ISC",
+    "Hoper-J/cpolar-connect": "MIT",
+    "morberg/f1-chart": "MIT",
+    "pattern-stack/task-patterns": "MIT",
+    "Python-AI-Solutions/agentic-neurodata-conversion": "MIT",
 }
+# The languages of the blind splits' prompts (ISO 639-1).
+LANGUAGES = ("en", "zh", "pl", "pt", "es", "fr", "it", "de", "ja", "ru", "ar", "hu", "tr")
 # Licences that let a prompt be quoted with attribution (tests/agents/data/README.md).
 PERMISSIVE = {
     "MIT",
@@ -190,6 +250,18 @@ QUOTED = (
     "aider-input-history:",
     "specstory-history:",
     "aider-commit-message:",
+    # dev-6 and held-out-6: the other harnesses' logs and exports (tests/agents/data/README.md)
+    "aider-llm-history:",
+    "bob-task-export:",
+    "claude-code-history:",
+    "claude-code-hook-log:",
+    "claude-code-transcript:",
+    "cline-task-export:",
+    "codex-cli-history:",
+    "codex-cli-rollout:",
+    "copilot-chat-export:",
+    "roo-task-export:",
+    "speckit-prompt-history:",
 )
 
 
@@ -252,7 +324,7 @@ def test_the_labelled_set_holds_task_types_sources_and_the_documented_split() ->
         elif row["split"] in ("fresh-1", "fresh-2"):
             assert row["source"].startswith("aider-chat-history:")
         else:
-            assert row["split"] in ("dev-2", "dev-3", "dev-5", *BLIND_SPLITS)
+            assert row["split"] in ("dev-2", "dev-3", "dev-5", "dev-6", *BLIND_SPLITS)
             assert row["source"].startswith(QUOTED)
             assert row["licence"]
             assert row["commit"]
@@ -282,7 +354,7 @@ def test_a_blind_split_shares_no_repository_or_owner_with_any_other(split: str) 
         assert len(row["commit"]) == 40
         assert row["source"].endswith("@" + row["commit"][:12])
         assert row["path"]
-        assert row["language"] in ("en", "zh", "pl", "pt", "es", "fr", "it", "de", "ja", "ru", "ar")
+        assert row["language"] in LANGUAGES
 
 
 def test_each_prompt_quoted_from_the_harness_samples_is_the_text_it_was_labelled_on() -> None:
