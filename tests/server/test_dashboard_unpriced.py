@@ -35,6 +35,14 @@ def test_a_model_without_a_price_is_unpriced_and_a_free_one_costs_nothing(server
     assert 'id="unpriced-note"' in page.text
     assert "<code>mystery-coder-9</code> (3 tasks)" in page.text
     assert "$2.46 + unpriced (3 tasks)" in page.text  # the chart's summary
+    # Spend by project, task type and harness: each group counts the unpriced tasks it holds.
+    head, rows = table(page, "chart-project")
+    by_project = {row[0]: dict(zip(head, row, strict=True))["Spend"] for row in rows}
+    assert by_project == {"acme/lab": "unpriced (3 tasks)", "acme/web": "$2.46"}
+    head, rows = table(page, "chart-task-type")
+    (spend,) = (dict(zip(head, row, strict=True))["Spend"] for row in rows)
+    assert spend == "$2.46 + unpriced (3 tasks)"
+    assert "acme/lab unpriced (3 tasks) · 3 tasks" in page.text  # the bar chart's summary
 
     # A project whose only model has no price: nothing priced, and said so.
     assert total(lab, "cost_usd_micros") == "unpriced (3 tasks)"

@@ -247,6 +247,11 @@ def _label(value: Any, noun: str) -> str:
     return f"(no {noun})" if value is None else str(value)
 
 
+def _spend(group: Mapping[str, Any]) -> str:
+    """A group's spend, saying the unpriced tasks it leaves out (`format_spend`)."""
+    return format_spend(int(group["cost_usd_micros"]), int(group.get("unpriced_tasks", 0)))
+
+
 def spend_by_chart(report: Mapping[str, Any], dimension: str, noun: str) -> BarChart:
     """Spend and task count per value of one dimension (task type, harness, project), most
     spent first."""
@@ -261,7 +266,7 @@ def spend_by_chart(report: Mapping[str, Any], dimension: str, noun: str) -> BarC
             4 + n * ROW_HEIGHT,
             _label(g["key"][dimension], noun),
             plot * int(g["cost_usd_micros"]) / top,
-            f"{format_usd(int(g['cost_usd_micros']))} · {format_count(int(g['tasks']))} tasks",
+            f"{_spend(g)} · {format_count(int(g['tasks']))} tasks",
         )
         for n, g in enumerate(groups)
     ]
@@ -271,7 +276,7 @@ def spend_by_chart(report: Mapping[str, Any], dimension: str, noun: str) -> BarC
     rows = [
         [
             _label(g["key"][dimension], noun),
-            format_usd(int(g["cost_usd_micros"])),
+            _spend(g),
             format_count(int(g["tasks"])),
         ]
         for g in groups

@@ -9,7 +9,8 @@ read of the events table, `token_percentiles`).
 Those by model are folded from those by day, model and provider (sums are exact integers, so a
 fold equals the API's own answer), whose (model, provider) rows tell the tasks of a model
 nobody could price (`unpriced.py`): every group of a fold counts them in `unpriced_tasks`, so a
-page writes "unpriced" rather than $0.00. The others are one `Storage.sum_usage` call each.
+page writes "unpriced" rather than $0.00. The others are one `Storage.sum_usage` call each, by
+their dimension, the model and the provider, folded the same way.
 (One call over all dimensions at once returns about as many rows as the rollups hold, and is
 slower than the three.) Pages call these in a worker thread.
 """
@@ -47,11 +48,13 @@ BREAKDOWNS: tuple[tuple[str, ...], ...] = (
     ("project",),
 )
 # Each query, and the breakdowns folded from it.
+# Each asks for the model and the provider too, so every breakdown counts its unpriced tasks
+# (a project whose tasks used only a model nobody could price reads "unpriced", not $0.00).
 _QUERIES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
     (("day", "model", "provider"), (("day", "model"), ("model",))),
-    (("task_type",), (("task_type",),)),
-    (("harness",), (("harness",),)),
-    (("project",), (("project",),)),
+    (("task_type", "model", "provider"), (("task_type",),)),
+    (("harness", "model", "provider"), (("harness",),)),
+    (("project", "model", "provider"), (("project",),)),
 )
 # A project's token ranges: exact percentiles of each model's this many most recent events of
 # the project in the range, read from the events (no rollup keeps tokens per project). It
