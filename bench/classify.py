@@ -6,7 +6,7 @@ The hook's budget for it is 20 ms. Timed: a short prompt, a long English request
 sentences and file names (which are blanked before the cues are read), a prompt that is all paste
 (read whole, up to the cut), 1 MB of pasted log (cut to `MAX_PROMPT_CHARS`), a French and a
 Chinese prompt (read by the cues of their languages) and one that holds a cue of every task type.
-Then how often it is right on `held-out-5` (tests/agents/data/README.md; real prompts, drawn and
+Then how often it is right on `held-out-6` (tests/agents/data/README.md; real prompts, drawn and
 labelled blind, measured once with the model frozen): precision on the prompts it labels, the
 share it labels, and how often it abstains. `python -m bench --only classify`.
 """
@@ -24,11 +24,11 @@ from mosaicstack_telemetry_agents.classify import MAX_PROMPT_CHARS, prompt_task_
 
 __all__ = ["run"]
 
-# The hand-labelled prompts; held-out-5's rows all carry their text.
+# The hand-labelled prompts; held-out-6's rows all carry their text.
 _LABELLED = (
     Path(__file__).resolve().parents[1] / "tests" / "agents" / "data" / "prompts_labelled.jsonl"
 )
-_HELD_OUT = "held-out-5"
+_HELD_OUT = "held-out-6"
 
 _CUES = (
     "refactor fix the bug, write unit tests, review the pr, update the readme, configure the ci "

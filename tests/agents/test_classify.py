@@ -44,11 +44,13 @@ HELD_OUT_3 = {"prompts": 164, "repositories": 8, "labelled": 71, "right": 56}
 HELD_OUT_4 = {"prompts": 212, "repositories": 13, "labelled": 77, "right": 51}
 # The splits the rules were written or changed on (`held-out-3` too, since).
 DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3", "held-out-3")
-# Real prompts from 24 licensed repositories of 22 owners none of whom gave to another split,
-# drawn and labelled blind to the classifier, committed, then measured once with the model
-# (trained on every other split) frozen (tests/agents/data/README.md).
-HELD_OUT_5 = {"prompts": 410, "repositories": 24, "labelled": 82, "right": 68}
-HELD_OUT = "held-out-5"
+# `held-out-5` measured the first model blind (82.9% right, labelling 20.0%); it is trained on
+# since, as every split but the newest blind one, so those figures are history (the docs keep them).
+# Real prompts from 13 licensed repositories of 13 more owners, typed into Codex, Copilot,
+# Claude Code and IBM Bob (their logs and exports), drawn and labelled blind, committed, then
+# measured once with the model retrained on every other split frozen (the data README).
+HELD_OUT_6 = {"prompts": 207, "repositories": 13, "labelled": 29, "right": 26}
+HELD_OUT = "held-out-6"
 # Every split of real prompts drawn whole from repositories none of an earlier split's owners own.
 BLIND_SPLITS = ("held-out-3", "held-out-4", "held-out-5", "held-out-6")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
@@ -443,15 +445,33 @@ def _published(
     assert _confusion(answers) in docs
 
 
-def test_held_out_5_measured_blind_meets_the_precision_goal_as_published() -> None:
+def test_held_out_6_measured_blind_meets_the_precision_goal_as_published() -> None:
     # Measured once, after its labels were committed and the model trained without it: right on
-    # 82.9% of what it labels (the goal, 75%, met), labelling 20.0% (the goal, 40%, not met).
+    # 89.7% of what it labels (the goal, 75%, met), labelling 14.0% (the goal, 40%, not met).
     # A change of the model or its threshold that moves these must publish them as development
     # figures, and a new blind split must measure it.
-    _published(HELD_OUT, "**held-out-5, measured blind** (`main` at `1341b4e`)", HELD_OUT_5)
+    _published(HELD_OUT, "**held-out-6, measured blind** (`main` at `116f603`)", HELD_OUT_6)
     rows = [row for row in _rows() if row["split"] == HELD_OUT]
     precision, _, _ = _figures(rows)
     assert precision >= MIN_PRECISION
+
+
+def test_the_rules_alone_on_held_out_6_are_what_the_docs_say() -> None:
+    _published(
+        HELD_OUT,
+        "held-out-6, the rules alone (the same prompts)",
+        {"prompts": 207, "repositories": 13, "labelled": 71, "right": 46},
+        rules_task_type,
+    )
+
+
+def test_held_out_5s_blind_figures_stay_published_as_history() -> None:
+    # The model that measured them (`1341b4e`) is gone: held-out-5 is trained on since.
+    docs = DOCS.read_text("utf-8")
+    assert (
+        "| held-out-5, measured blind (`main` at `1341b4e`, before it was trained on) "
+        "| 410 | 24 | 82 (20.0%) | 68 (82.9%) | 328 (80.0%) |"
+    ) in docs
 
 
 def _script(name: str) -> Any:
@@ -467,16 +487,19 @@ def _script(name: str) -> Any:
     return module
 
 
-def test_held_out_5_is_never_trained_on() -> None:
+def test_held_out_6_is_never_trained_on() -> None:
     train = _script("train_classifier")
-    assert HELD_OUT in train.BLIND
-    assert set(BLIND_SPLITS) - set(train.BLIND) == {"held-out-3", "held-out-4"}  # read, since
-    assert load_model().threshold == pytest.approx(0.60)
-    # A model that saw held-out-5 would recall it, as it recalls what it was trained on.
-    recalled, _, _ = _figures(row for row in _rows() if row["split"] == "dev-5")
-    blind, _, _ = _figures(row for row in _rows() if row["split"] == HELD_OUT)
+    assert train.BLIND == (HELD_OUT,)
+    assert set(BLIND_SPLITS) - set(train.BLIND) == {"held-out-3", "held-out-4", "held-out-5"}
+    assert load_model().threshold == pytest.approx(0.61)
+    # A model that saw held-out-6 would recall it, as it recalls what it was trained on: dev-6,
+    # drawn by the same collectors from the same kinds of logs, it labels 26% of, 97% right.
+    recalled, recalled_coverage, _ = _figures(row for row in _rows() if row["split"] == "dev-6")
+    blind, blind_coverage, _ = _figures(row for row in _rows() if row["split"] == HELD_OUT)
     assert recalled > 0.95
-    assert blind < 0.9
+    assert recalled_coverage > 0.2
+    assert blind < 0.95
+    assert blind_coverage < 0.2
 
 
 def test_the_figures_published_for_the_rules_on_held_out_4_are_what_they_give_now() -> None:
@@ -733,6 +756,7 @@ def test_the_cross_validation_script_reads_prompts_as_the_classifier_does() -> N
     [
         ("held_out_4_second_labels.jsonl", "held-out-4", 212),
         ("dev_5_second_labels.jsonl", "dev-5", 200),
+        ("held_out_6_second_labels.jsonl", "held-out-6", 207),
     ],
 )
 def test_a_second_reader_labelled_alike_so_the_goal_is_within_a_readers_reach(

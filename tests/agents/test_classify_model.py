@@ -138,7 +138,7 @@ def test_the_header_is_little_endian_and_documented() -> None:
     magic, version, bits, count, head, threshold = struct.unpack_from("<4sBBBHf", data)
     assert (magic, version) == (b"MSTT", 1)
     assert (bits, count, head) == (load().bits, len(load().labels), HEAD_CHARS)
-    assert threshold == pytest.approx(0.60)
+    assert threshold == pytest.approx(0.61)
     assert struct.unpack_from(">H", data, 7)[0] != head  # 600 read big-endian is another number
 
 
@@ -155,11 +155,11 @@ def test_a_file_shorter_than_its_header_or_with_settings_out_of_range_is_refused
 @pytest.mark.parametrize(
     ("prompt", "answer", "probability"),
     [
-        ("Write unit tests for the date parser", "testing", 0.8058),
-        ("update the README", "documentation", 0.9617),
-        ("continue", "unknown", 0.9087),
-        ("add a button that exports the table as CSV", "implementation", 0.7574),
-        ("Set up GitHub Actions to run the tests on every PR", "configuration", 0.7279),
+        ("Write unit tests for the date parser", "testing", 0.8718),
+        ("update the README", "documentation", 0.9864),
+        ("continue", "unknown", 0.9527),
+        ("add a button that exports the table as CSV", "implementation", 0.9229),
+        ("Set up GitHub Actions to run the tests on every PR", "configuration", 0.8201),
     ],
 )
 def test_the_shipped_weights_give_the_answers_they_were_trained_to(
