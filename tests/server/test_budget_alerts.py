@@ -1,22 +1,27 @@
 """Budget alerts over real storage, real webhook receivers and real server processes: once per
-threshold per period, delivered after the receiver's outage, signed, logged and counted."""
+threshold per period per budget revision (a budget created again, or with new terms, alerts
+afresh), delivered after the receiver's outage, signed, logged and counted."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from _api_helpers import free_port, make_event, serve, wait_until
 from _webhook_helpers import Receiver, webhook_receiver
@@ -418,3 +423,209 @@ def test_a_failure_that_began_before_the_other_thread_recovered_is_the_same_outa
             assert service.stop(5)
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == ["budget alerts: storage not ready (sender)"]
+
+
+def _revision(storage: Storage, name: str = "team") -> str:
+    """The stored revision of a budget."""
+    budget = budgets_of(storage).get_budget(name)
+    assert budget is not None
+    return budget.revision
+
+
+def _alerted(receiver: Receiver) -> list[tuple[float | None, int]]:
+    """The (threshold, amount) of each alert delivered, in order."""
+    return [(body["threshold"], body["amount_usd_micros"]) for body in _verified(receiver)]
+
+
+def test_a_budget_created_again_under_its_name_alerts_afresh(database_url: str) -> None:
+    with webhook_receiver() as receiver, serve(database_url, budget_check_interval=30) as served:
+        admin_key, _ = issue_api_key(served.storage, None, "ops", admin=True)
+        admin = served.client(admin_key)
+        body = {"amount_usd_micros": 1000, "period": "month", "thresholds": [0.5],
+                "webhook_url": receiver.url, "webhook_secret": SECRET}  # fmt: skip
+        assert admin.put("/v1/budgets/team", json=body).status_code == 200
+        stamp = _z(datetime.now(UTC) - timedelta(seconds=5))
+        event = make_event(served.instance_id, timestamp=stamp, actual_cost_usd_micros=700)
+        assert served.client().post("/v1/events/batch", json={"events": [event]}).status_code == 200
+        # Both budgets alert at 0.5 (and, depending on the day of the month, at the forecast).
+        thresholds = lambda: [  # noqa: E731
+            body for body in _verified(receiver) if body["kind"] == "threshold"
+        ]
+        wait_until(lambda: len(thresholds()) == 1, 10, "the first budget's alert")
+        assert admin.delete("/v1/budgets/team").status_code == 204
+        # The new budget is already past its threshold: the PUT wakes the check.
+        assert admin.put("/v1/budgets/team", json=body).status_code == 200
+        wait_until(lambda: len(thresholds()) == 2, 10, "the new budget's alert")
+        first, second = thresholds()
+        assert first["alert_id"] != second["alert_id"]
+        assert (second["budget"], second["threshold"]) == ("team", 0.5)
+        rows = lambda: budgets_of(served.storage).list_alerts(10)  # noqa: E731
+        wait_until(lambda: all(alert.state == "delivered" for alert in rows()), 10)
+        assert len({alert.revision for alert in rows()}) == 2
+
+
+def test_a_new_amount_rearms_the_thresholds_against_it(
+    storage: Storage, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(NOW)
+    service = _service(storage, clock)
+    with webhook_receiver() as receiver:
+
+        def set_budget(usd: str) -> None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(SECRET + "\n"))
+            argv = ["budgets", "set", "team", "--usd", usd, "--period", "month",
+                    "--instance", str(INSTANCE), "--thresholds", "0.5,1",
+                    "--webhook-url", receiver.url, "--webhook-secret-stdin",
+                    "--database", database_url]  # fmt: skip
+            assert main(argv) == 0
+
+        set_budget("0.001")
+        _spend(storage, NOW - timedelta(days=1), 600)
+        service.check_once()
+        service.send_due()
+        assert _alerted(receiver) == [(0.5, 1000)]
+        set_budget("0.002")  # 600 of 2000: below every threshold of the new amount
+        service.check_once()
+        service.send_due()
+        assert _alerted(receiver) == [(0.5, 1000)]
+        _spend(storage, NOW - timedelta(hours=1), 500)  # 1100 of 2000: its 0.5 again
+        service.check_once()
+        service.send_due()
+        assert _alerted(receiver) == [(0.5, 1000), (0.5, 2000)]
+        first, second = _verified(receiver)
+        assert first["alert_id"] != second["alert_id"]
+        # New thresholds re-arm too: 0.5 of 2000 is reached again, under a third id.
+        budgets_of(storage).put_budget(_budget(receiver.url, 2000, thresholds=(0.5, 0.9)))
+        service.check_once()
+        service.send_due()
+        assert _alerted(receiver) == [(0.5, 1000), (0.5, 2000), (0.5, 2000)]
+        assert len({body["alert_id"] for body in _verified(receiver)}) == 3
+
+
+def test_a_budget_put_again_with_the_same_terms_alerts_once(storage: Storage) -> None:
+    clock = Clock(NOW)
+    store = budgets_of(storage)
+    with webhook_receiver() as receiver:
+        store.put_budget(_budget(receiver.url, thresholds=(0.5,)))
+        revision = _revision(storage)
+        _spend(storage, NOW - timedelta(days=1), 600)
+        service = _service(storage, clock)
+        service.check_once()
+        service.send_due()
+        # The same terms, later, from a fresh process; then a rotated secret: the alert stays
+        # sent (neither the time of the PUT nor the webhook decides when an alert is due).
+        later = replace(_budget(receiver.url, thresholds=(0.5,)), updated_at=NOW + timedelta(1))
+        store.put_budget(later)
+        _service(storage, clock).check_once()
+        store.put_budget(replace(later, webhook_secret="rotated-secret-0123"))
+        for process in (service, _service(storage, clock)):
+            process.check_once()
+            process.send_due()
+        assert _revision(storage) == revision
+        assert _alerted(receiver) == [(0.5, 1000)]
+        assert len(store.list_alerts(10)) == 1
+
+
+def test_a_retried_alert_keeps_its_id_in_every_process(storage: Storage, database_url: str) -> None:
+    from mosaicstack_telemetry_server.budgets.alerts import DueAlert, alert_id
+    from mosaicstack_telemetry_server.storage import open_storage
+
+    clock = Clock(NOW)
+    other = open_storage(database_url)  # a second process's own connection to the database
+    try:
+        with webhook_receiver() as receiver:
+            receiver.fail_first = 1
+            budgets_of(storage).put_budget(_budget(receiver.url, thresholds=(0.5,)))
+            _spend(storage, NOW - timedelta(days=1), 600)
+            first, second = _service(storage, clock), _service(other, clock, seed=2)
+            first.check_once()
+            first.send_due()  # refused: to be retried
+            clock.now += timedelta(minutes=1)
+            second.check_once()  # computes the same id: its INSERT loses
+            second.send_due()  # the retry
+            assert [item.status for item in receiver.received] == [503, 200]
+            ids = {item.json["alert_id"] for item in receiver.received}
+            due = DueAlert("threshold", 0.5)
+            start = datetime(2026, 11, 1, tzinfo=UTC)
+            computed = {alert_id("team", _revision(s), start, due) for s in (storage, other)}
+            assert ids == computed
+            assert [a.alert_id for a in budgets_of(other).list_alerts(5)] == sorted(ids)
+    finally:
+        other.close()
+
+
+# The namespace schema 13's servers derived alert ids in: receivers hold ids made with it.
+_V13_NAMESPACE = uuid.UUID("6f1c0e0a-5b4e-4f0e-9a51-6d6f73616963")
+
+
+def _v13_alert_id(budget: str, period_start: datetime, threshold: str) -> str:
+    return str(uuid.uuid5(_V13_NAMESPACE, f"{budget}|{period_start.isoformat()}|{threshold}"))
+
+
+def _write_v13_alert(url: str, receiver_url: str) -> str:
+    """A budget and its delivered 0.5 alert as a schema 13 server stored them; the alert's id."""
+    from mosaicstack_telemetry_server.storage import sqlite_path
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    sent = NOW - timedelta(hours=2)
+    key = _v13_alert_id("team", start, "0.5")
+    budget = ("team", 1000, "month", INSTANCE, None, "[0.5, 0.8]", receiver_url, SECRET, sent)
+    alert = (key, "team", start, "threshold", "0.5", "{}", receiver_url, sent, 1, sent,
+             "delivered", sent, None)  # fmt: skip
+    budget_sql = "INSERT INTO budgets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    alert_sql = "INSERT INTO budget_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    if url.startswith("sqlite"):
+        text = lambda row: tuple(  # noqa: E731
+            v.isoformat(timespec="microseconds") if isinstance(v, datetime)
+            else str(v) if isinstance(v, uuid.UUID) else v
+            for v in row
+        )  # fmt: skip
+        with sqlite3.connect(sqlite_path(url)) as conn:
+            conn.execute(budget_sql, text(budget))
+            conn.execute(alert_sql, text(alert))
+    else:
+        with psycopg.connect(url) as pg:
+            pg.execute(budget_sql.replace("?", "%s"), budget)
+            pg.execute(alert_sql.replace("?", "%s"), alert)
+    return key
+
+
+def test_an_upgrade_keeps_the_alerts_sent_and_re_sends_none(database_url: str) -> None:
+    from mosaicstack_telemetry_server.storage import open_storage
+
+    old = open_storage(database_url)
+    try:
+        old.migrate(target=13)
+    finally:
+        old.close()
+    clock = Clock(NOW)
+    with webhook_receiver() as receiver:
+        sent = _write_v13_alert(database_url, receiver.url)
+        assert main(["migrate", "--database", database_url]) == 0
+        storage = open_storage(database_url)
+        try:
+            store = budgets_of(storage)
+            assert _revision(storage) == ""
+            (kept,) = store.list_alerts(5)
+            assert (kept.alert_id, kept.state, kept.revision) == (sent, "delivered", "")
+            _spend(storage, NOW - timedelta(days=1), 600)
+            service = _service(storage, clock)
+            service.check_once()
+            service.send_due()
+            assert receiver.received == []  # 0.5 was sent before the upgrade
+            # The same terms keep the revision: still nothing to send.
+            store.put_budget(_budget(receiver.url, thresholds=(0.5, 0.8)))
+            _service(storage, clock).check_once()
+            assert receiver.received == []
+            _spend(storage, NOW - timedelta(hours=1), 250)  # 850 of 1000: 0.8 and the forecast
+            service.check_once()
+            service.send_due()
+            bodies = {body["kind"]: body for body in _verified(receiver)}
+            assert sorted(bodies) == ["forecast", "threshold"]
+            assert bodies["threshold"]["threshold"] == 0.8
+            # Its id is the one a schema 13 server computes: old and new processes agree.
+            start = datetime(2026, 11, 1, tzinfo=UTC)
+            assert bodies["threshold"]["alert_id"] == _v13_alert_id("team", start, "0.8")
+            assert len(store.list_alerts(5)) == 3
+        finally:
+            storage.close()

@@ -2,8 +2,10 @@
 
 An alert is due when `spent` reaches `threshold x amount` (kind `threshold`), or when the
 forecast first exceeds the amount (kind `forecast`), in the current period. Its key (budget,
-period start, kind, threshold) is what storage makes unique; its `alert_id` is a UUID derived
-from that key, so a receiver that gets a repeat (a send retried after a lost answer) drops it.
+revision, period start, kind, threshold) is what storage makes unique; its `alert_id` is a UUID
+derived from that key, so a receiver that gets a repeat (a send retried after a lost answer)
+drops it. The revision (`storage/_budgets.py`) changes when the budget is created again or its
+terms change: such a budget alerts afresh, under new ids.
 """
 
 from __future__ import annotations
@@ -60,9 +62,12 @@ def due_alerts(status: Budget, now: datetime) -> list[DueAlert]:
     return due
 
 
-def alert_id(budget: str, period_start: datetime, alert: DueAlert) -> str:
+def alert_id(budget: str, revision: str, period_start: datetime, alert: DueAlert) -> str:
     """The UUID of an alert, the same in every process that computes it."""
-    return str(uuid.uuid5(_NAMESPACE, f"{budget}|{period_start.isoformat()}|{alert.key}"))
+    # Revision "" is a budget stored before schema 14: its alerts keep the ids they were sent
+    # with, so the upgrade re-sends none. A name never holds "|", so the two never collide.
+    head = f"{budget}|{revision}" if revision else budget
+    return str(uuid.uuid5(_NAMESPACE, f"{head}|{period_start.isoformat()}|{alert.key}"))
 
 
 def usd(micros: int) -> str:
@@ -87,11 +92,11 @@ def alert_text(status: Budget, alert: DueAlert) -> str:
     )
 
 
-def alert_body(status: Budget, alert: DueAlert) -> str:
+def alert_body(status: Budget, revision: str, alert: DueAlert) -> str:
     """The webhook's JSON body, as the contract lists it."""
     return json.dumps(
         {
-            "alert_id": alert_id(status.name, status.period_start, alert),
+            "alert_id": alert_id(status.name, revision, status.period_start, alert),
             "budget": status.name,
             "kind": alert.kind,
             "threshold": alert.threshold,

@@ -146,19 +146,22 @@ class AlertService:
         for budget in budgets_of(self._storage).list_budgets():
             status = budget_status(self._storage, budget, now)
             for due in due_alerts(status, now):
-                self._claim(status, due, budget.webhook_url, now)
+                self._claim(status, budget.revision, due, budget.webhook_url, now)
 
-    def _claim(self, status: Budget, due: DueAlert, url: str | None, now: datetime) -> None:
-        key = alert_id(status.name, status.period_start, due)
+    def _claim(
+        self, status: Budget, revision: str, due: DueAlert, url: str | None, now: datetime
+    ) -> None:
+        key = alert_id(status.name, revision, status.period_start, due)
         if key in self._claimed:
             return
         alert = NewAlert(
             alert_id=key,
             budget=status.name,
+            revision=revision,
             period_start=status.period_start,
             kind=due.kind,
             threshold=due.key,
-            body=alert_body(status, due),
+            body=alert_body(status, revision, due),
             webhook_url=url,
             created_at=now,
         )

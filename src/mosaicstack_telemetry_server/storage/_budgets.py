@@ -2,8 +2,14 @@
 
 Written once for both backends (`BudgetQueries`); each backend's mixin only says how one
 statement runs in a transaction of its own (`_budget_run`) and how a value is bound. The
-outbox's UNIQUE key (budget, period start, kind, threshold) is what lets several server
-processes evaluate the same budget while only the first INSERT of an alert wins.
+outbox's UNIQUE key (budget, revision, period start, kind, threshold) is what lets several
+server processes evaluate the same budget while only the first INSERT of an alert wins.
+
+A budget's revision is a new random id whenever the budget is created, or replaced with other
+terms (amount, period, scope or thresholds): a budget deleted and created again, or given a new
+amount, is a new budget whose thresholds alert afresh, while a `PUT` of the same terms keeps the
+revision and so the alerts already sent. Budgets and alerts stored before schema 14 have the
+revision "" (their alerts keep their ids; see `budgets/alerts.py`).
 """
 
 # ruff: noqa: S608  (the f-strings below only splice in the column lists, constants)
@@ -12,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,17 +45,27 @@ AlertState = Literal["pending", "delivered", "no_webhook", "abandoned"]
 
 _BUDGET_COLUMNS = (
     "name, amount_usd_micros, period, instance_id, project, thresholds, webhook_url, "
-    "webhook_secret, updated_at"
+    "webhook_secret, updated_at, revision"
 )
 _ALERT_COLUMNS = (
     "alert_id, budget, period_start, kind, threshold, body, webhook_url, created_at, attempts, "
-    "next_attempt_at, state, delivered_at, last_error"
+    "next_attempt_at, state, delivered_at, last_error, revision"
+)
+# The terms that decide when an alert is due: a change to any of them is a new revision. The
+# webhook's URL and secret are not among them (a rotated secret must not re-send every alert).
+_SAME_TERMS = " AND ".join(
+    f"(budgets.{column} = excluded.{column} "
+    f"OR (budgets.{column} IS NULL AND excluded.{column} IS NULL))"
+    for column in ("amount_usd_micros", "period", "instance_id", "project", "thresholds")
 )
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetRecord:
-    """A budget as stored; the webhook secret stays out of repr (and out of every answer)."""
+    """A budget as stored; the webhook secret stays out of repr (and out of every answer).
+
+    `revision` is read back from storage; `put_budget` ignores the one it is given.
+    """
 
     name: str
     amount_usd_micros: int
@@ -59,6 +76,7 @@ class BudgetRecord:
     webhook_url: str | None
     webhook_secret: str | None = field(default=None, repr=False)
     updated_at: datetime | None = None
+    revision: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +85,7 @@ class NewAlert:
 
     alert_id: str
     budget: str
+    revision: str
     period_start: datetime
     kind: str
     threshold: str
@@ -92,6 +111,7 @@ class AlertRecord:
     state: str
     delivered_at: datetime | None
     last_error: str | None
+    revision: str = ""
 
 
 class BudgetQueries:
@@ -113,10 +133,14 @@ class BudgetQueries:
         return self._budget_run(self._sql(text), [self._bind(value) for value in params])
 
     def put_budget(self, budget: BudgetRecord) -> None:
-        """Create or replace a budget by name."""
+        """Create or replace a budget by name; a new revision unless its terms are the same."""
+        # One statement: two processes replacing the same budget cannot both keep a revision
+        # whose terms changed. Every right-hand side reads the row as it was.
         self._run(
-            f"INSERT INTO budgets ({_BUDGET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "  # nosec B608
-            "ON CONFLICT (name) DO UPDATE SET amount_usd_micros = excluded.amount_usd_micros, "
+            f"INSERT INTO budgets ({_BUDGET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "  # nosec B608
+            f"ON CONFLICT (name) DO UPDATE SET revision = CASE WHEN {_SAME_TERMS} "
+            "THEN budgets.revision ELSE excluded.revision END, "
+            "amount_usd_micros = excluded.amount_usd_micros, "
             "period = excluded.period, instance_id = excluded.instance_id, "
             "project = excluded.project, thresholds = excluded.thresholds, "
             "webhook_url = excluded.webhook_url, webhook_secret = excluded.webhook_secret, "
@@ -130,6 +154,7 @@ class BudgetQueries:
             budget.webhook_url,
             budget.webhook_secret,
             budget.updated_at,
+            uuid.uuid4().hex,
         )
 
     def list_budgets(self) -> list[BudgetRecord]:
@@ -152,7 +177,7 @@ class BudgetQueries:
         state = "pending" if alert.webhook_url else "no_webhook"
         count, _ = self._run(
             f"INSERT INTO budget_alerts ({_ALERT_COLUMNS}) "  # nosec B608
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, NULL) ON CONFLICT DO NOTHING",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, NULL, ?) ON CONFLICT DO NOTHING",
             alert.alert_id,
             alert.budget,
             alert.period_start,
@@ -163,6 +188,7 @@ class BudgetQueries:
             alert.created_at,
             alert.created_at,
             state,
+            alert.revision,
         )
         return count > 0
 
@@ -270,6 +296,7 @@ def _budget(row: Sequence[Any]) -> BudgetRecord:
         webhook_url=row[6],
         webhook_secret=row[7],
         updated_at=_as_datetime(row[8]),
+        revision=row[9],
     )
 
 
@@ -288,6 +315,7 @@ def _alert(row: Sequence[Any]) -> AlertRecord:
         state=row[10],
         delivered_at=None if row[11] is None else _as_datetime(row[11]),
         last_error=row[12],
+        revision=row[13],
     )
 
 
