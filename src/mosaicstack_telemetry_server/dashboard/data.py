@@ -10,7 +10,7 @@ Those by model are folded from those by day, model and provider (sums are exact 
 fold equals the API's own answer), whose (model, provider) rows tell the tasks of a model
 nobody could price (`unpriced.py`): every group of a fold counts them in `unpriced_tasks`, so a
 page writes "unpriced" rather than $0.00. The others are one `Storage.sum_usage` call each, by
-their dimension, the model and the provider, folded the same way.
+their dimension, and by the model and the provider too when the range holds unpriced tasks.
 (One call over all dimensions at once returns about as many rows as the rollups hold, and is
 slower than the three.) Pages call these in a worker thread.
 """
@@ -48,14 +48,13 @@ BREAKDOWNS: tuple[tuple[str, ...], ...] = (
     ("project",),
 )
 # Each query, and the breakdowns folded from it.
-# Each asks for the model and the provider too, so every breakdown counts its unpriced tasks
-# (a project whose tasks used only a model nobody could price reads "unpriced", not $0.00).
-_QUERIES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
-    (("day", "model", "provider"), (("day", "model"), ("model",))),
-    (("task_type", "model", "provider"), (("task_type",),)),
-    (("harness", "model", "provider"), (("harness",),)),
-    (("project", "model", "provider"), (("project",),)),
-)
+# The first query's fold tells whether the range holds unpriced tasks at all. When it does, the
+# others are asked with the model and the provider too, so each of their groups counts its own
+# (a project whose tasks used only a model nobody could price reads "unpriced", not $0.00);
+# when it does not (the common case), they are asked by their dimension alone, which is cheaper.
+_BY_MODEL = (("day", "model", "provider"), (("day", "model"), ("model",)))
+_BY_ONE = ("task_type", "harness", "project")
+_WITH_MODEL = ("model", "provider")
 # A project's token ranges: exact percentiles of each model's this many most recent events of
 # the project in the range, read from the events (no rollup keeps tokens per project). It
 # bounds the events a page reads per model; the p10 and p90 of 1,000 events fall within 2
@@ -144,16 +143,24 @@ def breakdowns(
 ) -> dict[tuple[str, ...], dict[str, Any]]:
     """Every breakdown of `BREAKDOWNS`, of one project's events when `project` is given."""
     reports: dict[tuple[str, ...], dict[str, Any]] = {}
-    for dimensions, folds in _QUERIES:
-        rows = storage.sum_usage(
+
+    def sums(dimensions: tuple[str, ...]) -> list[UsageRow]:
+        return storage.sum_usage(
             instance_id=instance_id,
             start=start,
             end=end,
             dimensions=list(dimensions),
             filters=_filters(project),
         )
-        for group_by in folds:
-            reports[group_by] = fold(rows, dimensions, group_by)
+
+    by_model, folds = _BY_MODEL
+    rows = sums(by_model)
+    for group_by in folds:
+        reports[group_by] = fold(rows, by_model, group_by)
+    unpriced = reports[("model",)]["totals"]["unpriced_tasks"] > 0
+    for name in _BY_ONE:
+        dimensions = (name, *_WITH_MODEL) if unpriced else (name,)
+        reports[(name,)] = fold(sums(dimensions), dimensions, (name,))
     return reports
 
 
