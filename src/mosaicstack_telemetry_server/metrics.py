@@ -39,6 +39,7 @@ __all__ = [
     "REJECTION_REASONS",
     "Metrics",
     "MetricsMiddleware",
+    "forget_dead_processes",
     "multiprocess_folder",
     "rejection_reason",
 ]
@@ -58,6 +59,9 @@ _POOL_SAMPLE_SECONDS = 1.0
 _POOL_FIELDS = ("max", "open", "in_use", "waiting")
 # prometheus-client's file names in the multiprocess folder: `<type>[_<mode>]_<pid>.db`.
 _SAMPLE_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+# A live gauge's file, by process: a process that died without `process_exiting` (killed, or
+# crashed) leaves one, whose values the merge would add to the live ones for good.
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 # Methods are chosen by clients too: anything else is counted as OTHER.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -198,6 +202,7 @@ class Metrics:
         self.sample_pool()
         registry: CollectorRegistry = self.registry
         if self.multiprocess:
+            forget_dead_processes(Path(os.environ[ENV_MULTIPROC_DIR]))
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         # Read by this process alone, from the database every worker shares.
@@ -211,6 +216,37 @@ class Metrics:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def forget_dead_processes(folder: Path) -> list[int]:
+    """Drop the live gauges of the processes that are gone (a worker killed or crashed, which
+    the server restarts under another pid); the pids dropped. POSIX only: elsewhere there is no
+    harmless way to ask whether a process lives, and nothing is dropped."""
+    if os.name != "posix":  # pragma: no cover - the tests run on Linux
+        return []
+    from prometheus_client import multiprocess
+
+    dead: list[int] = []
+    for path in folder.glob("gauge_live*.db"):
+        match = _LIVE_GAUGE_FILE.fullmatch(path.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid not in dead and not _alive(pid):
+            multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
+            dead.append(pid)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 checks, sends nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 class _StatisticsAge:

@@ -20,7 +20,11 @@ from _api_helpers import Served, free_port, make_event, serve, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from mosaicstack_telemetry_server.cli import main
-from mosaicstack_telemetry_server.metrics import REJECTION_REASONS, rejection_reason
+from mosaicstack_telemetry_server.metrics import (
+    REJECTION_REASONS,
+    forget_dead_processes,
+    rejection_reason,
+)
 
 EXE = str(Path(sys.executable).with_name("mosaic-telemetry"))
 INSTANCE = uuid.UUID("6f1c0b1e-8f7d-4a57-9a53-0c7d1f6d3a11")
@@ -149,8 +153,9 @@ def test_every_rejection_reason_has_a_label() -> None:
 
 
 @pytest.fixture
-def two_workers(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """`serve --workers 2` as a subprocess, with its own multiprocess folder; (url, key)."""
+def two_workers(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """`serve --workers 2` as a subprocess, with its own multiprocess folder; (url, key,
+    folder)."""
     assert main(["migrate", "--database", sqlite_url]) == 0
     created = subprocess.run(
         [EXE, "keys", "create", "--instance-id", str(INSTANCE), "--database", sqlite_url],
@@ -181,7 +186,7 @@ def two_workers(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
         assert process.poll() is None
         assert not (folder / "counter_999999.db").exists()
         (folder / "notes.db").unlink()
-        yield url, created.stdout.strip()
+        yield url, created.stdout.strip(), folder
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -191,8 +196,10 @@ def two_workers(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
             process.communicate()
 
 
-def test_metrics_add_up_across_two_worker_processes(two_workers: tuple[str, str]) -> None:
-    url, key = two_workers
+def test_metrics_add_up_across_two_worker_processes(
+    two_workers: tuple[str, str, Path],
+) -> None:
+    url, key, _ = two_workers
     # Fresh connections each time, so both workers get requests (the kernel spreads accepts).
     _send_mixed_batches(url, key, INSTANCE, 20)
     scrape_when(url, 1, "mosaic_telemetry_http_requests_total", route=BATCH, method="POST",
@@ -203,6 +210,60 @@ def test_metrics_add_up_across_two_worker_processes(two_workers: tuple[str, str]
         assert value(found, "mosaic_telemetry_events_rejected_total", reason="invalid") == 20
         assert value(found, "mosaic_telemetry_http_requests_total", route=BATCH, method="POST",
                      status="207") == 20  # fmt: skip
+
+
+def _pool_files(folder: Path) -> set[int]:
+    """The pids whose pool gauge (a live sum) is in the folder."""
+    return {int(path.stem.rpartition("_")[2]) for path in folder.glob("gauge_livesum_*.db")}
+
+
+def test_a_killed_workers_pool_stops_counting_once_scraped(
+    two_workers: tuple[str, str, Path],
+) -> None:
+    url, key, folder = two_workers
+
+    def both_sampled() -> bool:
+        _send_mixed_batches(url, key, INSTANCE, 2)  # fresh connections reach both workers
+        return len(_pool_files(folder)) >= 2
+
+    wait_until(both_sampled, timeout=60, what="both workers' pool gauges")
+    before = samples(httpx.get(url + "/metrics", timeout=10).text)
+    workers = _pool_files(folder)
+    each = value(before, "mosaic_telemetry_db_pool_connections", state="max") / len(workers)
+    assert each >= 8  # every worker's pool has the same size limit
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)  # no graceful exit: its gauge file stays behind
+
+    def forgotten() -> bool:
+        found = samples(httpx.get(url + "/metrics", timeout=10).text)
+        live = _pool_files(folder)
+        # Once gone, the sum is that of the live processes' pools alone (the server restarts
+        # the killed worker, whose new pid counts once it has sampled its pool).
+        total = value(found, "mosaic_telemetry_db_pool_connections", state="max")
+        return victim not in live and total == len(live) * each
+
+    wait_until(forgotten, timeout=60, what="the killed worker's gauges dropped")
+
+
+def test_only_the_live_gauges_of_processes_that_are_gone_are_dropped(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    dead, alive = int(gone.stdout), os.getpid()
+    for name in (
+        f"gauge_livesum_{dead}.db",
+        f"gauge_liveall_{dead}.db",
+        f"gauge_livesum_{alive}.db",
+        f"gauge_all_{dead}.db",  # not a live gauge: a dead process's last value is kept
+        f"counter_{dead}.db",
+        "gauge_livesum_notes.db",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    assert forget_dead_processes(tmp_path) == [dead]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [f"gauge_livesum_{alive}.db", f"gauge_all_{dead}.db", f"counter_{dead}.db",
+         "gauge_livesum_notes.db"]
+    )  # fmt: skip
+    assert forget_dead_processes(tmp_path) == []
 
 
 def test_pool_use_is_reported_on_each_backend(server: Served) -> None:
