@@ -61,7 +61,7 @@ _POOL_FIELDS = ("max", "open", "in_use", "waiting")
 _SAMPLE_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 # A live gauge's file, by process: a process that died without `process_exiting` (killed, or
 # crashed) leaves one, whose values the merge would add to the live ones for good.
-_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_([1-9]\d{0,9})\.db")
 # Methods are chosen by clients too: anything else is counted as OTHER.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -224,17 +224,18 @@ def forget_dead_processes(folder: Path) -> list[int]:
     harmless way to ask whether a process lives, and nothing is dropped."""
     if os.name != "posix":  # pragma: no cover - the tests run on Linux
         return []
-    from prometheus_client import multiprocess
-
     dead: list[int] = []
-    for path in folder.glob("gauge_live*.db"):
+    for path in sorted(folder.glob("gauge_live*.db")):
         match = _LIVE_GAUGE_FILE.fullmatch(path.name)
         if match is None:
             continue
         pid = int(match.group(1))
-        if pid not in dead and not _alive(pid):
-            multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
-            dead.append(pid)
+        if pid in dead or not _alive(pid):
+            # Not prometheus-client's mark_process_dead: two scrapes at once may both find the
+            # file, and the later one's remove must not fail the scrape.
+            path.unlink(missing_ok=True)
+            if pid not in dead:
+                dead.append(pid)
     return dead
 
 
@@ -244,7 +245,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # it exists, under another user
+    except (PermissionError, OverflowError):  # another user's; or no pid at all: left alone
         return True
     return True
 

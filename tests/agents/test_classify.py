@@ -47,7 +47,8 @@ DEVELOPMENT = ("dev", "fresh-1", "dev-2", "dev-3", "held-out-3")
 # `held-out-5` measured the first model blind (82.9% right, labelling 20.0%); it is trained on
 # since, as every split but the newest blind one, so those figures are history (the docs keep them).
 # Real prompts from 13 licensed repositories of 13 more owners, typed into Codex, Copilot,
-# Claude Code and IBM Bob (their logs and exports), drawn and labelled blind, committed, then
+# Claude Code, IBM Bob and Cursor (their logs, exports and SpecStory histories), drawn and
+# labelled blind, committed, then
 # measured once with the model retrained on every other split frozen (the data README).
 HELD_OUT_6 = {"prompts": 207, "repositories": 13, "labelled": 29, "right": 26}
 HELD_OUT = "held-out-6"

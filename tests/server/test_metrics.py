@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,6 +265,39 @@ def test_only_the_live_gauges_of_processes_that_are_gone_are_dropped(tmp_path: P
          "gauge_livesum_notes.db"]
     )  # fmt: skip
     assert forget_dead_processes(tmp_path) == []
+    # A pid no process can have (too large for the kernel, or 0) is left alone.
+    for name in ("gauge_livesum_99999999999.db", "gauge_livesum_0.db"):
+        (tmp_path / name).write_bytes(b"")
+    assert forget_dead_processes(tmp_path) == []
+    assert (tmp_path / "gauge_livesum_99999999999.db").exists()
+
+
+def test_scrapes_at_once_both_drop_a_dead_process_without_failing(tmp_path: Path) -> None:
+    # Two scrapes (two Prometheus servers, two workers) may find the same dead file: the one
+    # that finds it already removed must not fail.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    dead = int(gone.stdout)
+    failures: list[BaseException] = []
+
+    def scrape(barrier: threading.Barrier) -> None:
+        barrier.wait(timeout=30)
+        try:
+            forget_dead_processes(tmp_path)
+        except BaseException as exc:  # what the test looks for
+            failures.append(exc)
+
+    for round_ in range(50):
+        for mode in ("livesum", "liveall", "livemax", "livemin", "livemostrecent"):
+            (tmp_path / f"gauge_{mode}_{dead}.db").write_bytes(b"")
+        barrier = threading.Barrier(4)
+        threads = [threading.Thread(target=scrape, args=(barrier,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not failures, f"round {round_}: {failures[0]!r}"
+        assert not list(tmp_path.iterdir())
 
 
 def test_pool_use_is_reported_on_each_backend(server: Served) -> None:
