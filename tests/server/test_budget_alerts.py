@@ -451,7 +451,12 @@ def test_a_budget_created_again_under_its_name_alerts_afresh(database_url: str) 
         thresholds = lambda: [  # noqa: E731
             body for body in _verified(receiver) if body["kind"] == "threshold"
         ]
+        rows = lambda: budgets_of(served.storage).list_alerts(10)  # noqa: E731
+        delivered = lambda: all(alert.state == "delivered" for alert in rows())  # noqa: E731
         wait_until(lambda: len(thresholds()) == 1, 10, "the first budget's alert")
+        # Its forecast alert too, if any: one still pending when the budget is deleted is
+        # abandoned ("budget deleted"), as it should be.
+        wait_until(delivered, 10, "the first budget's alerts delivered")
         assert admin.delete("/v1/budgets/team").status_code == 204
         # The new budget is already past its threshold: the PUT wakes the check.
         assert admin.put("/v1/budgets/team", json=body).status_code == 200
@@ -459,8 +464,7 @@ def test_a_budget_created_again_under_its_name_alerts_afresh(database_url: str) 
         first, second = thresholds()
         assert first["alert_id"] != second["alert_id"]
         assert (second["budget"], second["threshold"]) == ("team", 0.5)
-        rows = lambda: budgets_of(served.storage).list_alerts(10)  # noqa: E731
-        wait_until(lambda: all(alert.state == "delivered" for alert in rows()), 10)
+        wait_until(delivered, 10, "the new budget's alerts delivered")
         assert len({alert.revision for alert in rows()}) == 2
 
 
