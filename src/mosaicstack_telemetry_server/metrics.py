@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mosaicstack_telemetry import BatchEventResponse
+from mosaicstack_telemetry._spool import _pid_alive
 from mosaicstack_telemetry_server.ingest import WRONG_INSTANCE
 from mosaicstack_telemetry_server.storage.base import Storage
 
@@ -221,33 +222,20 @@ class Metrics:
 def forget_dead_processes(folder: Path) -> list[int]:
     """Drop the live gauges of the processes that are gone (a worker killed or crashed, which
     the server restarts under another pid); the pids dropped. POSIX only: elsewhere there is no
-    harmless way to ask whether a process lives, and nothing is dropped."""
-    if os.name != "posix":  # pragma: no cover - the tests run on Linux
-        return []
+    harmless way to ask whether a process lives (`_pid_alive`), and nothing is dropped."""
     dead: list[int] = []
     for path in sorted(folder.glob("gauge_live*.db")):
         match = _LIVE_GAUGE_FILE.fullmatch(path.name)
         if match is None:
             continue
         pid = int(match.group(1))
-        if pid in dead or not _alive(pid):
+        if pid in dead or not _pid_alive(pid):
             # Not prometheus-client's mark_process_dead: two scrapes at once may both find the
             # file, and the later one's remove must not fail the scrape.
             path.unlink(missing_ok=True)
             if pid not in dead:
                 dead.append(pid)
     return dead
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists (signal 0 checks, sends nothing)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's; or no pid at all: left alone
-        return True
-    return True
 
 
 class _StatisticsAge:
