@@ -92,11 +92,11 @@ def alert_text(status: Budget, alert: DueAlert) -> str:
     )
 
 
-def alert_body(status: Budget, revision: str, alert: DueAlert) -> str:
-    """The webhook's JSON body, as the contract lists it."""
+def alert_body(status: Budget, key: str, alert: DueAlert) -> str:
+    """The webhook's JSON body, as the contract lists it; `key` is the alert's `alert_id`."""
     return json.dumps(
         {
-            "alert_id": alert_id(status.name, revision, status.period_start, alert),
+            "alert_id": key,
             "budget": status.name,
             "kind": alert.kind,
             "threshold": alert.threshold,

@@ -161,7 +161,7 @@ class AlertService:
             period_start=status.period_start,
             kind=due.kind,
             threshold=due.key,
-            body=alert_body(status, revision, due),
+            body=alert_body(status, key, due),
             webhook_url=url,
             created_at=now,
         )
