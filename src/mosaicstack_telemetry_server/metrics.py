@@ -223,19 +223,19 @@ def forget_dead_processes(folder: Path) -> list[int]:
     """Drop the live gauges of the processes that are gone (a worker killed or crashed, which
     the server restarts under another pid); the pids dropped. POSIX only: elsewhere there is no
     harmless way to ask whether a process lives (`_pid_alive`), and nothing is dropped."""
-    dead: list[int] = []
+    alive: dict[int, bool] = {}  # each pid asked once, whatever the number of its files
     for path in sorted(folder.glob("gauge_live*.db")):
         match = _LIVE_GAUGE_FILE.fullmatch(path.name)
         if match is None:
             continue
         pid = int(match.group(1))
-        if pid in dead or not _pid_alive(pid):
+        if pid not in alive:
+            alive[pid] = _pid_alive(pid)
+        if not alive[pid]:
             # Not prometheus-client's mark_process_dead: two scrapes at once may both find the
             # file, and the later one's remove must not fail the scrape.
             path.unlink(missing_ok=True)
-            if pid not in dead:
-                dead.append(pid)
-    return dead
+    return [pid for pid, lives in alive.items() if not lives]
 
 
 class _StatisticsAge:

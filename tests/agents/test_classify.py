@@ -764,8 +764,9 @@ def test_a_second_reader_labelled_alike_so_the_goal_is_within_a_readers_reach(
     file: str, split: str, count: int
 ) -> None:
     # A second labeller, given the same written rules and the texts only (neither the first
-    # labels nor the classifier's answers), labelled every prompt of held-out-4, and 200 of
-    # dev-5 drawn at random: what they agree on is what a classifier can hope to be right on.
+    # labels nor the classifier's answers), labelled every prompt of held-out-4 and held-out-6,
+    # and 200 of dev-5 drawn at random: what they agree on is what a classifier can hope to be
+    # right on.
     second = {
         row["sha256"]: row["label"]
         for row in map(json.loads, DATA.with_name(file).read_text("utf-8").splitlines())

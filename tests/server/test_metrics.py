@@ -246,10 +246,15 @@ def test_a_killed_workers_pool_stops_counting_once_scraped(
     wait_until(forgotten, timeout=60, what="the killed worker's gauges dropped")
 
 
-def test_only_the_live_gauges_of_processes_that_are_gone_are_dropped(tmp_path: Path) -> None:
+def _a_dead_pid() -> int:
+    """The pid of a process that has ended (and been waited for)."""
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
-    dead, alive = int(gone.stdout), os.getpid()
+    return int(gone.stdout)
+
+
+def test_only_the_live_gauges_of_processes_that_are_gone_are_dropped(tmp_path: Path) -> None:
+    dead, alive = _a_dead_pid(), os.getpid()
     for name in (
         f"gauge_livesum_{dead}.db",
         f"gauge_liveall_{dead}.db",
@@ -275,9 +280,7 @@ def test_only_the_live_gauges_of_processes_that_are_gone_are_dropped(tmp_path: P
 def test_scrapes_at_once_both_drop_a_dead_process_without_failing(tmp_path: Path) -> None:
     # Two scrapes (two Prometheus servers, two workers) may find the same dead file: the one
     # that finds it already removed must not fail.
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
-    dead = int(gone.stdout)
+    dead = _a_dead_pid()
     failures: list[BaseException] = []
 
     def scrape(barrier: threading.Barrier) -> None:

@@ -47,7 +47,6 @@ BREAKDOWNS: tuple[tuple[str, ...], ...] = (
     ("harness",),
     ("project",),
 )
-# Each query, and the breakdowns folded from it.
 # The first query's fold tells whether the range holds unpriced tasks at all. When it does, the
 # others are asked with the model and the provider too, so each of their groups counts its own
 # (a project whose tasks used only a model nobody could price reads "unpriced", not $0.00);
